@@ -1,0 +1,138 @@
+# Quantum Trader in C — build, test, bench, fuzz.
+#   make                 build libcommon, services, tools and tests
+#   make test            every test (unit + integration against a real redis-server)
+#   make bench           benchmarks (figures, not pass/fail)
+#   make fuzz            libFuzzer run on the event decoder (needs clang)
+#   make SANITIZE=address,undefined test    sanitizer build (in build/san-*)
+#   make valgrind        unit tests under valgrind
+#   WERROR=1             warnings are errors (CI sets it)
+# Missing Debian packages are installed by deploy/install-deps.sh (as root).
+
+CC ?= cc
+WERROR ?= 0
+SANITIZE ?=
+MBEDTLS_LIBS ?= -lmbedcrypto
+PKGS := hiredis libevent jansson libcurl
+
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build/san-$(subst $(comma),-,$(SANITIZE))
+endif
+comma := ,
+
+DEPS_OK := $(shell pkg-config --exists $(PKGS) 2>/dev/null && test -f /usr/include/mbedtls/md.h && \
+             command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null && echo yes)
+GOALS := $(or $(MAKECMDGOALS),all)
+
+ifneq ($(DEPS_OK),yes)
+ifneq ($(filter-out clean,$(GOALS)),)
+# Dependencies are missing: install them, then run the same goals again.
+$(GOALS): install-deps
+	@$(MAKE) --no-print-directory $@
+install-deps:
+	@sh deploy/install-deps.sh
+.PHONY: $(GOALS) install-deps
+endif
+else
+
+WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibcommon -Iproto -Itests \
+              $(shell pkg-config --cflags $(PKGS))
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -levent_core $(MBEDTLS_LIBS) -lm
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC := $(wildcard libcommon/*.c) proto/proto.c
+SCHEMAS := $(sort $(wildcard proto/schemas/*.json))
+GEN := $(BUILD)/gen/proto_schemas.c
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/proto_schemas.o
+LIB := $(BUILD)/libcommon.a
+
+SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/main.c))))
+SERVICE_BINS := $(addprefix $(BUILD)/bin/,$(SERVICES))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+TEST_BINS := $(patsubst tests/bin/%.c,$(BUILD)/tests/bin/%,$(wildcard tests/bin/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
+
+all: $(LIB) $(SERVICE_BINS) $(UNIT_TESTS) $(INTEG_TESTS) $(TEST_BINS) $(BENCH_BINS)
+
+$(GEN): proto/embed.sh $(SCHEMAS)
+	@mkdir -p $(dir $@)
+	sh proto/embed.sh $@ $(SCHEMAS)
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# One binary per service from services/<name>/*.c
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard services/$$*/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(INTEG_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/bin/%: $(BUILD)/obj/tests/bin/%.o $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all
+	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
+
+unit: all
+	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
+
+valgrind: all
+	@QT_BUILD=$(BUILD) QT_TEST_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	  sh tests/run.sh $(UNIT_TESTS)
+
+bench: all
+	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-dev" >&2; exit 1; }
+	@mkdir -p $(BUILD)/fuzz $(BUILD)/fuzz/corpus $(BUILD)/gen
+	sh proto/embed.sh $(BUILD)/gen/proto_schemas.c $(SCHEMAS)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
+	  $(shell pkg-config --cflags jansson) tests/fuzz/fuzz_event.c libcommon/event.c libcommon/clock.c \
+	  proto/proto.c $(BUILD)/gen/proto_schemas.c -o $(BUILD)/fuzz/fuzz_event \
+	  $(shell pkg-config --libs jansson) $(MBEDTLS_LIBS) -lm
+	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
+
+.PHONY: all test unit valgrind bench fuzz clean
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+endif
+
+clean:
+	rm -rf build

@@ -1,0 +1,96 @@
+/* bus.h — the Redis Streams event bus: publish, consume with consumer groups,
+ * claims, dead-letter streams, reconnection and drain.
+ *
+ * One bus per process, on the caller's libevent base. It keeps two Redis
+ * links: "cmd" (publishes, acks, claims, DLQ writes, group admin) and "read"
+ * (blocking XREADGROUP). hiredis 0.14 has no async timeouts, so a watchdog
+ * timer closes a link that is silent past QT_REDIS_TIMEOUT_MS (or a connect
+ * that hangs) and reconnects with jittered exponential backoff.
+ *
+ * Delivery is at-least-once:
+ *  - the group is named after the service; the consumer is host-pid;
+ *  - on start (and after each reconnect) a consumer re-reads its own pending
+ *    entries, then reads new ones;
+ *  - entries idle over QT_CLAIM_IDLE_MS in another consumer's pending list
+ *    are claimed (XAUTOCLAIM) and processed here;
+ *  - an entry that fails decoding or validation goes to "<stream>:dlq" at
+ *    once; one whose handler keeps asking for a retry goes there on its
+ *    QT_MAX_DELIVERIES-th delivery; one delivered more often (a crash loop)
+ *    goes there without reaching the handler;
+ *  - an entry is acked only after every event its handler published has
+ *    been confirmed by Redis (and a dead-lettered one after its DLQ copy),
+ *    so a crash can duplicate work but never lose it.
+ * Publishes are pipelined into a bounded outbox that survives Redis outages
+ * and is guarded by a circuit breaker ("redis-publish").
+ *
+ * Handlers run on the loop thread and must not block for long. */
+#ifndef QT_BUS_H
+#define QT_BUS_H
+
+#include "breaker.h"
+#include "config.h"
+#include "event.h"
+#include "metrics.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+
+typedef struct bus bus_t;
+
+typedef enum {
+    BUS_OK = 0,    /* handled: ack */
+    BUS_RETRY = 1, /* transient failure: deliver again later */
+    BUS_DEAD = 2   /* will never succeed: dead-letter now */
+} bus_result_t;
+
+typedef struct bus_msg {
+    const char *stream;   /* full key, e.g. "qt:market" */
+    const char *entry_id; /* Redis stream entry id */
+    const event_t *ev;    /* decoded and validated; borrowed for the call */
+    long deliveries;      /* 1 on the first delivery */
+} bus_msg_t;
+
+/* On BUS_RETRY or BUS_DEAD, write the reason into err. */
+typedef bus_result_t (*bus_handler_fn)(void *ud, const bus_msg_t *msg, char *err, size_t errlen);
+
+/* Create a bus for cfg->service; cfg is copied. metrics may be NULL. Nothing
+ * connects until bus_start(). Returns NULL with err on failure. */
+bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metrics,
+               char *err, size_t errlen);
+/* Free everything; pending callbacks are cancelled. Unacked entries stay
+ * pending in Redis and are re-read on the next start. */
+void bus_free(bus_t *b);
+
+/* Subscribe to stream `name` (without namespace, e.g. "market") before
+ * bus_start(). Returns -1 on too many subscriptions or a bad name. */
+int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud);
+int bus_start(bus_t *b);
+
+/* Queue ev for XADD to stream `name`; the bus encodes it now, so ev may be
+ * cleared on return. Returns -1 with err when the outbox is full (the caller
+ * should return BUS_RETRY so its input is delivered again later). */
+int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen);
+
+/* Stop consuming new entries while paused (handlers of in-flight entries have
+ * already run). reason is shown in status; resume restarts reading. */
+void bus_pause(bus_t *b, const char *reason);
+void bus_resume(bus_t *b);
+
+/* Drain: stop reading, wait for outstanding publishes, DLQ writes and acks,
+ * then call done (at most QT_DRAIN_MS later). */
+void bus_stop(bus_t *b, void (*done)(void *ud), void *ud);
+
+/* "<ns>:<name>" into out. */
+void bus_key(const bus_t *b, const char *name, char *out, size_t outlen);
+
+/* Readiness: 1 when both links are up, groups exist and publishing is not
+ * blocked; otherwise 0 with the reason in why. */
+int bus_ready(const bus_t *b, char *why, size_t whylen);
+/* Status JSON (new reference): links, outbox, breaker, per-stream counters
+ * and group lag/pending. */
+json_t *bus_status(const bus_t *b);
+/* Publishes queued or in flight, not yet confirmed. */
+size_t bus_outbox_size(const bus_t *b);
+breaker_t *bus_breaker(const bus_t *b);
+
+#endif

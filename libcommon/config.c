@@ -1,0 +1,271 @@
+/* config.c — typed environment getters and REDIS_URL parsing (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Returns the variable's value, or NULL when unset or empty. */
+static const char *config_env(const char *name)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : NULL;
+}
+
+int config_get_str(const char *name, const char *def, const char **out)
+{
+    const char *v = config_env(name);
+    *out = v ? v : def;
+    return 0;
+}
+
+int config_get_long(const char *name, long def, long min, long max, long *out,
+                    char *err, size_t errlen)
+{
+    const char *v = config_env(name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end) {
+        snprintf(err, errlen, "%s: '%s' is not an integer", name, v);
+        return -1;
+    }
+    if (n < min || n > max) {
+        snprintf(err, errlen, "%s: %ld is out of range [%ld, %ld]", name, n, min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int config_get_double(const char *name, double def, double min, double max,
+                      double *out, char *err, size_t errlen)
+{
+    const char *v = config_env(name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(d)) {
+        snprintf(err, errlen, "%s: '%s' is not a number", name, v);
+        return -1;
+    }
+    if (d < min || d > max) {
+        snprintf(err, errlen, "%s: %g is out of range [%g, %g]", name, d, min, max);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+int config_get_bool(const char *name, int def, int *out, char *err, size_t errlen)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    const char *v = config_env(name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) return *out = 1, 0;
+        if (strcasecmp(v, no[i]) == 0) return *out = 0, 0;
+    }
+    snprintf(err, errlen, "%s: '%s' is not a boolean (true/false)", name, v);
+    return -1;
+}
+
+/* Read the first line-ish content of path into out, stripping trailing
+ * whitespace. The file's content is never echoed into err. */
+static int config_read_secret_file(const char *var, const char *path, char *out,
+                                   size_t outlen, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open %s: %s", var, path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, outlen - 1, f);
+    int toolong = (n == outlen - 1) && fgetc(f) != EOF;
+    fclose(f);
+    if (toolong) {
+        snprintf(err, errlen, "%s: %s is longer than %zu bytes", var, path, outlen - 1);
+        return -1;
+    }
+    out[n] = '\0';
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+        out[--n] = '\0';
+    return 0;
+}
+
+int config_get_secret(const char *name, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char fvar[128];
+    const char *v = config_env(name);
+    snprintf(fvar, sizeof fvar, "%s_FILE", name);
+    const char *path = config_env(fvar);
+    out[0] = '\0';
+    if (v && path) {
+        snprintf(err, errlen, "%s and %s are both set; set only one", name, fvar);
+        return -1;
+    }
+    if (path) return config_read_secret_file(fvar, path, out, outlen, err, errlen);
+    if (!v) return 0;
+    if (strlen(v) >= outlen) {
+        snprintf(err, errlen, "%s is longer than %zu bytes", name, outlen - 1);
+        return -1;
+    }
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+/* Parse "N" at s (digits only) within [min,max]. */
+static int config_parse_int(const char *s, size_t len, int min, int max, int *out)
+{
+    if (len == 0 || len > 9) return -1;
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        n = n * 10 + (s[i] - '0');
+    }
+    if (n < min || n > max) return -1;
+    *out = n;
+    return 0;
+}
+
+static int config_parse_unix_url(const char *rest, redis_url_t *out, char *err, size_t errlen)
+{
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+    if (plen == 0 || plen >= sizeof out->unix_path || rest[0] != '/') {
+        snprintf(err, errlen, "REDIS_URL: unix socket path must be absolute");
+        return -1;
+    }
+    memcpy(out->unix_path, rest, plen);
+    out->unix_path[plen] = '\0';
+    if (q && (strncmp(q, "?db=", 4) != 0 ||
+              config_parse_int(q + 4, strlen(q + 4), 0, 1000000, &out->db) < 0)) {
+        snprintf(err, errlen, "REDIS_URL: expected ?db=N after the socket path");
+        return -1;
+    }
+    return 0;
+}
+
+/* Split "[:password@]host[:port][/db]" of a redis:// URL. */
+static int config_parse_tcp_url(const char *rest, redis_url_t *out, char *err, size_t errlen)
+{
+    const char *at = strrchr(rest, '@');
+    if (at) {
+        const char *pw = rest;
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        if (colon) pw = colon + 1; /* "user:password@" or ":password@" */
+        size_t n = (size_t)(at - pw);
+        if (n >= sizeof out->password) {
+            snprintf(err, errlen, "REDIS_URL: password is too long");
+            return -1;
+        }
+        memcpy(out->password, pw, n);
+        out->password[n] = '\0';
+        rest = at + 1;
+    }
+    const char *slash = strchr(rest, '/');
+    size_t hp = slash ? (size_t)(slash - rest) : strlen(rest);
+    const char *colon = memchr(rest, ':', hp);
+    size_t hlen = colon ? (size_t)(colon - rest) : hp;
+    if (hlen == 0 || hlen >= sizeof out->host) {
+        snprintf(err, errlen, "REDIS_URL: missing or too long host");
+        return -1;
+    }
+    memcpy(out->host, rest, hlen);
+    out->host[hlen] = '\0';
+    if (colon && config_parse_int(colon + 1, hp - hlen - 1, 1, 65535, &out->port) < 0) {
+        snprintf(err, errlen, "REDIS_URL: port must be 1..65535");
+        return -1;
+    }
+    if (slash && slash[1] && config_parse_int(slash + 1, strlen(slash + 1), 0, 1000000, &out->db) < 0) {
+        snprintf(err, errlen, "REDIS_URL: database must be a number after '/'");
+        return -1;
+    }
+    return 0;
+}
+
+int config_parse_redis_url(const char *url, redis_url_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    if (!url || !*url) url = "redis://127.0.0.1:6379/0";
+    if (strncmp(url, "unix://", 7) == 0) return config_parse_unix_url(url + 7, out, err, errlen);
+    if (strncmp(url, "redis://", 8) == 0) return config_parse_tcp_url(url + 8, out, err, errlen);
+    if (strncmp(url, "rediss://", 9) == 0)
+        snprintf(err, errlen, "REDIS_URL: rediss:// (TLS) is not supported by this build's hiredis; "
+                              "use a TLS proxy such as stunnel and a redis:// URL");
+    else
+        snprintf(err, errlen, "REDIS_URL: must start with redis:// or unix://");
+    return -1;
+}
+
+typedef struct { const char *name; long def, min, max; size_t off; } config_long_spec_t;
+
+#define QT_LONG(n, d, lo, hi, field) {n, d, lo, hi, offsetof(qt_config_t, field)}
+static const config_long_spec_t config_common_longs[] = {
+    QT_LONG("QT_CLAIM_IDLE_MS", 30000, 10, 86400000L, claim_idle_ms),
+    QT_LONG("QT_MAX_DELIVERIES", 5, 1, 1000, max_deliveries),
+    QT_LONG("QT_STREAM_MAXLEN", 1000000, 1000, 1000000000L, stream_maxlen),
+    QT_LONG("QT_DLQ_MAXLEN", 100000, 100, 1000000000L, dlq_maxlen),
+    QT_LONG("QT_BATCH", 256, 1, 10000, batch),
+    QT_LONG("QT_BLOCK_MS", 1000, 10, 60000, block_ms),
+    QT_LONG("QT_OUTBOX_MAX", 10000, 10, 10000000L, outbox_max),
+    QT_LONG("QT_REDIS_TIMEOUT_MS", 5000, 100, 600000, redis_timeout_ms),
+    QT_LONG("QT_RETRY_DELAY_MS", 1000, 1, 600000, retry_delay_ms),
+    QT_LONG("QT_DRAIN_MS", 10000, 0, 600000, drain_ms),
+};
+
+/* The namespace becomes part of every key; keep it to a safe alphabet. */
+static int config_check_ns(const char *ns, char *err, size_t errlen)
+{
+    size_t n = strlen(ns);
+    for (size_t i = 0; i < n; i++) {
+        char c = ns[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            snprintf(err, errlen, "QT_NAMESPACE: '%s' may use only letters, digits, '_', '-', '.'", ns);
+            return -1;
+        }
+    }
+    if (n == 0 || n > 64) {
+        snprintf(err, errlen, "QT_NAMESPACE: must be 1..64 characters");
+        return -1;
+    }
+    return 0;
+}
+
+int config_common_load(qt_config_t *cfg, const char *service, long default_port,
+                       char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->service, sizeof cfg->service, "%s", service);
+    config_get_str("QT_NAMESPACE", "qt", &cfg->ns);
+    config_get_str("REDIS_URL", "redis://127.0.0.1:6379/0", &cfg->redis_url_str);
+    config_get_str("QT_HTTP_BIND", "127.0.0.1", &cfg->http_bind);
+    if (config_check_ns(cfg->ns, err, errlen) < 0 ||
+        config_parse_redis_url(cfg->redis_url_str, &cfg->redis, err, errlen) < 0 ||
+        config_get_long("QT_HTTP_PORT", default_port, 0, 65535, &cfg->http_port, err, errlen) < 0 ||
+        config_get_secret("QT_API_TOKEN", cfg->api_token, sizeof cfg->api_token, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof config_common_longs / sizeof config_common_longs[0]; i++) {
+        const config_long_spec_t *s = &config_common_longs[i];
+        long *dst = (long *)(void *)((char *)cfg + s->off);
+        if (config_get_long(s->name, s->def, s->min, s->max, dst, err, errlen) < 0) return -1;
+    }
+    return 0;
+}

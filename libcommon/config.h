@@ -1,0 +1,59 @@
+/* config.h — configuration from environment variables.
+ *
+ * Typed getters return 0 and store the value (or the default when the variable
+ * is unset or empty), or -1 with a message naming the variable in err.
+ * config_common_load() reads the settings every service shares; the full list
+ * with defaults is in docs/operations.md. */
+#ifndef QT_CONFIG_H
+#define QT_CONFIG_H
+
+#include <stddef.h>
+
+int config_get_str(const char *name, const char *def, const char **out);
+int config_get_long(const char *name, long def, long min, long max, long *out,
+                    char *err, size_t errlen);
+int config_get_double(const char *name, double def, double min, double max,
+                      double *out, char *err, size_t errlen);
+int config_get_bool(const char *name, int def, int *out, char *err, size_t errlen);
+
+/* Reads NAME, or the file named by NAME_FILE (trailing newline stripped) into
+ * out (size outlen). Unset both: out is "" and 0 is returned. For secrets. */
+int config_get_secret(const char *name, char *out, size_t outlen, char *err, size_t errlen);
+
+/* redis://[:password@]host[:port][/db] or unix:///path/to.sock[?db=N] */
+typedef struct redis_url {
+    char host[256];
+    int port;
+    char unix_path[256]; /* non-empty for a unix socket */
+    char password[256];
+    int db;
+} redis_url_t;
+
+int config_parse_redis_url(const char *url, redis_url_t *out, char *err, size_t errlen);
+
+/* Settings every service shares. Strings point into the environment or
+ * static defaults, or into the struct itself; valid for the process life. */
+typedef struct qt_config {
+    char service[64];        /* e.g. "trading-engine" */
+    const char *ns;          /* QT_NAMESPACE, default "qt" */
+    const char *redis_url_str; /* REDIS_URL */
+    redis_url_t redis;
+    const char *http_bind;   /* QT_HTTP_BIND, default 127.0.0.1 */
+    long http_port;          /* QT_HTTP_PORT, default per service */
+    char api_token[256];     /* QT_API_TOKEN or QT_API_TOKEN_FILE; "" = writes off */
+    long claim_idle_ms;      /* QT_CLAIM_IDLE_MS, 30000 */
+    long max_deliveries;     /* QT_MAX_DELIVERIES, 5 */
+    long stream_maxlen;      /* QT_STREAM_MAXLEN, 1000000 (approximate trim) */
+    long dlq_maxlen;         /* QT_DLQ_MAXLEN, 100000 */
+    long batch;              /* QT_BATCH, 256 entries per read */
+    long block_ms;           /* QT_BLOCK_MS, 1000 */
+    long outbox_max;         /* QT_OUTBOX_MAX, 10000 publishes held while Redis is away */
+    long redis_timeout_ms;   /* QT_REDIS_TIMEOUT_MS, 5000: watchdog for a silent link */
+    long retry_delay_ms;     /* QT_RETRY_DELAY_MS, 1000: before a RETRY entry is re-read */
+    long drain_ms;           /* QT_DRAIN_MS, 10000: SIGTERM drain limit */
+} qt_config_t;
+
+int config_common_load(qt_config_t *cfg, const char *service, long default_port,
+                       char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,64 @@
+/* httpd.h — the HTTP server every service embeds, on libevent's evhttp.
+ *
+ * Built in: GET /health (liveness), GET /ready (readiness checks, 503 when
+ * one fails), GET /metrics (Prometheus text), GET /api/v1/status (service
+ * JSON). Services add routes to a table. Every reply an httpd route makes is
+ * JSON; errors are {"error": "..."} with a 4xx/5xx status.
+ *
+ * Routes flagged HTTPD_AUTH mutate state: they need
+ * "Authorization: Bearer <QT_API_TOKEN>" (compared in constant time), answer
+ * 401 without it, and 403 when the service has no token configured. */
+#ifndef QT_HTTPD_H
+#define QT_HTTPD_H
+
+#include "metrics.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+
+typedef struct httpd httpd_t;
+struct evhttp_request;
+struct evkeyvalq;
+
+typedef struct httpd_req {
+    struct evhttp_request *raw;
+    const char *method;      /* "GET", "PUT", ... */
+    const char *path;        /* decoded, without the query */
+    const char *rest;        /* HTTPD_PREFIX routes: what follows the prefix */
+    struct evkeyvalq *query; /* parsed query parameters */
+    const json_t *body;      /* parsed JSON body, NULL when empty; borrowed */
+} httpd_req_t;
+
+/* Return the HTTP status and set *out to the reply (stolen; NULL gives a
+ * default body), or return 0 after replying with httpd_reply_text(). */
+typedef int (*httpd_fn)(void *ud, httpd_req_t *req, json_t **out);
+/* Readiness check: 1 if ready; otherwise 0 with the reason in why. */
+typedef int (*httpd_ready_fn)(void *ud, char *why, size_t whylen);
+/* Status object for /api/v1/status (new reference). */
+typedef json_t *(*httpd_status_fn)(void *ud);
+
+#define HTTPD_AUTH 1
+#define HTTPD_PREFIX 2
+#define HTTPD_MAX_BODY 65536
+
+/* Bind to bind:port (port 0 picks a free one, see httpd_port). token may be
+ * "" (mutating routes off); it is copied. metrics is borrowed (may be NULL). */
+httpd_t *httpd_new(struct event_base *base, const char *service, const char *bind, int port,
+                   const char *token, metrics_t *metrics, char *err, size_t errlen);
+void httpd_free(httpd_t *h);
+int httpd_port(const httpd_t *h);
+
+int httpd_route(httpd_t *h, const char *method, const char *path, int flags, httpd_fn fn, void *ud);
+int httpd_add_ready(httpd_t *h, const char *name, httpd_ready_fn fn, void *ud);
+void httpd_set_status(httpd_t *h, httpd_status_fn fn, void *ud);
+
+/* {"error": "<formatted>"} — a new reference for a handler's *out. */
+json_t *httpd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reply with any body (e.g. text/html); returns 0 for a handler to return. */
+int httpd_reply_text(httpd_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/* Query parameter, or NULL. */
+const char *httpd_query(const httpd_req_t *req, const char *name);
+/* Integer query parameter in [min,max], def when absent; -1 if malformed. */
+int httpd_query_long(const httpd_req_t *req, const char *name, long def, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,105 @@
+/* svc.c — process wiring shared by every service (see svc.h). */
+#include "svc.h"
+#include "event.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static int svc_bus_ready(void *ud, char *why, size_t whylen) { return bus_ready(ud, why, whylen); }
+
+static json_t *svc_status(void *ud)
+{
+    svc_t *s = ud;
+    return json_pack("{s:o}", "bus", bus_status(s->bus));
+}
+
+static void svc_drained(void *ud)
+{
+    svc_t *s = ud;
+    log_info("drained; exiting");
+    event_base_loopbreak(s->base);
+}
+
+void svc_stop(svc_t *s)
+{
+    if (s->stopping) return;
+    s->stopping = 1;
+    log_info("stopping: draining in-flight work");
+    if (s->on_stop) s->on_stop(s->hook_ud);
+    bus_stop(s->bus, svc_drained, s);
+}
+
+static void svc_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    svc_t *s = arg;
+    if (sig == SIGHUP) {
+        log_info("SIGHUP: reloading");
+        if (s->on_reload) s->on_reload(s->hook_ud);
+        return;
+    }
+    if (s->stopping) { /* a second signal: stop now, unacked entries come back later */
+        log_warn("second stop signal: exiting without waiting for the drain");
+        event_base_loopbreak(s->base);
+        return;
+    }
+    svc_stop(s);
+}
+
+int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    log_init(service);
+    event_set_source(service);
+    signal(SIGPIPE, SIG_IGN);
+    if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
+    s->base = event_base_new();
+    s->metrics = metrics_new();
+    if (!s->base || !s->metrics) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->bus = bus_new(s->base, &s->cfg, s->metrics, err, errlen);
+    if (!s->bus) return -1;
+    s->http = httpd_new(s->base, service, s->cfg.http_bind, (int)s->cfg.http_port, s->cfg.api_token,
+                        s->metrics, err, errlen);
+    if (!s->http) return -1;
+    httpd_add_ready(s->http, "redis", svc_bus_ready, s->bus);
+    httpd_set_status(s->http, svc_status, s);
+    s->ev_term = evsignal_new(s->base, SIGTERM, svc_signal, s);
+    s->ev_int = evsignal_new(s->base, SIGINT, svc_signal, s);
+    s->ev_hup = evsignal_new(s->base, SIGHUP, svc_signal, s);
+    if (!s->ev_term || !s->ev_int || !s->ev_hup || event_add(s->ev_term, NULL) < 0 ||
+        event_add(s->ev_int, NULL) < 0 || event_add(s->ev_hup, NULL) < 0) {
+        snprintf(err, errlen, "cannot install signal handlers");
+        return -1;
+    }
+    return 0;
+}
+
+int svc_run(svc_t *s)
+{
+    if (bus_start(s->bus) < 0) {
+        log_error("cannot start the bus");
+        return 1;
+    }
+    log_info("started: namespace=%s http=%s:%d redis=%s%s", s->cfg.ns, s->cfg.http_bind,
+             httpd_port(s->http), s->cfg.redis.unix_path[0] ? s->cfg.redis.unix_path : s->cfg.redis.host,
+             s->cfg.api_token[0] ? "" : " (mutating endpoints off: no QT_API_TOKEN)");
+    event_base_dispatch(s->base);
+    return 0;
+}
+
+void svc_free(svc_t *s)
+{
+    if (s->ev_term) event_free(s->ev_term);
+    if (s->ev_int) event_free(s->ev_int);
+    if (s->ev_hup) event_free(s->ev_hup);
+    httpd_free(s->http);
+    bus_free(s->bus);
+    metrics_free(s->metrics);
+    if (s->base) event_base_free(s->base);
+    memset(s, 0, sizeof *s);
+}

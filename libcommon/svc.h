@@ -1,0 +1,40 @@
+/* svc.h — what every service process shares: configuration, logs, the event
+ * loop, metrics, the bus, the HTTP server and signal handling.
+ *
+ * main() calls svc_init(), subscribes and adds routes, then svc_run(), which
+ * returns after SIGTERM/SIGINT once the bus has drained (in-flight handlers
+ * done, publishes confirmed, entries acked) or QT_DRAIN_MS passed. SIGHUP
+ * calls the reload hook (models, configuration). */
+#ifndef QT_SVC_H
+#define QT_SVC_H
+
+#include "bus.h"
+#include "config.h"
+#include "httpd.h"
+#include "metrics.h"
+
+#include <event2/event.h>
+
+typedef struct svc {
+    qt_config_t cfg;
+    struct event_base *base;
+    metrics_t *metrics;
+    bus_t *bus;
+    httpd_t *http;
+    struct event *ev_term, *ev_int, *ev_hup;
+    void (*on_reload)(void *ud);
+    void (*on_stop)(void *ud); /* before draining: stop producing */
+    void *hook_ud;
+    int stopping;
+} svc_t;
+
+/* Everything set up but nothing connected yet. Returns -1 with err
+ * (a configuration error names the variable). */
+int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen);
+/* Start the bus and run the loop until stopped and drained. Returns 0. */
+int svc_run(svc_t *s);
+/* Begin a graceful stop, as SIGTERM does. */
+void svc_stop(svc_t *s);
+void svc_free(svc_t *s);
+
+#endif

@@ -1,0 +1,61 @@
+/* bus-worker — a consumer process for the bus integration tests.
+ *
+ * Consumes WORKER_STREAM (default "market") in group WORKER_GROUP (default
+ * "worker") and, for every event, publishes a copy to stream "echo" whose id
+ * is derived from the input id, so duplicates are visible as repeated ids.
+ * WORKER_FAIL_SYMBOL: events of that symbol always ask for a retry.
+ * WORKER_SLOW_US: sleep that long in every handler call (to be killed mid-batch).
+ * Everything else (REDIS_URL, QT_*) as for any service. */
+#include "svc.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    svc_t svc;
+    const char *fail_symbol;
+    long slow_us;
+} worker_t;
+
+static bus_result_t worker_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    worker_t *w = ud;
+    const char *sym = json_string_value(json_object_get(m->ev->data, "symbol"));
+    if (w->slow_us > 0) usleep((useconds_t)w->slow_us);
+    if (w->fail_symbol && sym && strcmp(sym, w->fail_symbol) == 0) {
+        snprintf(err, errlen, "configured to fail on %s", sym);
+        return BUS_RETRY;
+    }
+    char name[128], id[37];
+    event_t out;
+    snprintf(name, sizeof name, "echo:%s", m->ev->id);
+    event_derive_id(name, id);
+    if (event_make(&out, m->ev->type, json_incref(m->ev->data), m->ev->trace, id, err, errlen) < 0)
+        return BUS_DEAD;
+    int rc = bus_publish(w->svc.bus, "echo", &out, err, errlen);
+    event_clear(&out);
+    return rc < 0 ? BUS_RETRY : BUS_OK;
+}
+
+int main(void)
+{
+    static worker_t w;
+    char err[512];
+    const char *group = getenv("WORKER_GROUP"), *stream = getenv("WORKER_STREAM");
+    if (svc_init(&w.svc, group ? group : "worker", 0, err, sizeof err) < 0) {
+        fprintf(stderr, "bus-worker: %s\n", err);
+        return 2;
+    }
+    w.fail_symbol = getenv("WORKER_FAIL_SYMBOL");
+    w.slow_us = getenv("WORKER_SLOW_US") ? atol(getenv("WORKER_SLOW_US")) : 0;
+    if (bus_subscribe(w.svc.bus, stream ? stream : "market", worker_handle, &w) < 0) {
+        fprintf(stderr, "bus-worker: cannot subscribe\n");
+        return 2;
+    }
+    int rc = svc_run(&w.svc);
+    svc_free(&w.svc);
+    return rc;
+}

@@ -1,0 +1,288 @@
+/* harness.c — see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TH_MAX 256
+
+static pid_t th_children[TH_MAX];
+static int th_nchildren;
+static char th_dirs[32][256];
+static int th_ndirs;
+static pid_t th_owner;
+
+long long th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void th_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+static void th_cleanup(void)
+{
+    if (getpid() != th_owner) return;
+    for (int i = 0; i < th_nchildren; i++)
+        if (th_children[i] > 0) {
+            kill(th_children[i], SIGCONT);
+            kill(th_children[i], SIGKILL);
+            waitpid(th_children[i], NULL, 0);
+        }
+    if (getenv("QT_TEST_KEEP")) { /* keep logs and data for a post-mortem */
+        for (int i = 0; i < th_ndirs; i++) fprintf(stderr, "harness: kept %s\n", th_dirs[i]);
+        return;
+    }
+    for (int i = 0; i < th_ndirs; i++) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%.256s'", th_dirs[i]);
+        if (system(cmd) != 0) fprintf(stderr, "harness: could not remove %s\n", th_dirs[i]);
+    }
+}
+
+static void th_register_cleanup(void)
+{
+    if (th_owner) return;
+    th_owner = getpid();
+    atexit(th_cleanup);
+}
+
+static void th_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "harness: watchdog expired, killing children\n";
+    if (write(2, msg, sizeof msg - 1) < 0) {}
+    for (int i = 0; i < th_nchildren; i++)
+        if (th_children[i] > 0) kill(th_children[i], SIGKILL);
+    _exit(2);
+}
+
+void th_watchdog(int seconds)
+{
+    th_register_cleanup();
+    signal(SIGALRM, th_alarm);
+    alarm((unsigned)seconds);
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int th_tempdir(char *out, size_t len)
+{
+    th_register_cleanup();
+    const char *base = getenv("TMPDIR");
+    snprintf(out, len, "%s/qt-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(out)) return -1;
+    if (th_ndirs < 32) snprintf(th_dirs[th_ndirs++], sizeof th_dirs[0], "%s", out);
+    return 0;
+}
+
+static void th_track(pid_t pid)
+{
+    for (int i = 0; i < th_nchildren; i++)
+        if (th_children[i] == 0) {
+            th_children[i] = pid;
+            return;
+        }
+    if (th_nchildren < TH_MAX) th_children[th_nchildren++] = pid;
+}
+
+static void th_untrack(pid_t pid)
+{
+    for (int i = 0; i < th_nchildren; i++)
+        if (th_children[i] == pid) th_children[i] = 0;
+}
+
+pid_t th_spawn(const char *path, const char *const argv[], const char *const env[], const char *logfile)
+{
+    th_register_cleanup();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        if (logfile) {
+            FILE *f = fopen(logfile, "a");
+            if (f) {
+                dup2(fileno(f), 1);
+                dup2(fileno(f), 2);
+            }
+        }
+        signal(SIGALRM, SIG_DFL);
+        alarm(0);
+        execv(path, (char *const *)argv);
+        fprintf(stderr, "harness: exec %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    th_track(pid);
+    return pid;
+}
+
+int th_wait(pid_t pid, int timeout_ms, int *status)
+{
+    long long end = th_now_ms() + timeout_ms;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            th_untrack(pid);
+            if (status) *status = st;
+            return 0;
+        }
+        if (r < 0 || th_now_ms() > end) return -1;
+        th_sleep_ms(10);
+    }
+}
+
+void th_kill(pid_t pid, int sig)
+{
+    if (pid > 0) kill(pid, sig);
+}
+
+redisContext *th_redis_connect(const th_redis_t *r)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+static int th_redis_spawn(th_redis_t *r)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir,
+                    "--save", "", "--appendonly", r->aof ? "yes" : "no", "--appendfsync", "everysec",
+                    "--daemonize", "no", "--protected-mode", "no", NULL};
+    const char *path = getenv("REDIS_SERVER");
+    char found[256] = "/usr/bin/redis-server";
+    if (!path) {
+        if (access(found, X_OK) != 0) snprintf(found, sizeof found, "/usr/local/bin/redis-server");
+        path = found;
+    }
+    r->pid = th_spawn(path, argv, NULL, log);
+    if (r->pid < 0) return -1;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(20)) {
+        redisContext *c = th_redis_connect(r);
+        if (!c) continue;
+        redisReply *rep = redisCommand(c, "PING");
+        int ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep) freeReplyObject(rep);
+        redisFree(c);
+        if (ok) return 0;
+    }
+    fprintf(stderr, "harness: redis-server on port %d did not answer (see %s)\n", r->port, log);
+    return -1;
+}
+
+int th_redis_start(th_redis_t *r, int aof)
+{
+    memset(r, 0, sizeof *r);
+    r->aof = aof;
+    if (th_tempdir(r->dir, sizeof r->dir) < 0) return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = th_free_port();
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+        if (th_redis_spawn(r) == 0) return 0;
+        th_redis_stop(r);
+    }
+    return -1;
+}
+
+void th_redis_stop(th_redis_t *r)
+{
+    if (r->pid <= 0) return;
+    kill(r->pid, SIGCONT);
+    kill(r->pid, SIGTERM);
+    if (th_wait(r->pid, 10000, NULL) < 0) {
+        kill(r->pid, SIGKILL);
+        th_wait(r->pid, 5000, NULL);
+    }
+    r->pid = 0;
+}
+
+int th_redis_restart(th_redis_t *r)
+{
+    th_redis_stop(r);
+    return th_redis_spawn(r);
+}
+
+const char *th_bin(const char *rel, char *buf, size_t len)
+{
+    const char *b = getenv("QT_BUILD");
+    snprintf(buf, len, "%s/%s", b && *b ? b : "build", rel);
+    return buf;
+}
+
+int th_http(int port, const char *method, const char *path, const char *headers, const char *body,
+            char *reply, size_t replylen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[8192];
+    if (fd < 0) return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    size_t blen = body ? strlen(body) : 0;
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                     "Content-Length: %zu\r\n\r\n", method, path, headers ? headers : "", blen);
+    if (write(fd, req, (size_t)n) != n || (blen && write(fd, body, blen) != (ssize_t)blen)) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    char tmp[65536];
+    ssize_t k;
+    while ((k = read(fd, tmp + got, sizeof tmp - 1 - got)) > 0) got += (size_t)k;
+    close(fd);
+    tmp[got] = '\0';
+    int status = -1;
+    if (sscanf(tmp, "HTTP/1.%*d %d", &status) != 1) return -1;
+    if (reply) {
+        const char *b = strstr(tmp, "\r\n\r\n");
+        snprintf(reply, replylen, "%s", b ? b + 4 : "");
+    }
+    return status;
+}
+
+int th_wait_http(int port, const char *path, int want, int timeout_ms)
+{
+    for (long long end = th_now_ms() + timeout_ms; th_now_ms() < end; th_sleep_ms(50))
+        if (th_http(port, "GET", path, NULL, NULL, NULL, 0) == want) return 0;
+    return -1;
+}

@@ -1,0 +1,51 @@
+/* harness.h — real processes for tests and benchmarks: a private
+ * redis-server on a free port in a temp dir, child processes with extra
+ * environment, a watchdog, and cleanup of everything at exit. */
+#ifndef QT_HARNESS_H
+#define QT_HARNESS_H
+
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+typedef struct th_redis {
+    pid_t pid;
+    int port;
+    int aof;
+    char dir[256];
+    char url[128];
+} th_redis_t;
+
+/* Kill every child and exit(2) if the process is still running after
+ * `seconds` (a hung test never hangs CI). */
+void th_watchdog(int seconds);
+
+int th_free_port(void);
+/* A fresh temp dir (removed at exit) into out. */
+int th_tempdir(char *out, size_t len);
+
+int th_redis_start(th_redis_t *r, int aof);
+/* SIGTERM (Redis saves and fsyncs), then start again on the same port/dir. */
+int th_redis_restart(th_redis_t *r);
+void th_redis_stop(th_redis_t *r);
+redisContext *th_redis_connect(const th_redis_t *r);
+
+/* Path of a built binary: $QT_BUILD/<rel> (e.g. "tests/bin/bus-worker"). */
+const char *th_bin(const char *rel, char *buf, size_t len);
+
+/* Start path with argv; env is a NULL-terminated list of NAME=VALUE added to
+ * this process's environment; stdout+stderr go to logfile when given. */
+pid_t th_spawn(const char *path, const char *const argv[], const char *const env[], const char *logfile);
+/* Wait up to timeout_ms for pid; returns 0 with *status, or -1 on timeout. */
+int th_wait(pid_t pid, int timeout_ms, int *status);
+void th_kill(pid_t pid, int sig);
+
+/* Poll until an HTTP GET on 127.0.0.1:port/path answers with status `want`
+ * (or timeout). Returns the body's first bytes in body when given. */
+int th_http(int port, const char *method, const char *path, const char *headers, const char *body,
+            char *reply, size_t replylen);
+int th_wait_http(int port, const char *path, int want, int timeout_ms);
+
+long long th_now_ms(void);
+void th_sleep_ms(int ms);
+
+#endif

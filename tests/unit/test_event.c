@@ -1,0 +1,266 @@
+/* Unit tests: envelope round trip, ids, and every event type of the contract
+ * accepted when good and rejected with a reason when bad. */
+#include "check.h"
+#include "event.h"
+#include "proto.h"
+
+typedef struct { const char *type; const char *good; } sample_t;
+
+static const char votes[] = "{\"xgb\":{\"action\":\"LONG\",\"confidence\":0.7},\"lr\":{\"action\":\"HOLD\",\"confidence\":0.5}}";
+
+/* One good payload per event type; kept in step with proto/schemas/. */
+static const sample_t samples[] = {
+    {"market.data.update", "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1700000000000,"
+        "\"open\":100.5,\"high\":101,\"low\":99.5,\"close\":100.7,\"volume\":12.5,\"closed\":true,\"event_time\":1700000059999}"},
+    {"signal.generated", "{\"symbol\":\"ETHUSDT\",\"open_time\":1,\"action\":\"LONG\",\"confidence\":0.66,"
+        "\"model_votes\":%VOTES%,\"weights\":{\"xgb\":0.5,\"lr\":0.5},\"exploring\":false,\"event_time\":2}"},
+    {"rl.signal.generated", "{\"symbol\":\"BTCUSDT\",\"open_time\":1,\"action\":\"LONG_SMALL\",\"confidence\":0.5,"
+        "\"value\":-0.2,\"probs\":[0.1,0.5,0.1,0.1,0.1,0.1],\"model_version\":\"ppo-1\",\"event_time\":2}"},
+    {"model.vote", "{\"symbol\":\"BTCUSDT\",\"open_time\":1,\"model\":\"py-lstm\",\"action\":\"SHORT\",\"confidence\":0.9}"},
+    {"ml.threshold.adjusted", "{\"min_confidence\":0.65,\"conservative\":true,\"reason\":\"win rate 35%\",\"event_time\":5}"},
+    {"ml.risk.limit.update", "{\"max_position_size\":0.01,\"stop_loss_multiplier\":1.2,\"reason\":\"drawdown\",\"event_time\":5}"},
+    {"trade.intent", "{\"symbol\":\"BTCUSDT\",\"side\":\"BUY\",\"action\":\"LONG_SMALL\",\"size_pct\":0.02,\"leverage\":3,"
+        "\"confidence\":0.7,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100.5,\"reduce_only\":false,\"event_time\":9}"},
+    {"trade.executed", "{\"intent_id\":\"01HX\",\"client_order_id\":\"qt-abc\",\"order_id\":\"42\",\"symbol\":\"BTCUSDT\","
+        "\"side\":\"BUY\",\"qty\":0.001,\"price\":100.6,\"fee\":0.04,\"venue\":\"paper\",\"event_time\":9}"},
+    {"trade.failed", "{\"intent_id\":\"01HX\",\"symbol\":\"BTCUSDT\",\"reason\":\"below min notional\",\"retryable\":false,\"event_time\":9}"},
+    {"position.opened", "{\"symbol\":\"BTCUSDT\",\"side\":\"LONG\",\"qty\":0.001,\"entry_price\":100.6,\"confidence\":0.7,"
+        "\"regime\":\"TRENDING\",\"model_votes\":%VOTES%,\"event_time\":9}"},
+    {"position.closed", "{\"symbol\":\"BTCUSDT\",\"side\":\"SHORT\",\"qty\":0.001,\"entry_price\":100.6,\"exit_price\":99,"
+        "\"pnl\":0.0016,\"pnl_pct\":1.59,\"duration_s\":600,\"confidence\":0.7,\"regime\":\"RANGING\",\"model_votes\":%VOTES%,\"event_time\":10}"},
+    {"feedback.prediction.outcome", "{\"symbol\":\"BTCUSDT\",\"action\":\"LONG\",\"confidence\":0.7,\"pnl\":-1.5,"
+        "\"model_votes\":%VOTES%,\"regime\":\"TRENDING\",\"event_time\":10}"},
+    {"performance.update", "{\"equity\":10012.5,\"daily_pnl_pct\":0.12,\"drawdown_pct\":0.5,\"open_positions\":1,"
+        "\"exposure_pct\":20,\"losing_streak\":0,\"event_time\":10}"},
+    {"policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"PRIMARY\",\"version\":3}"},
+    {"policy.trading.updated", "{\"allow_new_trades\":true,\"risk_profile\":\"NORMAL\",\"max_risk_pct\":1.0,\"min_confidence\":0.6,"
+        "\"entry_mode\":\"NORMAL\",\"exit_mode\":\"TREND_FOLLOW\",\"allowed_symbols\":[\"BTCUSDT\"],\"disallowed_symbols\":[],"
+        "\"note\":\"TRENDING + NORMAL_VOL\",\"timestamp\":\"2025-01-22T12:00:00Z\"}"},
+};
+#define NSAMPLES (sizeof samples / sizeof samples[0])
+
+/* Parse a sample, expanding %VOTES%. */
+static json_t *sample_json(const sample_t *s)
+{
+    char buf[4096];
+    const char *p = strstr(s->good, "%VOTES%");
+    if (p) snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - s->good), s->good, votes, p + 7);
+    else snprintf(buf, sizeof buf, "%s", s->good);
+    json_error_t je;
+    json_t *j = json_loads(buf, 0, &je);
+    if (!j) fprintf(stderr, "bad sample %s: %s\n", s->type, je.text);
+    return j;
+}
+
+static int validate(const char *type, json_t *d, char *err, size_t n)
+{
+    int rc = proto_validate(type, 1, d, err, n);
+    json_decref(d);
+    return rc;
+}
+
+TEST(schemas_load)
+{
+    char err[256];
+    CHECK_EQ(proto_init(err, sizeof err), 0);
+    CHECK_EQ(proto_count(), NSAMPLES);
+}
+
+TEST(every_type_accepts_good)
+{
+    char err[256];
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        err[0] = 0;
+        if (validate(samples[i].type, sample_json(&samples[i]), err, sizeof err) != 0)
+            CHECK_FAIL_AT("%s rejected: %s", samples[i].type, err);
+    }
+}
+
+TEST(every_type_rejects_missing_required)
+{
+    char err[256], want[128];
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        const json_t *req = json_object_get(proto_schema(samples[i].type, 1), "required");
+        size_t k;
+        json_t *f;
+        CHECK(json_array_size(req) > 0);
+        json_array_foreach(req, k, f) {
+            json_t *d = sample_json(&samples[i]);
+            json_object_del(d, json_string_value(f));
+            snprintf(want, sizeof want, "missing required field '%s'", json_string_value(f));
+            if (validate(samples[i].type, d, err, sizeof err) == 0) CHECK_FAIL_AT("%s accepted without %s", samples[i].type, json_string_value(f));
+            else CHECK_CONTAINS(err, want);
+        }
+    }
+}
+
+TEST(every_type_rejects_unknown_field)
+{
+    char err[256];
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        json_t *d = sample_json(&samples[i]);
+        json_object_set_new(d, "surprise", json_true());
+        CHECK_EQ(validate(samples[i].type, d, err, sizeof err), -1);
+        CHECK_CONTAINS(err, "unknown field 'surprise'");
+    }
+}
+
+/* Mutate field `f` of type `t`'s good sample to the JSON `v`; expect `why`. */
+static void expect_bad(const char *t, const char *f, const char *v, const char *why)
+{
+    char err[256] = "";
+    json_t *d = NULL;
+    for (size_t i = 0; i < NSAMPLES; i++)
+        if (strcmp(samples[i].type, t) == 0) d = sample_json(&samples[i]);
+    json_object_set_new(d, f, json_loads(v, JSON_DECODE_ANY, NULL));
+    if (validate(t, d, err, sizeof err) == 0) CHECK_FAIL_AT("%s.%s=%s accepted", t, f, v);
+    else if (!strstr(err, why)) CHECK_FAIL_AT("%s.%s=%s: '%s' lacks '%s'", t, f, v, err, why);
+}
+
+TEST(wrong_types_ranges_enums)
+{
+    expect_bad("signal.generated", "confidence", "1.5", "data.confidence: 1.5 is above the maximum 1");
+    expect_bad("signal.generated", "confidence", "\"high\"", "expected number, got string");
+    expect_bad("signal.generated", "action", "\"BUY\"", "'BUY' is not one of the allowed values");
+    expect_bad("signal.generated", "model_votes", "{\"m\":{\"action\":\"LONG\",\"confidence\":2}}",
+               "data.model_votes.m.confidence");
+    expect_bad("rl.signal.generated", "probs", "[0.5,0.5]", "fewer than 6 items");
+    expect_bad("rl.signal.generated", "probs", "[0.5,0.5,0.5,0.5,0.5,0.5]", "must sum to 1");
+    expect_bad("market.data.update", "symbol", "\"btc/usdt\"", "is not a symbol");
+    expect_bad("market.data.update", "open_time", "1.5", "expected integer, got number");
+    expect_bad("market.data.update", "high", "99", "bar is inconsistent");
+    expect_bad("market.data.update", "close", "0", "must be greater than 0");
+    expect_bad("market.data.update", "interval", "\"7m\"", "not one of the allowed values");
+    expect_bad("trade.intent", "leverage", "200", "above the maximum 125");
+    expect_bad("trade.intent", "side", "\"LONG\"", "not one of the allowed values");
+    expect_bad("trade.intent", "reduce_only", "\"no\"", "expected boolean");
+    expect_bad("trade.executed", "client_order_id", "\"0123456789012345678901234567890123456789\"", "longer than 36");
+    expect_bad("performance.update", "open_positions", "-1", "below the minimum 0");
+    expect_bad("policy.trading.updated", "risk_profile", "\"YOLO\"", "not one of the allowed values");
+    expect_bad("policy.trading.updated", "allowed_symbols", "[\"BTCUSDT\", 5]", "data.allowed_symbols[1]");
+    expect_bad("policy.config.updated", "version", "0", "below the minimum 1");
+}
+
+TEST(unknown_type_and_version)
+{
+    char err[256];
+    json_t *d = json_object();
+    CHECK_EQ(proto_validate("no.such.type", 1, d, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "unknown event type 'no.such.type'");
+    CHECK_EQ(proto_validate("trade.intent", 9, d, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "version 9 is not supported");
+    json_decref(d);
+}
+
+static size_t fields_of(const event_t *ev, const char *data, event_field_t *f, char bufs[][32])
+{
+    snprintf(bufs[0], 32, "%d", ev->v);
+    snprintf(bufs[1], 32, "%lld", (long long)ev->ts);
+    const char *names[] = {"id", "type", "v", "ts", "source", "trace", "data"};
+    const char *vals[] = {ev->id, ev->type, bufs[0], bufs[1], ev->source, ev->trace, data};
+    for (int i = 0; i < 7; i++) f[i] = (event_field_t){names[i], strlen(names[i]), vals[i], strlen(vals[i])};
+    return 7;
+}
+
+TEST(envelope_round_trip)
+{
+    char err[256], bufs[2][32];
+    event_t ev, back;
+    event_field_t f[8];
+    event_set_source("unit-test");
+    CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), NULL, NULL, err, sizeof err), 0);
+    CHECK_EQ(strlen(ev.id), 26);
+    CHECK_STR(ev.trace, ev.id);
+    CHECK_EQ(ev.v, 1);
+    CHECK(strncmp(ev.source, "unit-test/", 10) == 0);
+    char *data = event_data_json(&ev);
+    size_t n = fields_of(&ev, data, f, bufs);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), 0);
+    CHECK_STR(back.id, ev.id);
+    CHECK_STR(back.type, "model.vote");
+    CHECK_EQ(back.ts, ev.ts);
+    CHECK_STR(back.trace, ev.trace);
+    CHECK(json_equal(back.data, ev.data));
+    free(data);
+    event_clear(&back);
+    event_clear(&ev);
+}
+
+TEST(envelope_rejections)
+{
+    char err[256], bufs[2][32];
+    event_t ev, back;
+    event_field_t f[8];
+    CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), "trace-1", NULL, err, sizeof err), 0);
+    size_t n = fields_of(&ev, "{\"symbol\":", f, bufs);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "data: not JSON");
+    fields_of(&ev, "[1,2]", f, bufs);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "data: must be a JSON object");
+    fields_of(&ev, "{}", f, bufs);
+    CHECK_EQ(event_decode(&back, f, n - 1, err, sizeof err), -1); /* no data field */
+    CHECK_CONTAINS(err, "missing field 'data'");
+    f[2].val = "x"; f[2].val_len = 1;
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "v: must be an integer");
+    fields_of(&ev, "{}", f, bufs);
+    f[0].val = "bad id!"; f[0].val_len = 7;
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "id: must be");
+    fields_of(&ev, "{}", f, bufs);
+    f[1].val = "x.unknown"; f[1].val_len = 9;
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "unknown event type 'x.unknown'");
+    fields_of(&ev, "{}", f, bufs);
+    f[7] = f[0]; /* id twice */
+    CHECK_EQ(event_decode(&back, f, 8, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "appears twice");
+    char *big = malloc(EVENT_DATA_MAX + 100);
+    memset(big, ' ', EVENT_DATA_MAX + 99);
+    big[0] = '{'; big[EVENT_DATA_MAX + 98] = '}'; big[EVENT_DATA_MAX + 99] = '\0';
+    fields_of(&ev, big, f, bufs);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "over the limit");
+    free(big);
+    fields_of(&ev, "{\"symbol\":\"BTCUSDT\",\"symbol\":\"X\"}", f, bufs);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "duplicate");
+    event_clear(&ev);
+}
+
+TEST(make_refuses_invalid_data)
+{
+    char err[256];
+    event_t ev;
+    CHECK_EQ(event_make(&ev, "model.vote", json_pack("{s:s}", "symbol", "BTCUSDT"), NULL, NULL, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "missing required field");
+    CHECK(ev.data == NULL);
+    CHECK_EQ(event_make(&ev, "nope", json_object(), NULL, NULL, err, sizeof err), -1);
+    CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), NULL, "has space", err, sizeof err), -1);
+    CHECK_CONTAINS(err, "id: not a valid event id");
+}
+
+TEST(ids_unique_and_derived_stable)
+{
+    char a[27], b[27], x[37], y[37], z[37];
+    event_new_id(a);
+    event_new_id(b);
+    CHECK(strcmp(a, b) != 0);
+    event_derive_id("echo:1", x);
+    event_derive_id("echo:1", y);
+    event_derive_id("echo:2", z);
+    CHECK_STR(x, y);
+    CHECK(strcmp(x, z) != 0);
+    CHECK_EQ(strlen(x), 36);
+    CHECK_EQ(x[14], '8'); /* version nibble */
+    /* 10000 ids, no duplicates */
+    static char ids[10000][27];
+    int dup = 0;
+    for (int i = 0; i < 10000; i++) event_new_id(ids[i]);
+    for (int i = 1; i < 10000 && !dup; i++)
+        for (int j = 0; j < i && !dup; j++) dup = strcmp(ids[i], ids[j]) == 0;
+    CHECK(!dup);
+}
+
+CHECK_MAIN()
