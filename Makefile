@@ -50,7 +50,7 @@ ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-LIB_SRC := $(wildcard libcommon/*.c) proto/proto.c
+LIB_SRC := $(wildcard libcommon/*.c) proto/proto.c proto/schema.c
 SCHEMAS := $(sort $(wildcard proto/schemas/*.json))
 GEN := $(BUILD)/gen/proto_schemas.c
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/proto_schemas.o
@@ -125,7 +125,7 @@ fuzz:
 	sh proto/embed.sh $(BUILD)/gen/proto_schemas.c $(SCHEMAS)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
 	  $(shell pkg-config --cflags jansson) tests/fuzz/fuzz_event.c libcommon/event.c libcommon/clock.c \
-	  proto/proto.c $(BUILD)/gen/proto_schemas.c -o $(BUILD)/fuzz/fuzz_event \
+	  proto/proto.c proto/schema.c $(BUILD)/gen/proto_schemas.c -o $(BUILD)/fuzz/fuzz_event \
 	  $(shell pkg-config --libs jansson) $(MBEDTLS_LIBS) -lm
 	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(BUILD)/fuzz/corpus tests/fuzz/corpus

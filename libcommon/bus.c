@@ -30,7 +30,7 @@ typedef struct bus_link {
     redisAsyncContext *ac;
     link_state_t state;
     int64_t since_ms, last_progress_ms, allowance_ms;
-    int inflight, attempts, doomed;
+    int inflight, attempts, doomed, forced;
     struct event *reconnect_ev;
     metric_t *m_reconnects, *m_up;
     void (*on_up)(bus_t *);
@@ -100,7 +100,8 @@ struct bus {
     metric_t *m_outbox, *m_pub_errors, *m_refused, *m_breaker;
     struct event *tick_ev;
     int started, groups_ready, groups_waiting, reading, paused, stopping, stopped, freeing;
-    int64_t groups_retry_ms, read_hold_ms, pump_hold_ms;
+    int64_t groups_retry_ms, read_hold_ms, pump_hold_ms, refusal_log_ms;
+    long refusals_suppressed;
     char pause_reason[128], last_error[256];
     const char **read_argv;
     int read_argc;
@@ -115,6 +116,7 @@ static void scan_next(bus_t *b, int si);
 static void ack_flush(bus_t *b);
 static void outbox_pump(bus_t *b);
 static void groups_create(bus_t *b);
+static void scan_restart(bus_sub_t *s);
 
 /* ---------- links ---------- */
 
@@ -160,10 +162,11 @@ static void link_went_down(bus_link_t *l, const char *why)
     l->state = LINK_DOWN;
     l->inflight = 0;
     l->doomed = 0;
-    if (!l->bus->freeing) {
-        if (was_up) log_warn("redis %s link down: %s", l->name, why);
+    if (!l->bus->freeing && !l->forced) { /* a forced close said why already */
         snprintf(l->bus->last_error, sizeof l->bus->last_error, "redis %s link: %s", l->name, why);
+        if (was_up) log_warn("redis %s link down: %s", l->name, why);
     }
+    l->forced = 0;
     metric_set(l->m_up, 0);
     if (l->on_down && !l->bus->freeing) l->on_down(l->bus);
     link_schedule_reconnect(l);
@@ -175,6 +178,8 @@ static void link_force_close(bus_link_t *l, const char *why)
     redisAsyncContext *ac = l->ac;
     if (!ac) return;
     if (!l->bus->freeing) log_warn("redis %s link: %s; reconnecting", l->name, why);
+    snprintf(l->bus->last_error, sizeof l->bus->last_error, "redis %s link: %s", l->name, why);
+    l->forced = 1; /* already said why */
     redisAsyncFree(ac); /* calls disconnect_cb only if it was connected */
     if (l->ac == ac) link_went_down(l, why);
 }
@@ -346,6 +351,19 @@ static void outbox_unlink(bus_t *b, bus_out_t *o)
 
 static void ack_push(bus_t *b, int sub, const char *id, uint64_t wait_seq);
 
+/* One warning a second at most, however many publishes a refusal hits. */
+static void bus_log_refusal(bus_t *b, const char *why)
+{
+    int64_t now = clock_mono_ms();
+    if (now - b->refusal_log_ms < 1000) {
+        b->refusals_suppressed++;
+        return;
+    }
+    log_warn("publish refused by Redis, will retry: %s (%ld more not shown)", why, b->refusals_suppressed);
+    b->refusal_log_ms = now;
+    b->refusals_suppressed = 0;
+}
+
 static void outbox_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     bus_out_t *o = pd;
@@ -359,7 +377,7 @@ static void outbox_cb(redisAsyncContext *ac, void *r, void *pd)
         breaker_record(b->breaker, 0, 0, clock_mono_ms());
         metric_inc(b->m_pub_errors);
         snprintf(b->last_error, sizeof b->last_error, "XADD refused: %.200s", reply->str);
-        log_warn("publish refused by Redis, will retry: %s", reply->str);
+        bus_log_refusal(b, reply->str);
         b->pump_hold_ms = clock_mono_ms() + BUS_ERROR_HOLD_MS;
         return;
     }
@@ -648,10 +666,17 @@ static void read_cb(redisAsyncContext *ac, void *r, void *pd)
         b->read_hold_ms = clock_mono_ms() + BUS_ERROR_HOLD_MS;
         return;
     }
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
-        handle_stream_reply(b, reply->element[i], 0, NULL);
-    ack_flush(b);
+    /* Ask for the next batch first, so Redis prepares it while this one is handled. */
+    int paused = b->paused;
     read_next(b);
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *sr = reply->element[i];
+        int si = sr->type == REDIS_REPLY_ARRAY && sr->elements == 2
+                     ? sub_index(b, sr->element[0]->str, sr->element[0]->len) : -1;
+        if (paused && si >= 0) scan_restart(&b->subs[si]); /* left pending; re-read on resume */
+        else handle_stream_reply(b, sr, 0, NULL);
+    }
+    ack_flush(b);
 }
 
 static void read_next(bus_t *b)
@@ -806,16 +831,19 @@ static void group_cb(redisAsyncContext *ac, void *r, void *pd)
     redisReply *reply = r;
     link_replied(link_of(ac));
     if (!reply || b->freeing) return;
+    b->groups_waiting--; /* answered, well or badly */
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
+        int loading = strncmp(reply->str, "LOADING", 7) == 0;
         snprintf(b->last_error, sizeof b->last_error, "XGROUP CREATE %s: %.180s", s->key, reply->str);
-        log_error("cannot create group %s on %s: %s", b->group, s->key, reply->str);
-        b->groups_retry_ms = clock_mono_ms() + 5000;
+        if (loading) log_info("Redis is loading its data set; creating group %s on %s shortly", b->group, s->key);
+        else log_error("cannot create group %s on %s: %s", b->group, s->key, reply->str);
+        b->groups_retry_ms = clock_mono_ms() + (loading ? BUS_ERROR_HOLD_MS : 5000);
         return;
     }
     s->group_ok = 1;
-    if (--b->groups_waiting > 0) return;
+    if (b->groups_waiting > 0) return;
     for (int i = 0; i < b->nsubs; i++)
-        if (!b->subs[i].group_ok) return;
+        if (!b->subs[i].group_ok) return; /* the tick retries after groups_retry_ms */
     b->groups_ready = 1;
     for (int i = 0; i < b->nsubs; i++) {
         scan_restart(&b->subs[i]);
@@ -827,11 +855,12 @@ static void group_cb(redisAsyncContext *ac, void *r, void *pd)
 static void groups_create(bus_t *b)
 {
     b->groups_ready = b->nsubs == 0;
-    b->groups_waiting = b->nsubs;
+    b->groups_waiting = 0;
     for (int i = 0; i < b->nsubs; i++) {
         const char *argv[] = {"XGROUP", "CREATE", b->subs[i].key, b->group, "0", "MKSTREAM"};
         b->subs[i].group_ok = 0;
         if (link_send(&b->cmd, group_cb, (void *)(intptr_t)i, 6, argv, NULL) < 0) return;
+        b->groups_waiting++;
     }
 }
 

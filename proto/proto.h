@@ -1,14 +1,7 @@
 /* proto.h — the event contract: one JSON Schema per (event type, version),
- * embedded from proto/schemas/, and the validation that enforces it.
- *
- * The validator implements the subset of JSON Schema the files use: type
- * (incl. "integer" and type lists), enum, required, properties,
- * additionalProperties (bool or schema), minimum/maximum,
- * exclusiveMinimum/exclusiveMaximum, minLength/maxLength (bytes),
- * minItems/maxItems, items, maxProperties, $ref to "#/$defs/NAME", and
- * format "symbol" (2..20 of A-Z 0-9). Unknown keywords are errors at load
- * time so a schema can never silently mean less than it says. Cross-field
- * rules a schema cannot express (a bar's low <= high) are checked in C. */
+ * embedded from proto/schemas/ at build time and compiled once (schema.h),
+ * plus cross-field rules a schema cannot express (a bar's low <= high,
+ * RL probabilities summing to 1). */
 #ifndef QT_PROTO_H
 #define QT_PROTO_H
 

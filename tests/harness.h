@@ -46,6 +46,7 @@ int th_http(int port, const char *method, const char *path, const char *headers,
 int th_wait_http(int port, const char *path, int want, int timeout_ms);
 
 long long th_now_ms(void);
+long long th_now_ns(void);
 void th_sleep_ms(int ms);
 
 #endif

@@ -383,6 +383,37 @@ TEST(redis_restart_mid_stream_nothing_lost)
     pub_close(&p);
 }
 
+TEST(redis_frozen_longer_than_watchdog_then_recovers)
+{
+    pub_t p;
+    long missing, dups, n = 4000;
+    int port;
+    char body[4096];
+    const char *env[] = {"QT_REDIS_TIMEOUT_MS=300", "QT_BLOCK_MS=200", "WORKER_SLOW_US=200", NULL};
+    pid_t w = worker(&R, "t6", env, &port, "t6");
+    CHECK_EQ(pub_open(&p, &R, "t6"), 0);
+    CHECK_EQ(pub_bars(&p, 0, n / 2, "BTCUSDT"), 0);
+    pub_flush(&p, 30000);
+    CHECK_EQ(wait_until(xlen, &R, "t6:echo", 200, 30000), 0);
+    kill(R.pid, SIGSTOP); /* Redis accepts connections but never answers */
+    th_sleep_ms(1500);
+    int st = th_http(port, "GET", "/ready", NULL, NULL, body, sizeof body);
+    CHECK_EQ(st, 503); /* the watchdog noticed; HTTP itself still answers */
+    CHECK_CONTAINS(body, "\"ready\":false");
+    CHECK_EQ(th_http(port, "GET", "/health", NULL, NULL, NULL, 0), 200);
+    CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0); /* held in the outbox meanwhile */
+    kill(R.pid, SIGCONT);
+    pub_flush(&p, 30000);
+    CHECK_EQ(bus_outbox_size(p.bus), 0);
+    CHECK_EQ(wait_until(xlen, &R, "t6:echo", n, 60000), 0);
+    CHECK_EQ(wait_pending_zero(&R, "t6:market", "worker", 30000), 0);
+    coverage(&R, "t6:echo", n, &missing, &dups);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(stop_worker(w), 0);
+    pub_close(&p);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)

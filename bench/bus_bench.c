@@ -1,0 +1,182 @@
+/* bus_bench — publish and consume throughput of the bus against a private
+ * redis-server, next to redis-benchmark's pipelined XADD (-P 32) with the
+ * same payload, measured in the same run. Prints, last:
+ * bus-bench: publish=<n>/s consume=<n>/s redis_xadd_p32=<n>/s ratio=<consume/redis_xadd_p32>
+ * BENCH_EVENTS overrides the event count (default 200000). */
+#include "bus.h"
+#include "harness.h"
+#include "log.h"
+#include "proto.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long consumed;
+
+static bus_result_t bench_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)err;
+    (void)errlen;
+    consumed += json_object_size(m->ev->data) > 0;
+    return BUS_OK;
+}
+
+static json_t *bench_bar(long i)
+{
+    return json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:I}", "symbol", "BTCUSDT", "interval", "1m",
+                     "open_time", (json_int_t)(1700000000000LL + i * 60000), "open", 42000.5, "high", 42010.25,
+                     "low", 41990.0, "close", 42005.75, "volume", 12.345, "closed", 1,
+                     "event_time", (json_int_t)(1700000000000LL + i * 60000 + 59999));
+}
+
+static bus_t *bench_bus(struct event_base *base, const char *service)
+{
+    qt_config_t cfg;
+    char err[256];
+    if (config_common_load(&cfg, service, 0, err, sizeof err) < 0) {
+        fprintf(stderr, "bus-bench: %s\n", err);
+        exit(1);
+    }
+    cfg.batch = 1000;
+    cfg.outbox_max = 50000;
+    bus_t *b = bus_new(base, &cfg, NULL, err, sizeof err);
+    if (!b) {
+        fprintf(stderr, "bus-bench: %s\n", err);
+        exit(1);
+    }
+    return b;
+}
+
+static double bench_publish(long n)
+{
+    struct event_base *base = event_base_new();
+    bus_t *b = bench_bus(base, "bench-producer");
+    char err[256];
+    bus_start(b);
+    while (bus_ready(b, err, sizeof err) == 0) event_base_loop(base, EVLOOP_ONCE);
+    long long t0 = th_now_ms();
+    for (long i = 0; i < n; i++) {
+        event_t ev;
+        if (event_make(&ev, "market.data.update", bench_bar(i), NULL, NULL, err, sizeof err) < 0) exit(1);
+        while (bus_publish(b, "market", &ev, err, sizeof err) < 0) event_base_loop(base, EVLOOP_ONCE);
+        event_clear(&ev);
+        if ((i & 255) == 0) event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    while (bus_outbox_size(b) > 0) event_base_loop(base, EVLOOP_ONCE);
+    double secs = (double)(th_now_ms() - t0) / 1000.0;
+    bus_free(b);
+    event_base_free(base);
+    return (double)n / secs;
+}
+
+static double bench_consume(th_redis_t *r, long n)
+{
+    struct event_base *base = event_base_new();
+    bus_t *b = bench_bus(base, "bench-consumer");
+    bus_subscribe(b, "market", bench_handle, NULL);
+    long long t0 = th_now_ms();
+    bus_start(b);
+    redisContext *c = th_redis_connect(r);
+    for (;;) {
+        event_base_loop(base, EVLOOP_ONCE);
+        if (consumed < n) continue;
+        redisReply *rep = redisCommand(c, "XPENDING qt:market bench-consumer");
+        long long pend = rep && rep->type == REDIS_REPLY_ARRAY ? rep->element[0]->integer : -1;
+        if (rep) freeReplyObject(rep);
+        if (pend == 0) break;
+    }
+    double secs = (double)(th_now_ms() - t0) / 1000.0;
+    redisFree(c);
+    bus_free(b);
+    event_base_free(base);
+    return (double)n / secs;
+}
+
+/* redis-benchmark -P 32 XADD with the same fields and payload. */
+static double bench_redis(th_redis_t *r, long n)
+{
+    char port[16], count[24], cmdline[4096], line[8192];
+    event_t ev;
+    char err[256];
+    if (event_make(&ev, "market.data.update", bench_bar(0), NULL, NULL, err, sizeof err) < 0) exit(1);
+    char *data = event_data_json(&ev);
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(count, sizeof count, "%ld", n);
+    snprintf(cmdline, sizeof cmdline,
+             "redis-benchmark -p %s -n %s -P 32 -c 1 --csv XADD qt:rbench MAXLEN '~' 1000000 '*' id %s type %s v 1 "
+             "ts %lld source %s trace %s data '%s'",
+             port, count, ev.id, ev.type, (long long)ev.ts, ev.source, ev.trace, data);
+    free(data);
+    event_clear(&ev);
+    FILE *f = popen(cmdline, "r");
+    double rps = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        /* "<command>","rps","avg",...: 7 numeric columns follow the command,
+         * which itself may contain "," (the JSON payload), so count from the end */
+        if (strncmp(line, "\"XADD", 5) != 0) continue;
+        char *p = line + strlen(line);
+        for (int cols = 0; cols < 7 && p > line; cols++)
+            while (--p > line && strncmp(p, "\",\"", 3) != 0) {}
+        if (p > line) rps = atof(p + 3);
+    }
+    if (f) pclose(f);
+    if (rps <= 0) {
+        fprintf(stderr, "bus-bench: could not read redis-benchmark output\n");
+        exit(1);
+    }
+    return rps;
+}
+
+/* Mean ns of decode (parse + validate) and of the JSON parse alone for the
+ * same payload: where the consumer's time goes, measured in this run. */
+static void bench_decode_detail(void)
+{
+    event_t ev;
+    char err[256], vbuf[16], tsbuf[24];
+    if (event_make(&ev, "market.data.update", bench_bar(1), NULL, NULL, err, sizeof err) < 0) exit(1);
+    char *data = event_data_json(&ev);
+    snprintf(vbuf, sizeof vbuf, "%d", ev.v);
+    snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ev.ts);
+    const char *n[] = {"id", "type", "v", "ts", "source", "trace", "data"};
+    const char *v[] = {ev.id, ev.type, vbuf, tsbuf, ev.source, ev.trace, data};
+    event_field_t f[7];
+    for (int i = 0; i < 7; i++) f[i] = (event_field_t){n[i], strlen(n[i]), v[i], strlen(v[i])};
+    const int reps = 20000;
+    long long t0 = th_now_ns();
+    for (int i = 0; i < reps; i++) {
+        event_t d;
+        if (event_decode(&d, f, 7, err, sizeof err) == 0) event_clear(&d);
+    }
+    long long t1 = th_now_ns();
+    for (int i = 0; i < reps; i++) json_decref(json_loadb(data, strlen(data), JSON_REJECT_DUPLICATES, NULL));
+    long long t2 = th_now_ns();
+    for (int i = 0; i < reps; i++) proto_validate(ev.type, ev.v, ev.data, err, sizeof err);
+    long long t3 = th_now_ns();
+    printf("bus-bench detail: decode=%lldns json_parse=%lldns validate=%lldns payload=%zuB\n", (t1 - t0) / reps,
+           (t2 - t1) / reps, (t3 - t2) / reps, strlen(data));
+    free(data);
+    event_clear(&ev);
+}
+
+int main(void)
+{
+    th_redis_t r;
+    long n = getenv("BENCH_EVENTS") ? atol(getenv("BENCH_EVENTS")) : 200000;
+    th_watchdog(900);
+    log_init("bus-bench");
+    log_set_level(LOG_WARN);
+    event_set_source("bus-bench");
+    if (th_redis_start(&r, 0) < 0) return 1;
+    setenv("REDIS_URL", r.url, 1);
+    setenv("QT_NAMESPACE", "qt", 1);
+    double pub = bench_publish(n);
+    double con = bench_consume(&r, n);
+    double red = bench_redis(&r, n);
+    th_redis_stop(&r);
+    bench_decode_detail();
+    printf("bus-bench: publish=%.0f/s consume=%.0f/s redis_xadd_p32=%.0f/s ratio=%.2f\n", pub, con, red, con / red);
+    return 0;
+}
