@@ -105,15 +105,21 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+run: all
+	@if [ -z "$(SERVICES)" ]; then \
+	  echo "make run: no service is built yet (services/*/main.c); see the status in README.md" >&2; exit 1; fi
+	@sh deploy/run.sh $(BUILD)
+
 test: all
 	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
 
 unit: all
 	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
 
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 valgrind: all
-	@QT_BUILD=$(BUILD) QT_TEST_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
-	  sh tests/run.sh $(UNIT_TESTS)
+	@QT_BUILD=$(BUILD) QT_TEST_WRAPPER="$(VALGRIND)" sh tests/run.sh $(UNIT_TESTS)
+	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd
 
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done
@@ -130,7 +136,8 @@ fuzz:
 	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
-.PHONY: all test unit valgrind bench fuzz clean
+.PHONY: all run test unit valgrind bench fuzz clean
+.SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 endif
 

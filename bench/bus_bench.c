@@ -135,20 +135,17 @@ static double bench_redis(th_redis_t *r, long n)
 static void bench_decode_detail(void)
 {
     event_t ev;
-    char err[256], vbuf[16], tsbuf[24];
+    char err[256];
     if (event_make(&ev, "market.data.update", bench_bar(1), NULL, NULL, err, sizeof err) < 0) exit(1);
     char *data = event_data_json(&ev);
-    snprintf(vbuf, sizeof vbuf, "%d", ev.v);
-    snprintf(tsbuf, sizeof tsbuf, "%lld", (long long)ev.ts);
-    const char *n[] = {"id", "type", "v", "ts", "source", "trace", "data"};
-    const char *v[] = {ev.id, ev.type, vbuf, tsbuf, ev.source, ev.trace, data};
-    event_field_t f[7];
-    for (int i = 0; i < 7; i++) f[i] = (event_field_t){n[i], strlen(n[i]), v[i], strlen(v[i])};
+    event_field_t f[EVENT_ENVELOPE_FIELDS];
+    event_numbuf_t nb;
+    event_to_fields(&ev, data, f, &nb);
     const int reps = 20000;
     long long t0 = th_now_ns();
     for (int i = 0; i < reps; i++) {
         event_t d;
-        if (event_decode(&d, f, 7, err, sizeof err) == 0) event_clear(&d);
+        if (event_decode(&d, f, EVENT_ENVELOPE_FIELDS, err, sizeof err) == 0) event_clear(&d);
     }
     long long t1 = th_now_ns();
     for (int i = 0; i < reps; i++) json_decref(json_loadb(data, strlen(data), JSON_REJECT_DUPLICATES, NULL));

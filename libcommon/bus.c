@@ -1095,7 +1095,11 @@ static bus_pub_t *bus_pub(bus_t *b, const char *name)
 int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen)
 {
     bus_pub_t *p = bus_pub(b, name);
-    char v[16], ts[24], *cmd = NULL;
+    event_field_t f[EVENT_ENVELOPE_FIELDS];
+    event_numbuf_t nb;
+    const char *argv[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};
+    size_t lens[6 + 2 * EVENT_ENVELOPE_FIELDS];
+    char *cmd = NULL;
     if (!p) {
         snprintf(err, errlen, "stream name '%.64s' is not valid", name);
         return -1;
@@ -1110,11 +1114,14 @@ int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t
         snprintf(err, errlen, "out of memory encoding %s", ev->type);
         return -1;
     }
-    snprintf(v, sizeof v, "%d", ev->v);
-    snprintf(ts, sizeof ts, "%lld", (long long)ev->ts);
-    const char *argv[] = {"XADD", p->key, "MAXLEN", "~", b->maxlen_s, "*", "id", ev->id, "type", ev->type,
-                          "v", v, "ts", ts, "source", ev->source, "trace", ev->trace, "data", data};
-    int len = redisFormatCommandArgv(&cmd, 20, argv, NULL);
+    argv[1] = p->key;
+    for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+    event_to_fields(ev, data, f, &nb);
+    for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++) {
+        argv[6 + 2 * i] = f[i].name, lens[6 + 2 * i] = f[i].name_len;
+        argv[7 + 2 * i] = f[i].val, lens[7 + 2 * i] = f[i].val_len;
+    }
+    int len = redisFormatCommandArgv(&cmd, 6 + 2 * EVENT_ENVELOPE_FIELDS, argv, lens);
     free(data);
     if (len < 0 || outbox_append(b, cmd, (size_t)len, -1, NULL, p->m_out) < 0) {
         if (cmd) redisFreeCommand(cmd);

@@ -144,6 +144,17 @@ char *event_data_json(const event_t *ev)
     return json_dumps(ev->data, JSON_COMPACT | JSON_REAL_PRECISION(17));
 }
 
+void event_to_fields(const event_t *ev, const char *data_json, event_field_t f[EVENT_ENVELOPE_FIELDS],
+                     event_numbuf_t *buf)
+{
+    static const char *const names[EVENT_ENVELOPE_FIELDS] = {"id", "type", "v", "ts", "source", "trace", "data"};
+    snprintf(buf->v, sizeof buf->v, "%d", ev->v);
+    snprintf(buf->ts, sizeof buf->ts, "%lld", (long long)ev->ts);
+    const char *vals[EVENT_ENVELOPE_FIELDS] = {ev->id, ev->type, buf->v, buf->ts, ev->source, ev->trace, data_json};
+    for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++)
+        f[i] = (event_field_t){names[i], strlen(names[i]), vals[i], strlen(vals[i])};
+}
+
 /* Parse a decimal integer field of at most 19 digits (optional leading '-'). */
 static int event_parse_i64(const char *s, size_t n, int64_t *out)
 {

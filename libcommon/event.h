@@ -58,6 +58,20 @@ void event_clear(event_t *ev);
 /* Compact JSON text of ev->data, malloc'd; the caller frees. NULL on OOM. */
 char *event_data_json(const event_t *ev);
 
+#define EVENT_ENVELOPE_FIELDS 7
+
+/* Number text for v and ts; must outlive the fields that point into it. */
+typedef struct event_numbuf {
+    char v[16];
+    char ts[24];
+} event_numbuf_t;
+
+/* The envelope of ev as stream fields, in order id, type, v, ts, source,
+ * trace, data (= data_json, e.g. from event_data_json). Every pointer is
+ * borrowed from ev, data_json or buf. */
+void event_to_fields(const event_t *ev, const char *data_json, event_field_t f[EVENT_ENVELOPE_FIELDS],
+                     event_numbuf_t *buf);
+
 /* Decode and validate an entry's fields into ev (which must be zeroed or
  * cleared). Unknown extra fields are ignored. Returns -1 with a reason in err
  * ("missing field 'type'", "data: not JSON: ...", "data.confidence: ..."). */

@@ -5,6 +5,8 @@
  * is derived from the input id, so duplicates are visible as repeated ids.
  * WORKER_FAIL_SYMBOL: events of that symbol always ask for a retry.
  * WORKER_SLOW_US: sleep that long in every handler call (to be killed mid-batch).
+ * POST /api/v1/worker/pause {"reason": "..."} and POST /api/v1/worker/resume
+ * (bearer token) pause and resume consumption.
  * Everything else (REDIS_URL, QT_*) as for any service. */
 #include "svc.h"
 #include "log.h"
@@ -40,6 +42,31 @@ static bus_result_t worker_handle(void *ud, const bus_msg_t *m, char *err, size_
     return rc < 0 ? BUS_RETRY : BUS_OK;
 }
 
+/* POST /api/v1/worker/pause {"reason": "..."} */
+static int worker_pause(void *ud, httpd_req_t *req, json_t **out)
+{
+    worker_t *w = ud;
+    const json_t *r = json_object_get(req->body, "reason");
+    if (!json_is_object(req->body) || !json_is_string(r) || json_string_length(r) == 0 ||
+        json_string_length(r) > 120) {
+        *out = httpd_error("body must be {\"reason\": \"<1 to 120 bytes>\"}");
+        return 400;
+    }
+    bus_pause(w->svc.bus, json_string_value(r));
+    *out = json_pack("{s:b}", "paused", 1);
+    return 200;
+}
+
+/* POST /api/v1/worker/resume */
+static int worker_resume(void *ud, httpd_req_t *req, json_t **out)
+{
+    worker_t *w = ud;
+    (void)req;
+    bus_resume(w->svc.bus);
+    *out = json_pack("{s:b}", "paused", 0);
+    return 200;
+}
+
 int main(void)
 {
     static worker_t w;
@@ -55,6 +82,8 @@ int main(void)
         fprintf(stderr, "bus-worker: cannot subscribe\n");
         return 2;
     }
+    httpd_route(w.svc.http, "POST", "/api/v1/worker/pause", HTTPD_AUTH, worker_pause, &w);
+    httpd_route(w.svc.http, "POST", "/api/v1/worker/resume", HTTPD_AUTH, worker_resume, &w);
     int rc = svc_run(&w.svc);
     svc_free(&w.svc);
     return rc;

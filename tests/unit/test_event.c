@@ -152,19 +152,17 @@ TEST(unknown_type_and_version)
     json_decref(d);
 }
 
-static size_t fields_of(const event_t *ev, const char *data, event_field_t *f, char bufs[][32])
+static event_numbuf_t nb;
+
+static size_t fields_of(const event_t *ev, const char *data, event_field_t *f)
 {
-    snprintf(bufs[0], 32, "%d", ev->v);
-    snprintf(bufs[1], 32, "%lld", (long long)ev->ts);
-    const char *names[] = {"id", "type", "v", "ts", "source", "trace", "data"};
-    const char *vals[] = {ev->id, ev->type, bufs[0], bufs[1], ev->source, ev->trace, data};
-    for (int i = 0; i < 7; i++) f[i] = (event_field_t){names[i], strlen(names[i]), vals[i], strlen(vals[i])};
-    return 7;
+    event_to_fields(ev, data, f, &nb);
+    return EVENT_ENVELOPE_FIELDS;
 }
 
 TEST(envelope_round_trip)
 {
-    char err[256], bufs[2][32];
+    char err[256];
     event_t ev, back;
     event_field_t f[8];
     event_set_source("unit-test");
@@ -174,7 +172,7 @@ TEST(envelope_round_trip)
     CHECK_EQ(ev.v, 1);
     CHECK(strncmp(ev.source, "unit-test/", 10) == 0);
     char *data = event_data_json(&ev);
-    size_t n = fields_of(&ev, data, f, bufs);
+    size_t n = fields_of(&ev, data, f);
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), 0);
     CHECK_STR(back.id, ev.id);
     CHECK_STR(back.type, "model.vote");
@@ -188,42 +186,42 @@ TEST(envelope_round_trip)
 
 TEST(envelope_rejections)
 {
-    char err[256], bufs[2][32];
+    char err[256];
     event_t ev, back;
     event_field_t f[8];
     CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), "trace-1", NULL, err, sizeof err), 0);
-    size_t n = fields_of(&ev, "{\"symbol\":", f, bufs);
+    size_t n = fields_of(&ev, "{\"symbol\":", f);
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "data: not JSON");
-    fields_of(&ev, "[1,2]", f, bufs);
+    fields_of(&ev, "[1,2]", f);
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "data: must be a JSON object");
-    fields_of(&ev, "{}", f, bufs);
+    fields_of(&ev, "{}", f);
     CHECK_EQ(event_decode(&back, f, n - 1, err, sizeof err), -1); /* no data field */
     CHECK_CONTAINS(err, "missing field 'data'");
     f[2].val = "x"; f[2].val_len = 1;
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "v: must be an integer");
-    fields_of(&ev, "{}", f, bufs);
+    fields_of(&ev, "{}", f);
     f[0].val = "bad id!"; f[0].val_len = 7;
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "id: must be");
-    fields_of(&ev, "{}", f, bufs);
+    fields_of(&ev, "{}", f);
     f[1].val = "x.unknown"; f[1].val_len = 9;
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "unknown event type 'x.unknown'");
-    fields_of(&ev, "{}", f, bufs);
+    fields_of(&ev, "{}", f);
     f[7] = f[0]; /* id twice */
     CHECK_EQ(event_decode(&back, f, 8, err, sizeof err), -1);
     CHECK_CONTAINS(err, "appears twice");
     char *big = malloc(EVENT_DATA_MAX + 100);
     memset(big, ' ', EVENT_DATA_MAX + 99);
     big[0] = '{'; big[EVENT_DATA_MAX + 98] = '}'; big[EVENT_DATA_MAX + 99] = '\0';
-    fields_of(&ev, big, f, bufs);
+    fields_of(&ev, big, f);
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "over the limit");
     free(big);
-    fields_of(&ev, "{\"symbol\":\"BTCUSDT\",\"symbol\":\"X\"}", f, bufs);
+    fields_of(&ev, "{\"symbol\":\"BTCUSDT\",\"symbol\":\"X\"}", f);
     CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
     CHECK_CONTAINS(err, "duplicate");
     event_clear(&ev);

@@ -1,0 +1,211 @@
+/* Integration tests: the HTTP server of a real process (bus-worker) —
+ * JSON errors, bearer auth, body limits, abuse, and pause/resume. */
+#include "check.h"
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOKEN "s3cret-token-value-123"
+
+static th_redis_t R;
+static char worker_path[256], logdir[256];
+
+static pid_t start(const char *ns, const char *token, int *port, const char *log)
+{
+    static char e[4][256];
+    char path[300];
+    *port = th_free_port();
+    snprintf(e[0], 256, "REDIS_URL=%s", R.url);
+    snprintf(e[1], 256, "QT_NAMESPACE=%s", ns);
+    snprintf(e[2], 256, "QT_HTTP_PORT=%d", *port);
+    snprintf(e[3], 256, "QT_API_TOKEN=%s", token ? token : "");
+    const char *env[] = {e[0], e[1], e[2], e[3], NULL};
+    const char *argv[] = {worker_path, NULL};
+    snprintf(path, sizeof path, "%s/%s", logdir, log);
+    pid_t pid = th_spawn(worker_path, argv, env, path);
+    th_wait_http(*port, "/ready", 200, 10000);
+    return pid;
+}
+
+/* SIGTERM and expect a clean exit (valgrind errors exit 99 under make valgrind). */
+static void stop(pid_t w)
+{
+    int st = -1;
+    th_kill(w, SIGTERM);
+    CHECK_EQ(th_wait(w, 30000, &st), 0);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
+static int req(int port, const char *m, const char *path, const char *hdr, const char *body, char *out)
+{
+    return th_http(port, m, path, hdr, body, out, 65536);
+}
+
+/* Send raw bytes and read whatever comes back; the server must survive. */
+static void raw(int port, const char *bytes, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {2, 0};
+    char buf[4096];
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        if (write(fd, bytes, len) < 0) {}
+        if (read(fd, buf, sizeof buf) < 0) {}
+    }
+    close(fd);
+}
+
+/* Open a connection that sends half a request and keeps it open. */
+static int half_request(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 || write(fd, "GET /health HTTP/1.1\r\n", 22) != 22)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static char out[65536];
+
+TEST(errors_are_json)
+{
+    int port;
+    pid_t w = start("h1", TOKEN, &port, "h1.log");
+    CHECK_EQ(req(port, "GET", "/nope", NULL, NULL, out), 404);
+    CHECK_CONTAINS(out, "{\"error\":\"no such endpoint: /nope\"}");
+    CHECK_EQ(req(port, "POST", "/health", NULL, NULL, out), 405);
+    CHECK_CONTAINS(out, "\"error\":\"method POST not allowed on /health\"");
+    CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "\"status\":\"ok\"");
+    CHECK_EQ(req(port, "GET", "/api/v1/status", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "\"service\":\"worker\"");
+    CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "# TYPE qt_http_requests_total counter");
+    CHECK_CONTAINS(out, "qt_http_requests_total{code=\"404\"} 1");
+    stop(w);
+}
+
+TEST(auth_guard)
+{
+    int port;
+    char hdr[128];
+    pid_t w = start("h2", TOKEN, &port, "h2.log");
+    const char *body = "{\"reason\":\"maintenance\"}";
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", NULL, body, out), 401);
+    CHECK_CONTAINS(out, "missing Authorization: Bearer token");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", "Authorization: Bearer wrong\r\n", body, out), 401);
+    CHECK_CONTAINS(out, "invalid bearer token");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", "Authorization: Basic abc\r\n", body, out), 401);
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", "Authorization: Bearer " TOKEN "x\r\n", body, out), 401);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", TOKEN);
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{not json", out), 400);
+    CHECK_CONTAINS(out, "body is not JSON");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{\"reason\":5}", out), 400);
+    CHECK_CONTAINS(out, "body must be");
+    char *big = malloc(100000);
+    memset(big, ' ', 99999);
+    big[0] = '"';
+    big[99998] = '"';
+    big[99999] = 0;
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, big, out), 413);
+    CHECK_CONTAINS(out, "over the limit of 65536");
+    free(big);
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, body, out), 200);
+    CHECK_EQ(req(port, "GET", "/api/v1/status", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "\"paused\":true");
+    CHECK_CONTAINS(out, "\"pause_reason\":\"maintenance\"");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/resume", hdr, NULL, out), 200);
+    stop(w);
+    /* the token never reaches the logs */
+    char path[300], line[4096];
+    snprintf(path, sizeof path, "%s/h2.log", logdir);
+    FILE *f = fopen(path, "r");
+    int leaked = 0, lines = 0;
+    while (f && fgets(line, sizeof line, f)) lines++, leaked |= strstr(line, TOKEN) != NULL;
+    if (f) fclose(f);
+    CHECK(lines > 0);
+    CHECK(!leaked);
+}
+
+TEST(writes_off_without_token)
+{
+    int port;
+    pid_t w = start("h3", NULL, &port, "h3.log");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", "Authorization: Bearer anything\r\n", "{\"reason\":\"x\"}", out), 403);
+    CHECK_CONTAINS(out, "set QT_API_TOKEN to enable them");
+    stop(w);
+}
+
+TEST(pause_stops_consumption)
+{
+    int port;
+    char hdr[128];
+    redisContext *c = th_redis_connect(&R);
+    pid_t w = start("h4", TOKEN, &port, "h4.log");
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", TOKEN);
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{\"reason\":\"test\"}", out), 200);
+    const char *good = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,\"low\":1,"
+                       "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
+    freeReplyObject(redisCommand(c, "XADD h4:market * id e1 type market.data.update v 1 ts 1 source t trace t data %s", good));
+    th_sleep_ms(1500);
+    redisReply *r = redisCommand(c, "XLEN h4:echo");
+    CHECK_EQ(r->integer, 0);
+    freeReplyObject(r);
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/resume", hdr, NULL, out), 200);
+    long long n = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && n == 0; th_sleep_ms(50)) {
+        r = redisCommand(c, "XLEN h4:echo");
+        n = r->integer;
+        freeReplyObject(r);
+    }
+    CHECK_EQ(n, 1);
+    redisFree(c);
+    stop(w);
+}
+
+TEST(abuse_does_not_hurt)
+{
+    int port;
+    pid_t w = start("h5", TOKEN, &port, "h5.log");
+    raw(port, "GARBAGE\r\n\r\n", 11);
+    raw(port, "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 52);
+    raw(port, "GET /%00%ff HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+    char hdrs[40000];
+    memset(hdrs, 'a', sizeof hdrs);
+    memcpy(hdrs, "GET /health HTTP/1.1\r\nX: ", 25);
+    raw(port, hdrs, sizeof hdrs); /* oversized headers */
+    raw(port, "POST /api/v1/worker/pause HTTP/1.1\r\nContent-Length: 100000000\r\n\r\nxx", 67);
+    int half[50]; /* slowloris: 50 connections holding half a request open at once */
+    for (int i = 0; i < 50; i++) half[i] = half_request(port);
+    CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 200);
+    for (int i = 0; i < 50; i++)
+        if (half[i] >= 0) close(half[i]);
+    CHECK_EQ(req(port, "GET", "/a/%2e%2e/%00", NULL, NULL, out), 400);
+    CHECK_EQ(req(port, "GET", "/health?x=%zz", NULL, NULL, out), 200);
+    CHECK_EQ(kill(w, 0), 0);
+    CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 200);
+    stop(w);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(300);
+    th_bin("tests/bin/bus-worker", worker_path, sizeof worker_path);
+    th_tempdir(logdir, sizeof logdir);
+    if (th_redis_start(&R, 0) < 0) exit(2);
+}
+
+CHECK_MAIN()
