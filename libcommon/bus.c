@@ -1132,6 +1132,32 @@ int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t
     return 0;
 }
 
+typedef struct bus_call {
+    bus_reply_fn fn;
+    void *ud;
+} bus_call_t;
+
+static void bus_call_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_call_t *c = pd;
+    link_replied(link_of(ac));
+    if (c->fn) c->fn(c->ud, link_of(ac)->bus->freeing ? NULL : r); /* always called: ud may own memory */
+    free(c);
+}
+
+int bus_redis(bus_t *b, bus_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
+{
+    bus_call_t *c = malloc(sizeof *c);
+    if (!c) return -1;
+    c->fn = fn;
+    c->ud = ud;
+    if (link_send(&b->cmd, bus_call_cb, c, argc, argv, lens) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
 void bus_pause(bus_t *b, const char *reason)
 {
     if (!b->paused) log_warn("consumption paused: %s", reason);

@@ -36,6 +36,7 @@
 #include <jansson.h>
 
 typedef struct bus bus_t;
+struct redisReply;
 
 typedef enum {
     BUS_OK = 0,    /* handled: ack */
@@ -70,6 +71,15 @@ int bus_start(bus_t *b);
  * cleared on return. Returns -1 with err when the outbox is full (the caller
  * should return BUS_RETRY so its input is delivered again later). */
 int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen);
+
+/* Called exactly once: with the reply (borrowed: it dies when the callback
+ * returns), or with NULL when the link dropped or the bus is being freed. */
+typedef void (*bus_reply_fn)(void *ud, const struct redisReply *reply);
+
+/* Send any command on the command link (service state: hashes, checkpoints,
+ * scripts). Returns -1 when the link is down right now; the caller retries
+ * later. lens may be NULL for NUL-terminated arguments. */
+int bus_redis(bus_t *b, bus_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens);
 
 /* Stop consuming new entries while paused (handlers of in-flight entries have
  * already run). reason is shown in status; resume restarts reading. */
