@@ -141,7 +141,7 @@ int event_make(event_t *ev, const char *type, json_t *data, const char *trace_op
 
 char *event_data_json(const event_t *ev)
 {
-    return json_dumps(ev->data, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    return json_dumps(ev->data, JSON_COMPACT | JSON_REAL_PRECISION(15));
 }
 
 void event_to_fields(const event_t *ev, const char *data_json, event_field_t f[EVENT_ENVELOPE_FIELDS],

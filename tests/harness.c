@@ -311,3 +311,73 @@ int th_wait_http(int port, const char *path, int want, int timeout_ms)
         if (th_http(port, "GET", path, NULL, NULL, NULL, 0) == want) return 0;
     return -1;
 }
+
+int th_xadd_event(redisContext *c, const char *key, const char *type, const char *data, const char *id)
+{
+    static long seq;
+    char gen[64], ts[32];
+    if (!id) {
+        snprintf(gen, sizeof gen, "test-%ld-%ld", (long)getpid(), ++seq);
+        id = gen;
+    }
+    snprintf(ts, sizeof ts, "%lld", th_now_ms());
+    redisReply *r = redisCommand(c, "XADD %s * id %s type %s v 1 ts %s source test/harness trace %s data %s", key, id,
+                                 type, ts, id, data);
+    int ok = r && r->type == REDIS_REPLY_STRING;
+    if (r) freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+long long th_xlen(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "XLEN %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+int th_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms)
+{
+    for (long long end = th_now_ms() + timeout_ms; th_now_ms() < end; th_sleep_ms(20))
+        if (th_xlen(c, key) >= n) return 0;
+    return -1;
+}
+
+/* Field value of a flat field array, or NULL. */
+static const char *th_field(const redisReply *f, const char *name)
+{
+    for (size_t k = 0; k + 1 < f->elements; k += 2)
+        if (strcmp(f->element[k]->str, name) == 0) return f->element[k + 1]->str;
+    return NULL;
+}
+
+json_t *th_event_data(redisContext *c, const char *key, const char *type, int nth)
+{
+    redisReply *r = redisCommand(c, "XRANGE %s - +", key);
+    json_t *found = NULL;
+    int seen = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const char *t = th_field(f, "type"), *d = th_field(f, "data");
+        if (!t || !d || strcmp(t, type) != 0) continue;
+        if (nth < 0 || seen++ == nth) {
+            json_decref(found);
+            found = json_loads(d, 0, NULL);
+            if (nth >= 0) break;
+        }
+    }
+    if (r) freeReplyObject(r);
+    return found;
+}
+
+long th_count_type(redisContext *c, const char *key, const char *type)
+{
+    redisReply *r = redisCommand(c, "XRANGE %s - +", key);
+    long n = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *t = th_field(r->element[i]->element[1], "type");
+        n += t && strcmp(t, type) == 0;
+    }
+    if (r) freeReplyObject(r);
+    return n;
+}

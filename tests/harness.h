@@ -5,6 +5,7 @@
 #define QT_HARNESS_H
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 typedef struct th_redis {
@@ -44,6 +45,18 @@ void th_kill(pid_t pid, int sig);
 int th_http(int port, const char *method, const char *path, const char *headers, const char *body,
             char *reply, size_t replylen);
 int th_wait_http(int port, const char *path, int want, int timeout_ms);
+
+/* Add an event with a fresh id (or id when given) to stream key; the
+ * data JSON must match the type's schema. Returns 0 or -1. */
+int th_xadd_event(redisContext *c, const char *key, const char *type, const char *data, const char *id);
+/* Wait until XLEN key >= n. 0 or -1 on timeout. */
+int th_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms);
+long long th_xlen(redisContext *c, const char *key);
+/* The data of the newest (or, with nth >= 0, the nth oldest) entry of type
+ * in key (new reference), or NULL. */
+json_t *th_event_data(redisContext *c, const char *key, const char *type, int nth);
+/* How many entries of type key holds. */
+long th_count_type(redisContext *c, const char *key, const char *type);
 
 long long th_now_ms(void);
 long long th_now_ns(void);

@@ -3,7 +3,7 @@
  * Input layout: fields separated by '\n', each "name=value" (a value may
  * hold anything but '\n'). The fields go through event_decode exactly as a
  * stream entry would; a decoded event is re-encoded and decoded again and
- * must come back equal. Build and run with `make fuzz`. */
+ * must encode to the same text again. Build and run with `make fuzz`. */
 #include "event.h"
 
 #include <stdint.h>
@@ -33,7 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     event_numbuf_t nb;
     event_to_fields(&ev, json, g, &nb);
     event_t back;
-    if (event_decode(&back, g, EVENT_ENVELOPE_FIELDS, err, sizeof err) != 0 || !json_equal(back.data, ev.data)) abort();
+    if (event_decode(&back, g, EVENT_ENVELOPE_FIELDS, err, sizeof err) != 0) abort();
+    /* reals are written with 15 significant digits, so encoding is idempotent */
+    char *again = event_data_json(&back);
+    if (!again || strcmp(again, json) != 0) abort();
+    free(again);
     event_clear(&back);
     free(json);
     event_clear(&ev);

@@ -1,0 +1,367 @@
+/* engine.c — inputs → TradingPolicy → stream and Redis (see engine.h). */
+#include "engine.h"
+#include "clock.h"
+#include "dedupe.h"
+#include "inputs.h"
+#include "log.h"
+#include "orchestrator.h"
+#include "rsync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENGINE_TICK_MS 1000
+#define ENGINE_REFRESH_MS 10000 /* configuration cached at most 10 s */
+#define ENGINE_CKPT_MS 10000
+#define DAY_MS 86400000LL
+
+struct policy_engine {
+    svc_t *svc;
+    config_store_t *cs;
+    orch_t orch;
+    inputs_t in;
+    dedupe_t *seen;
+    struct event *tick;
+    int seeded, dirty, publish_pending, persist_pending;
+    int64_t last_event_time, last_day, refreshed_ms, ckpt_ms;
+    char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
+    char k_trading[160], k_history[160], k_state[160];
+    long published, evaluated, ignored_symbols;
+};
+
+/* ---------- publishing and persistence ---------- */
+
+static void engine_persist_cb(void *ud, const struct redisReply *r)
+{
+    policy_engine_t *e = ud;
+    if (!r || r->type == REDIS_REPLY_ERROR) e->persist_pending = 1;
+}
+
+/* Current policy and history in Redis; retried by the tick on failure. */
+static void engine_persist(policy_engine_t *e)
+{
+    json_t *j = orch_policy_json(&e->orch.current);
+    char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(j);
+    if (!txt) return;
+    const char *set[] = {"SET", e->k_trading, txt};
+    const char *push[] = {"LPUSH", e->k_history, txt};
+    const char *trim[] = {"LTRIM", e->k_history, "0", "99"};
+    e->persist_pending = bus_redis(e->svc->bus, engine_persist_cb, e, 3, set, NULL) < 0 ||
+                         bus_redis(e->svc->bus, engine_persist_cb, e, 3, push, NULL) < 0 ||
+                         bus_redis(e->svc->bus, engine_persist_cb, e, 4, trim, NULL) < 0;
+    free(txt);
+}
+
+/* policy.trading.updated; its id derives from the version and the trigger so
+ * a redelivered trigger republishes the same id. */
+static void engine_publish(policy_engine_t *e)
+{
+    char err[256], name[160], id[37];
+    event_t ev;
+    snprintf(name, sizeof name, "policy.trading:%s:%d:%s", e->svc->cfg.ns, e->orch.current.version, e->trigger_id);
+    event_derive_id(name, id);
+    if (event_make(&ev, "policy.trading.updated", orch_policy_json(&e->orch.current), e->trigger_trace, id, err,
+                   sizeof err) < 0) {
+        log_error("policy does not match its own schema: %s", err);
+        return;
+    }
+    e->publish_pending = bus_publish(e->svc->bus, "policy", &ev, err, sizeof err) < 0;
+    if (e->publish_pending) log_warn("policy v%d not published yet: %s", e->orch.current.version, err);
+    else e->published++;
+    event_clear(&ev);
+}
+
+static void engine_adopted(policy_engine_t *e)
+{
+    const trading_policy_t *p = &e->orch.current;
+    log_msg(LOG_INFO, e->trigger_trace, "POLICY v%d: allow_trades=%d risk_profile=%s max_risk=%.3f%% min_conf=%.2f: %s",
+            p->version, p->allow_new_trades,
+            p->risk_profile == PROFILE_NORMAL ? "NORMAL" : p->risk_profile == PROFILE_REDUCED ? "REDUCED" : "NO_NEW_TRADES",
+            p->max_risk_pct, p->min_confidence, p->note);
+    engine_publish(e);
+    engine_persist(e);
+}
+
+/* Evaluate at event time t; a new UTC day resets today's PnL and forces an update. */
+static void engine_evaluate(policy_engine_t *e, int64_t t, int force)
+{
+    orch_inputs_t oi;
+    int64_t day = t / DAY_MS;
+    if (e->last_day && day > e->last_day) {
+        log_info("new UTC day of event time: daily reset");
+        inputs_reset_daily(&e->in);
+        force = 1;
+    }
+    if (day > e->last_day) e->last_day = day;
+    if (t > e->last_event_time) e->last_event_time = t;
+    inputs_build(&e->in, &oi);
+    e->evaluated++;
+    e->dirty = 1;
+    if (orch_update(&e->orch, &oi, t, force)) engine_adopted(e);
+}
+
+/* ---------- stream handlers ---------- */
+
+typedef void (*engine_input_fn)(policy_engine_t *e, const json_t *data);
+
+static void on_bar(policy_engine_t *e, const json_t *d) { e->ignored_symbols += inputs_on_bar(&e->in, d) < 0; }
+static void on_perf(policy_engine_t *e, const json_t *d) { inputs_on_performance(&e->in, d); }
+static void on_closed(policy_engine_t *e, const json_t *d) { e->ignored_symbols += inputs_on_closed(&e->in, d) < 0; }
+static void on_outcome(policy_engine_t *e, const json_t *d) { inputs_on_outcome(&e->in, d); }
+static void on_exec(policy_engine_t *e, const json_t *d) { inputs_on_execution(&e->in, d); }
+
+static const struct { const char *type; engine_input_fn fn; } engine_inputs[] = {
+    {"market.data.update", on_bar},       {"performance.update", on_perf},
+    {"position.closed", on_closed},       {"feedback.prediction.outcome", on_outcome},
+    {"trade.executed", on_exec},
+};
+
+static bus_result_t engine_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    policy_engine_t *e = ud;
+    (void)err;
+    (void)errlen;
+    if (dedupe_check(e->seen, m->ev->id)) return BUS_OK; /* redelivered: already counted */
+    for (size_t i = 0; i < sizeof engine_inputs / sizeof engine_inputs[0]; i++) {
+        if (strcmp(m->ev->type, engine_inputs[i].type) != 0) continue;
+        engine_inputs[i].fn(e, m->ev->data);
+        snprintf(e->trigger_id, sizeof e->trigger_id, "%s", m->ev->id);
+        snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", m->ev->trace);
+        const json_t *t = json_object_get(m->ev->data, "event_time");
+        engine_evaluate(e, t ? json_integer_value(t) : m->ev->ts, 0);
+        break;
+    }
+    return BUS_OK; /* other types on these streams are not ours */
+}
+
+static void engine_refresh_config(policy_engine_t *e);
+
+/* qt:policy: a configuration change (by this or another writer) applies now. */
+static bus_result_t engine_handle_policy(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    if (strcmp(m->ev->type, "policy.config.updated") == 0) engine_refresh_config(ud);
+    return BUS_OK;
+}
+
+/* ---------- configuration and checkpoint ---------- */
+
+static double cfg_num(config_store_t *cs, const char *key, double def)
+{
+    char err[256];
+    long ver;
+    json_t *v = config_store_get(cs, key, &ver, err, sizeof err);
+    double d = json_is_number(v) ? json_number_value(v) : def;
+    json_decref(v);
+    return d;
+}
+
+/* The orchestrator's settings from the config hash (falls back to what it has). */
+static void engine_refresh_config(policy_engine_t *e)
+{
+    orch_config_t *c = &e->orch.cfg;
+    c->base_confidence = cfg_num(e->cs, "orch.base_confidence", c->base_confidence);
+    c->base_risk_pct = cfg_num(e->cs, "orch.base_risk_pct", c->base_risk_pct);
+    c->losing_streak_limit = (int)cfg_num(e->cs, "orch.losing_streak_limit", c->losing_streak_limit);
+    c->update_interval_sec = (long)cfg_num(e->cs, "orch.policy_update_interval_sec", (double)c->update_interval_sec);
+    c->similarity_keep = cfg_num(e->cs, "orch.similarity_keep", c->similarity_keep);
+    c->max_open_positions = (int)cfg_num(e->cs, "risk.max_open_positions", c->max_open_positions);
+    c->daily_dd_limit = cfg_num(e->cs, "risk.daily_dd_limit_pct", c->daily_dd_limit);
+    c->total_exposure_limit = cfg_num(e->cs, "risk.total_exposure_limit_pct", c->total_exposure_limit);
+    e->refreshed_ms = clock_mono_ms();
+}
+
+static json_t *engine_state_json(const policy_engine_t *e)
+{
+    return json_pack("{s:o, s:I, s:I, s:I}", "inputs", inputs_to_json(&e->in), "last_update_ms",
+                     (json_int_t)e->orch.last_update_ms, "last_event_time", (json_int_t)e->last_event_time,
+                     "last_day", (json_int_t)e->last_day);
+}
+
+void engine_checkpoint(policy_engine_t *e)
+{
+    json_t *j = engine_state_json(e);
+    char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(j);
+    const char *argv[] = {"SET", e->k_state, txt};
+    if (txt && bus_redis(e->svc->bus, NULL, NULL, 3, argv, NULL) == 0) e->dirty = 0;
+    e->ckpt_ms = clock_mono_ms();
+    free(txt);
+}
+
+/* Load checkpoint and current policy with a synchronous read at start. */
+static void engine_restore(policy_engine_t *e)
+{
+    char err[256];
+    redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
+    if (!c) {
+        log_warn("no checkpoint restored (%s); starting from empty inputs", err);
+        return;
+    }
+    redisReply *st = redisCommand(c, "GET %s", e->k_state), *cur = redisCommand(c, "GET %s", e->k_trading);
+    json_t *sj = st && st->type == REDIS_REPLY_STRING ? json_loadb(st->str, st->len, 0, NULL) : NULL;
+    json_t *cj = cur && cur->type == REDIS_REPLY_STRING ? json_loadb(cur->str, cur->len, 0, NULL) : NULL;
+    if (sj && inputs_from_json(&e->in, json_object_get(sj, "inputs")) == 0) {
+        e->orch.last_update_ms = json_integer_value(json_object_get(sj, "last_update_ms"));
+        e->last_event_time = json_integer_value(json_object_get(sj, "last_event_time"));
+        e->last_day = json_integer_value(json_object_get(sj, "last_day"));
+        log_info("restored inputs of %d symbols from the checkpoint", e->in.nsyms);
+    }
+    if (cj && orch_policy_from_json(cj, &e->orch.current) == 0) {
+        e->orch.has_current = 1;
+        log_info("restored policy v%d", e->orch.current.version);
+    }
+    json_decref(sj);
+    json_decref(cj);
+    if (st) freeReplyObject(st);
+    if (cur) freeReplyObject(cur);
+    redisFree(c);
+}
+
+static void engine_tick(evutil_socket_t fd, short what, void *arg)
+{
+    policy_engine_t *e = arg;
+    char err[256];
+    (void)fd;
+    (void)what;
+    int64_t now = clock_mono_ms();
+    if (!e->seeded) {
+        e->seeded = config_store_seed(e->cs, err, sizeof err) == 0;
+        if (e->seeded) engine_refresh_config(e);
+    }
+    if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) engine_refresh_config(e);
+    if (e->publish_pending && e->orch.has_current) engine_publish(e);
+    if (e->persist_pending && e->orch.has_current) engine_persist(e);
+    if (e->dirty && now - e->ckpt_ms >= ENGINE_CKPT_MS) engine_checkpoint(e);
+}
+
+/* ---------- HTTP ---------- */
+
+static json_t *engine_inputs_summary(const policy_engine_t *e)
+{
+    orch_inputs_t oi;
+    inputs_build(&e->in, &oi);
+    return json_pack("{s:s, s:s, s:b, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:i}", "regime", regime_name(oi.regime),
+                     "vol_level", vol_level_name(oi.vol), "risk_known", oi.risk_known, "daily_pnl_pct",
+                     oi.daily_pnl_pct, "drawdown_pct", oi.drawdown_pct, "exposure_pct", oi.exposure_pct,
+                     "losing_streak", oi.losing_streak, "open_positions", oi.open_positions, "ensemble_quality",
+                     oi.ensemble_quality, "slippage_bps", oi.slippage_bps, "spread_bps", oi.spread_bps, "symbols",
+                     oi.nsymbols);
+}
+
+static int engine_http_trading(void *ud, httpd_req_t *req, json_t **out)
+{
+    policy_engine_t *e = ud;
+    (void)req;
+    if (!e->orch.has_current) {
+        *out = httpd_error("no trading policy yet: it is computed from the first market or feedback event");
+        return 404;
+    }
+    *out = json_pack("{s:o, s:o}", "policy", orch_policy_json(&e->orch.current), "inputs", engine_inputs_summary(e));
+    return 200;
+}
+
+static int engine_http_history(void *ud, httpd_req_t *req, json_t **out)
+{
+    policy_engine_t *e = ud;
+    long limit;
+    char err[256], stop[24];
+    if (httpd_query_long(req, "limit", 20, 1, ORCH_HISTORY, &limit) < 0) {
+        *out = httpd_error("limit must be an integer from 1 to %d", ORCH_HISTORY);
+        return 400;
+    }
+    redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
+    if (!c) {
+        *out = httpd_error("history unavailable: %s", err);
+        return 503;
+    }
+    snprintf(stop, sizeof stop, "%ld", limit - 1);
+    const char *argv[] = {"LRANGE", e->k_history, "0", stop};
+    redisReply *r = redisCommandArgv(c, 4, argv, NULL);
+    json_t *list = json_array();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        json_t *p = json_loadb(r->element[i]->str, r->element[i]->len, 0, NULL);
+        if (p) json_array_append_new(list, p);
+    }
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    *out = json_pack("{s:o, s:I}", "policies", list, "count", (json_int_t)json_array_size(list));
+    return 200;
+}
+
+static int engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
+{
+    policy_engine_t *e = ud;
+    (void)req;
+    int64_t t = e->last_event_time ? e->last_event_time : clock_wall_ms();
+    inputs_reset_daily(&e->in);
+    snprintf(e->trigger_id, sizeof e->trigger_id, "reset-daily-%lld", (long long)clock_wall_ms());
+    snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", e->trigger_id);
+    log_info("daily reset requested over HTTP");
+    engine_evaluate(e, t, 1);
+    *out = json_pack("{s:b, s:o}", "reset", 1, "policy", orch_policy_json(&e->orch.current));
+    return 200;
+}
+
+static json_t *engine_status(void *ud)
+{
+    policy_engine_t *e = ud;
+    const orch_config_t *c = &e->orch.cfg;
+    return json_pack("{s:o, s:{s:b, s:i, s:I, s:I, s:I, s:I}, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:f, s:I, s:f}}", "bus",
+                     bus_status(e->svc->bus), "policy", "has_current", e->orch.has_current, "version",
+                     e->orch.current.version, "published", (json_int_t)e->published, "evaluations",
+                     (json_int_t)e->evaluated, "last_event_time", (json_int_t)e->last_event_time,
+                     "ignored_symbols", (json_int_t)e->ignored_symbols, "inputs", engine_inputs_summary(e),
+                     "config", "base_confidence", c->base_confidence, "base_risk_pct", c->base_risk_pct,
+                     "daily_dd_limit", c->daily_dd_limit, "losing_streak_limit", c->losing_streak_limit,
+                     "max_open_positions", c->max_open_positions, "total_exposure_limit", c->total_exposure_limit,
+                     "update_interval_sec", (json_int_t)c->update_interval_sec, "similarity_keep", c->similarity_keep);
+}
+
+policy_engine_t *engine_new(svc_t *svc, config_store_t *cs, char *err, size_t errlen)
+{
+    policy_engine_t *e = calloc(1, sizeof *e);
+    if (!e || !(e->seen = dedupe_new(8192))) {
+        free(e);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->svc = svc;
+    e->cs = cs;
+    orch_config_default(&e->orch.cfg);
+    if (orch_config_env(&e->orch.cfg, err, errlen) < 0) {
+        engine_free(e);
+        return NULL;
+    }
+    inputs_init(&e->in);
+    snprintf(e->k_trading, sizeof e->k_trading, "%s:policy:trading", svc->cfg.ns);
+    snprintf(e->k_history, sizeof e->k_history, "%s:policy:history", svc->cfg.ns);
+    snprintf(e->k_state, sizeof e->k_state, "%s:policy:state", svc->cfg.ns);
+    engine_restore(e);
+    e->tick = event_new(svc->base, -1, EV_PERSIST, engine_tick, e);
+    struct timeval tv = {ENGINE_TICK_MS / 1000, 0};
+    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "feedback", engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "execution", engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "policy", engine_handle_policy, e) < 0) {
+        snprintf(err, errlen, "cannot set up the policy engine");
+        engine_free(e);
+        return NULL;
+    }
+    httpd_route(svc->http, "GET", "/api/v1/policy/trading", 0, engine_http_trading, e);
+    httpd_route(svc->http, "GET", "/api/v1/policy/history", 0, engine_http_history, e);
+    httpd_route(svc->http, "POST", "/api/v1/policy/reset-daily", HTTPD_AUTH, engine_http_reset, e);
+    httpd_set_status(svc->http, engine_status, e);
+    return e;
+}
+
+void engine_free(policy_engine_t *e)
+{
+    if (!e) return;
+    if (e->tick) event_free(e->tick);
+    dedupe_free(e->seen);
+    free(e);
+}

@@ -1,0 +1,295 @@
+/* Integration tests: the real policy-store binary on a real redis-server —
+ * the configuration API, its events and audit trail, and the Orchestrator
+ * Policy Engine fed through the streams. */
+#include "check.h"
+#include "harness.h"
+#include "proto.h"
+
+#include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#define TOKEN "policy-test-token"
+#define AUTH "Authorization: Bearer " TOKEN "\r\n"
+#define DAY 86400000LL
+
+static th_redis_t R;
+static char bin[256], logdir[256], out[65536];
+static redisContext *rc;
+
+static pid_t start(const char *ns, const char *token, const char *extra, int *port)
+{
+    static char e[5][256];
+    char log[300];
+    *port = th_free_port();
+    snprintf(e[0], 256, "REDIS_URL=%s", R.url);
+    snprintf(e[1], 256, "QT_NAMESPACE=%s", ns);
+    snprintf(e[2], 256, "QT_HTTP_PORT=%d", *port);
+    snprintf(e[3], 256, "QT_API_TOKEN=%s", token ? token : "");
+    snprintf(e[4], 256, "%s", extra ? extra : "QT_LOG_LEVEL=info");
+    const char *env[] = {e[0], e[1], e[2], e[3], e[4], NULL};
+    const char *argv[] = {bin, NULL};
+    snprintf(log, sizeof log, "%s/policy-store-%s.log", logdir, ns);
+    pid_t pid = th_spawn(bin, argv, env, log);
+    th_wait_http(*port, "/ready", 200, 10000);
+    return pid;
+}
+
+static void stop(pid_t pid)
+{
+    int st = -1;
+    th_kill(pid, SIGTERM);
+    CHECK_EQ(th_wait(pid, 15000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int http(int port, const char *m, const char *path, const char *hdr, const char *body)
+{
+    return th_http(port, m, path, hdr, body, out, sizeof out);
+}
+
+/* GET path until its body contains want. */
+static int wait_body(int port, const char *path, const char *want, int timeout_ms)
+{
+    for (long long end = th_now_ms() + timeout_ms; th_now_ms() < end; th_sleep_ms(50))
+        if (http(port, "GET", path, NULL, NULL) == 200 && strstr(out, want)) return 0;
+    return -1;
+}
+
+static void put(int port, const char *key, const char *value, int want_status, const char *want_body)
+{
+    char path[200], body[200];
+    snprintf(path, sizeof path, "/api/v1/policy/config/%s", key);
+    snprintf(body, sizeof body, "{\"value\":%s}", value);
+    int st = http(port, "PUT", path, AUTH, body);
+    if (st != want_status) CHECK_FAIL_AT("PUT %s=%s: status %d, want %d (%s)", key, value, st, want_status, out);
+    else if (want_body && !strstr(out, want_body)) CHECK_FAIL_AT("PUT %s=%s: '%s' lacks '%s'", key, value, out, want_body);
+}
+
+TEST(configuration_api)
+{
+    int port;
+    pid_t p = start("c1", TOKEN, NULL, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/config", "\"rl_v3.live.enabled\":{\"value\":true,\"version\":1", 5000), 0);
+    CHECK_CONTAINS(out, "\"rl_v3.live.mode\":{\"value\":\"SHADOW\",\"version\":1");
+    CHECK_CONTAINS(out, "\"rl_v3.live.min_confidence\":{\"value\":0.6,\"version\":1");
+    CHECK_CONTAINS(out, "\"rl_v3.live.max_trades_per_hour\":{\"value\":10,\"version\":1");
+    CHECK_CONTAINS(out, "\"risk.max_open_positions\":{\"value\":8,");
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/config/rl_v3.live.min_confidence", NULL, NULL), 200);
+    CHECK_STR(out, "{\"key\":\"rl_v3.live.min_confidence\",\"value\":0.6,\"version\":1}\n");
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/config/no.such.key", NULL, NULL), 404);
+    CHECK_CONTAINS(out, "unknown key 'no.such.key'");
+
+    CHECK_EQ(http(port, "PUT", "/api/v1/policy/config/rl_v3.live.mode", NULL, "{\"value\":\"PRIMARY\"}"), 401);
+    CHECK_EQ(http(port, "PUT", "/api/v1/policy/config/rl_v3.live.mode", "Authorization: Bearer nope\r\n",
+                  "{\"value\":\"PRIMARY\"}"), 401);
+    CHECK_EQ(http(port, "PUT", "/api/v1/policy/config/rl_v3.live.mode", AUTH, "PRIMARY"), 400);
+    CHECK_CONTAINS(out, "body is not JSON");
+    CHECK_EQ(http(port, "PUT", "/api/v1/policy/config/rl_v3.live.mode", AUTH, "{\"val\":1}"), 400);
+    CHECK_CONTAINS(out, "body must be {\\\"value\\\"");
+    put(port, "no.such.key", "1", 400, "unknown key 'no.such.key'");
+    put(port, "rl_v3.live.min_confidence", "1.5", 400, "must be within [0, 1], got 1.5");
+    put(port, "rl_v3.live.min_confidence", "\"high\"", 400, "must be a number");
+    put(port, "rl_v3.live.max_trades_per_hour", "2.5", 400, "must be an integer");
+    put(port, "rl_v3.live.mode", "\"FAST\"", 400, "must be one of OFF, SHADOW, PRIMARY, HYBRID");
+    put(port, "rl_v3.live.enabled", "\"yes\"", 400, "must be true or false");
+    put(port, "risk.max_leverage", "200", 400, "within [1, 125]");
+    put(port, "rl_v3.live.mode", "\"PRIMARY\"", 200, "\"version\":2");
+    put(port, "rl_v3.live.min_confidence", "0.65", 200, "\"version\":2");
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/config/rl_v3.live.mode", NULL, NULL), 200);
+    CHECK_STR(out, "{\"key\":\"rl_v3.live.mode\",\"value\":\"PRIMARY\",\"version\":2}\n");
+
+    /* the change is an event on c1:policy, valid against the contract */
+    json_t *ev = th_event_data(rc, "c1:policy", "policy.config.updated", 0);
+    char err[256];
+    CHECK(ev != NULL);
+    CHECK_EQ(proto_validate("policy.config.updated", 1, ev, err, sizeof err), 0);
+    CHECK_STR(json_string_value(json_object_get(ev, "key")), "rl_v3.live.mode");
+    CHECK_STR(json_string_value(json_object_get(ev, "value")), "PRIMARY");
+    CHECK_STR(json_string_value(json_object_get(ev, "old_value")), "SHADOW");
+    CHECK_EQ(json_integer_value(json_object_get(ev, "version")), 2);
+    CHECK(strncmp(json_string_value(json_object_get(ev, "who")), "token:", 6) == 0);
+    json_decref(ev);
+    CHECK_EQ(th_count_type(rc, "c1:policy", "policy.config.updated"), 2);
+    /* and in the audit stream, with who and when, never the token */
+    redisReply *a = redisCommand(rc, "XRANGE c1:policy:audit - +");
+    CHECK(a && a->elements == 2);
+    if (a && a->elements == 2) {
+        const redisReply *f = a->element[0]->element[1];
+        CHECK_STR(f->element[1]->str, "rl_v3.live.mode");
+        CHECK_STR(f->element[3]->str, "\"SHADOW\"");
+        CHECK_STR(f->element[5]->str, "\"PRIMARY\"");
+        for (size_t i = 0; i < f->elements; i++) CHECK(!strstr(f->element[i]->str, TOKEN));
+    }
+    if (a) freeReplyObject(a);
+    stop(p);
+
+    /* ORCH_* (the seed's variables) seed the defaults of a fresh namespace */
+    p = start("c2", NULL, "ORCH_LOSING_STREAK_LIMIT=3", &port);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/config/orch.losing_streak_limit", "\"value\":3,\"version\":1", 5000), 0);
+    CHECK_EQ(http(port, "PUT", "/api/v1/policy/config/rl_v3.live.mode", "Authorization: Bearer x\r\n",
+                  "{\"value\":\"OFF\"}"), 403); /* no token configured: writes are off */
+    CHECK_CONTAINS(out, "set QT_API_TOKEN");
+    stop(p);
+}
+
+/* 60 one-minute bars of a steady uptrend for symbol, from start_ms. */
+static void trend_bars(const char *ns, const char *symbol, long long start_ms, int n, double p0)
+{
+    char key[64], data[512];
+    snprintf(key, sizeof key, "%s:market", ns);
+    double price = p0;
+    for (int i = 0; i < n; i++) {
+        double open = price, close = price * 1.002;
+        long long ot = start_ms + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":%.6f,\"high\":%.6f,\"low\":%.6f,"
+                 "\"close\":%.6f,\"volume\":10,\"closed\":true,\"event_time\":%lld}",
+                 symbol, ot, open, close * 1.0005, open * 0.9995, close, ot + 59999);
+        th_xadd_event(rc, key, "market.data.update", data, NULL);
+        price = close;
+    }
+}
+
+static void closed(const char *ns, const char *symbol, double pnl, long long t)
+{
+    char key[64], data[512];
+    snprintf(key, sizeof key, "%s:feedback", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"side\":\"LONG\",\"qty\":1,\"entry_price\":100,\"exit_price\":101,\"pnl\":%g,"
+             "\"pnl_pct\":1,\"duration_s\":60,\"confidence\":0.7,\"regime\":\"TRENDING\",\"model_votes\":{},\"event_time\":%lld}",
+             symbol, pnl, t);
+    th_xadd_event(rc, key, "position.closed", data, NULL);
+}
+
+static void perf(const char *ns, double daily_pnl_pct, long long t)
+{
+    char key[64], data[512];
+    snprintf(key, sizeof key, "%s:feedback", ns);
+    snprintf(data, sizeof data,
+             "{\"equity\":10000,\"daily_pnl_pct\":%g,\"drawdown_pct\":1,\"open_positions\":1,\"exposure_pct\":2,"
+             "\"losing_streak\":0,\"event_time\":%lld}",
+             daily_pnl_pct, t);
+    th_xadd_event(rc, key, "performance.update", data, NULL);
+}
+
+/* The newest policy.trading.updated of ns (new reference), waiting for the nth (1-based). */
+static json_t *policy_n(const char *ns, long n)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s:policy", ns);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(20))
+        if (th_count_type(rc, key, "policy.trading.updated") >= n) break;
+    return th_event_data(rc, key, "policy.trading.updated", -1);
+}
+
+static int policy_allows(json_t *p)
+{
+    int a = json_is_true(json_object_get(p, "allow_new_trades"));
+    json_decref(p);
+    return a;
+}
+
+TEST(policy_from_streams_blocks_resets_and_restores)
+{
+    int port;
+    char err[256];
+    long long t0 = 1737504000000LL; /* 2025-01-22T00:00:00Z */
+    pid_t p = start("p1", TOKEN, NULL, &port);
+    trend_bars("p1", "BTCUSDT", t0, 60, 100);
+    trend_bars("p1", "ETHUSDT", t0, 60, 50);
+    trend_bars("p1", "SOLUSDT", t0, 60, 20);
+    long long t = t0 + 60 * 60000LL + 1000;
+    for (int i = 0; i < 12; i++) closed("p1", "SOLUSDT", i < 2 ? 1.0 : -1.0, t + i);
+    perf("p1", 0.5, t + 100);
+    t += 120000; /* past the update interval: the policy reflects the BAD symbol */
+    trend_bars("p1", "BTCUSDT", t0 + 60 * 60000LL + 120000, 1, 130);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"disallowed_symbols\":[\"SOLUSDT\"]", 10000), 0);
+    CHECK_CONTAINS(out, "\"regime\":\"TRENDING\"");
+    CHECK_CONTAINS(out, "\"allow_new_trades\":true");
+    json_t *pol = policy_n("p1", 1);
+    CHECK(pol != NULL);
+    CHECK_EQ(proto_validate("policy.trading.updated", 1, pol, err, sizeof err), 0);
+    json_decref(pol);
+
+    /* a daily drawdown past the limit blocks at once, interval or not */
+    perf("p1", -3.5, t + 1000);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "Daily DD limit hit (-3.50%)", 10000), 0);
+    CHECK_CONTAINS(out, "\"risk_profile\":\"NO_NEW_TRADES\"");
+    CHECK(!policy_allows(th_event_data(rc, "p1:policy", "policy.trading.updated", -1)));
+
+    /* reset-daily: authenticated, clears today's PnL, recomputes now */
+    CHECK_EQ(http(port, "POST", "/api/v1/policy/reset-daily", NULL, NULL), 401);
+    CHECK_EQ(http(port, "POST", "/api/v1/policy/reset-daily", AUTH, NULL), 200);
+    CHECK_CONTAINS(out, "\"allow_new_trades\":true");
+
+    /* block again late in the day; the first bar of the next UTC day resets */
+    long long late = t0 + DAY - 60000;
+    perf("p1", -4.0, late);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "Daily DD limit hit (-4.00%)", 10000), 0);
+    trend_bars("p1", "BTCUSDT", t0 + DAY, 1, 140); /* event_time: next day 00:00:59.999 */
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"allow_new_trades\":true", 10000), 0);
+
+    /* restart: the policy and the inputs come back */
+    CHECK_EQ(http(port, "GET", "/api/v1/status", NULL, NULL), 200);
+    json_t *st = json_loads(out, 0, NULL);
+    long version = (long)json_integer_value(json_object_get(json_object_get(st, "policy"), "version"));
+    json_decref(st);
+    CHECK(version >= 4);
+    stop(p);
+    p = start("p1", TOKEN, NULL, &port);
+    CHECK_EQ(http(port, "GET", "/api/v1/status", NULL, NULL), 200);
+    st = json_loads(out, 0, NULL);
+    CHECK_EQ(json_integer_value(json_object_get(json_object_get(st, "policy"), "version")), version);
+    CHECK_EQ(json_integer_value(json_object_get(json_object_get(st, "inputs"), "symbols")), 3);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(st, "inputs"), "regime")), "TRENDING");
+    json_decref(st);
+    stop(p);
+}
+
+TEST(history_holds_the_last_100)
+{
+    int port;
+    long long t = 1737504000000LL;
+    pid_t p = start("h1", TOKEN, NULL, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/config", "\"version\":1", 5000), 0);
+    put(port, "orch.policy_update_interval_sec", "0", 200, "\"version\":2");
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"update_interval_sec\":0", 5000), 0);
+    for (int i = 0; i < 120; i++) perf("h1", i % 2 ? 0.0 : -5.0, t + i * 1000LL); /* block, unblock, ... */
+    json_t *last = policy_n("h1", 120);
+    CHECK_EQ(th_count_type(rc, "h1:policy", "policy.trading.updated"), 120);
+    CHECK_EQ(json_integer_value(json_object_get(last, "version")), 120);
+    json_decref(last);
+    redisReply *r = NULL;
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end; th_sleep_ms(20)) {
+        if (r) freeReplyObject(r);
+        r = redisCommand(rc, "LLEN h1:policy:history");
+        if (r && r->integer == 100) break;
+    }
+    CHECK(r && r->integer == 100);
+    if (r) freeReplyObject(r);
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/history?limit=100", NULL, NULL), 200);
+    json_t *h = json_loads(out, 0, NULL);
+    CHECK_EQ(json_integer_value(json_object_get(h, "count")), 100);
+    CHECK_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(h, "policies"), 0), "version")), 120);
+    CHECK_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(h, "policies"), 99), "version")), 21);
+    json_decref(h);
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/history", NULL, NULL), 200);
+    CHECK_CONTAINS(out, "\"count\":20");
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/history?limit=101", NULL, NULL), 400);
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/history?limit=abc", NULL, NULL), 400);
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/history?limit=0", NULL, NULL), 400);
+    stop(p);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(300);
+    th_bin("bin/policy-store", bin, sizeof bin);
+    th_tempdir(logdir, sizeof logdir);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
+}
+
+CHECK_MAIN()
