@@ -97,6 +97,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 
 # Unit tests of a service's modules link those objects too.
 $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrator.o
+$(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
 
 $(INTEG_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
