@@ -1,0 +1,107 @@
+/* engine_int.h — the trading-engine's state, shared by engine.c (life,
+ * rebuild, HTTP), decide.c (signals → decisions → intents) and book.c
+ * (executions → positions → feedback). Not a public interface. */
+#ifndef QT_ENGINE_INT_H
+#define QT_ENGINE_INT_H
+
+#include "breaker.h"
+#include "dedupe.h"
+#include "feed.h"
+#include "ledger.h"
+#include "live.h"
+#include "riskguard.h"
+#include "svc.h"
+
+#define ENG_SYMS 64
+#define ENG_DECISIONS 200
+#define ENG_INTENTS 4096
+#define ENG_RECENT_INTENTS 100
+
+typedef struct join {
+    int active;
+    int64_t open_time, event_time, first_mono;
+    live_rl_t rl;
+    live_ens_t ens;
+    json_t *votes; /* ensemble model_votes (owned) */
+    char regime[32], trace[65];
+} join_t;
+
+typedef struct sym_state {
+    char symbol[24];
+    int64_t decided_upto; /* open_time of the last bar decided on */
+    double last_close;
+    join_t join;
+    char exit_pending[65]; /* id of an exit intent not yet filled */
+} sym_state_t;
+
+typedef struct intent_rec {
+    char id[65], symbol[24];
+    int reduce_only, executed, failed;
+    double leverage;
+    int64_t event_time;
+    json_t *ctx; /* {confidence, regime, model_votes, action, source_tag}; owned */
+} intent_rec_t;
+
+typedef struct engine_cfg {
+    double leverage, size_small, size_large, stop_loss_pct, tp_ratio, balance;
+    long join_ms, max_lag;
+} engine_cfg_t;
+
+typedef struct engine {
+    svc_t *svc;
+    engine_cfg_t cfg;
+    feed_t *feed;
+    json_t *config;  /* policy-store keys → values */
+    json_t *trading; /* the latest TradingPolicy, or NULL */
+    ledger_t ledger;
+    live_rate_t rate;
+    sym_state_t syms[ENG_SYMS];
+    int nsyms;
+    intent_rec_t intents[ENG_INTENTS];
+    int nintents, iintent;
+    json_t *decisions[ENG_DECISIONS];
+    int ndecisions, idecision;
+    double ml_threshold, ml_max_pos, ml_sl_mult;
+    int ml_conservative;
+    breaker_t *rl_breaker;
+    dedupe_t *execs_seen;
+    char exec_folded[48]; /* executions up to this stream id are in the ledger */
+    long intents_total, intents_executed, intents_failed, shadow_decisions, decisions_total, late_signals;
+    long denials[RISKGUARD_REASONS];
+    int64_t last_decision_at, last_trade_intent_at;
+    double peak_equity, day_start_equity;
+    int64_t day, last_perf_time, last_bar_time;
+    long long market_lag;
+    struct event *tick;
+    int64_t ckpt_mono, config_mono;
+    metric_t *m_denials[RISKGUARD_REASONS], *m_intents, *m_bars, *m_bad_rows, *m_equity;
+} engine_t;
+
+/* decide.c */
+sym_state_t *eng_sym(engine_t *e, const char *symbol);
+bus_result_t eng_on_signal_event(void *ud, const bus_msg_t *m, char *err, size_t errlen);
+void eng_join_timeouts(engine_t *e);
+live_mode_t eng_mode(const engine_t *e);
+double eng_cfg_num(const engine_t *e, const char *key, double def);
+int eng_publish_intent(engine_t *e, sym_state_t *s, int side, const char *action, double size_pct,
+                       double confidence, const char *mode, const char *tag, double qty, int64_t event_time,
+                       int64_t open_time, const char *trace, const char *regime, const json_t *votes, char id[65]);
+void eng_intent_remember(engine_t *e, const char *id, const char *symbol, int reduce_only, double leverage,
+                         int64_t event_time, json_t *ctx);
+intent_rec_t *eng_intent_find(engine_t *e, const char *id);
+json_t *eng_decisions_json(const engine_t *e, long limit);
+
+/* book.c */
+bus_result_t eng_on_execution_event(void *ud, const bus_msg_t *m, char *err, size_t errlen);
+void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, const char *trace, int publish);
+void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t event_time, double high, double low,
+                double close, const char *trace);
+void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_name, const char *trace);
+json_t *eng_positions_json(const engine_t *e);
+double eng_daily_pnl_pct(const engine_t *e);
+
+/* engine.c */
+int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data, const char *id_name,
+                const char *trace);
+
+#endif

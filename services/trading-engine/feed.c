@@ -1,0 +1,435 @@
+/* feed.c — CSV replay and synthetic market feeds (see feed.h). */
+#include "feed.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FEED_MAX_FILES 64
+#define FEED_MAX_SYMBOLS 64
+#define FEED_BURST 256 /* bars per loop turn at full speed */
+
+typedef enum { FEED_NONE, FEED_REPLAY, FEED_SYNTHETIC } feed_kind_t;
+
+typedef struct replay_file {
+    char path[512], symbol[24], interval[8];
+    FILE *fp;
+    long line;
+    int has_next;
+    feed_bar_t next;
+    int64_t last_open;
+} replay_file_t;
+
+typedef struct synth_sym {
+    char symbol[24];
+    uint64_t rng;
+    double price, anchor;
+    int regime; /* 0 up, 1 down, 2 range, 3 high-vol */
+    long made;
+} synth_sym_t;
+
+typedef struct resume_point {
+    char symbol[24];
+    int64_t open_time;
+} resume_point_t;
+
+struct feed {
+    struct event_base *base;
+    feed_kind_t kind;
+    feed_emit_fn emit;
+    void *ud;
+    double speed;
+    struct event *timer;
+    int hold, done, started;
+    long published, bad_rows, skipped;
+    replay_file_t files[FEED_MAX_FILES];
+    int nfiles;
+    synth_sym_t syms[FEED_MAX_SYMBOLS];
+    int nsyms;
+    long synth_bars;
+    int64_t synth_start, synth_t;
+    int synth_turn;
+    resume_point_t resume[FEED_MAX_SYMBOLS];
+    int nresume;
+    int64_t last_emitted_open, last_emit_wall;
+    feed_bar_t pending;
+    int has_pending;
+    char spec[64];
+};
+
+/* ---------- CSV parsing ---------- */
+
+static int feed_num(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    while (*end == ' ' || *end == '\r' || *end == '\n') end++;
+    if (errno || end == s || *end || !isfinite(d)) return -1;
+    *out = d;
+    return 0;
+}
+
+/* Split line on commas into at most max fields (modifies line). */
+static int feed_split(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line; n < max;) {
+        f[n++] = p;
+        p = strchr(p, ',');
+        if (!p) break;
+        *p++ = '\0';
+    }
+    return n;
+}
+
+/* ms from ms or µs (anything past year 5000 in ms is µs). */
+static int64_t feed_ms(double t) { return (int64_t)(t > 1e14 ? t / 1000.0 : t); }
+
+int feed_parse_line(const char *line, feed_bar_t *b, char *err, size_t errlen)
+{
+    char buf[1024], *f[16];
+    double v[12] = {0};
+    static const char *const names[] = {"open_time", "open", "high", "low", "close", "volume", "close_time",
+                                        "quote_volume", "count", "taker_buy_volume"};
+    if (strlen(line) >= sizeof buf) return snprintf(err, errlen, "line longer than %zu bytes", sizeof buf - 1), -1;
+    snprintf(buf, sizeof buf, "%s", line);
+    int n = feed_split(buf, f, 16);
+    if (n >= 1 && isalpha((unsigned char)f[0][0])) return 1; /* header */
+    if (n < 6) return snprintf(err, errlen, "%d columns, need at least 6 (open_time..volume)", n), -1;
+    for (int i = 0; i < n && i < 10; i++)
+        if (feed_num(f[i], &v[i]) < 0) return snprintf(err, errlen, "%s '%.32s' is not a number", names[i], f[i]), -1;
+    b->open_time = feed_ms(v[0]);
+    b->open = v[1], b->high = v[2], b->low = v[3], b->close = v[4], b->volume = v[5];
+    b->close_time = n > 6 ? feed_ms(v[6]) : 0;
+    b->quote_volume = v[7], b->trades = (long)v[8], b->taker_buy_volume = v[9];
+    if (b->open_time <= 0) return snprintf(err, errlen, "open_time must be positive"), -1;
+    if (!(b->open > 0 && b->high > 0 && b->low > 0 && b->close > 0) || b->volume < 0)
+        return snprintf(err, errlen, "prices must be positive and volume not negative"), -1;
+    if (b->low > b->high || b->open < b->low || b->open > b->high || b->close < b->low || b->close > b->high)
+        return snprintf(err, errlen, "bar is inconsistent (need low <= open, close <= high)"), -1;
+    if (b->close_time && b->close_time < b->open_time)
+        return snprintf(err, errlen, "close_time before open_time"), -1;
+    return 0;
+}
+
+static const struct { const char *name; int64_t ms; } feed_intervals[] = {
+    {"1s", 1000}, {"1m", 60000}, {"3m", 180000}, {"5m", 300000}, {"15m", 900000}, {"30m", 1800000},
+    {"1h", 3600000}, {"2h", 7200000}, {"4h", 14400000}, {"6h", 21600000}, {"8h", 28800000},
+    {"12h", 43200000}, {"1d", 86400000}};
+
+static int64_t feed_interval_ms(const char *name)
+{
+    for (size_t i = 0; i < sizeof feed_intervals / sizeof feed_intervals[0]; i++)
+        if (strcmp(feed_intervals[i].name, name) == 0) return feed_intervals[i].ms;
+    return 0;
+}
+
+/* SYMBOL-INTERVAL-... from the file name; interval "" when absent. */
+static void feed_name_parts(const char *path, char *symbol, size_t slen, char *interval, size_t ilen)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *dash = strchr(base, '-'), *dot = strchr(base, '.');
+    size_t n = dash ? (size_t)(dash - base) : dot ? (size_t)(dot - base) : strlen(base);
+    snprintf(symbol, slen, "%.*s", (int)n, base);
+    for (char *p = symbol; *p; p++) *p = (char)toupper((unsigned char)*p);
+    interval[0] = '\0';
+    if (dash) {
+        const char *end = strchr(dash + 1, '-');
+        if (!end) end = strchr(dash + 1, '.');
+        snprintf(interval, ilen, "%.*s", (int)(end ? end - dash - 1 : (long)strlen(dash + 1)), dash + 1);
+        if (!feed_interval_ms(interval)) interval[0] = '\0';
+    }
+}
+
+/* Read the next good row of a file into f->next; bad rows are reported and skipped. */
+static void replay_advance(feed_t *feed, replay_file_t *f)
+{
+    char line[1100], err[200];
+    f->has_next = 0;
+    while (f->fp && fgets(line, sizeof line, f->fp)) {
+        f->line++;
+        if (line[0] == '\n' || line[0] == '\r' || line[0] == '\0') continue;
+        feed_bar_t b = {0};
+        int rc = feed_parse_line(line, &b, err, sizeof err);
+        if (rc == 1 && f->line == 1) continue;
+        if (rc == 0 && b.open_time <= f->last_open) rc = -1, snprintf(err, sizeof err, "open_time not after the previous row");
+        if (rc != 0) {
+            feed->bad_rows++;
+            log_warn("%s:%ld: bad row skipped: %s", f->path, f->line, rc == 1 ? "header line not at the top" : err);
+            continue;
+        }
+        snprintf(b.symbol, sizeof b.symbol, "%s", f->symbol);
+        if (!f->interval[0] && b.close_time) /* infer from the first row */
+            for (size_t i = 0; i < sizeof feed_intervals / sizeof feed_intervals[0]; i++)
+                if (feed_intervals[i].ms == b.close_time - b.open_time + 1) snprintf(f->interval, sizeof f->interval, "%s", feed_intervals[i].name);
+        if (!f->interval[0]) snprintf(f->interval, sizeof f->interval, "1m");
+        snprintf(b.interval, sizeof b.interval, "%s", f->interval);
+        if (!b.close_time) b.close_time = b.open_time + feed_interval_ms(f->interval) - 1;
+        f->last_open = b.open_time;
+        f->next = b;
+        f->has_next = 1;
+        return;
+    }
+}
+
+static int replay_open(feed_t *feed, const char *list, char *err, size_t errlen)
+{
+    char buf[4096], *save = NULL;
+    const char *sym = getenv("QT_FEED_SYMBOL");
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (feed->nfiles == FEED_MAX_FILES) return snprintf(err, errlen, "QT_FEED: more than %d files", FEED_MAX_FILES), -1;
+        replay_file_t *f = &feed->files[feed->nfiles++];
+        snprintf(f->path, sizeof f->path, "%s", p);
+        feed_name_parts(p, f->symbol, sizeof f->symbol, f->interval, sizeof f->interval);
+        if (sym && *sym) snprintf(f->symbol, sizeof f->symbol, "%s", sym);
+        f->fp = fopen(p, "r");
+        if (!f->fp) return snprintf(err, errlen, "QT_FEED: cannot open %s: %s", p, strerror(errno)), -1;
+        replay_advance(feed, f);
+    }
+    return feed->nfiles ? 0 : (snprintf(err, errlen, "QT_FEED: replay: needs at least one file"), -1);
+}
+
+/* The file whose next bar is earliest (ties: the order given). */
+static replay_file_t *replay_pick(feed_t *feed)
+{
+    replay_file_t *best = NULL;
+    for (int i = 0; i < feed->nfiles; i++)
+        if (feed->files[i].has_next && (!best || feed->files[i].next.open_time < best->next.open_time))
+            best = &feed->files[i];
+    return best;
+}
+
+/* ---------- synthetic market ---------- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double urand(uint64_t *s) { return ((double)(splitmix(s) >> 11) + 0.5) / 9007199254740992.0; }
+
+static double nrand(uint64_t *s) { return sqrt(-2.0 * log(urand(s))) * cos(6.283185307179586 * urand(s)); }
+
+/* One 1-minute bar of a symbol: 4 sub-steps under the current regime. */
+static void synth_bar(synth_sym_t *s, int64_t open_time, feed_bar_t *b)
+{
+    static const double drift[] = {0.0004, -0.0004, 0.0, 0.0}, vol[] = {0.0010, 0.0010, 0.0008, 0.0040};
+    if (urand(&s->rng) < 1.0 / 240) { /* regime switch, about every 4 hours */
+        s->regime = (int)(urand(&s->rng) * 4) % 4;
+        s->anchor = s->price;
+    }
+    double p = s->price, hi = p, lo = p;
+    for (int k = 0; k < 4; k++) {
+        double mr = s->regime == 2 ? 0.05 * log(s->anchor / p) / 4 : 0;
+        p *= exp(drift[s->regime] / 4 + mr + vol[s->regime] / 2 * nrand(&s->rng));
+        hi = fmax(hi, p), lo = fmin(lo, p);
+    }
+    memset(b, 0, sizeof *b);
+    snprintf(b->symbol, sizeof b->symbol, "%s", s->symbol);
+    snprintf(b->interval, sizeof b->interval, "1m");
+    b->open_time = open_time;
+    b->close_time = open_time + 59999;
+    b->open = round(s->price * 1e4) / 1e4, b->close = round(p * 1e4) / 1e4;
+    b->high = fmax(round(hi * 1e4) / 1e4, fmax(b->open, b->close));
+    b->low = fmin(round(lo * 1e4) / 1e4, fmin(b->open, b->close));
+    b->volume = round(exp(2.0 + 0.5 * nrand(&s->rng)) * 1000) / 1000;
+    b->trades = (long)(b->volume * 10);
+    s->price = p;
+    s->made++;
+}
+
+static int synth_open(feed_t *feed, char *err, size_t errlen)
+{
+    const char *list;
+    long seed, bars, start;
+    char buf[1024], *save = NULL;
+    config_get_str("QT_FEED_SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT", &list);
+    if (config_get_long("QT_FEED_SEED", 42, 0, 2147483647L, &seed, err, errlen) < 0 ||
+        config_get_long("QT_FEED_BARS", 0, 0, 100000000L, &bars, err, errlen) < 0 ||
+        config_get_long("QT_FEED_START_MS", 1704067200000L, 0, 4102444800000L, &start, err, errlen) < 0)
+        return -1;
+    feed->synth_bars = bars;
+    feed->synth_start = feed->synth_t = start - start % 60000;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *p = strtok_r(buf, ",", &save); p && feed->nsyms < FEED_MAX_SYMBOLS; p = strtok_r(NULL, ",", &save)) {
+        synth_sym_t *s = &feed->syms[feed->nsyms];
+        snprintf(s->symbol, sizeof s->symbol, "%s", p);
+        s->rng = (uint64_t)seed * 1000003ULL + (uint64_t)feed->nsyms;
+        s->price = s->anchor = strncmp(p, "BTC", 3) == 0 ? 42000 : strncmp(p, "ETH", 3) == 0 ? 2500 : 100;
+        s->regime = feed->nsyms % 3;
+        feed->nsyms++;
+    }
+    return feed->nsyms ? 0 : (snprintf(err, errlen, "QT_FEED_SYMBOLS: no symbols"), -1);
+}
+
+/* The next synthetic bar (symbols in turn at each minute); 0 at the end. */
+static int synth_next(feed_t *feed, feed_bar_t *b)
+{
+    if (feed->synth_turn == feed->nsyms) feed->synth_turn = 0, feed->synth_t += 60000;
+    synth_sym_t *s = &feed->syms[feed->synth_turn];
+    if (feed->synth_bars && s->made >= feed->synth_bars) return 0;
+    synth_bar(s, feed->synth_t, b);
+    feed->synth_turn++;
+    return 1;
+}
+
+/* ---------- driving ---------- */
+
+static int feed_skip(const feed_t *f, const feed_bar_t *b)
+{
+    for (int i = 0; i < f->nresume; i++)
+        if (strcmp(f->resume[i].symbol, b->symbol) == 0) return b->open_time <= f->resume[i].open_time;
+    return 0;
+}
+
+/* Fill f->pending with the next bar not published before; 0 at the end. */
+static int feed_fill(feed_t *f)
+{
+    while (!f->has_pending) {
+        feed_bar_t b;
+        if (f->kind == FEED_REPLAY) {
+            replay_file_t *r = replay_pick(f);
+            if (!r) return 0;
+            b = r->next;
+            replay_advance(f, r);
+        } else if (f->kind != FEED_SYNTHETIC || !synth_next(f, &b)) {
+            return 0;
+        }
+        if (feed_skip(f, &b)) {
+            f->skipped++;
+            continue;
+        }
+        f->pending = b;
+        f->has_pending = 1;
+    }
+    return 1;
+}
+
+static void feed_schedule(feed_t *f, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(f->timer, &tv);
+}
+
+static void feed_finish(feed_t *f)
+{
+    f->done = 1;
+    log_info("feed %s done: %ld bars published, %ld bad rows, %ld skipped as already published", f->spec,
+             f->published, f->bad_rows, f->skipped);
+}
+
+/* Hand out bars: a burst at full speed, or each at its time when paced. */
+static void feed_tick(evutil_socket_t fd, short what, void *arg)
+{
+    feed_t *f = arg;
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < FEED_BURST; i++) {
+        if (f->hold) {
+            feed_schedule(f, 20);
+            return;
+        }
+        if (!feed_fill(f)) {
+            feed_finish(f);
+            return;
+        }
+        if (f->speed > 0 && f->published) {
+            int64_t due = f->last_emit_wall + (int64_t)((double)(f->pending.open_time - f->last_emitted_open) / f->speed);
+            int64_t now = clock_mono_ms();
+            if (now < due) {
+                feed_schedule(f, due - now);
+                return;
+            }
+        }
+        if (f->emit(f->ud, &f->pending) < 0) {
+            feed_schedule(f, 20);
+            return;
+        }
+        f->has_pending = 0;
+        f->published++;
+        f->last_emitted_open = f->pending.open_time;
+        f->last_emit_wall = clock_mono_ms();
+    }
+    feed_schedule(f, 0);
+}
+
+feed_t *feed_new(struct event_base *base, feed_emit_fn emit, void *ud, char *err, size_t errlen)
+{
+    const char *spec;
+    feed_t *f = calloc(1, sizeof *f);
+    if (!f) return snprintf(err, errlen, "out of memory"), NULL;
+    f->base = base, f->emit = emit, f->ud = ud;
+    config_get_str("QT_FEED", "synthetic", &spec);
+    snprintf(f->spec, sizeof f->spec, "%.60s", spec);
+    int rc;
+    if (strncmp(spec, "replay:", 7) == 0) f->kind = FEED_REPLAY, rc = replay_open(f, spec + 7, err, errlen);
+    else if (strcmp(spec, "synthetic") == 0) f->kind = FEED_SYNTHETIC, rc = synth_open(f, err, errlen);
+    else if (strcmp(spec, "none") == 0) f->kind = FEED_NONE, rc = 0;
+    else rc = -1, snprintf(err, errlen, "QT_FEED: '%.60s' is not replay:PATH[,PATH...], synthetic or none", spec);
+    double dflt = f->kind == FEED_REPLAY ? 0 : 1;
+    if (rc == 0) rc = config_get_double("QT_FEED_SPEED", dflt, 0, 1e9, &f->speed, err, errlen);
+    f->timer = evtimer_new(base, feed_tick, f);
+    if (rc < 0 || !f->timer) {
+        feed_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void feed_free(feed_t *f)
+{
+    if (!f) return;
+    for (int i = 0; i < f->nfiles; i++)
+        if (f->files[i].fp) fclose(f->files[i].fp);
+    if (f->timer) event_free(f->timer);
+    free(f);
+}
+
+void feed_resume(feed_t *f, const char *symbol, int64_t open_time)
+{
+    for (int i = 0; i < f->nresume; i++)
+        if (strcmp(f->resume[i].symbol, symbol) == 0) {
+            if (open_time > f->resume[i].open_time) f->resume[i].open_time = open_time;
+            return;
+        }
+    if (f->nresume == FEED_MAX_SYMBOLS) return;
+    snprintf(f->resume[f->nresume].symbol, sizeof f->resume[0].symbol, "%s", symbol);
+    f->resume[f->nresume++].open_time = open_time;
+}
+
+void feed_start(feed_t *f)
+{
+    if (f->started) return;
+    f->started = 1;
+    if (f->kind == FEED_NONE) {
+        f->done = 1;
+        return;
+    }
+    log_info("feed %s starting at speed %g", f->spec, f->speed);
+    feed_schedule(f, 0);
+}
+
+void feed_hold(feed_t *f, int hold) { f->hold = hold; }
+int feed_paced(const feed_t *f) { return f->speed > 0 && f->kind != FEED_NONE; }
+
+json_t *feed_status(const feed_t *f)
+{
+    static const char *const kinds[] = {"none", "replay", "synthetic"};
+    json_t *syms = json_array();
+    for (int i = 0; i < f->nfiles; i++) json_array_append_new(syms, json_string(f->files[i].symbol));
+    for (int i = 0; i < f->nsyms; i++) json_array_append_new(syms, json_string(f->syms[i].symbol));
+    return json_pack("{s:s, s:o, s:f, s:I, s:I, s:I, s:b, s:b}", "kind", kinds[f->kind], "symbols", syms, "speed",
+                     f->speed, "bars_published", (json_int_t)f->published, "bad_rows", (json_int_t)f->bad_rows,
+                     "skipped", (json_int_t)f->skipped, "held", f->hold, "done", f->done);
+}

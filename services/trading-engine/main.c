@@ -1,0 +1,30 @@
+/* trading-engine — market feed, RL v3 live orchestrator, RiskGuard,
+ * positions and feedback. Port 8081 by default. */
+#include "engine.h"
+#include "svc.h"
+
+#include <stdio.h>
+
+static void trading_engine_stop(void *ud) { engine_stop(ud); }
+
+int main(void)
+{
+    static svc_t svc;
+    char err[512] = "";
+    if (svc_init(&svc, "trading-engine", 8081, err, sizeof err) < 0) {
+        fprintf(stderr, "trading-engine: %s\n", err);
+        return 2;
+    }
+    engine_t *e = engine_new(&svc, err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "trading-engine: %s\n", err);
+        return 2;
+    }
+    svc.on_stop = trading_engine_stop;
+    svc.hook_ud = e;
+    engine_start(e);
+    int rc = svc_run(&svc);
+    svc_free(&svc);
+    engine_free(e);
+    return rc;
+}
