@@ -282,6 +282,29 @@ TEST(history_holds_the_last_100)
     stop(p);
 }
 
+TEST(config_change_reaches_a_running_trading_engine)
+{
+    int port, eport = th_free_port();
+    char engine_bin[256], e0[160], e1[64], e2[64], log[300];
+    pid_t p = start("x1", TOKEN, NULL, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/config", "\"version\":1", 5000), 0);
+    th_bin("bin/trading-engine", engine_bin, sizeof engine_bin);
+    snprintf(e0, sizeof e0, "REDIS_URL=%s", R.url);
+    snprintf(e1, sizeof e1, "QT_NAMESPACE=x1");
+    snprintf(e2, sizeof e2, "QT_HTTP_PORT=%d", eport);
+    snprintf(log, sizeof log, "%s/engine-x1.log", logdir);
+    const char *env[] = {e0, e1, e2, "QT_FEED=none", NULL}, *argv[] = {engine_bin, NULL};
+    pid_t eng = th_spawn(engine_bin, argv, env, log);
+    CHECK_EQ(th_wait_http(eport, "/ready", 200, 15000), 0);
+    CHECK_EQ(wait_body(eport, "/api/v1/rl-v3/dashboard/live-status", "\"mode\":\"SHADOW\"", 5000), 0);
+    put(port, "rl_v3.live.mode", "\"HYBRID\"", 200, "\"version\":2");
+    put(port, "rl_v3.live.min_confidence", "0.72", 200, "\"version\":2");
+    CHECK_EQ(wait_body(eport, "/api/v1/rl-v3/dashboard/live-status", "\"mode\":\"HYBRID\"", 5000), 0);
+    CHECK_CONTAINS(out, "\"min_confidence\":0.72");
+    stop(eng);
+    stop(p);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)

@@ -1,0 +1,413 @@
+/* Integration tests: the real trading-engine binary on a real redis-server,
+ * with signals, executions and policies injected into its streams. */
+#include "check.h"
+#include "harness.h"
+#include "proto.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static th_redis_t R;
+static char bin[256], dir[256], out[65536];
+static redisContext *rc;
+static const long long T0 = 1704067200000LL; /* 2024-01-01T00:00:00Z */
+
+static pid_t start(const char *ns, const char *const extra[], int *port)
+{
+    static char e[4][512];
+    const char *env[16];
+    char log[300];
+    int n = 0;
+    *port = th_free_port();
+    snprintf(e[0], 512, "REDIS_URL=%s", R.url);
+    snprintf(e[1], 512, "QT_NAMESPACE=%s", ns);
+    snprintf(e[2], 512, "QT_HTTP_PORT=%d", *port);
+    snprintf(e[3], 512, "QT_LOG_LEVEL=info");
+    for (int i = 0; i < 4; i++) env[n++] = e[i];
+    for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    snprintf(log, sizeof log, "%s/engine-%s.log", dir, ns);
+    const char *argv[] = {bin, NULL};
+    pid_t pid = th_spawn(bin, argv, env, log);
+    th_wait_http(*port, "/ready", 200, 15000);
+    return pid;
+}
+
+static void stop(pid_t pid)
+{
+    int st = -1;
+    th_kill(pid, SIGTERM);
+    CHECK_EQ(th_wait(pid, 15000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int get(int port, const char *path) { return th_http(port, "GET", path, NULL, NULL, out, sizeof out); }
+
+static int wait_body(int port, const char *path, const char *want, int ms)
+{
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(25))
+        if (get(port, path) == 200 && strstr(out, want)) return 0;
+    return -1;
+}
+
+static void set_config(const char *ns, const char *key, const char *json_value)
+{
+    char k[64], data[256];
+    snprintf(k, sizeof k, "%s:policy:config", ns);
+    freeReplyObject(redisCommand(rc, "HSET %s %s %s", k, key, json_value));
+    snprintf(k, sizeof k, "%s:policy", ns);
+    snprintf(data, sizeof data, "{\"key\":\"%s\",\"value\":%s,\"version\":2}", key, json_value);
+    th_xadd_event(rc, k, "policy.config.updated", data, NULL);
+}
+
+static void bar(const char *ns, const char *sym, int i, double o, double h, double l, double c)
+{
+    char k[64], data[512];
+    long long ot = T0 + i * 60000LL;
+    snprintf(k, sizeof k, "%s:market", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":%g,\"high\":%g,\"low\":%g,"
+             "\"close\":%g,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+             sym, ot, o, h, l, c, ot + 59999);
+    th_xadd_event(rc, k, "market.data.update", data, NULL);
+}
+
+static void rl(const char *ns, const char *sym, int i, const char *action, double conf)
+{
+    char k[64], data[512];
+    long long ot = T0 + i * 60000LL;
+    snprintf(k, sizeof k, "%s:signal", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"open_time\":%lld,\"action\":\"%s\",\"confidence\":%g,\"value\":0.1,"
+             "\"probs\":[0.1,0.5,0.1,0.1,0.1,0.1],\"model_version\":\"test\",\"event_time\":%lld}",
+             sym, ot, action, conf, ot + 59999);
+    th_xadd_event(rc, k, "rl.signal.generated", data, NULL);
+}
+
+static void ens(const char *ns, const char *sym, int i, const char *action, double conf)
+{
+    char k[64], data[512];
+    long long ot = T0 + i * 60000LL;
+    snprintf(k, sizeof k, "%s:signal", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"open_time\":%lld,\"action\":\"%s\",\"confidence\":%g,"
+             "\"model_votes\":{\"gbdt\":{\"action\":\"%s\",\"confidence\":%g}},\"weights\":{\"gbdt\":1},"
+             "\"exploring\":false,\"regime\":\"TRENDING\",\"event_time\":%lld}",
+             sym, ot, action, conf, action, conf, ot + 59999);
+    th_xadd_event(rc, k, "signal.generated", data, NULL);
+}
+
+/* A fill for an intent, as the executor would publish it. */
+static void fill(const char *ns, const char *intent_id, const char *sym, const char *side, double qty, double price,
+                 double fee, long long t)
+{
+    char k[64], data[512];
+    snprintf(k, sizeof k, "%s:execution", ns);
+    snprintf(data, sizeof data,
+             "{\"intent_id\":\"%s\",\"client_order_id\":\"qt-%.20s\",\"order_id\":\"1\",\"symbol\":\"%s\",\"side\":\"%s\","
+             "\"qty\":%g,\"price\":%g,\"fee\":%g,\"venue\":\"paper\",\"event_time\":%lld}",
+             intent_id, intent_id, sym, side, qty, price, fee, t);
+    th_xadd_event(rc, k, "trade.executed", data, NULL);
+}
+
+static long count(const char *ns, const char *stream, const char *type)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s:%s", ns, stream);
+    return th_count_type(rc, k, type);
+}
+
+static int wait_count(const char *ns, const char *stream, const char *type, long n, int ms)
+{
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(20))
+        if (count(ns, stream, type) >= n) return 0;
+    return -1;
+}
+
+static json_t *last(const char *ns, const char *stream, const char *type)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s:%s", ns, stream);
+    return th_event_data(rc, k, type, -1);
+}
+
+static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static double jnum(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+TEST(replay_in_shadow_records_and_never_trades)
+{
+    char path[300];
+    int port;
+    snprintf(path, sizeof path, "%s/BTCUSDT-1m-2024-01.csv", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+               "taker_buy_quote_volume,ignore\n");
+    for (int i = 0; i < 40; i++) {
+        long long ot = (T0 + i * 60000LL) * (i >= 20 ? 1000 : 1); /* µs from row 20 on, as newer dumps */
+        if (i == 5) fprintf(f, "%lld,abc,1,1,1,1,%lld,0,0,0,0,0\n", ot, ot + 59999); /* bad: not a number */
+        else if (i == 6) fprintf(f, "%lld,100,99,101,100,1,%lld,0,0,0,0,0\n", ot, ot + 59999); /* bad: high < low */
+        else if (i == 7) fprintf(f, "%lld,100,101\n", ot); /* bad: too few columns */
+        else fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,10,1,100,0\n", ot, (i >= 20 ? ot + 59999000 : ot + 59999));
+    }
+    fclose(f);
+    char feed[400];
+    snprintf(feed, sizeof feed, "QT_FEED=replay:%s", path);
+    const char *env[] = {feed, NULL};
+    pid_t p = start("r1", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    CHECK_CONTAINS(out, "\"bars_published\":37");
+    CHECK_CONTAINS(out, "\"bad_rows\":3");
+    CHECK_EQ(count("r1", "market", "market.data.update"), 37);
+    json_t *b = last("r1", "market", "market.data.update");
+    CHECK_EQ(json_integer_value(json_object_get(b, "open_time")), T0 + 39 * 60000LL); /* µs rows read as ms */
+    CHECK_STR(jstr(b, "interval"), "1m");
+    json_decref(b);
+    for (int i = 30; i < 35; i++) rl("r1", "BTCUSDT", i, "LONG_LARGE", 0.9);
+    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"shadow_decisions\":5", 10000), 0);
+    CHECK_CONTAINS(out, "\"mode\":\"SHADOW\"");
+    CHECK_CONTAINS(out, "\"trade_intents_total\":0");
+    CHECK_CONTAINS(out, "\"last_decision_at\":\"2024-01-01T00:34:59.999Z\"");
+    CHECK_EQ(get(port, "/api/v1/decisions?limit=2"), 200);
+    CHECK_CONTAINS(out, "\"count\":2");
+    CHECK_CONTAINS(out, "\"outcome\":\"SHADOW\"");
+    CHECK_EQ(count("r1", "trade.intent", "trade.intent"), 0);
+    /* a malformed signal goes to the DLQ; the engine stays ready */
+    freeReplyObject(redisCommand(rc, "XADD r1:signal * id x type rl.signal.generated v 1 ts 1 source t trace t data {oops"));
+    CHECK_EQ(th_wait_xlen(rc, "r1:signal:dlq", 1, 5000), 0);
+    CHECK_EQ(get(port, "/ready"), 200);
+    stop(p);
+    char log[300], line[2048];
+    snprintf(log, sizeof log, "%s/engine-r1.log", dir);
+    FILE *lf = fopen(log, "r");
+    int named = 0;
+    while (lf && fgets(line, sizeof line, lf)) named |= strstr(line, "BTCUSDT-1m-2024-01.csv:7: bad row skipped") != NULL;
+    if (lf) fclose(lf);
+    CHECK(named); /* file and line of the bad row (line 7: header + 5 rows before it) */
+}
+
+TEST(primary_hybrid_thresholds_and_denials)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("p1", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("p1", env, &port);
+    for (int i = 0; i < 5; i++) bar("p1", "BTCUSDT", i, 100, 101, 99, 100);
+    rl("p1", "BTCUSDT", 1, "LONG_SMALL", 0.5); /* below 0.6 */
+    rl("p1", "BTCUSDT", 2, "HOLD", 0.9);
+    rl("p1", "BTCUSDT", 3, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("p1", "trade.intent", "trade.intent", 1, 5000), 0);
+    json_t *in = last("p1", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(in, "source_tag"), "RL_V3_PRIMARY");
+    CHECK_STR(jstr(in, "side"), "BUY");
+    CHECK_NEAR(jnum(in, "size_pct"), 0.01, 1e-12);
+    CHECK_NEAR(jnum(in, "ref_price"), 100, 1e-12);
+    CHECK_EQ(json_integer_value(json_object_get(in, "event_time")), T0 + 3 * 60000 + 59999);
+    json_decref(in);
+    CHECK_EQ(wait_body(port, "/api/v1/decisions", "\"outcome\":\"BELOW_THRESHOLD\"", 5000), 0);
+    CHECK_CONTAINS(out, "\"outcome\":\"HOLD\"");
+    CHECK_CONTAINS(out, "\"outcome\":\"INTENT\"");
+    rl("p1", "BTCUSDT", 3, "SHORT_LARGE", 0.99); /* the same bar again: never decided twice */
+
+    /* HYBRID with consensus on ETHUSDT */
+    set_config("p1", "rl_v3.live.mode", "\"HYBRID\"");
+    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"mode\":\"HYBRID\"", 5000), 0);
+    bar("p1", "ETHUSDT", 10, 50, 51, 49, 50);
+    rl("p1", "ETHUSDT", 10, "LONG_SMALL", 0.65);
+    ens("p1", "ETHUSDT", 10, "LONG", 0.62);
+    CHECK_EQ(wait_count("p1", "trade.intent", "trade.intent", 2, 5000), 0);
+    in = last("p1", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(in, "source_tag"), "RL_V3_HYBRID_CONSENSUS");
+    CHECK_NEAR(jnum(in, "confidence"), 0.75, 1e-9);
+    CHECK_NEAR(jnum(in, "size_pct"), 0.012, 1e-9);
+    CHECK_STR(jstr(in, "regime"), "TRENDING");
+    json_decref(in);
+    /* the ensemble alone beats a weaker RL: signal-primary, SHORT */
+    bar("p1", "SOLUSDT", 11, 20, 21, 19, 20);
+    rl("p1", "SOLUSDT", 11, "LONG_SMALL", 0.61);
+    ens("p1", "SOLUSDT", 11, "SHORT", 0.7);
+    CHECK_EQ(wait_count("p1", "trade.intent", "trade.intent", 3, 5000), 0);
+    in = last("p1", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(in, "source_tag"), "RL_V3_HYBRID_SIGNAL_PRIMARY");
+    CHECK_STR(jstr(in, "side"), "SELL");
+    json_decref(in);
+
+    /* RiskGuard: the trading policy halts new trades */
+    char pol[600];
+    snprintf(pol, sizeof pol, "{\"allow_new_trades\":false,\"risk_profile\":\"NO_NEW_TRADES\",\"max_risk_pct\":1,"
+                              "\"min_confidence\":0.5,\"entry_mode\":\"NORMAL\",\"exit_mode\":\"TREND_FOLLOW\","
+                              "\"allowed_symbols\":[],\"disallowed_symbols\":[],\"note\":\"test\",\"timestamp\":\"2024-01-01T00:00:00Z\"}");
+    th_xadd_event(rc, "p1:policy", "policy.trading.updated", pol, NULL);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"has_trading_policy\":true", 5000), 0);
+    bar("p1", "ADAUSDT", 12, 1, 1.1, 0.9, 1);
+    rl("p1", "ADAUSDT", 12, "LONG_LARGE", 0.9);
+    ens("p1", "ADAUSDT", 12, "LONG", 0.9);
+    CHECK_EQ(wait_body(port, "/api/v1/decisions?limit=1", "\"denial_reason\":\"TRADING_HALTED\"", 5000), 0);
+    CHECK_EQ(get(port, "/metrics"), 200);
+    CHECK_CONTAINS(out, "qt_riskguard_denials_total{reason=\"TRADING_HALTED\"} 1");
+    CHECK_EQ(count("p1", "trade.intent", "trade.intent"), 3);
+    stop(p);
+}
+
+TEST(positions_pnl_feedback_and_stop_loss)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", "QT_STOP_LOSS_PCT=1", NULL};
+    set_config("f1", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("f1", env, &port);
+    bar("f1", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("f1", "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("f1", "trade.intent", "trade.intent", 1, 5000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE f1:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("f1", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
+    CHECK_EQ(wait_count("f1", "feedback", "position.opened", 1, 5000), 0);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    CHECK_CONTAINS(out, "\"side\":\"LONG\"");
+    /* a bar through the stop (1% x ML multiplier 1.5 = 1.5%): a reduce-only exit */
+    bar("f1", "BTCUSDT", 1, 100, 100.2, 98.0, 98.4);
+    CHECK_EQ(wait_count("f1", "trade.intent", "trade.intent", 2, 5000), 0);
+    json_t *ex = last("f1", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(ex, "source_tag"), "RISK_STOP_LOSS");
+    CHECK(json_is_true(json_object_get(ex, "reduce_only")));
+    CHECK_NEAR(jnum(ex, "qty"), 2, 1e-12);
+    CHECK_NEAR(jnum(ex, "ref_price"), 98.5, 1e-9);
+    r = redisCommand(rc, "XRANGE f1:trade.intent - +");
+    snprintf(iid, sizeof iid, "%s", r->element[1]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    json_decref(ex);
+    bar("f1", "BTCUSDT", 2, 98.4, 98.6, 97.0, 97.5); /* no second exit while one is pending */
+    th_sleep_ms(300);
+    CHECK_EQ(count("f1", "trade.intent", "trade.intent"), 2);
+    fill("f1", iid, "BTCUSDT", "SELL", 2, 98.5, 0.0788, T0 + 3 * 60000);
+    CHECK_EQ(wait_count("f1", "feedback", "position.closed", 1, 5000), 0);
+    json_t *c = last("f1", "feedback", "position.closed");
+    double want = (98.5 - 100) * 2 - 0.08 - 0.0788;
+    CHECK_NEAR(jnum(c, "pnl"), want, 1e-9);
+    CHECK_STR(jstr(c, "reason"), "STOP_LOSS");
+    CHECK_STR(jstr(c, "side"), "LONG");
+    CHECK_NEAR(jnum(c, "duration_s"), 120, 1e-9);
+    json_decref(c);
+    CHECK_EQ(wait_count("f1", "feedback", "feedback.prediction.outcome", 1, 5000), 0);
+    json_t *o = last("f1", "feedback", "feedback.prediction.outcome");
+    CHECK_STR(jstr(o, "action"), "LONG_SMALL");
+    CHECK_NEAR(jnum(o, "pnl"), want, 1e-9);
+    json_decref(o);
+    json_t *perf = last("f1", "feedback", "performance.update");
+    CHECK_NEAR(jnum(perf, "equity"), 10000 + want, 1e-6);
+    CHECK_EQ(json_integer_value(json_object_get(perf, "losing_streak")), 1);
+    CHECK_EQ(json_integer_value(json_object_get(perf, "open_positions")), 0);
+    json_decref(perf);
+    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"trade_intents_executed\":2", 5000), 0);
+    /* the same execution event again changes nothing */
+    redisReply *dup = redisCommand(rc, "XRANGE f1:execution - +");
+    const redisReply *ff = dup->element[1]->element[1];
+    freeReplyObject(redisCommand(rc, "XADD f1:execution * id %s type %s v 1 ts 1 source t trace t data %s",
+                                 ff->element[1]->str, ff->element[3]->str, ff->element[13]->str));
+    freeReplyObject(dup);
+    th_sleep_ms(300);
+    CHECK_EQ(count("f1", "feedback", "position.closed"), 1);
+    CHECK_EQ(get(port, "/api/v1/positions"), 200);
+    CHECK_CONTAINS(out, "\"open_positions\":0");
+    stop(p);
+}
+
+TEST(rate_limit_per_hour_of_event_time)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("q1", "rl_v3.live.mode", "\"PRIMARY\"");
+    set_config("q1", "rl_v3.live.max_trades_per_hour", "2");
+    pid_t p = start("q1", env, &port);
+    const char *syms[] = {"AAAUSDT", "BBBUSDT", "CCCUSDT", "DDDUSDT"};
+    for (int k = 0; k < 4; k++) {
+        bar("q1", syms[k], k, 10, 11, 9, 10);
+        rl("q1", syms[k], k, "LONG_SMALL", 0.9);
+    }
+    CHECK_EQ(wait_body(port, "/api/v1/decisions", "\"outcome\":\"RATE_LIMITED\"", 5000), 0);
+    CHECK_EQ(count("q1", "trade.intent", "trade.intent"), 2);
+    bar("q1", "EEEUSDT", 61, 10, 11, 9, 10); /* an hour of event time later */
+    rl("q1", "EEEUSDT", 61, "LONG_SMALL", 0.9);
+    CHECK_EQ(wait_count("q1", "trade.intent", "trade.intent", 3, 5000), 0);
+    stop(p);
+}
+
+TEST(sigkill_and_restart_mid_replay_keeps_state_no_duplicates)
+{
+    int port;
+    const char *env[] = {"QT_FEED=synthetic", "QT_FEED_SYMBOLS=BTCUSDT,ETHUSDT", "QT_FEED_BARS=3000",
+                         "QT_FEED_SPEED=12000", NULL}; /* 5 ms a minute-bar */
+    set_config("k1", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("k1", env, &port);
+    CHECK_EQ(th_wait_xlen(rc, "k1:market", 200, 10000), 0);
+    rl("k1", "BTCUSDT", 5, "LONG_SMALL", 0.9);
+    CHECK_EQ(wait_count("k1", "trade.intent", "trade.intent", 1, 5000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE k1:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("k1", iid, "BTCUSDT", "BUY", 0.01, 42000, 0.1, T0 + 6 * 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    rl("k1", "ETHUSDT", 6, "SHORT_SMALL", 0.9);
+    CHECK_EQ(wait_count("k1", "trade.intent", "trade.intent", 2, 5000), 0);
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    long long before = th_xlen(rc, "k1:market");
+    CHECK(before < 6000);
+    rl("k1", "ETHUSDT", 6, "SHORT_SMALL", 0.9); /* redelivered-style repeat of a decided bar */
+    p = start("k1", env, &port);
+    CHECK_EQ(get(port, "/api/v1/positions"), 200);
+    CHECK_CONTAINS(out, "\"open_positions\":1");
+    CHECK_CONTAINS(out, "\"symbol\":\"BTCUSDT\"");
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
+    CHECK_EQ(th_xlen(rc, "k1:market"), 6000); /* every bar once: resumed, not restarted */
+    /* no intent twice: every id unique, and the two decisions' intents only
+     * (a stop-loss or take-profit exit of the open position may follow) */
+    redisReply *all = redisCommand(rc, "XRANGE k1:trade.intent - +");
+    int decisions = 0, dups = 0;
+    for (size_t i = 0; i < all->elements; i++) {
+        const redisReply *fi = all->element[i]->element[1];
+        json_t *d = json_loads(fi->element[13]->str, 0, NULL);
+        decisions += strcmp(jstr(d, "mode"), "RISK") != 0;
+        if (strcmp(jstr(d, "mode"), "RISK") == 0) CHECK_STR(jstr(d, "symbol"), "BTCUSDT");
+        json_decref(d);
+        for (size_t k = 0; k < i; k++)
+            dups += strcmp(fi->element[1]->str, all->element[k]->element[1]->element[1]->str) == 0;
+    }
+    freeReplyObject(all);
+    CHECK_EQ(decisions, 2);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(count("k1", "feedback", "position.opened"), 1);
+    stop(p);
+}
+
+TEST(synthetic_feed_is_deterministic_for_a_seed)
+{
+    int port;
+    const char *env[] = {"QT_FEED=synthetic", "QT_FEED_SYMBOLS=BTCUSDT", "QT_FEED_BARS=50", "QT_FEED_SPEED=0",
+                         "QT_FEED_SEED=7", NULL};
+    pid_t p = start("d1", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    stop(p);
+    p = start("d2", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    stop(p);
+    json_t *a = th_event_data(rc, "d1:market", "market.data.update", 49), *b = th_event_data(rc, "d2:market", "market.data.update", 49);
+    CHECK(a && b && json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(400);
+    th_bin("bin/trading-engine", bin, sizeof bin);
+    th_tempdir(dir, sizeof dir);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
+}
+
+CHECK_MAIN()
