@@ -6,6 +6,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/adapters/libevent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +86,7 @@ typedef struct bus_ackcmd {
 struct bus {
     struct event_base *base;
     qt_config_t cfg;
-    char group[64], consumer[128];
+    char group[64], consumer[128], host[64];
     bus_link_t cmd, rd;
     bus_sub_t subs[BUS_MAX_SUBS];
     int nsubs;
@@ -117,6 +119,7 @@ static void ack_flush(bus_t *b);
 static void outbox_pump(bus_t *b);
 static void groups_create(bus_t *b);
 static void scan_restart(bus_sub_t *s);
+static long long reply_map_int(const redisReply *m, const char *key, int *found);
 
 /* ---------- links ---------- */
 
@@ -789,6 +792,102 @@ static void claim_next(bus_t *b, int si)
     link_send(&b->cmd, claim_cb, (void *)(intptr_t)si, 9, argv, NULL);
 }
 
+/* ---------- dead consumers of this host: their entries come back at once ---------- */
+
+typedef struct bus_reclaim {
+    bus_t *bus;
+    int sub;
+    char consumer[128];
+} bus_reclaim_t;
+
+/* Is consumer "<our host>-<pid>" a process that no longer exists? */
+static int bus_consumer_dead(const bus_t *b, const char *name)
+{
+    size_t hl = strlen(b->host);
+    if (strncmp(name, b->host, hl) != 0 || name[hl] != '-' || strcmp(name, b->consumer) == 0) return 0;
+    char *end;
+    long pid = strtol(name + hl + 1, &end, 10);
+    return *end == '\0' && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void reclaim_claimed_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_reclaim_t *rc = pd;
+    redisReply *reply = r;
+    link_replied(link_of(ac));
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 && !rc->bus->freeing) {
+        bus_sub_t *s = &rc->bus->subs[rc->sub];
+        metric_add(s->m_claimed, (double)reply->elements);
+        log_info("took over %zu pending entries of %s from %s, which is no longer running", reply->elements, s->key,
+                 rc->consumer);
+        scan_restart(s);
+    }
+    free(rc);
+}
+
+/* XPENDING of the dead consumer → XCLAIM them (JUSTID, no delivery counted). */
+static void reclaim_pending_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_reclaim_t *rc = pd;
+    bus_t *b = rc->bus;
+    redisReply *reply = r;
+    link_replied(link_of(ac));
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || b->freeing) {
+        free(rc);
+        return;
+    }
+    const char **argv = malloc((6 + reply->elements) * sizeof *argv);
+    int argc = 0;
+    if (!argv) {
+        free(rc);
+        return;
+    }
+    argv[argc++] = "XCLAIM", argv[argc++] = b->subs[rc->sub].key, argv[argc++] = b->group;
+    argv[argc++] = b->consumer, argv[argc++] = "0";
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements >= 1)
+            argv[argc++] = reply->element[i]->element[0]->str;
+    argv[argc++] = "JUSTID";
+    if (link_send(&b->cmd, reclaim_claimed_cb, rc, argc, argv, NULL) < 0) free(rc);
+    free(argv);
+}
+
+static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_t *b = link_of(ac)->bus;
+    int si = (int)(intptr_t)pd;
+    redisReply *reply = r;
+    link_replied(link_of(ac));
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements && !b->freeing; i++) {
+        const redisReply *c = reply->element[i];
+        const char *name = NULL;
+        int found;
+        if (c->type != REDIS_REPLY_ARRAY) continue;
+        for (size_t k = 0; k + 1 < c->elements; k += 2)
+            if (c->element[k]->type == REDIS_REPLY_STRING && strcmp(c->element[k]->str, "name") == 0)
+                name = c->element[k + 1]->str;
+        long long pending = reply_map_int(c, "pending", &found);
+        if (!name || !bus_consumer_dead(b, name)) continue;
+        if (pending == 0) { /* gone and owing nothing: tidy the group */
+            const char *argv[] = {"XGROUP", "DELCONSUMER", b->subs[si].key, b->group, name};
+            link_send(&b->cmd, NULL, NULL, 5, argv, NULL);
+            continue;
+        }
+        bus_reclaim_t *rc = calloc(1, sizeof *rc);
+        if (!rc) continue;
+        rc->bus = b, rc->sub = si;
+        snprintf(rc->consumer, sizeof rc->consumer, "%s", name);
+        const char *argv[] = {"XPENDING", b->subs[si].key, b->group, "-", "+", b->count_s, rc->consumer};
+        if (link_send(&b->cmd, reclaim_pending_cb, rc, 7, argv, NULL) < 0) free(rc);
+    }
+}
+
+static void reclaim_dead(bus_t *b, int si)
+{
+    const char *argv[] = {"XINFO", "CONSUMERS", b->subs[si].key, b->group};
+    link_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL);
+}
+
 /* ---------- group lag ---------- */
 
 static long long reply_map_int(const redisReply *m, const char *key, int *found)
@@ -848,6 +947,7 @@ static void group_cb(redisAsyncContext *ac, void *r, void *pd)
     for (int i = 0; i < b->nsubs; i++) {
         scan_restart(&b->subs[i]);
         scan_next(b, i);
+        reclaim_dead(b, i);
     }
     read_next(b);
 }
@@ -905,6 +1005,7 @@ static void bus_tick_sub(bus_t *b, int si, int64_t now)
         long every = b->cfg.claim_idle_ms / 2;
         s->next_claim_ms = now + (every < 100 ? 100 : every > 15000 ? 15000 : every);
         claim_next(b, si);
+        reclaim_dead(b, si);
     }
     if (now >= s->next_lag_ms) {
         const char *argv[] = {"XINFO", "GROUPS", s->key};
@@ -986,6 +1087,7 @@ bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metri
     host[sizeof host - 1] = '\0';
     snprintf(b->group, sizeof b->group, "%s", cfg->service);
     snprintf(b->consumer, sizeof b->consumer, "%s-%ld", host, (long)getpid());
+    snprintf(b->host, sizeof b->host, "%s", host);
     snprintf(b->count_s, sizeof b->count_s, "%ld", cfg->batch);
     snprintf(b->block_s, sizeof b->block_s, "%ld", cfg->block_ms);
     snprintf(b->maxlen_s, sizeof b->maxlen_s, "%ld", cfg->stream_maxlen);

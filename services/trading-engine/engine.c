@@ -437,10 +437,13 @@ engine_t *engine_new(svc_t *svc, char *err, size_t errlen)
     e->tick = event_new(svc->base, -1, EV_PERSIST, eng_tick, e);
     struct timeval tv = {0, ENG_TICK_MS * 1000};
     const char *feed = getenv("QT_FEED");
-    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "signal", eng_on_signal_event, e) < 0 ||
+    /* a read lists streams in subscription order: bars (when the feed runs
+     * elsewhere) before the signals about them, executions before policies */
+    if (!e->tick || event_add(e->tick, &tv) < 0 ||
+        (feed && strcmp(feed, "none") == 0 && bus_subscribe(svc->bus, "market", eng_on_signal_event, e) < 0) ||
+        bus_subscribe(svc->bus, "signal", eng_on_signal_event, e) < 0 ||
         bus_subscribe(svc->bus, "execution", eng_on_execution_event, e) < 0 ||
-        bus_subscribe(svc->bus, "policy", eng_on_policy_event, e) < 0 ||
-        (feed && strcmp(feed, "none") == 0 && bus_subscribe(svc->bus, "market", eng_on_signal_event, e) < 0)) {
+        bus_subscribe(svc->bus, "policy", eng_on_policy_event, e) < 0) {
         snprintf(err, errlen, "cannot set up the engine");
         engine_free(e);
         return NULL;
