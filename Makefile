@@ -111,9 +111,11 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
 
+STACK := trading-engine trade-executor policy-store rl-decision ml-threshold
+MISSING := $(filter-out $(SERVICES),$(STACK))
 run: all
-	@if [ -z "$(SERVICES)" ]; then \
-	  echo "make run: no service is built yet (services/*/main.c); see the status in README.md" >&2; exit 1; fi
+	@if [ -n "$(MISSING)" ]; then \
+	  echo "make run: the stack is not complete yet; missing: $(MISSING) (see the status in README.md)" >&2; exit 1; fi
 	@sh deploy/run.sh $(BUILD)
 
 test: all
