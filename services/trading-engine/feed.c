@@ -1,5 +1,7 @@
 /* feed.c — CSV replay and synthetic market feeds (see feed.h). */
 #include "feed.h"
+#include "binance.h"
+#include "breaker.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -15,7 +17,7 @@
 #define FEED_MAX_SYMBOLS 64
 #define FEED_BURST 256 /* bars per loop turn at full speed */
 
-typedef enum { FEED_NONE, FEED_REPLAY, FEED_SYNTHETIC } feed_kind_t;
+typedef enum { FEED_NONE, FEED_REPLAY, FEED_SYNTHETIC, FEED_BINANCE } feed_kind_t;
 
 typedef struct replay_file {
     char path[512], symbol[24], interval[8];
@@ -58,6 +60,13 @@ struct feed {
     resume_point_t resume[FEED_MAX_SYMBOLS];
     int nresume;
     int64_t last_emitted_open, last_emit_wall;
+    binance_t *bn;          /* FEED_BINANCE */
+    breaker_t *bn_breaker;
+    char bn_interval[8];
+    int64_t bn_interval_ms;
+    long poll_ms, polls, poll_errors;
+    feed_bar_t queue[1600]; /* closed bars fetched, not yet emitted */
+    int qn, qi;
     feed_bar_t pending;
     int has_pending;
     char spec[64];
@@ -284,6 +293,110 @@ static int synth_next(feed_t *feed, feed_bar_t *b)
     return 1;
 }
 
+/* ---------- Binance REST klines ---------- */
+
+static int binance_open_feed(feed_t *feed, char *err, size_t errlen)
+{
+    const char *list, *iv, *base;
+    char buf[1024], *save = NULL;
+    binance_config_t bc;
+    breaker_config_t brc;
+    config_get_str("QT_FEED_SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT", &list);
+    config_get_str("QT_FEED_INTERVAL", "1m", &iv);
+    config_get_str("QT_FEED_BASE_URL", "https://fapi.binance.com", &base);
+    if (!(feed->bn_interval_ms = feed_interval_ms(iv)))
+        return snprintf(err, errlen, "QT_FEED_INTERVAL: '%.8s' is not a kline interval", iv), -1;
+    snprintf(feed->bn_interval, sizeof feed->bn_interval, "%s", iv);
+    if (config_get_long("QT_FEED_POLL_MS", 2000, 100, 600000, &feed->poll_ms, err, errlen) < 0 ||
+        binance_config_env(&bc, base, err, errlen) < 0)
+        return -1;
+    if (getenv("QT_FEED_BASE_URL")) snprintf(bc.base_url, sizeof bc.base_url, "%s", base); /* the feed's own base */
+    breaker_config_default(&brc);
+    brc.window_size = 10, brc.min_calls = 3, brc.open_wait_ms = 10000;
+    if (breaker_config_env(&brc, "QT_FEED_BREAKER", err, errlen) < 0 || !(feed->bn = binance_new(&bc, err, errlen)) ||
+        !(feed->bn_breaker = breaker_new("binance-feed", &brc)))
+        return -1;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *p = strtok_r(buf, ",", &save); p && feed->nsyms < FEED_MAX_SYMBOLS; p = strtok_r(NULL, ",", &save))
+        snprintf(feed->syms[feed->nsyms++].symbol, sizeof feed->syms[0].symbol, "%s", p);
+    return feed->nsyms ? 0 : (snprintf(err, errlen, "QT_FEED_SYMBOLS: no symbols"), -1);
+}
+
+static int64_t feed_resume_of(const feed_t *f, const char *symbol)
+{
+    for (int i = 0; i < f->nresume; i++)
+        if (strcmp(f->resume[i].symbol, symbol) == 0) return f->resume[i].open_time;
+    return 0;
+}
+
+/* A kline's string field, or def when it is not a string. */
+static const char *kstr(const json_t *k, size_t i, const char *def)
+{
+    const char *v = json_string_value(json_array_get(k, i));
+    return v ? v : def;
+}
+
+/* One kline array [open_time, "o", "h", "l", "c", "v", close_time, "qv", n, "tbv", ...]. */
+static int binance_kline(const json_t *k, const char *symbol, const char *interval, feed_bar_t *b)
+{
+    char err[128], line[512];
+    if (!json_is_array(k) || json_array_size(k) < 11) return -1;
+    snprintf(line, sizeof line, "%lld,%s,%s,%s,%s,%s,%lld,%s,%lld,%s", (long long)json_integer_value(json_array_get(k, 0)),
+             kstr(k, 1, "x"), kstr(k, 2, "x"),
+             kstr(k, 3, "x"), kstr(k, 4, "x"),
+             kstr(k, 5, "x"), (long long)json_integer_value(json_array_get(k, 6)),
+             kstr(k, 7, "0"), (long long)json_integer_value(json_array_get(k, 8)),
+             kstr(k, 9, "0"));
+    memset(b, 0, sizeof *b);
+    if (feed_parse_line(line, b, err, sizeof err) != 0) return -1;
+    snprintf(b->symbol, sizeof b->symbol, "%s", symbol);
+    snprintf(b->interval, sizeof b->interval, "%s", interval);
+    return 0;
+}
+
+/* Fetch a symbol's closed bars after the last one published, oldest first. */
+static void binance_poll_symbol(feed_t *f, const char *symbol)
+{
+    binance_reply_t r;
+    char query[128], err[512];
+    int64_t last = feed_resume_of(f, symbol), now = clock_wall_ms() + binance_clock_offset_ms(f->bn);
+    long limit = last ? (long)((now - last) / f->bn_interval_ms) + 2 : 3;
+    if (limit > 1500) limit = 1500;
+    if (!breaker_allow(f->bn_breaker, clock_mono_ms())) return;
+    snprintf(query, sizeof query, "symbol=%s&interval=%s&limit=%ld", symbol, f->bn_interval, limit);
+    int64_t t0 = clock_mono_ms();
+    binance_rc_t rc = binance_public(f->bn, "/fapi/v1/klines", query, &r, err, sizeof err);
+    f->polls++;
+    if (rc == BINANCE_BACKOFF) return;
+    breaker_record(f->bn_breaker, rc == BINANCE_OK && json_is_array(r.body), clock_mono_ms() - t0, clock_mono_ms());
+    if (rc != BINANCE_OK || !json_is_array(r.body)) {
+        if (f->poll_errors++ % 10 == 0) log_warn("kline poll of %s failed: %s", symbol, err);
+        binance_reply_clear(&r);
+        return;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(r.body, i, k) {
+        feed_bar_t b;
+        if (binance_kline(k, symbol, f->bn_interval, &b) < 0) {
+            f->bad_rows++;
+            continue;
+        }
+        if (b.close_time >= now || b.open_time <= last || f->qn == (int)(sizeof f->queue / sizeof f->queue[0])) continue;
+        f->queue[f->qn++] = b; /* closed and new */
+        last = b.open_time;
+    }
+    feed_resume(f, symbol, last); /* what is queued counts as published: never twice */
+    binance_reply_clear(&r);
+}
+
+static void binance_poll(feed_t *f)
+{
+    if (f->qi == f->qn) f->qi = f->qn = 0;
+    if (f->qn == 0)
+        for (int i = 0; i < f->nsyms; i++) binance_poll_symbol(f, f->syms[i].symbol);
+}
+
 /* ---------- driving ---------- */
 
 static int feed_skip(const feed_t *f, const feed_bar_t *b)
@@ -303,6 +416,12 @@ static int feed_fill(feed_t *f)
             if (!r) return 0;
             b = r->next;
             replay_advance(f, r);
+        } else if (f->kind == FEED_BINANCE) {
+            if (f->qi == f->qn) return 0; /* nothing queued until the next poll */
+            b = f->queue[f->qi++];
+            f->pending = b;
+            f->has_pending = 1;
+            continue;
         } else if (f->kind != FEED_SYNTHETIC || !synth_next(f, &b)) {
             return 0;
         }
@@ -340,11 +459,18 @@ static void feed_tick(evutil_socket_t fd, short what, void *arg)
             feed_schedule(f, 20);
             return;
         }
+        if (f->kind == FEED_BINANCE && !f->has_pending && f->qi == f->qn) { /* poll, then wait */
+            binance_poll(f);
+            if (f->qi == f->qn) {
+                feed_schedule(f, f->poll_ms);
+                return;
+            }
+        }
         if (!feed_fill(f)) {
             feed_finish(f);
             return;
         }
-        if (f->speed > 0 && f->published) {
+        if (f->speed > 0 && f->published && f->kind != FEED_BINANCE) {
             int64_t due = f->last_emit_wall + (int64_t)((double)(f->pending.open_time - f->last_emitted_open) / f->speed);
             int64_t now = clock_mono_ms();
             if (now < due) {
@@ -375,8 +501,9 @@ feed_t *feed_new(struct event_base *base, feed_emit_fn emit, void *ud, char *err
     int rc;
     if (strncmp(spec, "replay:", 7) == 0) f->kind = FEED_REPLAY, rc = replay_open(f, spec + 7, err, errlen);
     else if (strcmp(spec, "synthetic") == 0) f->kind = FEED_SYNTHETIC, rc = synth_open(f, err, errlen);
+    else if (strcmp(spec, "binance") == 0) f->kind = FEED_BINANCE, rc = binance_open_feed(f, err, errlen);
     else if (strcmp(spec, "none") == 0) f->kind = FEED_NONE, rc = 0;
-    else rc = -1, snprintf(err, errlen, "QT_FEED: '%.60s' is not replay:PATH[,PATH...], synthetic or none", spec);
+    else rc = -1, snprintf(err, errlen, "QT_FEED: '%.60s' is not replay:PATH[,PATH...], synthetic, binance or none", spec);
     double dflt = f->kind == FEED_REPLAY ? 0 : 1;
     if (rc == 0) rc = config_get_double("QT_FEED_SPEED", dflt, 0, 1e9, &f->speed, err, errlen);
     f->timer = evtimer_new(base, feed_tick, f);
@@ -393,6 +520,8 @@ void feed_free(feed_t *f)
     for (int i = 0; i < f->nfiles; i++)
         if (f->files[i].fp) fclose(f->files[i].fp);
     if (f->timer) event_free(f->timer);
+    binance_free(f->bn);
+    breaker_free(f->bn_breaker);
     free(f);
 }
 
@@ -421,15 +550,22 @@ void feed_start(feed_t *f)
 }
 
 void feed_hold(feed_t *f, int hold) { f->hold = hold; }
-int feed_paced(const feed_t *f) { return f->speed > 0 && f->kind != FEED_NONE; }
+int feed_paced(const feed_t *f) { return (f->speed > 0 && f->kind != FEED_NONE) || f->kind == FEED_BINANCE; }
 
 json_t *feed_status(const feed_t *f)
 {
-    static const char *const kinds[] = {"none", "replay", "synthetic"};
+    static const char *const kinds[] = {"none", "replay", "synthetic", "binance"};
     json_t *syms = json_array();
     for (int i = 0; i < f->nfiles; i++) json_array_append_new(syms, json_string(f->files[i].symbol));
     for (int i = 0; i < f->nsyms; i++) json_array_append_new(syms, json_string(f->syms[i].symbol));
-    return json_pack("{s:s, s:o, s:f, s:I, s:I, s:I, s:b, s:b}", "kind", kinds[f->kind], "symbols", syms, "speed",
-                     f->speed, "bars_published", (json_int_t)f->published, "bad_rows", (json_int_t)f->bad_rows,
-                     "skipped", (json_int_t)f->skipped, "held", f->hold, "done", f->done);
+    json_t *st = json_pack("{s:s, s:o, s:f, s:I, s:I, s:I, s:b, s:b}", "kind", kinds[f->kind], "symbols", syms, "speed",
+                           f->speed, "bars_published", (json_int_t)f->published, "bad_rows", (json_int_t)f->bad_rows,
+                           "skipped", (json_int_t)f->skipped, "held", f->hold, "done", f->done);
+    if (f->kind == FEED_BINANCE)
+        json_object_set_new(st, "binance", json_pack("{s:I, s:I, s:s, s:I, s:I}", "polls", (json_int_t)f->polls, "errors",
+                                                     (json_int_t)f->poll_errors, "breaker",
+                                                     breaker_state_name(breaker_state(f->bn_breaker, clock_mono_ms())),
+                                                     "used_weight", (json_int_t)binance_used_weight(f->bn), "backoff_ms",
+                                                     (json_int_t)binance_backoff_ms(f->bn)));
+    return st;
 }

@@ -1,0 +1,233 @@
+/* binance.c — Binance USDⓈ-M futures REST client (see binance.h). */
+#include "binance.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <mbedtls/md.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct binance {
+    binance_config_t cfg;
+    CURL *curl;
+    int64_t offset_ms, backoff_until_ms;
+    long used_weight;
+};
+
+typedef struct { char *buf; size_t len, cap; int over; } binance_buf_t;
+
+#define BINANCE_MAX_BODY (4 << 20)
+
+void binance_sign(const char *key, const char *msg, char out[65])
+{
+    unsigned char mac[32];
+    static const char hex[] = "0123456789abcdef";
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key, strlen(key),
+                    (const unsigned char *)msg, strlen(msg), mac);
+    for (int i = 0; i < 32; i++) out[2 * i] = hex[mac[i] >> 4], out[2 * i + 1] = hex[mac[i] & 15];
+    out[64] = '\0';
+}
+
+static size_t binance_write(char *p, size_t size, size_t n, void *ud)
+{
+    binance_buf_t *b = ud;
+    size_t len = size * n;
+    if (b->len + len + 1 > BINANCE_MAX_BODY) {
+        b->over = 1;
+        return 0;
+    }
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = (b->len + len + 1) * 2;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) return 0;
+        b->buf = nb, b->cap = cap;
+    }
+    memcpy(b->buf + b->len, p, len);
+    b->len += len;
+    b->buf[b->len] = '\0';
+    return len;
+}
+
+/* Header callback: X-MBX-USED-WEIGHT-1M and Retry-After. */
+typedef struct { long weight, retry_after; } binance_hdr_t;
+
+static size_t binance_header(char *p, size_t size, size_t n, void *ud)
+{
+    binance_hdr_t *h = ud;
+    size_t len = size * n;
+    if (len > 22 && strncasecmp(p, "X-MBX-USED-WEIGHT-1M:", 21) == 0) h->weight = strtol(p + 21, NULL, 10);
+    if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) h->retry_after = strtol(p + 12, NULL, 10);
+    return len;
+}
+
+int binance_config_env(binance_config_t *c, const char *base_default, char *err, size_t errlen)
+{
+    const char *base;
+    memset(c, 0, sizeof *c);
+    config_get_str("QT_BINANCE_BASE_URL", base_default ? base_default : BINANCE_TESTNET, &base);
+    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
+        return snprintf(err, errlen, "QT_BINANCE_BASE_URL: must start with https:// (or http:// for a local test)"), -1;
+    snprintf(c->base_url, sizeof c->base_url, "%s", base);
+    size_t n = strlen(c->base_url);
+    if (n && c->base_url[n - 1] == '/') c->base_url[n - 1] = '\0';
+    if (config_get_secret("QT_BINANCE_API_KEY", c->api_key, sizeof c->api_key, err, errlen) < 0 ||
+        config_get_secret("QT_BINANCE_API_SECRET", c->api_secret, sizeof c->api_secret, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_RECV_WINDOW_MS", 5000, 1, 60000, &c->recv_window_ms, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_TIMEOUT_MS", 3000, 100, 60000, &c->timeout_ms, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+binance_t *binance_new(const binance_config_t *cfg, char *err, size_t errlen)
+{
+    static int global;
+    if (!global && curl_global_init(CURL_GLOBAL_DEFAULT) == 0) global = 1;
+    binance_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->curl = curl_easy_init())) {
+        free(b);
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    b->used_weight = -1;
+    return b;
+}
+
+void binance_free(binance_t *b)
+{
+    if (!b) return;
+    curl_easy_cleanup(b->curl);
+    memset(b->cfg.api_secret, 0, sizeof b->cfg.api_secret);
+    free(b);
+}
+
+void binance_reply_clear(binance_reply_t *r)
+{
+    json_decref(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+int64_t binance_backoff_ms(const binance_t *b)
+{
+    int64_t left = b->backoff_until_ms - clock_mono_ms();
+    return left > 0 ? left : 0;
+}
+
+int64_t binance_clock_offset_ms(const binance_t *b) { return b->offset_ms; }
+long binance_used_weight(const binance_t *b) { return b->used_weight; }
+
+/* One HTTP exchange. url_shown is what errors may print (no signature). */
+static binance_rc_t binance_perform(binance_t *b, const char *method, const char *url, const char *url_shown,
+                                    int signed_call, binance_reply_t *r, char *err, size_t errlen)
+{
+    binance_buf_t body = {0};
+    binance_hdr_t hdr = {-1, 0};
+    struct curl_slist *headers = NULL;
+    char keyhdr[200];
+    CURL *c = b->curl;
+    memset(r, 0, sizeof *r);
+    r->used_weight = -1;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") == 0) curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, b->cfg.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, b->cfg.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, binance_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, binance_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdr);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "quantum-trader/1");
+    if (signed_call) {
+        snprintf(keyhdr, sizeof keyhdr, "X-MBX-APIKEY: %s", b->cfg.api_key);
+        headers = curl_slist_append(headers, keyhdr);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(headers);
+    memset(keyhdr, 0, sizeof keyhdr);
+    if (cc != CURLE_OK) {
+        snprintf(err, errlen, "%s %s: %s", method, url_shown, body.over ? "reply too large" : curl_easy_strerror(cc));
+        free(body.buf);
+        return BINANCE_TRANSPORT;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->http_status);
+    r->used_weight = b->used_weight = hdr.weight >= 0 ? hdr.weight : b->used_weight;
+    r->body = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL;
+    free(body.buf);
+    if (r->http_status == 429 || r->http_status == 418) {
+        long wait = hdr.retry_after > 0 ? hdr.retry_after : 60;
+        b->backoff_until_ms = clock_mono_ms() + wait * 1000;
+        log_warn("exchange answered %ld (%s): no calls for %ld s", r->http_status,
+                 r->http_status == 418 ? "IP banned" : "rate limit", wait);
+    }
+    if (r->http_status >= 200 && r->http_status < 300) {
+        if (r->body) return BINANCE_OK;
+        snprintf(err, errlen, "%s %s: answer is not JSON", method, url_shown);
+        return BINANCE_TRANSPORT;
+    }
+    r->code = (int)json_integer_value(json_object_get(r->body, "code"));
+    snprintf(r->msg, sizeof r->msg, "%s", json_string_value(json_object_get(r->body, "msg")) ? json_string_value(json_object_get(r->body, "msg")) : "");
+    snprintf(err, errlen, "%s %s: HTTP %ld, code %d: %s", method, url_shown, r->http_status, r->code, r->msg);
+    return BINANCE_HTTP;
+}
+
+binance_rc_t binance_public(binance_t *b, const char *path, const char *query, binance_reply_t *r, char *err,
+                            size_t errlen)
+{
+    char url[2048];
+    memset(r, 0, sizeof *r);
+    if (binance_backoff_ms(b) > 0) {
+        snprintf(err, errlen, "backing off for %lld ms after a 429/418", (long long)binance_backoff_ms(b));
+        return BINANCE_BACKOFF;
+    }
+    snprintf(url, sizeof url, "%s%s%s%s", b->cfg.base_url, path, query && *query ? "?" : "", query ? query : "");
+    return binance_perform(b, "GET", url, url, 0, r, err, errlen);
+}
+
+/* GET /fapi/v1/time → offset = server - local. */
+static void binance_resync(binance_t *b)
+{
+    binance_reply_t r;
+    char err[256];
+    if (binance_public(b, "/fapi/v1/time", NULL, &r, err, sizeof err) == BINANCE_OK) {
+        b->offset_ms = json_integer_value(json_object_get(r.body, "serverTime")) - clock_wall_ms();
+        log_info("re-synced with the exchange clock: offset %lld ms", (long long)b->offset_ms);
+    } else {
+        log_warn("cannot re-sync with the exchange clock: %s", err);
+    }
+    binance_reply_clear(&r);
+}
+
+binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, const char *params,
+                            binance_reply_t *r, char *err, size_t errlen)
+{
+    char query[1536], sig[65], url[2048], shown[2048];
+    memset(r, 0, sizeof *r);
+    if (!b->cfg.api_key[0] || !b->cfg.api_secret[0]) {
+        snprintf(err, errlen, "no API key: set QT_BINANCE_API_KEY and QT_BINANCE_API_SECRET (or their _FILE variants)");
+        return BINANCE_TRANSPORT;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (binance_backoff_ms(b) > 0) {
+            snprintf(err, errlen, "backing off for %lld ms after a 429/418", (long long)binance_backoff_ms(b));
+            return BINANCE_BACKOFF;
+        }
+        snprintf(query, sizeof query, "%s%srecvWindow=%ld&timestamp=%lld", params, params[0] ? "&" : "",
+                 b->cfg.recv_window_ms, (long long)(clock_wall_ms() + b->offset_ms));
+        binance_sign(b->cfg.api_secret, query, sig);
+        snprintf(url, sizeof url, "%s%s?%s&signature=%s", b->cfg.base_url, path, query, sig);
+        snprintf(shown, sizeof shown, "%s%s", b->cfg.base_url, path);
+        binance_rc_t rc = binance_perform(b, method, url, shown, 1, r, err, errlen);
+        memset(sig, 0, sizeof sig);
+        if (rc != BINANCE_HTTP || r->code != -1021 || attempt == 1) return rc;
+        binance_reply_clear(r); /* timestamp outside recvWindow: re-sync once and retry */
+        binance_resync(b);
+    }
+    return BINANCE_TRANSPORT;
+}

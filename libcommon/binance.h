@@ -1,0 +1,70 @@
+/* binance.h — Binance USDⓈ-M futures REST client: libcurl for HTTP,
+ * HMAC-SHA256 signing with mbedTLS over the exact query string.
+ *
+ * Calls are synchronous with short timeouts (QT_BINANCE_TIMEOUT_MS, 3000):
+ * callers make one call at a time (a kline poll, an order whose outcome must
+ * be known before its intent is acknowledged). The client honours 429 and
+ * 418 (no calls until Retry-After has passed), records
+ * X-MBX-USED-WEIGHT-1M, and on -1021 (timestamp outside recvWindow)
+ * re-syncs with the server clock once and retries. The API secret never
+ * appears in errors or logs; URLs in errors stop before the signature. */
+#ifndef QT_BINANCE_H
+#define QT_BINANCE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BINANCE_TESTNET "https://testnet.binancefuture.com"
+
+typedef struct binance_config {
+    char base_url[256];
+    char api_key[128];
+    char api_secret[128];
+    long recv_window_ms; /* 5000 */
+    long timeout_ms;     /* 3000 */
+} binance_config_t;
+
+typedef struct binance_reply {
+    long http_status;   /* 0 when no HTTP answer */
+    json_t *body;       /* parsed JSON, or NULL */
+    int code;           /* Binance error code (negative), 0 if none */
+    char msg[256];      /* Binance error message */
+    long used_weight;   /* X-MBX-USED-WEIGHT-1M, -1 if absent */
+} binance_reply_t;
+
+typedef enum {
+    BINANCE_OK = 0,        /* HTTP 2xx with JSON */
+    BINANCE_TRANSPORT = -1,/* no answer: connect error, timeout, bad JSON */
+    BINANCE_HTTP = 1,      /* an HTTP error status; see code/msg */
+    BINANCE_BACKOFF = 2    /* not sent: waiting out a 429/418 */
+} binance_rc_t;
+
+typedef struct binance binance_t;
+
+/* base_url e.g. BINANCE_TESTNET or https://fapi.binance.com. Copies cfg. */
+binance_t *binance_new(const binance_config_t *cfg, char *err, size_t errlen);
+void binance_free(binance_t *b);
+/* Fills cfg from QT_BINANCE_BASE_URL (default testnet), QT_BINANCE_API_KEY /
+ * _SECRET (or their _FILE variants), QT_BINANCE_RECV_WINDOW_MS,
+ * QT_BINANCE_TIMEOUT_MS. base_default overrides the testnet default. */
+int binance_config_env(binance_config_t *cfg, const char *base_default, char *err, size_t errlen);
+
+/* Lowercase hex HMAC-SHA256 of msg under key, into out[65]. */
+void binance_sign(const char *key, const char *msg, char out[65]);
+
+/* GET path?query without signing (market data). query may be NULL. */
+binance_rc_t binance_public(binance_t *b, const char *path, const char *query, binance_reply_t *r, char *err,
+                            size_t errlen);
+/* A signed call: params (may be "") gets recvWindow, timestamp and signature
+ * appended; the API key goes in X-MBX-APIKEY. method: GET, POST or DELETE. */
+binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, const char *params,
+                            binance_reply_t *r, char *err, size_t errlen);
+void binance_reply_clear(binance_reply_t *r);
+
+/* Milliseconds until calls may go out again after a 429/418 (0 if none). */
+int64_t binance_backoff_ms(const binance_t *b);
+int64_t binance_clock_offset_ms(const binance_t *b); /* server - local, after a re-sync */
+long binance_used_weight(const binance_t *b);
+
+#endif
