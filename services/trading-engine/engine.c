@@ -282,6 +282,9 @@ static void eng_checkpoint(engine_t *e)
                           (json_int_t)e->last_perf_time, "shadow_decisions", (json_int_t)e->shadow_decisions,
                           "decisions_total", (json_int_t)e->decisions_total, "last_decision_at",
                           (json_int_t)e->last_decision_at);
+    json_t *pos = json_object(); /* for the executor's reconciliation */
+    for (int i = 0; i < e->ledger.n; i++) json_object_set_new(pos, e->ledger.pos[i].symbol, json_real(e->ledger.pos[i].qty));
+    json_object_set_new(j, "positions", pos);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(j);
     snprintf(key, sizeof key, "%s:engine:state", e->svc->cfg.ns);

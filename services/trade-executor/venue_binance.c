@@ -1,0 +1,200 @@
+/* venue_binance.c — Binance USDⓈ-M futures through libcommon/binance:
+ * MARKET orders with newClientOrderId and reduceOnly, fills queried by
+ * origClientOrderId, LOT_SIZE / MIN_NOTIONAL filters from exchangeInfo
+ * (cached), leverage set once per symbol. Fees are estimated at
+ * QT_BINANCE_FEE_BPS (taker, 4) of the notional: the order reply carries none. */
+#include "binance.h"
+#include "config.h"
+#include "log.h"
+#include "venue.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bvenue {
+    venue_t base;
+    binance_t *bn;
+    json_t *info;       /* exchangeInfo */
+    json_t *leverage;   /* symbol → leverage set */
+    double fee_bps;
+} bvenue_t;
+
+/* HTTP errors with a Binance code are final; the rest (5xx, 429, no answer) pass. */
+static venue_rc_t bv_classify(binance_rc_t rc, const binance_reply_t *r)
+{
+    if (rc == BINANCE_OK) return VENUE_FILLED;
+    if (rc == BINANCE_HTTP && r->http_status >= 400 && r->http_status < 500 && r->http_status != 429 &&
+        r->http_status != 418 && r->code != 0)
+        return VENUE_REJECTED;
+    return VENUE_UNAVAILABLE;
+}
+
+static int bv_fill(const json_t *o, venue_fill_t *f, double fee_bps)
+{
+    const char *st = json_string_value(json_object_get(o, "status"));
+    snprintf(f->order_id, sizeof f->order_id, "%lld", (long long)json_integer_value(json_object_get(o, "orderId")));
+    f->qty = atof(json_string_value(json_object_get(o, "executedQty")) ? json_string_value(json_object_get(o, "executedQty")) : "0");
+    f->price = atof(json_string_value(json_object_get(o, "avgPrice")) ? json_string_value(json_object_get(o, "avgPrice")) : "0");
+    f->fee = f->qty * f->price * fee_bps / 1e4;
+    return st && strcmp(st, "FILLED") == 0 && f->qty > 0 && f->price > 0 ? 0 : -1;
+}
+
+static void bv_leverage(bvenue_t *v, const char *symbol, double lev)
+{
+    char params[128], err[256];
+    binance_reply_t r;
+    const json_t *have = json_object_get(v->leverage, symbol);
+    if (have && json_number_value(have) == lev) return;
+    snprintf(params, sizeof params, "symbol=%s&leverage=%d", symbol, (int)lev);
+    if (binance_signed(v->bn, "POST", "/fapi/v1/leverage", params, &r, err, sizeof err) == BINANCE_OK)
+        json_object_set_new(v->leverage, symbol, json_real(lev));
+    else
+        log_warn("cannot set leverage %g on %s: %s", lev, symbol, err);
+    binance_reply_clear(&r);
+}
+
+static venue_rc_t bv_place(venue_t *base, const venue_order_t *o, venue_fill_t *f, char *code, char *err, size_t errlen)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    char params[512];
+    binance_reply_t r;
+    code[0] = '\0';
+    if (!o->reduce_only) bv_leverage(v, o->symbol, o->leverage);
+    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%.8g&newClientOrderId=%s%s", o->symbol,
+             o->side, o->qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
+    binance_rc_t rc = binance_signed(v->bn, "POST", "/fapi/v1/order", params, &r, err, errlen);
+    venue_rc_t vr = bv_classify(rc, &r);
+    if (vr == VENUE_REJECTED) snprintf(code, 16, "%d", r.code);
+    if (vr == VENUE_REJECTED && r.code == -4116) { /* we placed it before: fetch that one */
+        binance_reply_clear(&r);
+        return base->ops->query(base, o->symbol, o->cid, f, err, errlen);
+    }
+    if (vr == VENUE_FILLED && bv_fill(r.body, f, v->fee_bps) < 0) {
+        snprintf(err, errlen, "order %s not filled (status %s)", o->cid, json_string_value(json_object_get(r.body, "status")));
+        vr = VENUE_REJECTED;
+        snprintf(code, 16, "NOT_FILLED");
+    }
+    binance_reply_clear(&r);
+    return vr;
+}
+
+static venue_rc_t bv_query(venue_t *base, const char *symbol, const char *cid, venue_fill_t *f, char *err, size_t errlen)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    char params[256];
+    binance_reply_t r;
+    snprintf(params, sizeof params, "symbol=%s&origClientOrderId=%s", symbol, cid);
+    binance_rc_t rc = binance_signed(v->bn, "GET", "/fapi/v1/order", params, &r, err, errlen);
+    venue_rc_t vr = bv_classify(rc, &r);
+    if (vr == VENUE_REJECTED && r.code == -2013) vr = VENUE_NOT_FOUND; /* Order does not exist. */
+    if (vr == VENUE_FILLED && bv_fill(r.body, f, v->fee_bps) < 0) vr = VENUE_REJECTED;
+    binance_reply_clear(&r);
+    return vr;
+}
+
+static venue_rc_t bv_balance(venue_t *base, double *usdt, char *err, size_t errlen)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    binance_reply_t r;
+    size_t i;
+    json_t *a;
+    venue_rc_t vr = bv_classify(binance_signed(v->bn, "GET", "/fapi/v2/balance", "", &r, err, errlen), &r);
+    *usdt = 0;
+    json_array_foreach(r.body, i, a) if (vr == VENUE_FILLED && json_string_value(json_object_get(a, "asset")) &&
+                                         strcmp(json_string_value(json_object_get(a, "asset")), "USDT") == 0)
+        *usdt = atof(json_string_value(json_object_get(a, "availableBalance")));
+    binance_reply_clear(&r);
+    return vr;
+}
+
+static venue_rc_t bv_filters(venue_t *base, const char *symbol, venue_filters_t *out, char *err, size_t errlen)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    size_t i, k;
+    json_t *s, *f;
+    if (!v->info) {
+        binance_reply_t r;
+        venue_rc_t vr = bv_classify(binance_public(v->bn, "/fapi/v1/exchangeInfo", NULL, &r, err, errlen), &r);
+        if (vr != VENUE_FILLED) {
+            binance_reply_clear(&r);
+            return vr;
+        }
+        v->info = json_incref(r.body);
+        binance_reply_clear(&r);
+    }
+    memset(out, 0, sizeof *out);
+    json_array_foreach(json_object_get(v->info, "symbols"), i, s) {
+        if (strcmp(json_string_value(json_object_get(s, "symbol")) ? json_string_value(json_object_get(s, "symbol")) : "", symbol) != 0) continue;
+        json_array_foreach(json_object_get(s, "filters"), k, f) {
+            const char *t = json_string_value(json_object_get(f, "filterType"));
+            if (t && strcmp(t, "LOT_SIZE") == 0) {
+                out->step = atof(json_string_value(json_object_get(f, "stepSize")));
+                out->min_qty = atof(json_string_value(json_object_get(f, "minQty")));
+            } else if (t && strcmp(t, "MIN_NOTIONAL") == 0) {
+                out->min_notional = atof(json_string_value(json_object_get(f, "notional")));
+            }
+        }
+        return out->step > 0 ? VENUE_FILLED : (snprintf(err, errlen, "%s has no LOT_SIZE filter", symbol), VENUE_REJECTED);
+    }
+    snprintf(err, errlen, "%s is not traded on this exchange", symbol);
+    return VENUE_REJECTED;
+}
+
+static json_t *bv_positions(venue_t *base, char *err, size_t errlen)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    binance_reply_t r;
+    size_t i;
+    json_t *p;
+    if (binance_signed(v->bn, "GET", "/fapi/v2/positionRisk", "", &r, err, errlen) != BINANCE_OK) {
+        binance_reply_clear(&r);
+        return NULL;
+    }
+    json_t *out = json_object();
+    json_array_foreach(r.body, i, p) {
+        double amt = atof(json_string_value(json_object_get(p, "positionAmt")) ? json_string_value(json_object_get(p, "positionAmt")) : "0");
+        if (amt != 0) json_object_set_new(out, json_string_value(json_object_get(p, "symbol")), json_real(amt));
+    }
+    binance_reply_clear(&r);
+    return out;
+}
+
+static void bv_free(venue_t *base)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    binance_free(v->bn);
+    json_decref(v->info);
+    json_decref(v->leverage);
+    free(v);
+}
+
+static const venue_ops_t bv_ops = {"binance-futures", bv_place, bv_query, bv_balance, bv_filters, bv_positions, bv_free};
+
+venue_t *venue_binance_new(char *err, size_t errlen)
+{
+    binance_config_t c;
+    bvenue_t *v = calloc(1, sizeof *v);
+    if (!v) return snprintf(err, errlen, "out of memory"), NULL;
+    v->base.ops = &bv_ops;
+    if (binance_config_env(&c, NULL, err, errlen) < 0 ||
+        config_get_double("QT_BINANCE_FEE_BPS", 4, 0, 1000, &v->fee_bps, err, errlen) < 0) {
+        free(v);
+        return NULL;
+    }
+    if (!c.api_key[0] || !c.api_secret[0]) {
+        snprintf(err, errlen, "QT_VENUE=binance-futures needs QT_BINANCE_API_KEY and QT_BINANCE_API_SECRET "
+                              "(or QT_BINANCE_API_KEY_FILE / QT_BINANCE_API_SECRET_FILE)");
+        free(v);
+        return NULL;
+    }
+    v->leverage = json_object();
+    if (!(v->bn = binance_new(&c, err, errlen))) {
+        json_decref(v->leverage);
+        free(v);
+        return NULL;
+    }
+    log_info("binance-futures venue at %s", c.base_url);
+    return &v->base;
+}

@@ -1,0 +1,305 @@
+/* Integration tests: the real trade-executor binary on a real redis-server,
+ * on the paper venue and on the local test exchange (Binance rules). */
+#include "binance.h"
+#include "check.h"
+#include "harness.h"
+
+#include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+static th_redis_t R;
+static char dir[256], bin[256], exbin[256], base[64], out[65536];
+static redisContext *rc;
+static int export_;
+
+static pid_t start(const char *ns, const char *const extra[], int *port, int wait_ready)
+{
+    static char e[3][160];
+    const char *env[20];
+    char log[300];
+    int n = 0;
+    *port = th_free_port();
+    snprintf(e[0], sizeof e[0], "REDIS_URL=%s", R.url);
+    snprintf(e[1], sizeof e[1], "QT_NAMESPACE=%s", ns);
+    snprintf(e[2], sizeof e[2], "QT_HTTP_PORT=%d", *port);
+    for (int i = 0; i < 3; i++) env[n++] = e[i];
+    for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    snprintf(log, sizeof log, "%s/executor-%s.log", dir, ns);
+    const char *argv[] = {bin, NULL};
+    pid_t p = th_spawn(bin, argv, env, log);
+    if (wait_ready) th_wait_http(*port, "/ready", 200, 10000);
+    return p;
+}
+
+static void stop(pid_t p)
+{
+    int st = -1;
+    th_kill(p, SIGTERM);
+    CHECK_EQ(th_wait(p, 15000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void intent(const char *ns, const char *id, const char *sym, const char *side, double size, double ref, double qty)
+{
+    char k[64], data[600];
+    snprintf(k, sizeof k, "%s:trade.intent", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"%s\",\"size_pct\":%g,\"leverage\":3,\"confidence\":0.8,"
+             "\"mode\":\"%s\",\"source_tag\":\"%s\",\"ref_price\":%g,\"reduce_only\":%s%s,\"event_time\":1704067259999}",
+             sym, side, qty > 0 ? "CLOSE" : strcmp(side, "BUY") == 0 ? "LONG_SMALL" : "SHORT_SMALL", size,
+             qty > 0 ? "RISK" : "PRIMARY", qty > 0 ? "RISK_STOP_LOSS" : "RL_V3_PRIMARY", ref, qty > 0 ? "true" : "false",
+             "");
+    if (qty > 0) { /* reduce-only exits carry the quantity */
+        size_t l = strlen(data);
+        snprintf(data + l - 1, sizeof data - l + 1, ",\"qty\":%g}", qty);
+    }
+    th_xadd_event(rc, k, "trade.intent", data, id);
+}
+
+/* Result events per intent id in ns:execution: sets *results, *dups. */
+static void results(const char *ns, long *n, long *dups, long *executed)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s:execution", ns);
+    redisReply *r = redisCommand(rc, "XRANGE %s - +", k);
+    *n = *dups = *executed = 0;
+    json_t *seen = json_object();
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        json_t *d = json_loads(f->element[13]->str, 0, NULL);
+        const char *iid = json_string_value(json_object_get(d, "intent_id"));
+        if (json_object_get(seen, iid)) (*dups)++;
+        json_object_set_new(seen, iid, json_true());
+        *executed += strcmp(f->element[3]->str, "trade.executed") == 0;
+        json_decref(d);
+        (*n)++;
+    }
+    json_decref(seen);
+    if (r) freeReplyObject(r);
+}
+
+static json_t *result_of(const char *ns, const char *iid)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s:execution", ns);
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end; th_sleep_ms(20)) {
+        redisReply *r = redisCommand(rc, "XRANGE %s - +", k);
+        for (size_t i = 0; r && i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            json_t *d = json_loads(f->element[13]->str, 0, NULL);
+            if (strcmp(json_string_value(json_object_get(d, "intent_id")), iid) == 0) {
+                json_object_set_new(d, "_type", json_string(f->element[3]->str));
+                freeReplyObject(r);
+                return d;
+            }
+            json_decref(d);
+        }
+        if (r) freeReplyObject(r);
+    }
+    return NULL;
+}
+
+static const char *js(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static double jnum(const json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
+
+TEST(paper_fills_refusals_and_duplicates)
+{
+    int port;
+    pid_t p = start("e1", NULL, &port, 1);
+    intent("e1", "i-1", "BTCUSDT", "BUY", 0.01, 100, 0);
+    json_t *r = result_of("e1", "i-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), 3.0, 1e-12); /* 10000 x 0.01 x 3 / 100 */
+    CHECK_NEAR(jnum(r, "price"), 100.02, 1e-9); /* 2 bps slippage */
+    CHECK_NEAR(jnum(r, "fee"), 3 * 100.02 * 4e-4, 1e-9);
+    CHECK_STR(js(r, "venue"), "paper");
+    CHECK_EQ(strlen(js(r, "client_order_id")), 34);
+    json_decref(r);
+    intent("e1", "i-2", "BTCUSDT", "BUY", 0.00001, 100, 0); /* 0.003 x 100 = 0.3 USDT < 5 */
+    r = result_of("e1", "i-2");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_CONTAINS(js(r, "reason"), "USDT is below the minimum 5.00 for BTCUSDT"); /* 0.2-0.3 USDT */
+    CHECK(json_is_false(json_object_get(r, "retryable")));
+    json_decref(r);
+    intent("e1", "i-3", "BTCUSDT", "SELL", 0.01, 101, 3); /* close the long */
+    r = result_of("e1", "i-3");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), 3, 1e-12);
+    json_decref(r);
+    intent("e1", "i-4", "ETHUSDT", "SELL", 0.01, 50, 1); /* nothing to reduce */
+    r = result_of("e1", "i-4");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_CONTAINS(js(r, "reason"), "no position to reduce");
+    json_decref(r);
+    intent("e1", "i-1", "BTCUSDT", "BUY", 0.01, 100, 0); /* the same intent again */
+    th_sleep_ms(500);
+    long n, dups, executed;
+    results("e1", &n, &dups, &executed);
+    CHECK_EQ(n, 4);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"duplicates_suppressed\":1");
+    CHECK_CONTAINS(out, "\"executed\":2");
+    CHECK_CONTAINS(out, "\"failed\":2");
+    CHECK_CONTAINS(out, "\"venue\":\"paper\"");
+    redisReply *bal = redisCommand(rc, "GET e1:paper:balance");
+    double want = 10000 + (101 * (1 - 2e-4) - 100.02) * 3 - 3 * 100.02 * 4e-4 - 3 * 101 * (1 - 2e-4) * 4e-4;
+    CHECK(bal && bal->type == REDIS_REPLY_STRING);
+    if (bal && bal->type == REDIS_REPLY_STRING) CHECK_NEAR(atof(bal->str), want, 1e-6);
+    if (bal) freeReplyObject(bal);
+    stop(p);
+}
+
+TEST(exactly_once_with_sigkills)
+{
+    int port, kills = 0;
+    const char *env[] = {"QT_BATCH=16", "QT_CLAIM_IDLE_MS=500", NULL};
+    const char *syms[] = {"BTCUSDT", "ETHUSDT", "SOLUSDT"};
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "x-%04d", i);
+        intent("e2", id, syms[i % 3], i % 2 ? "SELL" : "BUY", 0.001, 100, 0);
+    }
+    srand(12345);
+    pid_t p = start("e2", env, &port, 0);
+    long n = 0, dups, executed;
+    for (long long end = th_now_ms() + 90000; th_now_ms() < end;) {
+        th_sleep_ms(40 + rand() % 120);
+        results("e2", &n, &dups, &executed);
+        if (n >= 1000) break;
+        th_kill(p, SIGKILL); /* at a random moment of its work */
+        th_wait(p, 5000, NULL);
+        kills++;
+        p = start("e2", env, &port, 0);
+    }
+    for (long long end = th_now_ms() + 30000; th_now_ms() < end && n < 1000; th_sleep_ms(100))
+        results("e2", &n, &dups, &executed);
+    printf("# exactly-once: %d SIGKILLs, %ld results, %ld duplicates, %ld executed\n", kills, n, dups, executed);
+    CHECK(kills >= 5);
+    CHECK_EQ(n, 1000);  /* every intent has a result ... */
+    CHECK_EQ(dups, 0);  /* ... exactly one */
+    redisReply *o = redisCommand(rc, "HLEN e2:paper:orders");
+    CHECK_EQ(o->integer, executed); /* and the venue holds one order per executed intent */
+    freeReplyObject(o);
+    stop(p);
+}
+
+static pid_t start_exchange(void)
+{
+    static char e[64];
+    char log[300];
+    export_ = th_free_port();
+    snprintf(e, sizeof e, "TX_PORT=%d", export_);
+    const char *env[] = {e, "TX_API_KEY=ex-key", "TX_API_SECRET=ex-secret", NULL}, *argv[] = {exbin, NULL};
+    snprintf(log, sizeof log, "%s/exchange.log", dir);
+    pid_t p = th_spawn(exbin, argv, env, log);
+    snprintf(base, sizeof base, "QT_BINANCE_BASE_URL=http://127.0.0.1:%d", export_);
+    th_wait_http(export_, "/fapi/v1/time", 200, 5000);
+    return p;
+}
+
+TEST(binance_venue_orders_recovery_and_breaker)
+{
+    int port;
+    pid_t ex = start_exchange();
+    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
+                         "QT_RETRY_DELAY_MS=100", "QT_VENUE_BREAKER_WINDOW=4", "QT_VENUE_BREAKER_MIN_CALLS=3",
+                         "QT_VENUE_BREAKER_OPEN_WAIT_MS=1500", "QT_VENUE_BREAKER_HALF_OPEN_CALLS=1", NULL};
+    pid_t p = start("b1", env, &port, 1);
+    intent("b1", "b-1", "BTCUSDT", "BUY", 0.01, 42000, 0);
+    json_t *r = result_of("b1", "b-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_STR(js(r, "venue"), "binance-futures");
+    CHECK_NEAR(jnum(r, "qty"), 0.007, 1e-12); /* 10000 x 0.01 x 3 / 42000 = 0.00714 → step 0.001 */
+    char cid[40];
+    snprintf(cid, sizeof cid, "%s", js(r, "client_order_id"));
+    json_decref(r);
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, cid);
+    /* a crash after the order went out, before the result: the record says SENT
+     * and the exchange has the order; the executor must publish, not re-order */
+    binance_config_t bc = {0};
+    char err[512], params[200];
+    snprintf(bc.base_url, sizeof bc.base_url, "http://127.0.0.1:%d", export_);
+    snprintf(bc.api_key, sizeof bc.api_key, "ex-key");
+    snprintf(bc.api_secret, sizeof bc.api_secret, "ex-secret");
+    bc.recv_window_ms = 5000, bc.timeout_ms = 2000;
+    binance_t *b = binance_new(&bc, err, sizeof err);
+    binance_reply_t br;
+    /* the executor's client order id for intent "b-2": "qt" + 32 hex of SHA-256 */
+    char want_cid[40] = "qt";
+    /* compute it the way the executor does, through the shell's sha256sum */
+    FILE *sh = popen("printf %s b-2 | sha256sum | cut -c1-32", "r");
+    if (sh && fgets(want_cid + 2, 34, sh)) want_cid[34] = '\0';
+    if (sh) pclose(sh);
+    snprintf(params, sizeof params, "symbol=ETHUSDT&side=BUY&type=MARKET&quantity=0.012&newClientOrderId=%s", want_cid);
+    CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", params, &br, err, sizeof err), BINANCE_OK);
+    binance_reply_clear(&br);
+    binance_free(b);
+    freeReplyObject(redisCommand(rc, "SET b1:exec:b-2 {\"state\":\"SENT\",\"cid\":\"%s\"}", want_cid));
+    intent("b1", "b-2", "ETHUSDT", "BUY", 0.01, 2500, 0);
+    r = result_of("b1", "b-2");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_STR(js(r, "client_order_id"), want_cid);
+    CHECK_NEAR(jnum(r, "qty"), 0.012, 1e-12); /* the order that was placed, not a new one */
+    json_decref(r);
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    json_t *orders = json_loads(out, 0, NULL);
+    CHECK_EQ(json_array_size(json_object_get(orders, "orders")), 2);
+    json_decref(orders);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"recovered_after_restart\":1");
+    /* the exchange fails: the breaker opens, /ready says why, nothing is dead-lettered, then recovery */
+    th_http(export_, "POST", "/_test/fault?status=503&count=12", NULL, NULL, NULL, 0);
+    for (int i = 0; i < 4; i++) {
+        char iid[16];
+        snprintf(iid, sizeof iid, "c-%d", i);
+        intent("b1", iid, "SOLUSDT", "BUY", 0.01, 100, 0);
+    }
+    int st = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && st != 503; th_sleep_ms(50))
+        st = th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out);
+    CHECK_EQ(st, 503);
+    CHECK_CONTAINS(out, "venue breaker open");
+    long n = 0, dups, executed;
+    for (long long end = th_now_ms() + 30000; th_now_ms() < end && n < 6; th_sleep_ms(100)) results("b1", &n, &dups, &executed);
+    CHECK_EQ(n, 6);
+    CHECK_EQ(executed, 6);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(th_xlen(rc, "b1:trade.intent:dlq"), 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    stop(p);
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
+TEST(binance_venue_without_keys_refuses_to_start)
+{
+    int port, st = -1;
+    const char *env[] = {"QT_VENUE=binance-futures", "QT_BINANCE_BASE_URL=http://127.0.0.1:1", NULL};
+    pid_t p = start("b2", env, &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    char log[300], line[1024];
+    snprintf(log, sizeof log, "%s/executor-b2.log", dir);
+    FILE *f = fopen(log, "r");
+    int said = 0;
+    while (f && fgets(line, sizeof line, f)) said |= strstr(line, "needs QT_BINANCE_API_KEY and QT_BINANCE_API_SECRET") != NULL;
+    if (f) fclose(f);
+    CHECK(said);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(300);
+    th_bin("bin/trade-executor", bin, sizeof bin);
+    th_bin("tests/bin/test-exchange", exbin, sizeof exbin);
+    th_tempdir(dir, sizeof dir);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
+}
+
+CHECK_MAIN()
