@@ -77,7 +77,8 @@ int binance_config_env(binance_config_t *c, const char *base_default, char *err,
     if (config_get_secret("QT_BINANCE_API_KEY", c->api_key, sizeof c->api_key, err, errlen) < 0 ||
         config_get_secret("QT_BINANCE_API_SECRET", c->api_secret, sizeof c->api_secret, err, errlen) < 0 ||
         config_get_long("QT_BINANCE_RECV_WINDOW_MS", 5000, 1, 60000, &c->recv_window_ms, err, errlen) < 0 ||
-        config_get_long("QT_BINANCE_TIMEOUT_MS", 3000, 100, 60000, &c->timeout_ms, err, errlen) < 0)
+        config_get_long("QT_BINANCE_TIMEOUT_MS", 3000, 100, 60000, &c->timeout_ms, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_WEIGHT_LIMIT", 2000, 0, 100000, &c->weight_limit, err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -158,6 +159,12 @@ static binance_rc_t binance_perform(binance_t *b, const char *method, const char
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->http_status);
     r->used_weight = b->used_weight = hdr.weight >= 0 ? hdr.weight : b->used_weight;
+    if (hdr.weight > b->cfg.weight_limit && b->cfg.weight_limit > 0) { /* near the 1-minute budget: wait it out */
+        int64_t wall = clock_wall_ms() + b->offset_ms, until = (wall / 60000 + 1) * 60000;
+        b->backoff_until_ms = clock_mono_ms() + (until - wall);
+        log_warn("used request weight %ld is over %ld: no calls for %lld ms", hdr.weight, b->cfg.weight_limit,
+                 (long long)(until - wall));
+    }
     r->body = body.buf ? json_loadb(body.buf, body.len, 0, NULL) : NULL;
     free(body.buf);
     if (r->http_status == 429 || r->http_status == 418) {

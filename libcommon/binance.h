@@ -4,8 +4,8 @@
  * Calls are synchronous with short timeouts (QT_BINANCE_TIMEOUT_MS, 3000):
  * callers make one call at a time (a kline poll, an order whose outcome must
  * be known before its intent is acknowledged). The client honours 429 and
- * 418 (no calls until Retry-After has passed), records
- * X-MBX-USED-WEIGHT-1M, and on -1021 (timestamp outside recvWindow)
+ * 418 (no calls until Retry-After has passed), waits for the next minute
+ * when X-MBX-USED-WEIGHT-1M passes QT_BINANCE_WEIGHT_LIMIT, and on -1021 (timestamp outside recvWindow)
  * re-syncs with the server clock once and retries. The API secret never
  * appears in errors or logs; URLs in errors stop before the signature. */
 #ifndef QT_BINANCE_H
@@ -23,6 +23,7 @@ typedef struct binance_config {
     char api_secret[128];
     long recv_window_ms; /* 5000 */
     long timeout_ms;     /* 3000 */
+    long weight_limit;   /* 2000: past this X-MBX-USED-WEIGHT-1M, wait for the next minute; 0 = off */
 } binance_config_t;
 
 typedef struct binance_reply {

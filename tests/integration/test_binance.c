@@ -46,6 +46,7 @@ static binance_t *client(const char *secret, long timeout_ms)
     snprintf(c.api_secret, sizeof c.api_secret, "%s", secret);
     c.recv_window_ms = 5000;
     c.timeout_ms = timeout_ms;
+    c.weight_limit = 100000;
     return binance_new(&c, err, sizeof err);
 }
 
@@ -121,6 +122,22 @@ TEST(faults_rate_limits_and_timeouts)
     CHECK(th_now_ms() - t0 < 1400); /* gave up at the timeout */
     CHECK_CONTAINS(err, "Timeout");
     binance_reply_clear(&r);
+    binance_free(b);
+}
+
+TEST(used_weight_over_the_limit_waits_for_the_next_minute)
+{
+    binance_reply_t r;
+    char err[512];
+    binance_config_t c = {0};
+    snprintf(c.base_url, sizeof c.base_url, "%s", base);
+    c.recv_window_ms = 5000, c.timeout_ms = 2000, c.weight_limit = 1; /* the exchange reports more than 1 */
+    binance_t *b = binance_new(&c, err, sizeof err);
+    CHECK_EQ(binance_public(b, "/fapi/v1/time", NULL, &r, err, sizeof err), BINANCE_OK);
+    CHECK(binance_used_weight(b) > 1);
+    binance_reply_clear(&r);
+    CHECK(binance_backoff_ms(b) > 0 && binance_backoff_ms(b) <= 60000);
+    CHECK_EQ(binance_public(b, "/fapi/v1/time", NULL, &r, err, sizeof err), BINANCE_BACKOFF);
     binance_free(b);
 }
 

@@ -271,6 +271,14 @@ TEST(binance_venue_orders_recovery_and_breaker)
     CHECK_EQ(th_xlen(rc, "b1:trade.intent:dlq"), 0);
     CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
     stop(p);
+    char log[300], line[4096];
+    int lines = 0, leaked = 0;
+    snprintf(log, sizeof log, "%s/executor-b1.log", dir);
+    FILE *f = fopen(log, "r");
+    while (f && fgets(line, sizeof line, f)) lines++, leaked |= strstr(line, "ex-secret") || strstr(line, "ex-key");
+    if (f) fclose(f);
+    CHECK(lines > 5);
+    CHECK(!leaked); /* neither key nor secret in the log */
     th_kill(ex, SIGTERM);
     th_wait(ex, 5000, NULL);
 }
