@@ -314,6 +314,30 @@ TEST(positions_pnl_feedback_and_stop_loss)
     stop(p);
 }
 
+TEST(hybrid_falls_back_to_the_ensemble_when_rl_is_silent)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", "QT_RL_BREAKER_MIN_CALLS=3", "QT_RL_BREAKER_WINDOW=4", NULL};
+    set_config("h9", "rl_v3.live.mode", "\"HYBRID\"");
+    pid_t p = start("h9", env, &port);
+    /* RL stays silent: each bar is decided only when the next bar's signal shows RL missing */
+    for (int i = 0; i < 4; i++) {
+        bar("h9", "BTCUSDT", i, 100, 101, 99, 100);
+        ens("h9", "BTCUSDT", i, "HOLD", 0.7);
+    }
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"hybrid_fallback\":true", 5000), 0);
+    CHECK_CONTAINS(out, "\"breaker\":\"open\"");
+    /* now an ensemble signal is decided on at once, without waiting for a later bar */
+    bar("h9", "ETHUSDT", 10, 50, 51, 49, 50);
+    ens("h9", "ETHUSDT", 10, "LONG", 0.8);
+    CHECK_EQ(wait_count("h9", "trade.intent", "trade.intent", 1, 5000), 0);
+    json_t *in = last("h9", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(in, "source_tag"), "RL_V3_HYBRID_SIGNAL_PRIMARY");
+    CHECK_STR(jstr(in, "symbol"), "ETHUSDT");
+    json_decref(in);
+    stop(p);
+}
+
 TEST(rate_limit_per_hour_of_event_time)
 {
     int port;
