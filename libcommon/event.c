@@ -1,11 +1,10 @@
 /* event.c — envelope ids, encoding and validated decoding (see event.h). */
 #include "event.h"
 #include "clock.h"
+#include "digest.h"
 #include "proto.h"
 
 #include <errno.h>
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +72,7 @@ void event_new_id(char out[27])
 void event_derive_id(const char *name, char out[37])
 {
     unsigned char h[32];
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    mbedtls_sha256((const unsigned char *)name, strlen(name), h, 0);
-#else
-    mbedtls_sha256_ret((const unsigned char *)name, strlen(name), h, 0);
-#endif
+    digest_sha256(name, strlen(name), h);
     h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8: custom, name-based */
     h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     static const char hex[] = "0123456789abcdef";

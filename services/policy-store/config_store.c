@@ -1,14 +1,13 @@
 /* config_store.c — typed configuration keys in Redis (see config_store.h). */
 #include "config_store.h"
 #include "clock.h"
+#include "digest.h"
 #include "event.h"
 #include "log.h"
 #include "orchestrator.h"
 #include "rsync.h"
 
 #include <math.h>
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,13 +295,9 @@ long config_store_set(config_store_t *cs, const char *key, const json_t *value, 
 
 void config_store_token_label(const char *token, char *out, size_t len)
 {
-    unsigned char h[32];
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    mbedtls_sha256((const unsigned char *)token, strlen(token), h, 0);
-#else
-    mbedtls_sha256_ret((const unsigned char *)token, strlen(token), h, 0);
-#endif
-    snprintf(out, len, "token:%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+    char hex[9];
+    digest_hex(token, 4, hex);
+    snprintf(out, len, "token:%s", hex);
 }
 
 /* ---------- HTTP ---------- */

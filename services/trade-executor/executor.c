@@ -2,14 +2,13 @@
 #include "executor.h"
 #include "breaker.h"
 #include "clock.h"
+#include "digest.h"
 #include "event.h"
 #include "log.h"
 #include "rsync.h"
 #include "venue.h"
 
 #include <math.h>
-#include <mbedtls/sha256.h>
-#include <mbedtls/version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,16 +39,8 @@ typedef struct ex_intent {
 /* "qt" + 32 hex of SHA-256(intent id): 34 characters, a valid Binance client order id. */
 static void ex_cid(const char *intent_id, char out[40])
 {
-    unsigned char h[32];
-#if MBEDTLS_VERSION_NUMBER >= 0x03000000
-    mbedtls_sha256((const unsigned char *)intent_id, strlen(intent_id), h, 0);
-#else
-    mbedtls_sha256_ret((const unsigned char *)intent_id, strlen(intent_id), h, 0);
-#endif
-    static const char hex[] = "0123456789abcdef";
     out[0] = 'q', out[1] = 't';
-    for (int i = 0; i < 16; i++) out[2 + 2 * i] = hex[h[i] >> 4], out[3 + 2 * i] = hex[h[i] & 15];
-    out[34] = '\0';
+    digest_hex(intent_id, 16, out + 2);
 }
 
 static redisContext *ex_conn(executor_t *x, char *err, size_t errlen)
