@@ -381,3 +381,31 @@ long th_count_type(redisContext *c, const char *key, const char *type)
     if (r) freeReplyObject(r);
     return n;
 }
+
+pid_t th_service(const char *bin, const th_redis_t *r, const char *ns, const char *const extra[],
+                 const char *logdir, const char *tag, int *port, int wait_ready)
+{
+    char e[3][200], log[400];
+    const char *env[40];
+    int n = 0;
+    *port = th_free_port();
+    snprintf(e[0], sizeof e[0], "REDIS_URL=%s", r->url);
+    snprintf(e[1], sizeof e[1], "QT_NAMESPACE=%s", ns);
+    snprintf(e[2], sizeof e[2], "QT_HTTP_PORT=%d", *port);
+    for (int i = 0; i < 3; i++) env[n++] = e[i];
+    for (int i = 0; extra && extra[i] && n < 39; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    snprintf(log, sizeof log, "%s/%s.log", logdir, tag);
+    const char *argv[] = {bin, NULL};
+    pid_t pid = th_spawn(bin, argv, env, log); /* the child copies env before this frame ends */
+    if (pid > 0 && wait_ready) th_wait_http(*port, "/ready", 200, 15000);
+    return pid;
+}
+
+int th_stop(pid_t pid, int timeout_ms)
+{
+    int st = -1;
+    th_kill(pid, SIGTERM);
+    if (th_wait(pid, timeout_ms, &st) < 0) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}

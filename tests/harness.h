@@ -40,6 +40,14 @@ pid_t th_spawn(const char *path, const char *const argv[], const char *const env
 int th_wait(pid_t pid, int timeout_ms, int *status);
 void th_kill(pid_t pid, int sig);
 
+/* Start a service binary on redis r in namespace ns with a free HTTP port
+ * (*port), extra NAME=VALUE settings (NULL-terminated, may be NULL), its
+ * output in logdir/<tag>.log; waits up to 15 s for /ready when wait_ready. */
+pid_t th_service(const char *bin, const th_redis_t *r, const char *ns, const char *const extra[],
+                 const char *logdir, const char *tag, int *port, int wait_ready);
+/* SIGTERM and wait; returns the exit status (128+signal), or -1 on timeout. */
+int th_stop(pid_t pid, int timeout_ms);
+
 /* Poll until an HTTP GET on 127.0.0.1:port/path answers with status `want`
  * (or timeout). Returns the body's first bytes in body when given. */
 int th_http(int port, const char *method, const char *path, const char *headers, const char *body,

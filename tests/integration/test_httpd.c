@@ -17,30 +17,15 @@ static char worker_path[256], logdir[256];
 
 static pid_t start(const char *ns, const char *token, int *port, const char *log)
 {
-    static char e[4][256];
-    char path[300];
-    *port = th_free_port();
-    snprintf(e[0], 256, "REDIS_URL=%s", R.url);
-    snprintf(e[1], 256, "QT_NAMESPACE=%s", ns);
-    snprintf(e[2], 256, "QT_HTTP_PORT=%d", *port);
-    snprintf(e[3], 256, "QT_API_TOKEN=%s", token ? token : "");
-    const char *env[] = {e[0], e[1], e[2], e[3], NULL};
-    const char *argv[] = {worker_path, NULL};
-    snprintf(path, sizeof path, "%s/%s", logdir, log);
-    pid_t pid = th_spawn(worker_path, argv, env, path);
-    th_wait_http(*port, "/ready", 200, 10000);
-    return pid;
+    char t[200], tag[64];
+    snprintf(t, sizeof t, "QT_API_TOKEN=%s", token ? token : "");
+    snprintf(tag, sizeof tag, "%.*s", (int)(strlen(log) - 4), log); /* "h1.log" → "h1" */
+    const char *env[] = {t, NULL};
+    return th_service(worker_path, &R, ns, env, logdir, tag, port, 1);
 }
 
 /* SIGTERM and expect a clean exit (valgrind errors exit 99 under make valgrind). */
-static void stop(pid_t w)
-{
-    int st = -1;
-    th_kill(w, SIGTERM);
-    CHECK_EQ(th_wait(w, 30000, &st), 0);
-    CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0);
-}
+static void stop(pid_t w) { CHECK_EQ(th_stop(w, 30000), 0); }
 
 static int req(int port, const char *m, const char *path, const char *hdr, const char *body, char *out)
 {

@@ -19,29 +19,14 @@ static redisContext *rc;
 
 static pid_t start(const char *ns, const char *token, const char *extra, int *port)
 {
-    static char e[5][256];
-    char log[300];
-    *port = th_free_port();
-    snprintf(e[0], 256, "REDIS_URL=%s", R.url);
-    snprintf(e[1], 256, "QT_NAMESPACE=%s", ns);
-    snprintf(e[2], 256, "QT_HTTP_PORT=%d", *port);
-    snprintf(e[3], 256, "QT_API_TOKEN=%s", token ? token : "");
-    snprintf(e[4], 256, "%s", extra ? extra : "QT_LOG_LEVEL=info");
-    const char *env[] = {e[0], e[1], e[2], e[3], e[4], NULL};
-    const char *argv[] = {bin, NULL};
-    snprintf(log, sizeof log, "%s/policy-store-%s.log", logdir, ns);
-    pid_t pid = th_spawn(bin, argv, env, log);
-    th_wait_http(*port, "/ready", 200, 10000);
-    return pid;
+    char t[200], tag[64];
+    snprintf(t, sizeof t, "QT_API_TOKEN=%s", token ? token : "");
+    snprintf(tag, sizeof tag, "policy-store-%s", ns);
+    const char *env[] = {t, extra ? extra : "QT_LOG_LEVEL=info", NULL};
+    return th_service(bin, &R, ns, env, logdir, tag, port, 1);
 }
 
-static void stop(pid_t pid)
-{
-    int st = -1;
-    th_kill(pid, SIGTERM);
-    CHECK_EQ(th_wait(pid, 15000, &st), 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
+static void stop(pid_t pid) { CHECK_EQ(th_stop(pid, 15000), 0); }
 
 static int http(int port, const char *m, const char *path, const char *hdr, const char *body)
 {
@@ -284,17 +269,13 @@ TEST(history_holds_the_last_100)
 
 TEST(config_change_reaches_a_running_trading_engine)
 {
-    int port, eport = th_free_port();
-    char engine_bin[256], e0[160], e1[64], e2[64], log[300];
+    int port, eport;
+    char engine_bin[256];
     pid_t p = start("x1", TOKEN, NULL, &port);
     CHECK_EQ(wait_body(port, "/api/v1/policy/config", "\"version\":1", 5000), 0);
     th_bin("bin/trading-engine", engine_bin, sizeof engine_bin);
-    snprintf(e0, sizeof e0, "REDIS_URL=%s", R.url);
-    snprintf(e1, sizeof e1, "QT_NAMESPACE=x1");
-    snprintf(e2, sizeof e2, "QT_HTTP_PORT=%d", eport);
-    snprintf(log, sizeof log, "%s/engine-x1.log", logdir);
-    const char *env[] = {e0, e1, e2, "QT_FEED=none", NULL}, *argv[] = {engine_bin, NULL};
-    pid_t eng = th_spawn(engine_bin, argv, env, log);
+    const char *env[] = {"QT_FEED=none", NULL};
+    pid_t eng = th_service(engine_bin, &R, "x1", env, logdir, "engine-x1", &eport, 1);
     CHECK_EQ(th_wait_http(eport, "/ready", 200, 15000), 0);
     CHECK_EQ(wait_body(eport, "/api/v1/rl-v3/dashboard/live-status", "\"mode\":\"SHADOW\"", 5000), 0);
     put(port, "rl_v3.live.mode", "\"HYBRID\"", 200, "\"version\":2");

@@ -15,31 +15,12 @@ static int export_;
 
 static pid_t start(const char *ns, const char *const extra[], int *port, int wait_ready)
 {
-    static char e[3][160];
-    const char *env[20];
-    char log[300];
-    int n = 0;
-    *port = th_free_port();
-    snprintf(e[0], sizeof e[0], "REDIS_URL=%s", R.url);
-    snprintf(e[1], sizeof e[1], "QT_NAMESPACE=%s", ns);
-    snprintf(e[2], sizeof e[2], "QT_HTTP_PORT=%d", *port);
-    for (int i = 0; i < 3; i++) env[n++] = e[i];
-    for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
-    env[n] = NULL;
-    snprintf(log, sizeof log, "%s/executor-%s.log", dir, ns);
-    const char *argv[] = {bin, NULL};
-    pid_t p = th_spawn(bin, argv, env, log);
-    if (wait_ready) th_wait_http(*port, "/ready", 200, 10000);
-    return p;
+    char tag[64];
+    snprintf(tag, sizeof tag, "executor-%s", ns);
+    return th_service(bin, &R, ns, extra, dir, tag, port, wait_ready);
 }
 
-static void stop(pid_t p)
-{
-    int st = -1;
-    th_kill(p, SIGTERM);
-    CHECK_EQ(th_wait(p, 15000, &st), 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
+static void stop(pid_t p) { CHECK_EQ(th_stop(p, 15000), 0); }
 
 static void intent(const char *ns, const char *id, const char *sym, const char *side, double size, double ref, double qty)
 {

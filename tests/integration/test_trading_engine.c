@@ -15,32 +15,12 @@ static const long long T0 = 1704067200000LL; /* 2024-01-01T00:00:00Z */
 
 static pid_t start(const char *ns, const char *const extra[], int *port)
 {
-    static char e[4][512];
-    const char *env[16];
-    char log[300];
-    int n = 0;
-    *port = th_free_port();
-    snprintf(e[0], 512, "REDIS_URL=%s", R.url);
-    snprintf(e[1], 512, "QT_NAMESPACE=%s", ns);
-    snprintf(e[2], 512, "QT_HTTP_PORT=%d", *port);
-    snprintf(e[3], 512, "QT_LOG_LEVEL=info");
-    for (int i = 0; i < 4; i++) env[n++] = e[i];
-    for (int i = 0; extra && extra[i]; i++) env[n++] = extra[i];
-    env[n] = NULL;
-    snprintf(log, sizeof log, "%s/engine-%s.log", dir, ns);
-    const char *argv[] = {bin, NULL};
-    pid_t pid = th_spawn(bin, argv, env, log);
-    th_wait_http(*port, "/ready", 200, 15000);
-    return pid;
+    char tag[64];
+    snprintf(tag, sizeof tag, "engine-%s", ns);
+    return th_service(bin, &R, ns, extra, dir, tag, port, 1);
 }
 
-static void stop(pid_t pid)
-{
-    int st = -1;
-    th_kill(pid, SIGTERM);
-    CHECK_EQ(th_wait(pid, 15000, &st), 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
+static void stop(pid_t pid) { CHECK_EQ(th_stop(pid, 15000), 0); }
 
 static int get(int port, const char *path) { return th_http(port, "GET", path, NULL, NULL, out, sizeof out); }
 
