@@ -50,14 +50,15 @@ ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-LIB_SRC := $(wildcard libcommon/*.c) proto/proto.c proto/schema.c
+LIB_SRC := $(wildcard libcommon/*.c) $(wildcard proto/*.c)
 SCHEMAS := $(sort $(wildcard proto/schemas/*.json))
 GEN := $(BUILD)/gen/proto_schemas.c
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/proto_schemas.o
 LIB := $(BUILD)/libcommon.a
 
 SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/main.c))))
-SERVICE_BINS := $(addprefix $(BUILD)/bin/,$(SERVICES))
+TOOLS := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/main.c))))
+SERVICE_BINS := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
@@ -83,13 +84,14 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# One binary per service from services/<name>/*.c
-define SERVICE_RULE
-$(BUILD)/bin/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(LIB)
+# One binary per services/<name>/ and tools/<name>/ from its *.c
+define PROGRAM_RULE
+$(BUILD)/bin/$(2): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/$(2)/*.c)) $(LIB)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS)
 endef
-$(foreach s,$(SERVICES),$(eval $(call SERVICE_RULE,$(s))))
+$(foreach s,$(SERVICES),$(eval $(call PROGRAM_RULE,services,$(s))))
+$(foreach t,$(TOOLS),$(eval $(call PROGRAM_RULE,tools,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)

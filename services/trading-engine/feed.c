@@ -4,6 +4,7 @@
 #include "breaker.h"
 #include "clock.h"
 #include "config.h"
+#include "kline.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -72,73 +73,7 @@ struct feed {
     char spec[64];
 };
 
-/* ---------- CSV parsing ---------- */
-
-static int feed_num(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    while (*end == ' ' || *end == '\r' || *end == '\n') end++;
-    if (errno || end == s || *end || !isfinite(d)) return -1;
-    *out = d;
-    return 0;
-}
-
-/* Split line on commas into at most max fields (modifies line). */
-static int feed_split(char *line, char **f, int max)
-{
-    int n = 0;
-    for (char *p = line; n < max;) {
-        f[n++] = p;
-        p = strchr(p, ',');
-        if (!p) break;
-        *p++ = '\0';
-    }
-    return n;
-}
-
-/* ms from ms or µs (anything past year 5000 in ms is µs). */
-static int64_t feed_ms(double t) { return (int64_t)(t > 1e14 ? t / 1000.0 : t); }
-
-int feed_parse_line(const char *line, feed_bar_t *b, char *err, size_t errlen)
-{
-    char buf[1024], *f[16];
-    double v[12] = {0};
-    static const char *const names[] = {"open_time", "open", "high", "low", "close", "volume", "close_time",
-                                        "quote_volume", "count", "taker_buy_volume"};
-    if (strlen(line) >= sizeof buf) return snprintf(err, errlen, "line longer than %zu bytes", sizeof buf - 1), -1;
-    snprintf(buf, sizeof buf, "%s", line);
-    int n = feed_split(buf, f, 16);
-    if (n >= 1 && isalpha((unsigned char)f[0][0])) return 1; /* header */
-    if (n < 6) return snprintf(err, errlen, "%d columns, need at least 6 (open_time..volume)", n), -1;
-    for (int i = 0; i < n && i < 10; i++)
-        if (feed_num(f[i], &v[i]) < 0) return snprintf(err, errlen, "%s '%.32s' is not a number", names[i], f[i]), -1;
-    b->open_time = feed_ms(v[0]);
-    b->open = v[1], b->high = v[2], b->low = v[3], b->close = v[4], b->volume = v[5];
-    b->close_time = n > 6 ? feed_ms(v[6]) : 0;
-    b->quote_volume = v[7], b->trades = (long)v[8], b->taker_buy_volume = v[9];
-    if (b->open_time <= 0) return snprintf(err, errlen, "open_time must be positive"), -1;
-    if (!(b->open > 0 && b->high > 0 && b->low > 0 && b->close > 0) || b->volume < 0)
-        return snprintf(err, errlen, "prices must be positive and volume not negative"), -1;
-    if (b->low > b->high || b->open < b->low || b->open > b->high || b->close < b->low || b->close > b->high)
-        return snprintf(err, errlen, "bar is inconsistent (need low <= open, close <= high)"), -1;
-    if (b->close_time && b->close_time < b->open_time)
-        return snprintf(err, errlen, "close_time before open_time"), -1;
-    return 0;
-}
-
-static const struct { const char *name; int64_t ms; } feed_intervals[] = {
-    {"1s", 1000}, {"1m", 60000}, {"3m", 180000}, {"5m", 300000}, {"15m", 900000}, {"30m", 1800000},
-    {"1h", 3600000}, {"2h", 7200000}, {"4h", 14400000}, {"6h", 21600000}, {"8h", 28800000},
-    {"12h", 43200000}, {"1d", 86400000}};
-
-static int64_t feed_interval_ms(const char *name)
-{
-    for (size_t i = 0; i < sizeof feed_intervals / sizeof feed_intervals[0]; i++)
-        if (strcmp(feed_intervals[i].name, name) == 0) return feed_intervals[i].ms;
-    return 0;
-}
+/* ---------- CSV parsing: libcommon/kline.c ---------- */
 
 /* SYMBOL-INTERVAL-... from the file name; interval "" when absent. */
 static void feed_name_parts(const char *path, char *symbol, size_t slen, char *interval, size_t ilen)
@@ -153,7 +88,7 @@ static void feed_name_parts(const char *path, char *symbol, size_t slen, char *i
         const char *end = strchr(dash + 1, '-');
         if (!end) end = strchr(dash + 1, '.');
         snprintf(interval, ilen, "%.*s", (int)(end ? end - dash - 1 : (long)strlen(dash + 1)), dash + 1);
-        if (!feed_interval_ms(interval)) interval[0] = '\0';
+        if (!kline_interval_ms(interval)) interval[0] = '\0';
     }
 }
 
@@ -166,7 +101,7 @@ static void replay_advance(feed_t *feed, replay_file_t *f)
         f->line++;
         if (line[0] == '\n' || line[0] == '\r' || line[0] == '\0') continue;
         feed_bar_t b = {0};
-        int rc = feed_parse_line(line, &b, err, sizeof err);
+        int rc = kline_parse_line(line, &b, err, sizeof err);
         if (rc == 1 && f->line == 1) continue;
         if (rc == 0 && b.open_time <= f->last_open) rc = -1, snprintf(err, sizeof err, "open_time not after the previous row");
         if (rc != 0) {
@@ -176,11 +111,11 @@ static void replay_advance(feed_t *feed, replay_file_t *f)
         }
         snprintf(b.symbol, sizeof b.symbol, "%s", f->symbol);
         if (!f->interval[0] && b.close_time) /* infer from the first row */
-            for (size_t i = 0; i < sizeof feed_intervals / sizeof feed_intervals[0]; i++)
-                if (feed_intervals[i].ms == b.close_time - b.open_time + 1) snprintf(f->interval, sizeof f->interval, "%s", feed_intervals[i].name);
+            for (size_t i = 0; i < KLINE_INTERVALS; i++)
+                if (kline_intervals[i].ms == b.close_time - b.open_time + 1) snprintf(f->interval, sizeof f->interval, "%s", kline_intervals[i].name);
         if (!f->interval[0]) snprintf(f->interval, sizeof f->interval, "1m");
         snprintf(b.interval, sizeof b.interval, "%s", f->interval);
-        if (!b.close_time) b.close_time = b.open_time + feed_interval_ms(f->interval) - 1;
+        if (!b.close_time) b.close_time = b.open_time + kline_interval_ms(f->interval) - 1;
         f->last_open = b.open_time;
         f->next = b;
         f->has_next = 1;
@@ -304,7 +239,7 @@ static int binance_open_feed(feed_t *feed, char *err, size_t errlen)
     config_get_str("QT_FEED_SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT", &list);
     config_get_str("QT_FEED_INTERVAL", "1m", &iv);
     config_get_str("QT_FEED_BASE_URL", "https://fapi.binance.com", &base);
-    if (!(feed->bn_interval_ms = feed_interval_ms(iv)))
+    if (!(feed->bn_interval_ms = kline_interval_ms(iv)))
         return snprintf(err, errlen, "QT_FEED_INTERVAL: '%.8s' is not a kline interval", iv), -1;
     snprintf(feed->bn_interval, sizeof feed->bn_interval, "%s", iv);
     if (config_get_long("QT_FEED_POLL_MS", 2000, 100, 600000, &feed->poll_ms, err, errlen) < 0 ||
@@ -348,7 +283,7 @@ static int binance_kline(const json_t *k, const char *symbol, const char *interv
              kstr(k, 7, "0"), (long long)json_integer_value(json_array_get(k, 8)),
              kstr(k, 9, "0"));
     memset(b, 0, sizeof *b);
-    if (feed_parse_line(line, b, err, sizeof err) != 0) return -1;
+    if (kline_parse_line(line, b, err, sizeof err) != 0) return -1;
     snprintf(b->symbol, sizeof b->symbol, "%s", symbol);
     snprintf(b->interval, sizeof b->interval, "%s", interval);
     return 0;

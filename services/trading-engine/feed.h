@@ -20,12 +20,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
-typedef struct feed_bar {
-    char symbol[24], interval[8];
-    int64_t open_time, close_time;
-    double open, high, low, close, volume, quote_volume, taker_buy_volume;
-    long trades;
-} feed_bar_t;
+#include "kline.h"
+
+typedef kline_t feed_bar_t;
 
 typedef struct feed feed_t;
 /* Return 0 when the bar was taken, -1 to be offered the same bar again later. */
@@ -42,9 +39,5 @@ void feed_start(feed_t *f);
 void feed_hold(feed_t *f, int hold);
 int feed_paced(const feed_t *f); /* 1 when bars follow real time (speed > 0) */
 json_t *feed_status(const feed_t *f);
-
-/* Parse one CSV line of a kline file into bar (symbol/interval untouched).
- * Returns 0, 1 for a header line, or -1 with the reason in err. Exposed for tests. */
-int feed_parse_line(const char *line, feed_bar_t *bar, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,77 @@
+/* kline.c — one line of a Binance kline CSV (see kline.h). */
+#include "kline.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static int feed_num(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    while (*end == ' ' || *end == '\r' || *end == '\n') end++;
+    if (errno || end == s || *end || !isfinite(d)) return -1;
+    *out = d;
+    return 0;
+}
+
+/* Split line on commas into at most max fields (modifies line). */
+static int feed_split(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line; n < max;) {
+        f[n++] = p;
+        p = strchr(p, ',');
+        if (!p) break;
+        *p++ = '\0';
+    }
+    return n;
+}
+
+/* ms from ms or µs (anything past year 5000 in ms is µs). */
+static int64_t feed_ms(double t) { return (int64_t)(t > 1e14 ? t / 1000.0 : t); }
+
+int kline_parse_line(const char *line, kline_t *b, char *err, size_t errlen)
+{
+    char buf[1024], *f[16];
+    double v[12] = {0};
+    static const char *const names[] = {"open_time", "open", "high", "low", "close", "volume", "close_time",
+                                        "quote_volume", "count", "taker_buy_volume"};
+    if (strlen(line) >= sizeof buf) return snprintf(err, errlen, "line longer than %zu bytes", sizeof buf - 1), -1;
+    snprintf(buf, sizeof buf, "%s", line);
+    int n = feed_split(buf, f, 16);
+    if (n >= 1 && isalpha((unsigned char)f[0][0])) return 1; /* header */
+    if (n < 6) return snprintf(err, errlen, "%d columns, need at least 6 (open_time..volume)", n), -1;
+    for (int i = 0; i < n && i < 10; i++)
+        if (feed_num(f[i], &v[i]) < 0) return snprintf(err, errlen, "%s '%.32s' is not a number", names[i], f[i]), -1;
+    b->open_time = feed_ms(v[0]);
+    b->open = v[1], b->high = v[2], b->low = v[3], b->close = v[4], b->volume = v[5];
+    b->close_time = n > 6 ? feed_ms(v[6]) : 0;
+    b->quote_volume = v[7], b->trades = (long)v[8], b->taker_buy_volume = v[9];
+    if (b->open_time <= 0) return snprintf(err, errlen, "open_time must be positive"), -1;
+    if (!(b->open > 0 && b->high > 0 && b->low > 0 && b->close > 0) || b->volume < 0)
+        return snprintf(err, errlen, "prices must be positive and volume not negative"), -1;
+    if (b->low > b->high || b->open < b->low || b->open > b->high || b->close < b->low || b->close > b->high)
+        return snprintf(err, errlen, "bar is inconsistent (need low <= open, close <= high)"), -1;
+    if (b->close_time && b->close_time < b->open_time)
+        return snprintf(err, errlen, "close_time before open_time"), -1;
+    return 0;
+}
+
+const kline_interval_t kline_intervals[KLINE_INTERVALS] = {
+    {"1s", 1000}, {"1m", 60000}, {"3m", 180000}, {"5m", 300000}, {"15m", 900000}, {"30m", 1800000},
+    {"1h", 3600000}, {"2h", 7200000}, {"4h", 14400000}, {"6h", 21600000}, {"8h", 28800000},
+    {"12h", 43200000}, {"1d", 86400000}};
+
+int64_t kline_interval_ms(const char *name)
+{
+    for (size_t i = 0; i < KLINE_INTERVALS; i++)
+        if (strcmp(kline_intervals[i].name, name) == 0) return kline_intervals[i].ms;
+    return 0;
+}
+

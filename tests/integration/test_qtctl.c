@@ -1,0 +1,111 @@
+/* Integration tests: the qtctl binary — features over a kline CSV (values
+ * checked against the indicator fixtures), and the DLQ commands on a real
+ * redis-server. */
+#include "check.h"
+#include "harness.h"
+
+#include <sys/wait.h>
+
+static th_redis_t R;
+static char bin[256], dir[256];
+static const double closes[60] = {100.0, 99.7441, 100.2542, 100.0275, 99.7123, 98.785, 98.5743, 99.6704, 100.0931, 101.1309, 101.3826, 101.7828, 101.9714, 100.2725, 101.1301, 101.6422, 102.1492, 100.4215, 98.6703, 97.7925, 97.3346, 97.6319, 97.5871, 98.0955, 97.4655, 97.7664, 98.1518, 97.5029, 99.1775, 99.7295, 100.9233, 100.2972, 99.5555, 99.213, 99.1074, 99.7338, 99.9816, 99.5343, 98.5818, 98.0686, 99.2659, 98.4639, 98.7049, 99.1259, 97.6492, 97.6965, 98.9727, 96.979, 96.6671, 96.5645, 95.7753, 96.2517, 96.1918, 94.7829, 95.5676, 96.2073, 97.1173, 98.5164, 98.8733, 98.9912};
+
+static double r4(double x) { return round(x * 1e4) / 1e4; }
+
+/* Run qtctl with args; stdout into out (first outlen bytes); returns the exit code. */
+static int run(const char *args, char *out, size_t outlen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=q %s %s 2>%s/stderr.txt", R.url, bin, args, dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, outlen - 1, p) : 0;
+    out[n] = '\0';
+    int st = p ? pclose(p) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char out[1 << 20];
+
+TEST(features_of_a_csv)
+{
+    char path[300], args[400];
+    snprintf(path, sizeof path, "%s/ETHUSDT-1m-2024-03.csv", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n");
+    for (int i = 0; i < 60; i++) {
+        long long t = 1709251200000LL + i * 60000LL;
+        fprintf(f, "%lld,%.4f,%.4f,%.4f,%.4f,5,%lld,0,0,0,0,0\n", t, closes[i], r4(closes[i] * 1.004), r4(closes[i] * 0.995),
+                closes[i], t + 59999);
+        if (i == 30) fprintf(f, "%lld,1,2\n", t); /* a bad row */
+    }
+    fclose(f);
+    snprintf(args, sizeof args, "features --csv %s", path);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    int lines = 0;
+    char *first = out;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    CHECK_EQ(lines, 60);
+    json_t *j1 = json_loadb(first, (size_t)(strchr(first, '\n') - first), 0, NULL);
+    CHECK(json_is_null(json_object_get(j1, "sma_20"))); /* window not full yet */
+    CHECK_STR(json_string_value(json_object_get(j1, "symbol")), "ETHUSDT");
+    CHECK_EQ(json_array_size(json_object_get(j1, "obs")), 64);
+    json_decref(j1);
+    char *end = out + strlen(out) - 1, *start = end;
+    while (start > out && start[-1] != '\n') start--;
+    json_t *jl = json_loadb(start, (size_t)(end - start), 0, NULL);
+    CHECK_NEAR(json_number_value(json_object_get(jl, "sma_20")), 97.418220000000, 1e-6);
+    CHECK_NEAR(json_number_value(json_object_get(jl, "rsi_14")), 56.871342217813, 1e-6);
+    CHECK_NEAR(json_number_value(json_object_get(jl, "macd_hist")), 0.355233687409, 1e-6);
+    CHECK_NEAR(json_number_value(json_object_get(jl, "atr_14")), 1.214525164399, 1e-6);
+    CHECK_NEAR(json_number_value(json_array_get(json_object_get(jl, "obs"), 4)), (56.871342217813 - 50) / 50, 1e-6);
+    json_decref(jl);
+    FILE *e = NULL;
+    char errpath[300], line[512];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
+    e = fopen(errpath, "r");
+    int named = 0;
+    while (e && fgets(line, sizeof line, e)) named |= strstr(line, "ETHUSDT-1m-2024-03.csv:33: bad row skipped") != NULL;
+    if (e) fclose(e);
+    CHECK(named);
+    snprintf(args, sizeof args, "features --csv %s --symbol XYZUSDT", path);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"symbol\":\"XYZUSDT\"");
+    CHECK_EQ(run("features --csv /nonexistent.csv", out, sizeof out), 1);
+    CHECK_EQ(run("features", out, sizeof out), 2);
+    CHECK_EQ(run("bogus", out, sizeof out), 2);
+    CHECK_EQ(run("--help", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "usage: qtctl");
+}
+
+TEST(dlq_list_replay_purge)
+{
+    redisContext *c = th_redis_connect(&R);
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(redisCommand(c, "XADD q:market:dlq * id e%d type market.data.update v 1 ts 1 source t trace t data {} "
+                                        "origin_stream q:market origin_id 1-%d group g consumer c deliveries 1 error bad failed_at 1", i, i));
+    CHECK_EQ(run("dlq list market", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"error\": \"bad\"");
+    CHECK_EQ(run("dlq replay market", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "replayed 3 entries of q:market:dlq");
+    redisReply *r = redisCommand(c, "XLEN q:market");
+    CHECK_EQ(r->integer, 3);
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1 source t trace t data {} origin_stream "
+                                    "q:market origin_id 1-9 group g consumer c deliveries 1 error bad failed_at 1"));
+    CHECK_EQ(run("dlq purge market", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "purged 1 entries");
+    CHECK_EQ(run("dlq replay market --id 1-1", out, sizeof out), 1);
+    redisFree(c);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(120);
+    th_bin("bin/qtctl", bin, sizeof bin);
+    th_tempdir(dir, sizeof dir);
+    if (th_redis_start(&R, 0) < 0) exit(2);
+}
+
+CHECK_MAIN()
