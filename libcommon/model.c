@@ -136,24 +136,25 @@ void model_init_random(model_t *m, unsigned long long seed, const char *version)
         }
 }
 
+/* Dot product with 8 independent partial sums (n a multiple of 8): the
+ * compiler can keep them in one SIMD register; the order of additions is
+ * fixed, so results are the same on every run. */
+static float dot8(const float *w, const float *x, int n)
+{
+    float acc[8] = {0};
+    for (int k = 0; k < n; k += 8)
+        for (int l = 0; l < 8; l++) acc[l] += w[k + l] * x[k + l];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 void model_forward(const model_t *m, const float obs[MODEL_IN], model_out_t *o)
 {
     float mx = -INFINITY, sum = 0;
-    for (int i = 0; i < MODEL_H1; i++) {
-        float a = m->b1[i];
-        for (int k = 0; k < MODEL_IN; k++) a += m->w1[i][k] * obs[k];
-        o->h1[i] = tanhf(a);
-    }
-    for (int i = 0; i < MODEL_H2; i++) {
-        float a = m->b2[i];
-        for (int k = 0; k < MODEL_H1; k++) a += m->w2[i][k] * o->h1[k];
-        o->h2[i] = tanhf(a);
-    }
-    o->value = m->bv;
-    for (int k = 0; k < MODEL_H2; k++) o->value += m->wv[k] * o->h2[k];
+    for (int i = 0; i < MODEL_H1; i++) o->h1[i] = tanhf(m->b1[i] + dot8(m->w1[i], obs, MODEL_IN));
+    for (int i = 0; i < MODEL_H2; i++) o->h2[i] = tanhf(m->b2[i] + dot8(m->w2[i], o->h1, MODEL_H1));
+    o->value = m->bv + dot8(m->wv, o->h2, MODEL_H2);
     for (int j = 0; j < MODEL_ACTIONS; j++) {
-        float a = m->bpi[j];
-        for (int k = 0; k < MODEL_H2; k++) a += m->wpi[j][k] * o->h2[k];
+        float a = m->bpi[j] + dot8(m->wpi[j], o->h2, MODEL_H2);
         o->logits[j] = a;
         if (a > mx) mx = a;
     }

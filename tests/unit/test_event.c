@@ -33,6 +33,7 @@ static const sample_t samples[] = {
     {"performance.update", "{\"equity\":10012.5,\"daily_pnl_pct\":0.12,\"drawdown_pct\":0.5,\"open_positions\":1,"
         "\"exposure_pct\":20,\"losing_streak\":0,\"event_time\":10}"},
     {"policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"PRIMARY\",\"version\":3}"},
+    {"rl.experience", "{\"symbol\":\"BTCUSDT\",\"action\":\"LONG_SMALL\",\"reward\":1.5,\"obs\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],\"model_version\":\"m1\",\"event_time\":5}"},
     {"policy.trading.updated", "{\"allow_new_trades\":true,\"risk_profile\":\"NORMAL\",\"max_risk_pct\":1.0,\"min_confidence\":0.6,"
         "\"entry_mode\":\"NORMAL\",\"exit_mode\":\"TREND_FOLLOW\",\"allowed_symbols\":[\"BTCUSDT\"],\"disallowed_symbols\":[],"
         "\"note\":\"TRENDING + NORMAL_VOL\",\"timestamp\":\"2025-01-22T12:00:00Z\"}"},

@@ -1,0 +1,160 @@
+/* Integration tests: the real rl-decision binary on a real redis-server with
+ * model files written by tests/bin/make-model (seeded weights: these tests
+ * check the inference path, not the quality of a policy). */
+#include "check.h"
+#include "harness.h"
+#include "proto.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static th_redis_t R;
+static char bin[256], mk[256], dir[256], model[300], out[65536], env_model[400];
+static redisContext *rc;
+
+static void make_model(const char *path, const char *seed, const char *version)
+{
+    const char *argv[] = {mk, path, seed, version, NULL};
+    int st = -1;
+    pid_t p = th_spawn(mk, argv, NULL, NULL);
+    th_wait(p, 10000, &st);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) CHECK_FAIL_AT("make-model failed");
+}
+
+static void bars(const char *ns, const char *sym, int n)
+{
+    char key[64], data[512];
+    double p = 100;
+    snprintf(key, sizeof key, "%s:market", ns);
+    for (int i = 0; i < n; i++) {
+        double o = p, c = p * (1 + 0.004 * sin(i * 0.9));
+        long long ot = 1704067200000LL + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":%.6f,\"high\":%.6f,\"low\":%.6f,"
+                 "\"close\":%.6f,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+                 sym, ot, o, fmax(o, c) * 1.001, fmin(o, c) * 0.999, c, ot + 59999);
+        th_xadd_event(rc, key, "market.data.update", data, NULL);
+        p = c;
+    }
+}
+
+static pid_t start(const char *ns, int *port, int wait)
+{
+    const char *env[] = {env_model, "QT_API_TOKEN=rl-token", NULL};
+    char tag[64];
+    snprintf(tag, sizeof tag, "rl-%s", ns);
+    return th_service(bin, &R, ns, env, dir, tag, port, wait);
+}
+
+TEST(refuses_to_start_without_a_model)
+{
+    int port, st = -1;
+    const char *env[] = {"QT_RL_MODEL=/nonexistent/ppo.bin", NULL};
+    pid_t p = th_service(bin, &R, "n0", env, dir, "rl-n0", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
+TEST(one_signal_per_bar_deterministic)
+{
+    int port;
+    char err[256];
+    pid_t p = start("d1", &port, 1);
+    bars("d1", "BTCUSDT", 40);
+    CHECK_EQ(th_wait_xlen(rc, "d1:signal", 40, 10000), 0);
+    for (int i = 0; i < 40; i += 13) {
+        json_t *s = th_event_data(rc, "d1:signal", "rl.signal.generated", i);
+        CHECK_EQ(proto_validate("rl.signal.generated", 1, s, err, sizeof err), 0);
+        CHECK_STR(json_string_value(json_object_get(s, "model_version")), "fixture-1");
+        CHECK(json_is_false(json_object_get(s, "exploring"))); /* SHADOW: no exploration */
+        const json_t *probs = json_object_get(s, "probs");
+        double best = 0;
+        for (size_t k = 0; k < 6; k++) best = fmax(best, json_number_value(json_array_get(probs, k)));
+        CHECK_NEAR(json_number_value(json_object_get(s, "confidence")), best, 1e-6); /* the argmax's probability */
+        json_decref(s);
+    }
+    CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"decisions\":40");
+    CHECK_CONTAINS(out, "\"exploration_rate\":0.1");
+    CHECK_EQ(th_stop(p, 10000), 0);
+    p = start("d2", &port, 1); /* the same bars, the same model: the same signals */
+    bars("d2", "BTCUSDT", 40);
+    CHECK_EQ(th_wait_xlen(rc, "d2:signal", 40, 10000), 0);
+    for (int i = 0; i < 40; i++) {
+        json_t *a = th_event_data(rc, "d1:signal", "rl.signal.generated", i), *b = th_event_data(rc, "d2:signal", "rl.signal.generated", i);
+        CHECK(json_equal(json_object_get(a, "probs"), json_object_get(b, "probs")));
+        CHECK(json_equal(json_object_get(a, "action"), json_object_get(b, "action")));
+        json_decref(a);
+        json_decref(b);
+    }
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+TEST(reload_keeps_the_old_model_when_the_new_one_is_bad)
+{
+    int port;
+    pid_t p = start("r1", &port, 1);
+    FILE *f = fopen(model, "r+b"); /* damage the file under the running service */
+    fseek(f, 1000, SEEK_SET);
+    fputc(0x77, f);
+    fclose(f);
+    CHECK_EQ(th_http(port, "POST", "/api/v1/rl/reload", NULL, NULL, out, sizeof out), 401);
+    CHECK_EQ(th_http(port, "POST", "/api/v1/rl/reload", "Authorization: Bearer rl-token\r\n", NULL, out, sizeof out), 422);
+    CHECK_CONTAINS(out, "still using fixture-1");
+    CHECK_CONTAINS(out, "checksum mismatch");
+    make_model(model, "99", "fixture-2");
+    CHECK_EQ(th_http(port, "POST", "/api/v1/rl/reload", "Authorization: Bearer rl-token\r\n", NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"model_version\":\"fixture-2\"");
+    make_model(model, "5", "fixture-3");
+    th_kill(p, SIGHUP); /* SIGHUP reloads too */
+    int ok = 0;
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && !ok; th_sleep_ms(50))
+        ok = th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "fixture-3");
+    CHECK(ok);
+    bars("r1", "ETHUSDT", 3); /* still deciding, with the new model */
+    CHECK_EQ(th_wait_xlen(rc, "r1:signal", 3, 5000), 0);
+    json_t *s = th_event_data(rc, "r1:signal", "rl.signal.generated", -1);
+    CHECK_STR(json_string_value(json_object_get(s, "model_version")), "fixture-3");
+    json_decref(s);
+    CHECK_EQ(th_stop(p, 10000), 0);
+    make_model(model, "1", "fixture-1");
+}
+
+TEST(experience_is_recorded_on_close)
+{
+    int port;
+    char err[256];
+    pid_t p = start("x1", &port, 1);
+    bars("x1", "SOLUSDT", 30);
+    CHECK_EQ(th_wait_xlen(rc, "x1:signal", 30, 10000), 0);
+    th_xadd_event(rc, "x1:feedback", "position.opened",
+                  "{\"symbol\":\"SOLUSDT\",\"side\":\"LONG\",\"qty\":1,\"entry_price\":100,\"leverage\":3,\"confidence\":0.7,"
+                  "\"regime\":\"TRENDING\",\"model_votes\":{},\"event_time\":1704069000000}", NULL);
+    th_xadd_event(rc, "x1:feedback", "position.closed",
+                  "{\"symbol\":\"SOLUSDT\",\"side\":\"LONG\",\"qty\":1,\"entry_price\":100,\"exit_price\":102,\"pnl\":2,"
+                  "\"pnl_pct\":2.0,\"duration_s\":600,\"confidence\":0.7,\"regime\":\"TRENDING\",\"model_votes\":{},"
+                  "\"event_time\":1704069600000}", NULL);
+    CHECK_EQ(th_wait_xlen(rc, "x1:rl.experience", 1, 5000), 0);
+    json_t *e = th_event_data(rc, "x1:rl.experience", "rl.experience", 0);
+    CHECK_EQ(proto_validate("rl.experience", 1, e, err, sizeof err), 0);
+    CHECK_NEAR(json_number_value(json_object_get(e, "reward")), 2.0, 1e-12);
+    CHECK_EQ(json_array_size(json_object_get(e, "obs")), 64);
+    json_decref(e);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(200);
+    th_bin("bin/rl-decision", bin, sizeof bin);
+    th_bin("tests/bin/make-model", mk, sizeof mk);
+    th_tempdir(dir, sizeof dir);
+    snprintf(model, sizeof model, "%s/ppo.bin", dir);
+    snprintf(env_model, sizeof env_model, "QT_RL_MODEL=%s", model);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
+    make_model(model, "1", "fixture-1");
+}
+
+CHECK_MAIN()
