@@ -147,6 +147,29 @@ static void closed(const char *ns, const char *symbol, double pnl, long long t)
     th_xadd_event(rc, key, "position.closed", data, NULL);
 }
 
+/* Wait until group has read every entry of key and acked them all. */
+static int wait_consumed(const char *key, const char *group, int timeout_ms)
+{
+    for (long long end = th_now_ms() + timeout_ms; th_now_ms() < end; th_sleep_ms(20)) {
+        redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
+        int done = 0;
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *g = r->element[i];
+            long long lag = -1, pending = -1;
+            int ours = 0;
+            for (size_t k = 0; k + 1 < g->elements; k += 2) {
+                if (strcmp(g->element[k]->str, "name") == 0) ours = strcmp(g->element[k + 1]->str, group) == 0;
+                if (strcmp(g->element[k]->str, "lag") == 0 && g->element[k + 1]->type == REDIS_REPLY_INTEGER) lag = g->element[k + 1]->integer;
+                if (strcmp(g->element[k]->str, "pending") == 0) pending = g->element[k + 1]->integer;
+            }
+            done |= ours && lag == 0 && pending == 0;
+        }
+        if (r) freeReplyObject(r);
+        if (done) return 0;
+    }
+    return -1;
+}
+
 static void perf(const char *ns, double daily_pnl_pct, long long t)
 {
     char key[64], data[512];
@@ -187,6 +210,8 @@ TEST(policy_from_streams_blocks_resets_and_restores)
     long long t = t0 + 60 * 60000LL + 1000;
     for (int i = 0; i < 12; i++) closed("p1", "SOLUSDT", i < 2 ? 1.0 : -1.0, t + i);
     perf("p1", 0.5, t + 100);
+    /* streams carry no order between them: let the feedback be consumed before the next bar */
+    CHECK_EQ(wait_consumed("p1:feedback", "policy-store", 10000), 0);
     t += 120000; /* past the update interval: the policy reflects the BAD symbol */
     trend_bars("p1", "BTCUSDT", t0 + 60 * 60000LL + 120000, 1, 130);
     CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"disallowed_symbols\":[\"SOLUSDT\"]", 10000), 0);
