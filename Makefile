@@ -42,7 +42,7 @@ WARN += -Werror
 endif
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibcommon -Iproto -Itests $(addprefix -I,$(wildcard services/*)) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibcommon -Iproto -Itests $(addprefix -I,$(wildcard services/* tools/*)) \
               $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -levent_core $(MBEDTLS_LIBS) -lm
 ifneq ($(SANITIZE),)
@@ -100,6 +100,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 # Unit tests of a service's modules link those objects too.
 $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrator.o
 $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
+$(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 
 $(INTEG_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

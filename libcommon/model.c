@@ -121,6 +121,13 @@ int model_load(model_t *m, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+float *model_params(model_t *m)
+{
+    /* the float members follow the version string without padding */
+    _Static_assert(sizeof(model_t) == 64 + MODEL_NPARAMS * sizeof(float), "model_t must be packed floats");
+    return &m->w1[0][0];
+}
+
 void model_init_random(model_t *m, unsigned long long seed, const char *version)
 {
     model_part_t parts[8];

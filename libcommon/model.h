@@ -42,4 +42,9 @@ int model_save(const model_t *m, const char *path, char *err, size_t errlen);
 void model_init_random(model_t *m, unsigned long long seed, const char *version);
 void model_forward(const model_t *m, const float obs[MODEL_IN], model_out_t *out);
 
+/* Every weight as one contiguous array (file order), for optimisers. */
+#define MODEL_NPARAMS (MODEL_H1 * MODEL_IN + MODEL_H1 + MODEL_H2 * MODEL_H1 + MODEL_H2 + \
+                       MODEL_ACTIONS * MODEL_H2 + MODEL_ACTIONS + MODEL_H2 + 1)
+float *model_params(model_t *m);
+
 #endif

@@ -71,4 +71,21 @@ TEST(hand_computed_linear_and_flat_series)
     CHECK_EQ(ind_update(&f, 0, 0, 0), -1);
 }
 
+TEST(rsi_matches_the_published_wilder_example)
+{
+    /* StockCharts' ChartSchool RSI example (Wilder's method): its published
+     * values were computed from rounded averages, hence the 0.1 tolerance. */
+    static const double c[] = {44.34, 44.09, 44.15, 43.61, 44.33, 44.83, 45.10, 45.42, 45.84, 46.08, 45.89,
+                               46.03, 45.61, 46.28, 46.28, 46.00, 46.03, 46.41, 46.22, 45.64, 46.21, 46.25,
+                               45.71, 46.45, 45.78, 45.35, 44.03, 44.18, 44.22, 44.57, 43.42, 42.66, 43.13};
+    static const double rsi[] = {70.53, 66.32, 66.55, 69.41, 66.36, 57.97, 62.93, 63.26, 56.06, 62.38,
+                                 54.71, 50.42, 39.99, 41.46, 41.87, 45.46, 37.30, 33.08, 37.77};
+    indicators_t s;
+    ind_init(&s);
+    for (int i = 0; i < 33; i++) {
+        ind_update(&s, c[i], c[i], c[i]);
+        if (i >= 14) CHECK_NEAR(s.rsi14, rsi[i - 14], 0.1);
+    }
+}
+
 CHECK_MAIN()

@@ -88,4 +88,11 @@ TEST(every_load_error_is_named)
     unlink(path);
 }
 
+TEST(the_shipped_default_model_loads)
+{
+    char err[256];
+    CHECK_EQ(model_load(&back, "models/ppo-default.bin", err, sizeof err), 0); /* run from the repository root */
+    CHECK_STR(back.version, "ppo-synth-s42-i150");
+}
+
 CHECK_MAIN()
