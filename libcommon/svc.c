@@ -100,6 +100,12 @@ void svc_free(svc_t *s)
     httpd_free(s->http);
     bus_free(s->bus);
     metrics_free(s->metrics);
+    s->ev_term = s->ev_int = s->ev_hup = NULL;
+    s->http = NULL, s->bus = NULL, s->metrics = NULL;
+}
+
+void svc_free_base(svc_t *s)
+{
     if (s->base) event_base_free(s->base);
     memset(s, 0, sizeof *s);
 }

@@ -35,6 +35,9 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
 int svc_run(svc_t *s);
 /* Begin a graceful stop, as SIGTERM does. */
 void svc_stop(svc_t *s);
+/* Free the bus, HTTP server, metrics and signal events; the event base stays
+ * so the service can free its own events next. Then svc_free_base(). */
 void svc_free(svc_t *s);
+void svc_free_base(svc_t *s);
 
 #endif

@@ -22,9 +22,10 @@ static double ring_mean(const ring_t *r)
 
 static sym_input_t *inputs_sym(inputs_t *in, const char *symbol)
 {
+    if (!symbol) return NULL;
     for (int i = 0; i < in->nsyms; i++)
         if (strcmp(in->syms[i].symbol, symbol) == 0) return &in->syms[i];
-    if (!symbol || in->nsyms == ORCH_MAX_SYMBOLS) return NULL;
+    if (in->nsyms == ORCH_MAX_SYMBOLS) return NULL;
     sym_input_t *s = &in->syms[in->nsyms++];
     memset(s, 0, sizeof *s);
     snprintf(s->symbol, sizeof s->symbol, "%s", symbol);

@@ -31,5 +31,6 @@ int main(void)
     svc_free(&svc);
     engine_free(engine);
     config_store_free(cs);
+    svc_free_base(&svc); /* last: the services above freed their events on it */
     return rc;
 }

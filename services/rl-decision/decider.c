@@ -47,9 +47,10 @@ struct decider {
 
 static dec_sym_t *dec_sym(decider_t *d, const char *symbol)
 {
+    if (!symbol) return NULL; /* e.g. performance.update: account-wide */
     for (int i = 0; i < d->nsyms; i++)
         if (strcmp(d->syms[i].symbol, symbol) == 0) return &d->syms[i];
-    if (!symbol || d->nsyms == DEC_SYMS) return NULL;
+    if (d->nsyms == DEC_SYMS) return NULL;
     dec_sym_t *s = &d->syms[d->nsyms++];
     memset(s, 0, sizeof *s);
     snprintf(s->symbol, sizeof s->symbol, "%s", symbol);

@@ -21,5 +21,6 @@ int main(void)
     int rc = svc_run(&svc);
     svc_free(&svc);
     decider_free(d);
+    svc_free_base(&svc); /* last: the services above freed their events on it */
     return rc;
 }

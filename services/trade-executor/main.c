@@ -25,5 +25,6 @@ int main(void)
     int rc = svc_run(&svc);
     svc_free(&svc);
     executor_free(x);
+    svc_free_base(&svc); /* last: the services above freed their events on it */
     return rc;
 }

@@ -26,5 +26,6 @@ int main(void)
     int rc = svc_run(&svc);
     svc_free(&svc);
     engine_free(e);
+    svc_free_base(&svc); /* last: the services above freed their events on it */
     return rc;
 }

@@ -86,5 +86,6 @@ int main(void)
     httpd_route(w.svc.http, "POST", "/api/v1/worker/resume", HTTPD_AUTH, worker_resume, &w);
     int rc = svc_run(&w.svc);
     svc_free(&w.svc);
+    svc_free_base(&w.svc);
     return rc;
 }
