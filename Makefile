@@ -130,7 +130,8 @@ unit: all
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 valgrind: all
 	@QT_BUILD=$(BUILD) QT_TEST_WRAPPER="$(VALGRIND)" sh tests/run.sh $(UNIT_TESTS)
-	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd
+	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd \
+	  $(BUILD)/tests/test_policy_store $(BUILD)/tests/test_trade_executor $(BUILD)/tests/test_rl_decision
 
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done
