@@ -1,6 +1,6 @@
 /* Integration tests: the qtctl binary — features over a kline CSV (values
- * checked against the indicator fixtures), and the DLQ commands on a real
- * redis-server. */
+ * checked against the indicator fixtures), and the DLQ and streams commands
+ * on a real redis-server. */
 #include "check.h"
 #include "harness.h"
 
@@ -95,6 +95,56 @@ TEST(dlq_list_replay_purge)
     CHECK_EQ(run("dlq purge market", out, sizeof out), 0);
     CHECK_CONTAINS(out, "purged 1 entries");
     CHECK_EQ(run("dlq replay market --id 1-1", out, sizeof out), 1);
+    redisFree(c);
+}
+
+TEST(streams_shows_length_pending_and_lag)
+{
+    redisContext *c = th_redis_connect(&R);
+    for (int i = 0; i < 5; i++) freeReplyObject(redisCommand(c, "XADD q:tt * n %d", i));
+    freeReplyObject(redisCommand(c, "XGROUP CREATE q:tt g1 0"));
+    freeReplyObject(redisCommand(c, "XGROUP CREATE q:tt g2 $"));
+    freeReplyObject(redisCommand(c, "XREADGROUP GROUP g1 w1 COUNT 2 STREAMS q:tt >"));
+    freeReplyObject(redisCommand(c, "XADD other:tt * n 1"));   /* another namespace */
+    freeReplyObject(redisCommand(c, "SET q:not-a-stream 1"));
+    CHECK_EQ(run("streams --json", out, sizeof out), 0);
+    json_error_t je;
+    json_t *all = json_loads(out, 0, &je), *tt = NULL, *o;
+    size_t i;
+    CHECK(json_is_array(all));
+    json_array_foreach(all, i, o) {
+        const char *name = json_string_value(json_object_get(o, "stream"));
+        CHECK(name && strncmp(name, "q:", 2) == 0 && strcmp(name, "q:not-a-stream") != 0);
+        if (name && strcmp(name, "q:tt") == 0) tt = o;
+    }
+    CHECK(tt != NULL);
+    if (tt) {
+        json_t *g = json_object_get(tt, "groups");
+        CHECK_EQ(json_integer_value(json_object_get(tt, "length")), 5);
+        CHECK_EQ(json_array_size(g), 2);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(g, 0), "group")), "g1");
+        CHECK_EQ(json_integer_value(json_object_get(json_array_get(g, 0), "consumers")), 1);
+        CHECK_EQ(json_integer_value(json_object_get(json_array_get(g, 0), "pending")), 2);
+        CHECK_EQ(json_integer_value(json_object_get(json_array_get(g, 0), "lag")), 3);
+        CHECK_EQ(json_integer_value(json_object_get(json_array_get(g, 1), "lag")), 0);
+    }
+    json_decref(all);
+    CHECK_EQ(run("streams", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "STREAM");
+    CHECK_CONTAINS(out, "LAG");
+    CHECK(strstr(out, "other:tt") == NULL);
+    const char *line = strstr(out, "q:tt ");
+    CHECK(line != NULL);
+    if (line) {
+        char stream[64], group[64];
+        long len, cons, pend, lag;
+        CHECK_EQ(sscanf(line, "%63s %ld %63s %ld %ld %ld", stream, &len, group, &cons, &pend, &lag), 6);
+        CHECK_STR(group, "g1");
+        CHECK_EQ(len, 5);
+        CHECK_EQ(pend, 2);
+        CHECK_EQ(lag, 3);
+    }
+    CHECK_EQ(run("streams --bogus", out, sizeof out), 2);
     redisFree(c);
 }
 

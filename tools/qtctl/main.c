@@ -2,6 +2,7 @@
  *
  *   qtctl features --csv FILE [--symbol S]   indicators and the 64-dim observation per bar (JSON lines)
  *   qtctl dlq list|replay|purge STREAM [--id ENTRY] [--count N]
+ *   qtctl streams [--json]                    length, groups, pending and lag per stream
  *   qtctl help
  *
  * Exit codes: 0 ok, 1 the work failed (unreadable file, Redis error), 2 usage. */
@@ -24,6 +25,9 @@ static const char usage[] =
     "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons\n"
     "  dlq replay STREAM [--id ENTRY]       put dead letters back on their stream (all, or one)\n"
     "  dlq purge STREAM [--id ENTRY]        delete dead letters (all, or one)\n"
+    "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
+    "                                       group its consumers, pending (delivered, not acked) and lag\n"
+    "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
     "Environment: REDIS_URL, QT_NAMESPACE (default qt).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage.\n";
 
@@ -127,6 +131,130 @@ static int cmd_dlq(int argc, char **argv)
     return rc;
 }
 
+/* Field NAME of a flat [name, value, ...] reply, or NULL. */
+static const redisReply *reply_field(const redisReply *r, const char *name)
+{
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0) return r->element[i + 1];
+    return NULL;
+}
+
+static json_t *reply_json(const redisReply *v)
+{
+    if (!v || v->type == REDIS_REPLY_NIL) return json_null();
+    if (v->type == REDIS_REPLY_INTEGER) return json_integer(v->integer);
+    if (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS) return json_string(v->str);
+    return json_null();
+}
+
+/* {stream, length, last_id, groups: [{group, consumers, pending, last_delivered_id, lag}]} or NULL. */
+static json_t *stream_info(redisContext *c, const char *key, char *err, size_t errlen)
+{
+    redisReply *s = redisCommand(c, "XINFO STREAM %s", key), *g = NULL;
+    if (!s || s->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "XINFO STREAM %s: %s", key, s && s->type == REDIS_REPLY_ERROR ? s->str : c->errstr);
+        freeReplyObject(s);
+        return NULL;
+    }
+    json_t *o = json_pack("{s:s}", "stream", key), *groups = json_array();
+    json_object_set_new(o, "length", reply_json(reply_field(s, "length")));
+    json_object_set_new(o, "last_id", reply_json(reply_field(s, "last-generated-id")));
+    json_object_set_new(o, "groups", groups);
+    g = redisCommand(c, "XINFO GROUPS %s", key);
+    for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+        const redisReply *e = g->element[i];
+        json_t *row = json_object();
+        json_object_set_new(row, "group", reply_json(reply_field(e, "name")));
+        json_object_set_new(row, "consumers", reply_json(reply_field(e, "consumers")));
+        json_object_set_new(row, "pending", reply_json(reply_field(e, "pending")));
+        json_object_set_new(row, "last_delivered_id", reply_json(reply_field(e, "last-delivered-id")));
+        json_object_set_new(row, "lag", reply_json(reply_field(e, "lag")));
+        json_array_append_new(groups, row);
+    }
+    freeReplyObject(s);
+    freeReplyObject(g);
+    return o;
+}
+
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void print_cell(const json_t *v, int width)
+{
+    if (json_is_integer(v)) printf(" %*lld", width, (long long)json_integer_value(v));
+    else printf(" %*s", width, json_is_string(v) ? json_string_value(v) : "?");
+}
+
+static int cmd_streams(int argc, char **argv)
+{
+    qt_config_t cfg;
+    char err[512], pattern[160];
+    if (config_common_load(&cfg, "qtctl", 0, err, sizeof err) < 0) return fprintf(stderr, "qtctl: %s\n", err), 2;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) as_json = 1;
+        else return fprintf(stderr, "qtctl: streams: unknown argument '%s'\n%s", argv[i], usage), 2;
+    }
+    redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
+    if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
+    snprintf(pattern, sizeof pattern, "%s:*", cfg.ns);
+    char **keys = NULL, cursor[32] = "0";
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    do { /* SCAN ... TYPE stream: every stream of the namespace, DLQs included */
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 500 TYPE stream", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            fprintf(stderr, "qtctl: SCAN: %s\n", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            freeReplyObject(r);
+            rc = 1;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            if (n == cap) keys = realloc(keys, (cap = cap ? cap * 2 : 32) * sizeof *keys);
+            keys[n++] = strdup(r->element[1]->element[i]->str);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    if (n) qsort(keys, n, sizeof *keys, key_cmp);
+    json_t *all = json_array();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *o = stream_info(c, keys[i], err, sizeof err);
+        if (o) json_array_append_new(all, o); /* else deleted between SCAN and XINFO */
+    }
+    if (rc == 0 && as_json) {
+        char *s = json_dumps(all, JSON_INDENT(2));
+        puts(s);
+        free(s);
+    } else if (rc == 0) {
+        printf("%-36s %9s %-24s %9s %9s %9s\n", "STREAM", "LENGTH", "GROUP", "CONSUMERS", "PENDING", "LAG");
+        size_t i;
+        json_t *o;
+        json_array_foreach(all, i, o) {
+            json_t *groups = json_object_get(o, "groups");
+            size_t ng = json_array_size(groups);
+            for (size_t k = 0; k < (ng ? ng : 1); k++) {
+                json_t *g = json_array_get(groups, k);
+                printf("%-36s", json_string_value(json_object_get(o, "stream")));
+                print_cell(json_object_get(o, "length"), 9);
+                printf(" %-24s", g ? json_string_value(json_object_get(g, "group")) : "-");
+                if (g) {
+                    print_cell(json_object_get(g, "consumers"), 9);
+                    print_cell(json_object_get(g, "pending"), 9);
+                    print_cell(json_object_get(g, "lag"), 9);
+                } else {
+                    printf(" %9s %9s %9s", "-", "-", "-");
+                }
+                putchar('\n');
+            }
+        }
+    }
+    json_decref(all);
+    for (size_t i = 0; i < n; i++) free(keys[i]);
+    free(keys);
+    redisFree(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -135,6 +263,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0) return cmd_dlq(argc - 1, argv + 1);
+    if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
     fprintf(stderr, "qtctl: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }
