@@ -148,6 +148,31 @@ TEST(streams_shows_length_pending_and_lag)
     redisFree(c);
 }
 
+TEST(tail_prints_the_last_entries_then_follows)
+{
+    redisContext *c = th_redis_connect(&R);
+    for (int i = 0; i < 4; i++)
+        freeReplyObject(redisCommand(c, "XADD q:tl * id e%d type market.data.update v 1 data {\"n\":%d}", i, i));
+    freeReplyObject(redisCommand(c, "XADD q:tl * id e4 type x v 1 data not-json"));
+    CHECK_EQ(run("tail tl --count 3 --no-follow --json", out, sizeof out), 0);
+    CHECK(strstr(out, "\"e1\"") == NULL);
+    CHECK_CONTAINS(out, "\"stream_id\":\"");
+    const char *a = strstr(out, "\"id\":\"e2\""), *b = strstr(out, "\"id\":\"e3\"");
+    CHECK(a && b && a < b); /* oldest first */
+    CHECK_CONTAINS(out, "\"data\":{\"n\":2}");
+    CHECK_CONTAINS(out, "\"data\":\"not-json\"");
+    /* Follow: only what arrives after the start, then stopped by timeout(1). */
+    char args[600];
+    snprintf(args, sizeof args, "tail tl --count 0 --json & sleep 1; redis-cli -u %s XADD q:tl '*' id e5 type x v 1 data '{}' >/dev/null; "
+                                "sleep 1; kill $!; wait", R.url);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"id\":\"e5\"");
+    CHECK(strstr(out, "\"e4\"") == NULL);
+    CHECK_EQ(run("tail", out, sizeof out), 2);
+    CHECK_EQ(run("tail tl --count -1", out, sizeof out), 2);
+    redisFree(c);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)

@@ -3,6 +3,7 @@
  *   qtctl features --csv FILE [--symbol S]   indicators and the 64-dim observation per bar (JSON lines)
  *   qtctl dlq list|replay|purge STREAM [--id ENTRY] [--count N]
  *   qtctl streams [--json]                    length, groups, pending and lag per stream
+ *   qtctl tail STREAM [--count N] [--no-follow] [--json]   the last N entries, then new ones as they come
  *   qtctl help
  *
  * Exit codes: 0 ok, 1 the work failed (unreadable file, Redis error), 2 usage. */
@@ -28,6 +29,9 @@ static const char usage[] =
     "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
     "                                       group its consumers, pending (delivered, not acked) and lag\n"
     "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
+    "  tail STREAM [--count N] [--no-follow] [--json]\n"
+    "                                       the last N entries of <ns>:STREAM (default 10), then every new\n"
+    "                                       one until Ctrl-C; data shown as JSON; --json: one line each\n"
     "Environment: REDIS_URL, QT_NAMESPACE (default qt).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage.\n";
 
@@ -255,6 +259,81 @@ static int cmd_streams(int argc, char **argv)
     return rc;
 }
 
+/* One stream entry as {stream_id, field: value..., data: parsed JSON when it parses}. */
+static void tail_print(const redisReply *e, int compact)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) return;
+    json_t *o = json_pack("{s:s}", "stream_id", e->element[0]->str);
+    const redisReply *f = e->element[1];
+    for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
+        if (!k || !v) continue;
+        json_t *parsed = strcmp(k, "data") == 0 ? json_loads(v, 0, NULL) : NULL;
+        json_object_set_new(o, k, parsed ? parsed : json_string(v));
+    }
+    char *line = json_dumps(o, compact ? JSON_COMPACT : JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+    if (line) puts(line);
+    free(line);
+    json_decref(o);
+    fflush(stdout);
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+    qt_config_t cfg;
+    char err[512], key[200], last[64] = "0-0"; /* an empty stream: everything that comes is new */
+    long count = 10;
+    int follow = 1, compact = 0;
+    if (argc < 2 || argv[1][0] == '-') return fputs(usage, stderr), 2;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--no-follow") == 0) follow = 0;
+        else if (strcmp(argv[i], "--json") == 0) compact = 1;
+        else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            char *end;
+            count = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || count < 0 || count > 100000) return fprintf(stderr, "qtctl: --count must be 0..100000\n"), 2;
+        } else return fprintf(stderr, "qtctl: tail: unknown argument '%s'\n%s", argv[i], usage), 2;
+    }
+    if (config_common_load(&cfg, "qtctl", 0, err, sizeof err) < 0) return fprintf(stderr, "qtctl: %s\n", err), 2;
+    snprintf(key, sizeof key, "%s:%s", cfg.ns, argv[1]);
+    redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
+    if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
+    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT %ld", key, count ? count : 1);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "qtctl: XREVRANGE %s: %s\n", key, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        freeReplyObject(r);
+        redisFree(c);
+        return 1;
+    }
+    if (r->elements) snprintf(last, sizeof last, "%s", r->element[0]->element[0]->str);
+    for (size_t i = count ? r->elements : 0; i-- > 0;) tail_print(r->element[i], compact); /* oldest first */
+    freeReplyObject(r);
+    int rc = 0;
+    if (follow) {
+        struct timeval none = {0, 0};
+        redisSetTimeout(c, none); /* XREAD BLOCK waits on the server; no client timeout */
+    }
+    while (follow) {
+        r = redisCommand(c, "XREAD COUNT 100 BLOCK 5000 STREAMS %s %s", key, last);
+        if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
+            fprintf(stderr, "qtctl: XREAD %s: %s\n", key, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            freeReplyObject(r);
+            rc = 1;
+            break;
+        }
+        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *entries = r->element[i]->element[1];
+            for (size_t k = 0; k < entries->elements; k++) {
+                tail_print(entries->element[k], compact);
+                snprintf(last, sizeof last, "%s", entries->element[k]->element[0]->str);
+            }
+        }
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -264,6 +343,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0) return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
+    if (strcmp(argv[1], "tail") == 0) return cmd_tail(argc - 1, argv + 1);
     fprintf(stderr, "qtctl: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }
