@@ -173,6 +173,44 @@ TEST(tail_prints_the_last_entries_then_follows)
     redisFree(c);
 }
 
+TEST(status_shows_each_service)
+{
+    char ps[256];
+    int port, closed = th_free_port(); /* nothing listens there */
+    th_bin("bin/policy-store", ps, sizeof ps);
+    const char *env[] = {"QT_API_TOKEN=qtctl-test-token", NULL};
+    pid_t p = th_service(ps, &R, "q", env, dir, "policy-store", &port, 1);
+    CHECK(p > 0);
+    /* The URLs reach qtctl through this process's environment. */
+    char v[64];
+    snprintf(v, sizeof v, "http://127.0.0.1:%d/", port);
+    setenv("QT_POLICY_STORE_URL", v, 1);
+    snprintf(v, sizeof v, "http://127.0.0.1:%d", closed);
+    const char *others[] = {"QT_TRADING_ENGINE_URL", "QT_ML_THRESHOLD_URL", "QT_RL_DECISION_URL", "QT_TRADE_EXECUTOR_URL"};
+    for (int i = 0; i < 4; i++) setenv(others[i], v, 1);
+    CHECK_EQ(run("status --json", out, sizeof out), 1); /* not all ready */
+    json_error_t je;
+    json_t *rows = json_loads(out, 0, &je);
+    CHECK_EQ(json_array_size(rows), 5);
+    json_t *pol = json_array_get(rows, 4), *eng = json_array_get(rows, 0);
+    CHECK_STR(json_string_value(json_object_get(pol, "service")), "policy-store");
+    CHECK(json_is_true(json_object_get(pol, "healthy")));
+    CHECK(json_is_true(json_object_get(pol, "ready")));
+    CHECK(json_is_integer(json_object_get(pol, "uptime_s")));
+    CHECK(json_is_false(json_object_get(eng, "healthy")));
+    CHECK_CONTAINS(json_string_value(json_object_get(eng, "detail")), "onnect");
+    json_decref(rows);
+    CHECK_EQ(run("status", out, sizeof out), 1);
+    CHECK_CONTAINS(out, "policy-store");
+    const char *line = strstr(out, "policy-store ");
+    CHECK(line && strstr(line, " ok ") && strstr(line, " yes "));
+    setenv("QT_RL_DECISION_URL", "redis://nope", 1);
+    CHECK_EQ(run("status", out, sizeof out), 2);
+    for (int i = 0; i < 4; i++) unsetenv(others[i]);
+    unsetenv("QT_POLICY_STORE_URL");
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)

@@ -3,6 +3,7 @@
  *   qtctl features --csv FILE [--symbol S]   indicators and the 64-dim observation per bar (JSON lines)
  *   qtctl dlq list|replay|purge STREAM [--id ENTRY] [--count N]
  *   qtctl streams [--json]                    length, groups, pending and lag per stream
+ *   qtctl status [--json]                     every service's health and readiness
  *   qtctl tail STREAM [--count N] [--no-follow] [--json]   the last N entries, then new ones as they come
  *   qtctl help
  *
@@ -13,6 +14,7 @@
 #include "obs.h"
 #include "rsync.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +31,8 @@ static const char usage[] =
     "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
     "                                       group its consumers, pending (delivered, not acked) and lag\n"
     "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
+    "  status [--json]                      each service's /health and /ready (QT_<SERVICE>_URL, default\n"
+    "                                       http://127.0.0.1:8081..8085); exit 1 unless all are ready\n"
     "  tail STREAM [--count N] [--no-follow] [--json]\n"
     "                                       the last N entries of <ns>:STREAM (default 10), then every new\n"
     "                                       one until Ctrl-C; data shown as JSON; --json: one line each\n"
@@ -334,6 +338,109 @@ static int cmd_tail(int argc, char **argv)
     return rc;
 }
 
+static size_t body_append(char *p, size_t size, size_t n, void *ud)
+{
+    char *buf = ud;
+    size_t have = strlen(buf), add = size * n, room = 8191 - have;
+    memcpy(buf + have, p, add < room ? add : room);
+    buf[have + (add < room ? add : room)] = '\0';
+    return size * n;
+}
+
+/* GET url; the status code (0 when unreachable, err says why) and the body parsed. */
+static long http_get_json(const char *url, json_t **body, char *err, size_t errlen)
+{
+    char buf[8192] = "", curlerr[CURL_ERROR_SIZE] = "";
+    long code = 0;
+    CURL *c = curl_easy_init();
+    *body = NULL;
+    if (!c) return snprintf(err, errlen, "curl init failed"), 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_append);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+    if (curl_easy_perform(c) != CURLE_OK) snprintf(err, errlen, "%s", curlerr);
+    else curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), *body = json_loads(buf, 0, NULL);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct { const char *name, *env; int port; } svcs[] = {
+        {"trading-engine", "QT_TRADING_ENGINE_URL", 8081}, {"ml-threshold", "QT_ML_THRESHOLD_URL", 8082},
+        {"rl-decision", "QT_RL_DECISION_URL", 8083},       {"trade-executor", "QT_TRADE_EXECUTOR_URL", 8084},
+        {"policy-store", "QT_POLICY_STORE_URL", 8085}};
+    int as_json = 0, all_ready = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) as_json = 1;
+        else return fprintf(stderr, "qtctl: status: unknown argument '%s'\n%s", argv[i], usage), 2;
+    }
+    char base[5][256];
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(svcs[i].env);
+        if (v && *v && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return fprintf(stderr, "qtctl: %s must be an http:// or https:// URL, got '%s'\n", svcs[i].env, v), 2;
+        if (v && *v) snprintf(base[i], sizeof base[i], "%.*s", (int)strcspn(v, "?#"), v);
+        else snprintf(base[i], sizeof base[i], "http://127.0.0.1:%d", svcs[i].port);
+        size_t n = strlen(base[i]);
+        if (n && base[i][n - 1] == '/') base[i][n - 1] = '\0';
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *rows = json_array();
+    for (int i = 0; i < 5; i++) {
+        char url[300], err[CURL_ERROR_SIZE + 64] = "", why[512] = "";
+        json_t *health, *ready;
+        snprintf(url, sizeof url, "%.255s/health", base[i]);
+        long hc = http_get_json(url, &health, err, sizeof err);
+        snprintf(url, sizeof url, "%.255s/ready", base[i]);
+        long rc = hc ? http_get_json(url, &ready, why, sizeof why) : 0;
+        if (!hc) ready = NULL;
+        int up = hc == 200 && json_is_string(json_object_get(health, "status")) &&
+                 strcmp(json_string_value(json_object_get(health, "status")), "ok") == 0;
+        int is_ready = up && rc == 200 && json_is_true(json_object_get(ready, "ready"));
+        if (!up && !*err) snprintf(err, sizeof err, "/health answered %ld", hc);
+        if (up && !is_ready && !*why) { /* name each failing check */
+            const char *k;
+            json_t *chk;
+            json_object_foreach(json_object_get(ready, "checks"), k, chk) {
+                if (json_is_true(json_object_get(chk, "ok"))) continue;
+                size_t n = strlen(why);
+                snprintf(why + n, sizeof why - n, "%s%s: %s", n ? "; " : "", k, json_is_string(json_object_get(chk, "reason")) ? json_string_value(json_object_get(chk, "reason")) : "?");
+            }
+            if (!*why) snprintf(why, sizeof why, "/ready answered %ld", rc);
+        }
+        all_ready &= is_ready;
+        json_t *row = json_pack("{s:s, s:s, s:b, s:b}", "service", svcs[i].name, "url", base[i], "healthy", up, "ready", is_ready);
+        json_t *uptime = up ? json_object_get(health, "uptime_s") : NULL;
+        json_object_set_new(row, "uptime_s", json_is_integer(uptime) ? json_incref(uptime) : json_null());
+        json_object_set_new(row, "detail", json_string(!up ? err : !is_ready ? why : ""));
+        json_array_append_new(rows, row);
+        json_decref(health);
+        json_decref(ready);
+    }
+    curl_global_cleanup();
+    if (as_json) {
+        char *s = json_dumps(rows, JSON_INDENT(2));
+        puts(s);
+        free(s);
+    } else {
+        printf("%-16s %-28s %-7s %-6s %s\n", "SERVICE", "URL", "HEALTH", "READY", "DETAIL");
+        size_t i;
+        json_t *r;
+        json_array_foreach(rows, i, r) {
+            int up = json_is_true(json_object_get(r, "healthy")), rd = json_is_true(json_object_get(r, "ready"));
+            printf("%-16s %-28s %-7s %-6s %s\n", json_string_value(json_object_get(r, "service")),
+                   json_string_value(json_object_get(r, "url")), up ? "ok" : "down", rd ? "yes" : "no",
+                   json_string_value(json_object_get(r, "detail")));
+        }
+    }
+    json_decref(rows);
+    return all_ready ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -344,6 +451,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "dlq") == 0) return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
     if (strcmp(argv[1], "tail") == 0) return cmd_tail(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0) return cmd_status(argc - 1, argv + 1);
     fprintf(stderr, "qtctl: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }
