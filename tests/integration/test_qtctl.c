@@ -24,7 +24,7 @@ static int run(const char *args, char *out, size_t outlen)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char out[1 << 20];
+static char out[1 << 20], errpath[300];
 
 TEST(features_of_a_csv)
 {
@@ -173,7 +173,7 @@ TEST(tail_prints_the_last_entries_then_follows)
     redisFree(c);
 }
 
-TEST(status_shows_each_service)
+TEST(status_config_and_mode_through_the_services)
 {
     char ps[256];
     int port, closed = th_free_port(); /* nothing listens there */
@@ -206,6 +206,32 @@ TEST(status_shows_each_service)
     CHECK(line && strstr(line, " ok ") && strstr(line, " yes "));
     setenv("QT_RL_DECISION_URL", "redis://nope", 1);
     CHECK_EQ(run("status", out, sizeof out), 2);
+
+    /* config and mode through the same policy-store. */
+    CHECK_EQ(run("config get", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "rl_v3.live.mode");
+    CHECK_EQ(run("config get rl_v3.live.mode", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"SHADOW\"");
+    CHECK_EQ(run("config get no.such.key", out, sizeof out), 1);
+    unsetenv("QT_API_TOKEN");
+    CHECK_EQ(run("mode PRIMARY", out, sizeof out), 2); /* no token */
+    setenv("QT_API_TOKEN", "wrong-token", 1);
+    CHECK_EQ(run("mode PRIMARY", out, sizeof out), 1);
+    FILE *ef = fopen(errpath, "r");
+    char errtext[512] = "";
+    if (ef) errtext[fread(errtext, 1, sizeof errtext - 1, ef)] = '\0', fclose(ef);
+    CHECK_CONTAINS(errtext, "HTTP 401");
+    CHECK(strstr(errtext, "wrong-token") == NULL); /* the token never shows */
+    setenv("QT_API_TOKEN", "qtctl-test-token", 1);
+    CHECK_EQ(run("mode PRIMARY", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"PRIMARY\"");
+    CHECK_EQ(run("mode primary", out, sizeof out), 2);
+    CHECK_EQ(run("config set risk.max_leverage 5 --json", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"value\": 5");
+    CHECK_EQ(run("config set risk.max_leverage lots", out, sizeof out), 1); /* 400 from the store */
+    CHECK_EQ(run("config get rl_v3.live.mode --json", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"value\": \"PRIMARY\"");
+    unsetenv("QT_API_TOKEN");
     for (int i = 0; i < 4; i++) unsetenv(others[i]);
     unsetenv("QT_POLICY_STORE_URL");
     CHECK_EQ(th_stop(p, 10000), 0);
@@ -218,6 +244,7 @@ __attribute__((constructor)) static void setup(void)
     th_watchdog(120);
     th_bin("bin/qtctl", bin, sizeof bin);
     th_tempdir(dir, sizeof dir);
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
     if (th_redis_start(&R, 0) < 0) exit(2);
 }
 

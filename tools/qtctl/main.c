@@ -4,6 +4,8 @@
  *   qtctl dlq list|replay|purge STREAM [--id ENTRY] [--count N]
  *   qtctl streams [--json]                    length, groups, pending and lag per stream
  *   qtctl status [--json]                     every service's health and readiness
+ *   qtctl config get [KEY] | set KEY VALUE [--json]   the policy-store's configuration
+ *   qtctl mode OFF|SHADOW|PRIMARY|HYBRID      set rl_v3.live.mode
  *   qtctl tail STREAM [--count N] [--no-follow] [--json]   the last N entries, then new ones as they come
  *   qtctl help
  *
@@ -33,6 +35,11 @@ static const char usage[] =
     "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
     "  status [--json]                      each service's /health and /ready (QT_<SERVICE>_URL, default\n"
     "                                       http://127.0.0.1:8081..8085); exit 1 unless all are ready\n"
+    "  config get [KEY] [--json]            the policy-store's keys (QT_POLICY_STORE_URL, default\n"
+    "                                       http://127.0.0.1:8085): value and version\n"
+    "  config set KEY VALUE [--json]        change a key (QT_API_TOKEN); VALUE is JSON when it parses,\n"
+    "                                       else a string: config set risk.max_leverage 5\n"
+    "  mode OFF|SHADOW|PRIMARY|HYBRID       the RL v3 live mode (config set rl_v3.live.mode ...)\n"
     "  tail STREAM [--count N] [--no-follow] [--json]\n"
     "                                       the last N entries of <ns>:STREAM (default 10), then every new\n"
     "                                       one until Ctrl-C; data shown as JSON; --json: one line each\n"
@@ -347,24 +354,56 @@ static size_t body_append(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-/* GET url; the status code (0 when unreachable, err says why) and the body parsed. */
-static long http_get_json(const char *url, json_t **body, char *err, size_t errlen)
+/* METHOD url (body and bearer token optional); the status code (0 when
+ * unreachable, err says why) and the reply parsed (NULL when not JSON). */
+static long http_json(const char *method, const char *url, const char *token, const char *body, json_t **reply,
+                      char *err, size_t errlen)
 {
-    char buf[8192] = "", curlerr[CURL_ERROR_SIZE] = "";
+    char buf[8192] = "", curlerr[CURL_ERROR_SIZE] = "", auth[600];
     long code = 0;
     CURL *c = curl_easy_init();
-    *body = NULL;
+    struct curl_slist *hdr = NULL;
+    *reply = NULL;
     if (!c) return snprintf(err, errlen, "curl init failed"), 0;
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_append);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    if (body) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
     if (curl_easy_perform(c) != CURLE_OK) snprintf(err, errlen, "%s", curlerr);
-    else curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), *body = json_loads(buf, 0, NULL);
+    else curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), *reply = json_loads(buf, 0, NULL);
+    curl_slist_free_all(hdr);
     curl_easy_cleanup(c);
     return code;
+}
+
+static long http_get_json(const char *url, json_t **body, char *err, size_t errlen)
+{
+    return http_json("GET", url, NULL, NULL, body, err, errlen);
+}
+
+/* The service's base URL from env (default port on localhost); -1 for a bad value. */
+static int service_url(const char *env, int port, char *out, size_t outlen)
+{
+    const char *v = getenv(env);
+    if (v && *v && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return fprintf(stderr, "qtctl: %s must be an http:// or https:// URL, got '%s'\n", env, v), -1;
+    if (v && *v) snprintf(out, outlen, "%.*s", (int)strcspn(v, "?#"), v);
+    else snprintf(out, outlen, "http://127.0.0.1:%d", port);
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '/') out[n - 1] = '\0';
+    return 0;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -379,15 +418,8 @@ static int cmd_status(int argc, char **argv)
         else return fprintf(stderr, "qtctl: status: unknown argument '%s'\n%s", argv[i], usage), 2;
     }
     char base[5][256];
-    for (int i = 0; i < 5; i++) {
-        const char *v = getenv(svcs[i].env);
-        if (v && *v && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
-            return fprintf(stderr, "qtctl: %s must be an http:// or https:// URL, got '%s'\n", svcs[i].env, v), 2;
-        if (v && *v) snprintf(base[i], sizeof base[i], "%.*s", (int)strcspn(v, "?#"), v);
-        else snprintf(base[i], sizeof base[i], "http://127.0.0.1:%d", svcs[i].port);
-        size_t n = strlen(base[i]);
-        if (n && base[i][n - 1] == '/') base[i][n - 1] = '\0';
-    }
+    for (int i = 0; i < 5; i++)
+        if (service_url(svcs[i].env, svcs[i].port, base[i], sizeof base[i]) < 0) return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *rows = json_array();
     for (int i = 0; i < 5; i++) {
@@ -441,6 +473,100 @@ static int cmd_status(int argc, char **argv)
     return all_ready ? 0 : 1;
 }
 
+static void print_value_line(const char *key, json_t *value, json_t *version)
+{
+    char *v = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+    printf("%-36s %-24s %lld\n", key, v ? v : "?", (long long)json_integer_value(version));
+    free(v);
+}
+
+/* A reply that is not 2xx: its JSON error, or the status. */
+static int api_failed(const char *what, long code, json_t *reply, const char *err)
+{
+    if (!code) return fprintf(stderr, "qtctl: %s: %s\n", what, err), 1;
+    const char *msg = json_string_value(json_object_get(reply, "error"));
+    fprintf(stderr, "qtctl: %s: HTTP %ld%s%s\n", what, code, msg ? ": " : "", msg ? msg : "");
+    return 1;
+}
+
+/* PUT one key; VALUE is JSON when it parses (0.72, true, "x"), else a string (PRIMARY). */
+static int config_set(const char *base, const char *key, const char *value, int as_json)
+{
+    const char *token = getenv("QT_API_TOKEN");
+    char url[600], what[300], err[CURL_ERROR_SIZE + 64] = "";
+    if (!token || !*token) return fprintf(stderr, "qtctl: QT_API_TOKEN is not set (policy-store changes need it)\n"), 2;
+    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL), *reply;
+    if (!v) v = json_string(value);
+    json_t *body = json_pack("{s:o}", "value", v);
+    char *b = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    snprintf(url, sizeof url, "%.255s/api/v1/policy/config/%.200s", base, key);
+    snprintf(what, sizeof what, "set %.200s", key);
+    long code = http_json("PUT", url, token, b, &reply, err, sizeof err);
+    free(b);
+    int rc = 0;
+    if (code != 200) rc = api_failed(what, code, reply, err);
+    else if (as_json) {
+        char *s = json_dumps(reply, JSON_INDENT(2));
+        puts(s);
+        free(s);
+    } else print_value_line(key, json_object_get(reply, "value"), json_object_get(reply, "version"));
+    json_decref(reply);
+    return rc;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    char base[256], url[600], err[CURL_ERROR_SIZE + 64] = "";
+    int as_json = 0, n = 0;
+    const char *pos[3] = {NULL, NULL, NULL};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) as_json = 1;
+        else if (n < 3) pos[n++] = argv[i];
+        else return fputs(usage, stderr), 2;
+    }
+    if (service_url("QT_POLICY_STORE_URL", 8085, base, sizeof base) < 0) return 2;
+    if (n >= 1 && strcmp(pos[0], "set") == 0) {
+        if (n != 3) return fprintf(stderr, "qtctl: config set KEY VALUE\n"), 2;
+        return config_set(base, pos[1], pos[2], as_json);
+    }
+    if (n < 1 || strcmp(pos[0], "get") != 0 || n > 2) return fputs(usage, stderr), 2;
+    json_t *reply;
+    if (n == 2) snprintf(url, sizeof url, "%.255s/api/v1/policy/config/%.200s", base, pos[1]);
+    else snprintf(url, sizeof url, "%.255s/api/v1/policy/config", base);
+    long code = http_json("GET", url, NULL, NULL, &reply, err, sizeof err);
+    int rc = 0;
+    if (code != 200) rc = api_failed(n == 2 ? pos[1] : "config", code, reply, err);
+    else if (as_json) {
+        char *s = json_dumps(reply, JSON_INDENT(2));
+        puts(s);
+        free(s);
+    } else if (n == 2) {
+        print_value_line(pos[1], json_object_get(reply, "value"), json_object_get(reply, "version"));
+    } else {
+        const char *k;
+        json_t *e;
+        printf("%-36s %-24s %s\n", "KEY", "VALUE", "VERSION");
+        json_object_foreach(json_object_get(reply, "keys"), k, e) print_value_line(k, json_object_get(e, "value"), json_object_get(e, "version"));
+    }
+    json_decref(reply);
+    return rc;
+}
+
+static int cmd_mode(int argc, char **argv)
+{
+    static const char *const modes[] = {"OFF", "SHADOW", "PRIMARY", "HYBRID"};
+    char base[256], quoted[32];
+    if (argc != 2) return fputs(usage, stderr), 2;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(argv[1], modes[i]) == 0) {
+            if (service_url("QT_POLICY_STORE_URL", 8085, base, sizeof base) < 0) return 2;
+            snprintf(quoted, sizeof quoted, "\"%s\"", modes[i]);
+            return config_set(base, "rl_v3.live.mode", quoted, 0);
+        }
+    return fprintf(stderr, "qtctl: mode must be OFF, SHADOW, PRIMARY or HYBRID, got '%s'\n", argv[1]), 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -452,6 +578,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
     if (strcmp(argv[1], "tail") == 0) return cmd_tail(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0) return cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 1, argv + 1);
+    if (strcmp(argv[1], "mode") == 0) return cmd_mode(argc - 1, argv + 1);
     fprintf(stderr, "qtctl: unknown command '%s'\n%s", argv[1], usage);
     return 2;
 }
