@@ -1,5 +1,6 @@
 /* binance.c — Binance USDⓈ-M futures REST client (see binance.h). */
 #include "binance.h"
+#include "httpc.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -18,7 +19,6 @@ struct binance {
     long used_weight;
 };
 
-typedef struct { char *buf; size_t len, cap; int over; } binance_buf_t;
 
 #define BINANCE_MAX_BODY (4 << 20)
 
@@ -30,26 +30,6 @@ void binance_sign(const char *key, const char *msg, char out[65])
                     (const unsigned char *)msg, strlen(msg), mac);
     for (int i = 0; i < 32; i++) out[2 * i] = hex[mac[i] >> 4], out[2 * i + 1] = hex[mac[i] & 15];
     out[64] = '\0';
-}
-
-static size_t binance_write(char *p, size_t size, size_t n, void *ud)
-{
-    binance_buf_t *b = ud;
-    size_t len = size * n;
-    if (b->len + len + 1 > BINANCE_MAX_BODY) {
-        b->over = 1;
-        return 0;
-    }
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = (b->len + len + 1) * 2;
-        char *nb = realloc(b->buf, cap);
-        if (!nb) return 0;
-        b->buf = nb, b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, len);
-    b->len += len;
-    b->buf[b->len] = '\0';
-    return len;
 }
 
 /* Header callback: X-MBX-USED-WEIGHT-1M and Retry-After. */
@@ -125,7 +105,7 @@ long binance_used_weight(const binance_t *b) { return b->used_weight; }
 static binance_rc_t binance_perform(binance_t *b, const char *method, const char *url, const char *url_shown,
                                     int signed_call, binance_reply_t *r, char *err, size_t errlen)
 {
-    binance_buf_t body = {0};
+    httpc_body_t body = {.max = BINANCE_MAX_BODY};
     binance_hdr_t hdr = {-1, 0};
     struct curl_slist *headers = NULL;
     char keyhdr[200];
@@ -139,7 +119,7 @@ static binance_rc_t binance_perform(binance_t *b, const char *method, const char
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, b->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, b->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, binance_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_body_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, binance_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdr);

@@ -12,6 +12,7 @@
  * Exit codes: 0 ok, 1 the work failed (unreadable file, Redis error), 2 usage. */
 #include "config.h"
 #include "dlq.h"
+#include "httpc.h"
 #include "kline.h"
 #include "obs.h"
 #include "rsync.h"
@@ -225,8 +226,13 @@ static int cmd_streams(int argc, char **argv)
         }
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         for (size_t i = 0; i < r->element[1]->elements; i++) {
-            if (n == cap) keys = realloc(keys, (cap = cap ? cap * 2 : 32) * sizeof *keys);
-            keys[n++] = strdup(r->element[1]->element[i]->str);
+            if (n == cap) {
+                char **more = realloc(keys, (cap ? cap * 2 : 32) * sizeof *keys);
+                if (!more) break;
+                keys = more, cap = cap ? cap * 2 : 32;
+            }
+            if (!(keys[n] = strdup(r->element[1]->element[i]->str))) break;
+            n++;
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
@@ -345,54 +351,6 @@ static int cmd_tail(int argc, char **argv)
     return rc;
 }
 
-static size_t body_append(char *p, size_t size, size_t n, void *ud)
-{
-    char *buf = ud;
-    size_t have = strlen(buf), add = size * n, room = 8191 - have;
-    memcpy(buf + have, p, add < room ? add : room);
-    buf[have + (add < room ? add : room)] = '\0';
-    return size * n;
-}
-
-/* METHOD url (body and bearer token optional); the status code (0 when
- * unreachable, err says why) and the reply parsed (NULL when not JSON). */
-static long http_json(const char *method, const char *url, const char *token, const char *body, json_t **reply,
-                      char *err, size_t errlen)
-{
-    char buf[8192] = "", curlerr[CURL_ERROR_SIZE] = "", auth[600];
-    long code = 0;
-    CURL *c = curl_easy_init();
-    struct curl_slist *hdr = NULL;
-    *reply = NULL;
-    if (!c) return snprintf(err, errlen, "curl init failed"), 0;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_append);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        hdr = curl_slist_append(hdr, auth);
-    }
-    if (body) {
-        hdr = curl_slist_append(hdr, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    if (curl_easy_perform(c) != CURLE_OK) snprintf(err, errlen, "%s", curlerr);
-    else curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), *reply = json_loads(buf, 0, NULL);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
-    return code;
-}
-
-static long http_get_json(const char *url, json_t **body, char *err, size_t errlen)
-{
-    return http_json("GET", url, NULL, NULL, body, err, errlen);
-}
-
 /* The service's base URL from env (default port on localhost); -1 for a bad value. */
 static int service_url(const char *env, int port, char *out, size_t outlen)
 {
@@ -423,12 +381,12 @@ static int cmd_status(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *rows = json_array();
     for (int i = 0; i < 5; i++) {
-        char url[300], err[CURL_ERROR_SIZE + 64] = "", why[512] = "";
+        char url[300], err[1024] = "", why[512] = "";
         json_t *health, *ready;
         snprintf(url, sizeof url, "%.255s/health", base[i]);
-        long hc = http_get_json(url, &health, err, sizeof err);
+        long hc = httpc_json("GET", url, NULL, NULL, 3000, &health, err, sizeof err);
         snprintf(url, sizeof url, "%.255s/ready", base[i]);
-        long rc = hc ? http_get_json(url, &ready, why, sizeof why) : 0;
+        long rc = hc ? httpc_json("GET", url, NULL, NULL, 3000, &ready, why, sizeof why) : 0;
         if (!hc) ready = NULL;
         int up = hc == 200 && json_is_string(json_object_get(health, "status")) &&
                  strcmp(json_string_value(json_object_get(health, "status")), "ok") == 0;
@@ -484,7 +442,7 @@ static void print_value_line(const char *key, json_t *value, json_t *version)
 static int api_failed(const char *what, long code, json_t *reply, const char *err)
 {
     if (!code) return fprintf(stderr, "qtctl: %s: %s\n", what, err), 1;
-    const char *msg = json_string_value(json_object_get(reply, "error"));
+    const char *msg = reply ? json_string_value(json_object_get(reply, "error")) : "the reply is not JSON";
     fprintf(stderr, "qtctl: %s: HTTP %ld%s%s\n", what, code, msg ? ": " : "", msg ? msg : "");
     return 1;
 }
@@ -493,7 +451,7 @@ static int api_failed(const char *what, long code, json_t *reply, const char *er
 static int config_set(const char *base, const char *key, const char *value, int as_json)
 {
     const char *token = getenv("QT_API_TOKEN");
-    char url[600], what[300], err[CURL_ERROR_SIZE + 64] = "";
+    char url[600], what[300], err[1024] = "";
     if (!token || !*token) return fprintf(stderr, "qtctl: QT_API_TOKEN is not set (policy-store changes need it)\n"), 2;
     json_t *v = json_loads(value, JSON_DECODE_ANY, NULL), *reply;
     if (!v) v = json_string(value);
@@ -502,10 +460,10 @@ static int config_set(const char *base, const char *key, const char *value, int 
     json_decref(body);
     snprintf(url, sizeof url, "%.255s/api/v1/policy/config/%.200s", base, key);
     snprintf(what, sizeof what, "set %.200s", key);
-    long code = http_json("PUT", url, token, b, &reply, err, sizeof err);
+    long code = httpc_json("PUT", url, token, b, 3000, &reply, err, sizeof err);
     free(b);
     int rc = 0;
-    if (code != 200) rc = api_failed(what, code, reply, err);
+    if (code != 200 || !reply) rc = api_failed(what, code, reply, err);
     else if (as_json) {
         char *s = json_dumps(reply, JSON_INDENT(2));
         puts(s);
@@ -517,7 +475,7 @@ static int config_set(const char *base, const char *key, const char *value, int 
 
 static int cmd_config(int argc, char **argv)
 {
-    char base[256], url[600], err[CURL_ERROR_SIZE + 64] = "";
+    char base[256], url[600], err[1024] = "";
     int as_json = 0, n = 0;
     const char *pos[3] = {NULL, NULL, NULL};
     for (int i = 1; i < argc; i++) {
@@ -534,9 +492,9 @@ static int cmd_config(int argc, char **argv)
     json_t *reply;
     if (n == 2) snprintf(url, sizeof url, "%.255s/api/v1/policy/config/%.200s", base, pos[1]);
     else snprintf(url, sizeof url, "%.255s/api/v1/policy/config", base);
-    long code = http_json("GET", url, NULL, NULL, &reply, err, sizeof err);
+    long code = httpc_json("GET", url, NULL, NULL, 3000, &reply, err, sizeof err);
     int rc = 0;
-    if (code != 200) rc = api_failed(n == 2 ? pos[1] : "config", code, reply, err);
+    if (code != 200 || !reply) rc = api_failed(n == 2 ? pos[1] : "config", code, reply, err);
     else if (as_json) {
         char *s = json_dumps(reply, JSON_INDENT(2));
         puts(s);
