@@ -12,7 +12,8 @@
  *                 it lost), −conf_i if wrong, 0 for HOLD
  *  weights        w_i ← w_i·exp(lr·|A|·c_i), then clamped to [min, max] and
  *                 renormalised to sum 1 (correctness gives the direction,
- *                 the surprise |A| the step: a wrong model never gains)
+ *                 the surprise |A| the step; a wrong model's raw weight only
+ *                 shrinks, though renormalising after a clamp can lift it)
  *  calibration    Brier_i = mean over its last 50 votes of (p − o)², p its
  *                 confidence, o = 1 when right; scaler_i = clamp(1 +
  *                 κ·(0.25 − Brier_i)/0.25, 0.5, 1.5)
