@@ -75,3 +75,47 @@ int64_t kline_interval_ms(const char *name)
     return 0;
 }
 
+
+/* Append k to *bars (growing it); -1 on OOM. */
+static int kline_push(kline_t **bars, long *n, long *cap, const kline_t *k)
+{
+    if (*n == *cap) {
+        long c = *cap ? *cap * 2 : 4096;
+        kline_t *b = realloc(*bars, sizeof *b * (size_t)c);
+        if (!b) return -1;
+        *bars = b, *cap = c;
+    }
+    (*bars)[(*n)++] = *k;
+    return 0;
+}
+
+kline_t *kline_load_csv(const char *path, long *n, long *bad, char *first_bad, size_t fblen, char *err, size_t errlen)
+{
+    char line[1100], why[200];
+    long cap = 0, ln = 0;
+    kline_t *bars = NULL;
+    FILE *f = fopen(path, "r");
+    *n = 0, *bad = 0;
+    if (fblen) first_bad[0] = 0;
+    if (!f) return snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno)), NULL;
+    while (fgets(line, sizeof line, f)) {
+        kline_t k;
+        memset(&k, 0, sizeof k);
+        int rc = kline_parse_line(line, &k, why, sizeof why);
+        ln++;
+        if (rc == 1 && ln == 1) continue;
+        if (rc != 0) {
+            if ((*bad)++ == 0 && fblen) snprintf(first_bad, fblen, "%s:%ld: %s", path, ln, rc == 1 ? "header line not first" : why);
+            continue;
+        }
+        if (kline_push(&bars, n, &cap, &k) < 0) {
+            snprintf(err, errlen, "%s: out of memory at line %ld", path, ln);
+            free(bars);
+            fclose(f);
+            return NULL;
+        }
+    }
+    fclose(f);
+    if (!*n) snprintf(err, errlen, "%s: no bars", path), free(bars), bars = NULL;
+    return bars;
+}

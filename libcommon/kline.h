@@ -27,4 +27,10 @@ int64_t kline_interval_ms(const char *name);
  * "bar is inconsistent (need low <= open, close <= high)", ...). */
 int kline_parse_line(const char *line, kline_t *k, char *err, size_t errlen);
 
+/* Every valid bar of a CSV file in file order, malloc'd (the caller frees),
+ * *n of them. Bad rows are skipped and counted in *bad, the first described
+ * in first_bad as "FILE:LINE: reason". NULL with err when the file cannot be
+ * read or holds no bar. */
+kline_t *kline_load_csv(const char *path, long *n, long *bad, char *first_bad, size_t fblen, char *err, size_t errlen);
+
 #endif

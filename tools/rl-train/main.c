@@ -37,30 +37,11 @@ static kline_t *synth_series(long seed, long n)
 
 static kline_t *csv_series(const char *path, long *n)
 {
-    char line[1100], err[200];
-    long cap = 1 << 16, ln = 0;
-    kline_t *b = malloc(sizeof *b * (size_t)cap);
-    FILE *f = fopen(path, "r");
-    *n = 0;
-    if (!f || !b) {
-        fprintf(stderr, "rl-train: cannot read %s\n", path);
-        free(b);
-        if (f) fclose(f);
-        return NULL;
-    }
-    while (fgets(line, sizeof line, f)) {
-        kline_t k = {0};
-        int rc = kline_parse_line(line, &k, err, sizeof err);
-        ln++;
-        if (rc == 1 && ln == 1) continue;
-        if (rc != 0) {
-            fprintf(stderr, "%s:%ld: bad row skipped: %s\n", path, ln, err);
-            continue;
-        }
-        if (*n == cap && !(b = realloc(b, sizeof *b * (size_t)(cap *= 2)))) break;
-        b[(*n)++] = k;
-    }
-    fclose(f);
+    char err[300], first_bad[300];
+    long bad;
+    kline_t *b = kline_load_csv(path, n, &bad, first_bad, sizeof first_bad, err, sizeof err);
+    if (!b) fprintf(stderr, "rl-train: %s\n", err);
+    else if (bad) fprintf(stderr, "rl-train: %ld bad rows skipped, first: %s\n", bad, first_bad);
     return b;
 }
 
