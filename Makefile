@@ -102,6 +102,7 @@ $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrato
 $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
 $(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 $(BUILD)/tests/test_rsm: $(BUILD)/obj/services/ml-threshold/rsm.o
+$(BUILD)/tests/test_thresholds: $(BUILD)/obj/services/ml-threshold/thresholds.o
 
 $(INTEG_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -149,3 +149,78 @@ int rsm_health(const rsm_t *r, json_t **issues)
     if (rsm_exploration(r) > 0.15) snprintf(msg, sizeof msg, "High exploration rate (e=%.2f%%)", rsm_exploration(r) * 100), json_array_append_new(*issues, json_string(msg));
     return health;
 }
+
+void rsm_reset_weights(rsm_t *r)
+{
+    for (int i = 0; i < r->nmodels; i++) r->models[i].weight = 1.0 / r->nmodels;
+}
+
+void rsm_reset_calibration(rsm_t *r)
+{
+    for (int i = 0; i < r->nmodels; i++) r->models[i].nbrier = r->models[i].ibrier = 0;
+}
+
+/* The last n of a ring whose next write goes to head, oldest first. */
+static json_t *rsm_ring_json(const double *ring, int n, int head, int size)
+{
+    json_t *a = json_array();
+    for (int k = 0; k < n; k++) json_array_append_new(a, json_real(ring[(head - n + k + size) % size]));
+    return a;
+}
+
+/* A JSON array of at most size numbers into ring; *n and *head set. */
+static int rsm_ring_load(const json_t *a, double *ring, int size, int *n, int *head)
+{
+    size_t k;
+    json_t *v;
+    if (!json_is_array(a) || json_array_size(a) > (size_t)size) return -1;
+    json_array_foreach(a, k, v)
+    {
+        if (!json_is_number(v) || !isfinite(json_number_value(v))) return -1;
+        ring[k] = json_number_value(v);
+    }
+    *n = (int)json_array_size(a), *head = *n % size;
+    return 0;
+}
+
+json_t *rsm_to_json(const rsm_t *r)
+{
+    json_t *models = json_array();
+    for (int i = 0; i < r->nmodels; i++) {
+        const rsm_model_t *m = &r->models[i];
+        json_array_append_new(models, json_pack("{s:s, s:f, s:o}", "name", m->name, "weight", m->weight, "brier",
+                                                rsm_ring_json(m->brier, m->nbrier, m->ibrier, RSM_CALIB)));
+    }
+    return json_pack("{s:o, s:f, s:o, s:o, s:I, s:I}", "models", models, "baseline", r->baseline, "pnl",
+                     rsm_ring_json(r->pnl, r->npnl, r->ipnl, RSM_WINDOW), "shaped",
+                     rsm_ring_json(r->shaped, r->npnl, r->ipnl, RSM_WINDOW), "trades", (json_int_t)r->trades, "updates",
+                     (json_int_t)r->updates);
+}
+
+int rsm_from_json(rsm_t *r, const json_t *j)
+{
+    rsm_t n = *r;
+    json_t *models = json_object_get(j, "models"), *m;
+    size_t k;
+    int ns, hs;
+    if (!json_is_array(models) || !json_is_number(json_object_get(j, "baseline")) ||
+        rsm_ring_load(json_object_get(j, "pnl"), n.pnl, RSM_WINDOW, &n.npnl, &n.ipnl) < 0 ||
+        rsm_ring_load(json_object_get(j, "shaped"), n.shaped, RSM_WINDOW, &ns, &hs) < 0 || ns != n.npnl)
+        return -1;
+    json_array_foreach(models, k, m)
+    {
+        int i;
+        rsm_model_t *mm = rsm_find(&n, json_string_value(json_object_get(m, "name")), &i);
+        double w = json_number_value(json_object_get(m, "weight"));
+        if (!mm) continue;
+        if (!(w > 0) || w > 1 || rsm_ring_load(json_object_get(m, "brier"), mm->brier, RSM_CALIB, &mm->nbrier, &mm->ibrier) < 0)
+            return -1;
+        mm->weight = w;
+    }
+    n.baseline = json_number_value(json_object_get(j, "baseline"));
+    n.trades = (long)json_integer_value(json_object_get(j, "trades"));
+    n.updates = (long)json_integer_value(json_object_get(j, "updates"));
+    rsm_normalise(&n);
+    *r = n;
+    return 0;
+}

@@ -1,8 +1,9 @@
 /* rsm.h — the Reinforcement Signal Manager (seed 002): per-model ensemble
  * weights learned from trade outcomes, confidence calibration, exploration.
- * Pure computation; the ml-threshold service feeds it (not written yet).
+ * Pure computation; services/ml-threshold/learner.c feeds it and shares
+ * its state through Redis.
  *
- * On each closed trade (the service that feeds it is #7):
+ * On each closed trade:
  *  shaped reward  r = α·tanh(pnl%) + β·tanh(Sharpe of the last 20 pnl%) +
  *                     γ·tanh(pnl% / stdev of the last 20 pnl%)
  *  baseline       b ← δ·b + (1−δ)·r          (δ = RL_DISCOUNT_FACTOR)
@@ -71,6 +72,16 @@ void rsm_update(rsm_t *r, int direction, double pnl_pct, const rsm_vote_t *votes
 double rsm_exploration(const rsm_t *r);
 double rsm_brier(const rsm_model_t *m); /* 0.25 (uninformative) before any vote */
 double rsm_scaler(const rsm_t *r, const rsm_model_t *m);
+/* Equal weights again (the initial values); calibration kept. */
+void rsm_reset_weights(rsm_t *r);
+/* Forget every model's Brier history (scalers back to 1). */
+void rsm_reset_calibration(rsm_t *r);
+/* The learned state as JSON (new reference), rings in chronological order. */
+json_t *rsm_to_json(const rsm_t *r);
+/* Restore learned state into r (configuration and member list kept; members
+ * are matched by name, unknown ones ignored, missing ones keep their weight,
+ * then weights are renormalised). -1 on malformed JSON, r unchanged. */
+int rsm_from_json(rsm_t *r, const json_t *j);
 /* Health 0..100 and issues as the seed's subsystem monitor defines them. */
 int rsm_health(const rsm_t *r, json_t **issues);
 

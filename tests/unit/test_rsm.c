@@ -165,4 +165,31 @@ TEST(init_and_env_reject_bad_settings)
     unsetenv("RL_MIN_MODEL_WEIGHT");
 }
 
+TEST(state_survives_json_and_resets_work)
+{
+    rsm_t r = fresh(), back = fresh();
+    rsm_vote_t v[] = {{"xgb", "LONG", 0.8}, {"lgbm", "SHORT", 0.7}};
+    for (int k = 0; k < 25; k++) rsm_update(&r, 1, k % 3 ? 1.5 : -0.5, v, 2, NULL);
+    json_t *j = rsm_to_json(&r);
+    CHECK_EQ(rsm_from_json(&back, j), 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK_NEAR(back.models[i].weight, r.models[i].weight, 1e-12);
+        CHECK_NEAR(rsm_brier(&back.models[i]), rsm_brier(&r.models[i]), 1e-12);
+    }
+    CHECK_NEAR(back.baseline, r.baseline, 1e-12);
+    CHECK_EQ(back.trades, 25);
+    rsm_update(&r, 1, 2.0, v, 2, NULL); /* the rings continue the same way */
+    rsm_update(&back, 1, 2.0, v, 2, NULL);
+    CHECK_NEAR(back.models[0].weight, r.models[0].weight, 1e-12);
+    json_object_set_new(j, "pnl", json_string("bad"));
+    CHECK_EQ(rsm_from_json(&back, j), -1);
+    json_decref(j);
+    rsm_reset_weights(&r);
+    CHECK_NEAR(r.models[1].weight, 0.25, 1e-12);
+    CHECK(rsm_brier(&r.models[1]) > 0.25); /* calibration kept */
+    rsm_reset_calibration(&r);
+    CHECK_NEAR(rsm_brier(&r.models[1]), 0.25, 1e-12);
+    CHECK_NEAR(rsm_scaler(&r, &r.models[1]), 1.0, 1e-12);
+}
+
 CHECK_MAIN()

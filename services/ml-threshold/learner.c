@@ -1,0 +1,498 @@
+/* learner.c — closed trades → RSM and adaptive thresholds, shared through Redis (see learner.h). */
+#include "learner.h"
+#include "clock.h"
+#include "event.h"
+#include "log.h"
+#include "rsync.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LEARNER_SEEN_MAX "100000"
+#define LEARNER_ATTEMPTS 8
+
+/* KEYS: state hash, seen zset. ARGV: expected version, new state, trade key
+ * ('' for none), its score. Returns {1, new version}, {0, current version}
+ * on a conflict, {-1, current version} when the trade was recorded before. */
+static const char cas_script[] =
+    "local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')\n"
+    "if ARGV[3] ~= '' and redis.call('ZSCORE', KEYS[2], ARGV[3]) then return {-1, v} end\n"
+    "if v ~= tonumber(ARGV[1]) then return {0, v} end\n"
+    "if ARGV[3] ~= '' then\n"
+    "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
+    "  if redis.call('ZCARD', KEYS[2]) > " LEARNER_SEEN_MAX " then\n"
+    "    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -" LEARNER_SEEN_MAX " - 1) end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'version', v + 1, 'state', ARGV[2])\n"
+    "return {1, v + 1}\n";
+
+struct learner {
+    svc_t *svc;
+    rsm_t rsm;
+    thr_t thr;
+    long long version;
+    char change_key[200];
+    redisContext *rc;
+    char k_state[160], k_seen[160];
+    char ckpt_path[512];
+    long ckpt_interval;
+    int dirty;
+    int64_t last_ckpt_us;
+    struct event *tick;
+    long trades, duplicates, conflicts, skipped, adaptations_published;
+    metric_t *m_update, *m_trades;
+};
+
+typedef struct trade {
+    char key[200];
+    int direction; /* +1 long, -1 short, 0 unknown (no RSM update) */
+    double pnl_pct;
+    int64_t event_time;
+    rsm_vote_t votes[RSM_MAX_MODELS * 2];
+    int nvotes;
+} trade_t;
+
+/* A change to apply to copies of the state; returns 1 if thresholds changed. */
+typedef int (*learner_mut_fn)(rsm_t *r, thr_t *t, const void *arg);
+
+/* ---------- state ---------- */
+
+static char *learner_state_text(const rsm_t *r, const thr_t *t, const char *change_key)
+{
+    json_t *j = json_pack("{s:o, s:o, s:s}", "rsm", rsm_to_json(r), "thresholds", thr_to_json(t), "change_key", change_key);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* Adopt a state text at version v; -1 (nothing changes) when malformed. */
+static int learner_adopt(learner_t *l, const char *text, size_t len, long long v)
+{
+    json_t *j = json_loadb(text, len, 0, NULL);
+    rsm_t r = l->rsm;
+    thr_t t = l->thr;
+    const char *ck = json_string_value(json_object_get(j, "change_key"));
+    int rc = j && ck && rsm_from_json(&r, json_object_get(j, "rsm")) == 0 &&
+                     thr_from_json(&t, json_object_get(j, "thresholds")) == 0
+                 ? 0
+                 : -1;
+    if (rc == 0) l->rsm = r, l->thr = t, l->version = v, snprintf(l->change_key, sizeof l->change_key, "%s", ck);
+    json_decref(j);
+    return rc;
+}
+
+static redisContext *learner_conn(learner_t *l, char *err, size_t errlen)
+{
+    if (l->rc && !l->rc->err) return l->rc;
+    if (l->rc) redisFree(l->rc);
+    l->rc = rsync_connect(&l->svc->cfg.redis, 2000, err, errlen);
+    return l->rc;
+}
+
+/* The shared state from Redis: 1 adopted, 0 none stored yet, -1 error. */
+static int learner_fetch(learner_t *l, char *err, size_t errlen)
+{
+    redisContext *c = learner_conn(l, err, errlen);
+    redisReply *r = c ? redisCommand(c, "HMGET %s version state", l->k_state) : NULL;
+    int rc = -1;
+    if (!r) snprintf(err, errlen, "redis: %s", c ? c->errstr : err);
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) snprintf(err, errlen, "redis: unexpected reply to HMGET");
+    else if (r->element[1]->type != REDIS_REPLY_STRING) rc = 0;
+    else if (learner_adopt(l, r->element[1]->str, r->element[1]->len, atoll(r->element[0]->str ? r->element[0]->str : "0")) < 0)
+        snprintf(err, errlen, "%s holds a malformed state", l->k_state);
+    else rc = 1;
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* The compare-and-set: 1 written, 0 conflict, -1 seen before, -2 error. */
+static int learner_cas(learner_t *l, const char *state, const char *key, int64_t score, long long *v, char *err, size_t errlen)
+{
+    char ver[32], sc[32];
+    redisContext *c = learner_conn(l, err, errlen);
+    snprintf(ver, sizeof ver, "%lld", l->version);
+    snprintf(sc, sizeof sc, "%lld", (long long)score);
+    const char *argv[] = {"EVAL", cas_script, "2", l->k_state, l->k_seen, ver, state, key ? key : "", sc};
+    redisReply *r = c ? redisCommandArgv(c, 9, argv, NULL) : NULL;
+    int rc = -2;
+    if (!r) snprintf(err, errlen, "redis: %s", c ? c->errstr : err);
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER)
+        snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to the update script");
+    else rc = r->element[0]->integer == 1 ? 1 : r->element[0]->integer == 0 ? 0 : -1, *v = r->element[1]->integer;
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* Apply fn to the shared state under compare-and-set. 0 done (*changed:
+ * thresholds changed), 1 the trade was recorded before, -1 error. */
+static int learner_commit(learner_t *l, learner_mut_fn fn, const void *arg, const char *key, int64_t score,
+                          int *changed, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < LEARNER_ATTEMPTS; attempt++) {
+        rsm_t r = l->rsm;
+        thr_t t = l->thr;
+        long long v = 0;
+        int ch = fn(&r, &t, arg);
+        char *state = learner_state_text(&r, &t, ch && key ? key : l->change_key);
+        int rc = state ? learner_cas(l, state, key, score, &v, err, errlen) : (snprintf(err, errlen, "out of memory"), -2);
+        free(state);
+        if (rc == 1) {
+            l->rsm = r, l->thr = t, l->version = v, l->dirty = 1, *changed = ch;
+            if (ch && key) snprintf(l->change_key, sizeof l->change_key, "%s", key);
+            return 0;
+        }
+        if (rc == -2) return -1;
+        if (learner_fetch(l, err, errlen) < 0) return -1;
+        if (rc == -1) return 1;
+        l->conflicts++;
+    }
+    snprintf(err, errlen, "the shared state kept changing under %d attempts", LEARNER_ATTEMPTS);
+    return -1;
+}
+
+/* ---------- closed trades ---------- */
+
+static int learner_apply_trade(rsm_t *r, thr_t *t, const void *arg)
+{
+    const trade_t *tr = arg;
+    if (tr->direction) rsm_update(r, tr->direction, tr->pnl_pct, tr->votes, tr->nvotes, NULL);
+    return thr_observe(t, tr->pnl_pct, tr->event_time);
+}
+
+/* ml.threshold.adjusted and ml.risk.limit.update for the current thresholds. */
+static int learner_publish_thresholds(learner_t *l, const char *key, int64_t event_time, const char *trace)
+{
+    char name[260], id[37], err[256];
+    event_t ev;
+    const thr_t *t = &l->thr;
+    json_t *d1 = json_pack("{s:f, s:b, s:s, s:f, s:I, s:I}", "min_confidence", t->min_confidence, "conservative",
+                           t->conservative, "reason", t->reason, "win_rate", t->win_rate, "trades", (json_int_t)t->total,
+                           "event_time", (json_int_t)event_time);
+    json_t *d2 = json_pack("{s:f, s:f, s:s, s:I}", "max_position_size", t->max_position, "stop_loss_multiplier",
+                           t->sl_multiplier, "reason", t->reason, "event_time", (json_int_t)event_time);
+    const char *types[2] = {"ml.threshold.adjusted", "ml.risk.limit.update"};
+    json_t *data[2] = {d1, d2};
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s:%s", types[i], key);
+        event_derive_id(name, id);
+        if (event_make(&ev, types[i], data[i], trace, id, err, sizeof err) < 0) {
+            log_error("%s breaks the contract: %s", types[i], err);
+            if (i == 0) json_decref(d2);
+            return 0; /* a bug, not a reason to redeliver */
+        }
+        if (bus_publish(l->svc->bus, "signal", &ev, err, sizeof err) < 0) rc = -1;
+        event_clear(&ev);
+    }
+    if (rc == 0) l->adaptations_published++, log_info("thresholds adapted: %s", t->reason);
+    return rc;
+}
+
+static int learner_direction(const char *s)
+{
+    return !s ? 0 : strncmp(s, "LONG", 4) == 0 ? 1 : strncmp(s, "SHORT", 5) == 0 ? -1 : 0;
+}
+
+/* A closed trade from position.closed or feedback.prediction.outcome; -1 when
+ * it carries no pnl_pct (nothing to learn from). */
+static int learner_trade(const event_t *ev, trade_t *t)
+{
+    const json_t *d = ev->data, *votes = json_object_get(d, "model_votes"), *v;
+    const char *model;
+    memset(t, 0, sizeof *t);
+    if (!json_is_number(json_object_get(d, "pnl_pct"))) return -1;
+    snprintf(t->key, sizeof t->key, "trade:%s:%s", ev->trace, json_string_value(json_object_get(d, "symbol")));
+    t->direction = learner_direction(json_string_value(json_object_get(d, strcmp(ev->type, "position.closed") == 0 ? "side" : "action")));
+    t->pnl_pct = json_number_value(json_object_get(d, "pnl_pct"));
+    t->event_time = json_integer_value(json_object_get(d, "event_time"));
+    json_object_foreach((json_t *)votes, model, v)
+    {
+        if (t->nvotes == RSM_MAX_MODELS * 2) break;
+        rsm_vote_t *rv = &t->votes[t->nvotes++];
+        rv->model = model;
+        rv->action = json_string_value(json_object_get(v, "action"));
+        rv->confidence = json_number_value(json_object_get(v, "confidence"));
+    }
+    return 0;
+}
+
+static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    learner_t *l = ud;
+    trade_t t;
+    int changed = 0;
+    if (strcmp(m->ev->type, "position.closed") != 0 && strcmp(m->ev->type, "feedback.prediction.outcome") != 0) return BUS_OK;
+    if (learner_trade(m->ev, &t) < 0) return l->skipped++, BUS_OK;
+    int64_t t0 = clock_mono_us();
+    int rc = learner_commit(l, learner_apply_trade, &t, t.key, t.event_time, &changed, err, errlen);
+    if (rc < 0) return BUS_RETRY;
+    metric_observe(l->m_update, (double)(clock_mono_us() - t0) / 1e6);
+    if (rc == 1) { /* recorded before: its threshold events again, in case they were lost */
+        l->duplicates++;
+        changed = strcmp(l->change_key, t.key) == 0;
+    } else {
+        l->trades++;
+        metric_inc(l->m_trades);
+    }
+    if (changed && learner_publish_thresholds(l, t.key, t.event_time, m->ev->trace) < 0)
+        return snprintf(err, errlen, "outbox full"), BUS_RETRY;
+    return BUS_OK;
+}
+
+/* ---------- HTTP ---------- */
+
+static json_t *learner_weights_json(const rsm_t *r, int scalers)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < r->nmodels; i++)
+        json_object_set_new(o, r->models[i].name, json_real(scalers ? rsm_scaler(r, &r->models[i]) : r->models[i].weight));
+    return o;
+}
+
+static json_t *learner_calibration_json(const rsm_t *r)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < r->nmodels; i++)
+        json_object_set_new(o, r->models[i].name,
+                            json_pack("{s:f, s:f, s:i}", "brier_score", rsm_brier(&r->models[i]), "confidence_scaler",
+                                      rsm_scaler(r, &r->models[i]), "samples", r->models[i].nbrier));
+    return o;
+}
+
+static json_t *learner_recent_json(const rsm_t *r)
+{
+    double pnl = 0, shaped = 0;
+    int wins = 0;
+    for (int i = 0; i < r->npnl; i++) pnl += r->pnl[i], shaped += r->shaped[i], wins += r->pnl[i] > 0;
+    return json_pack("{s:i, s:f, s:f, s:f}", "trades", r->npnl, "avg_pnl_pct", r->npnl ? pnl / r->npnl : 0,
+                     "win_rate", r->npnl ? (double)wins / r->npnl : 0, "avg_shaped_reward", r->npnl ? shaped / r->npnl : 0);
+}
+
+static int learner_http_diag(void *ud, httpd_req_t *req, json_t **out)
+{
+    const rsm_t *r = &((learner_t *)ud)->rsm;
+    json_t *issues;
+    (void)req;
+    int health = rsm_health(r, &issues);
+    *out = json_pack("{s:s, s:{s:I, s:I, s:f, s:o, s:o, s:o, s:o, s:f, s:i, s:o}}", "status", "success", "diagnostics",
+                     "total_trades_processed", (json_int_t)r->trades, "weight_update_count", (json_int_t)r->updates,
+                     "exploration_rate", rsm_exploration(r), "model_weights", learner_weights_json(r, 0),
+                     "confidence_scalers", learner_weights_json(r, 1), "calibration_metrics",
+                     learner_calibration_json(r), "recent_performance", learner_recent_json(r), "baseline_reward",
+                     r->baseline, "health_score", health, "issues", issues);
+    return 200;
+}
+
+static int learner_http_weights(void *ud, httpd_req_t *req, json_t **out)
+{
+    const rsm_t *r = &((learner_t *)ud)->rsm;
+    (void)req;
+    *out = json_pack("{s:s, s:o, s:o, s:f}", "status", "success", "weights", learner_weights_json(r, 0),
+                     "confidence_scalers", learner_weights_json(r, 1), "exploration_rate", rsm_exploration(r));
+    return 200;
+}
+
+static int learner_http_calibration(void *ud, httpd_req_t *req, json_t **out)
+{
+    (void)req;
+    *out = json_pack("{s:s, s:o}", "status", "success", "calibration", learner_calibration_json(&((learner_t *)ud)->rsm));
+    return 200;
+}
+
+static int learner_reset_weights(rsm_t *r, thr_t *t, const void *arg)
+{
+    (void)t, (void)arg;
+    rsm_reset_weights(r);
+    return 0;
+}
+
+static int learner_reset_calibration(rsm_t *r, thr_t *t, const void *arg)
+{
+    (void)t, (void)arg;
+    rsm_reset_calibration(r);
+    return 0;
+}
+
+static int learner_http_reset(learner_t *l, learner_mut_fn fn, const char *what, json_t **out)
+{
+    char err[256];
+    int changed;
+    if (learner_commit(l, fn, NULL, NULL, 0, &changed, err, sizeof err) < 0) {
+        *out = httpd_error("cannot update the shared state: %s", err);
+        return 503;
+    }
+    log_info("%s reset through the API", what);
+    *out = json_pack("{s:s, s:s}", "status", "success", "message",
+                     fn == learner_reset_weights ? "Model weights reset to initial values" : "Calibration metrics reset");
+    return 200;
+}
+
+static int learner_http_reset_weights(void *ud, httpd_req_t *req, json_t **out)
+{
+    (void)req;
+    return learner_http_reset(ud, learner_reset_weights, "model weights", out);
+}
+
+static int learner_http_reset_calibration(void *ud, httpd_req_t *req, json_t **out)
+{
+    (void)req;
+    return learner_http_reset(ud, learner_reset_calibration, "calibration", out);
+}
+
+static json_t *learner_thresholds_json(const learner_t *l)
+{
+    const thr_t *t = &l->thr;
+    return json_pack("{s:f, s:b, s:f, s:f, s:s, s:I, s:f, s:f, s:I, s:I, s:{s:f, s:f, s:f, s:I, s:I}}", "min_confidence",
+                     t->min_confidence, "conservative", t->conservative, "max_position_size", t->max_position,
+                     "stop_loss_multiplier", t->sl_multiplier, "reason", t->reason, "trades", (json_int_t)t->total,
+                     "win_rate", t->win_rate, "profit_factor", t->profit_factor, "adaptations",
+                     (json_int_t)t->adaptations, "last_evaluation_event_time", (json_int_t)t->last_eval, "config",
+                     "confidence_threshold", t->cfg.base_confidence, "max_position_size", t->cfg.base_max_position,
+                     "stop_loss_multiplier", t->cfg.base_sl_multiplier, "min_trades_for_adaptation",
+                     (json_int_t)t->cfg.min_trades, "adaptation_interval", (json_int_t)(t->cfg.interval_ms / 1000));
+}
+
+static int learner_http_thresholds(void *ud, httpd_req_t *req, json_t **out)
+{
+    (void)req;
+    *out = learner_thresholds_json(ud);
+    return 200;
+}
+
+void learner_status(const learner_t *l, json_t *status)
+{
+    json_t *issues;
+    int health = rsm_health(&l->rsm, &issues);
+    json_object_set_new(status, "reinforcement",
+                        json_pack("{s:I, s:I, s:f, s:o, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:s}", "trades_processed",
+                                  (json_int_t)l->rsm.trades, "state_version", (json_int_t)l->version, "exploration_rate",
+                                  rsm_exploration(&l->rsm), "weights", learner_weights_json(&l->rsm, 0), "health_score",
+                                  health, "issues", issues, "trades_here", (json_int_t)l->trades, "duplicates",
+                                  (json_int_t)l->duplicates, "conflicts", (json_int_t)l->conflicts, "skipped_no_pnl_pct",
+                                  (json_int_t)l->skipped, "threshold_events", (json_int_t)l->adaptations_published,
+                                  "checkpoint_path", l->ckpt_path));
+    json_object_set_new(status, "thresholds", learner_thresholds_json(l));
+}
+
+const rsm_t *learner_rsm(const learner_t *l)
+{
+    return &l->rsm;
+}
+
+/* ---------- checkpoint file, refresh, life ---------- */
+
+void learner_checkpoint(learner_t *l)
+{
+    char tmp[600], *state;
+    if (!l->ckpt_path[0] || !(state = learner_state_text(&l->rsm, &l->thr, l->change_key))) return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", l->ckpt_path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "{\"version\":%lld,\"state\":%s}\n", l->version, state) > 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, l->ckpt_path) != 0) log_error("cannot write checkpoint %s: %s", l->ckpt_path, strerror(errno));
+    else l->dirty = 0;
+    free(state);
+}
+
+/* The checkpoint file's state, written to Redis when Redis holds none. */
+static int learner_restore_file(learner_t *l, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = l->ckpt_path[0] ? json_load_file(l->ckpt_path, 0, &je) : NULL;
+    char *state = j ? json_dumps(json_object_get(j, "state"), JSON_COMPACT) : NULL;
+    long long v = 0;
+    int rc = 0;
+    if (l->ckpt_path[0] && !j && errno != ENOENT) log_warn("checkpoint %s not used: %s", l->ckpt_path, je.text);
+    if (state && learner_adopt(l, state, strlen(state), 0) < 0)
+        rc = -1, snprintf(err, errlen, "checkpoint %s holds a malformed state", l->ckpt_path);
+    else if (state && learner_cas(l, state, NULL, 0, &v, err, errlen) == 1)
+        l->version = v, log_info("state restored from %s", l->ckpt_path);
+    free(state);
+    json_decref(j);
+    return rc;
+}
+
+static void learner_refresh_cb(void *ud, const struct redisReply *r)
+{
+    learner_t *l = ud;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    long long v = atoll(r->element[0]->str);
+    if (v > l->version && learner_adopt(l, r->element[1]->str, r->element[1]->len, v) == 0) l->dirty = 1;
+}
+
+static void learner_tick(evutil_socket_t fd, short what, void *arg)
+{
+    learner_t *l = arg;
+    (void)fd, (void)what;
+    const char *argv[] = {"HMGET", l->k_state, "version", "state"};
+    bus_redis(l->svc->bus, learner_refresh_cb, l, 4, argv, NULL);
+    if (l->dirty && clock_mono_us() - l->last_ckpt_us >= l->ckpt_interval * 1000000LL) {
+        l->last_ckpt_us = clock_mono_us();
+        learner_checkpoint(l);
+    }
+}
+
+static int learner_setup(learner_t *l, char *err, size_t errlen)
+{
+    struct timeval tv = {1, 0};
+    char why[256];
+    int got = learner_fetch(l, why, sizeof why);
+    if (got == 1) log_info("shared state version %lld loaded from %s", l->version, l->k_state);
+    else if (got == 0 && learner_restore_file(l, err, errlen) < 0) return -1;
+    else if (got < 0) log_warn("shared state not loaded yet (%s); it is read again on the first update", why);
+    l->tick = event_new(l->svc->base, -1, EV_PERSIST, learner_tick, l);
+    if (!l->tick || event_add(l->tick, &tv) < 0 || bus_subscribe(l->svc->bus, "feedback", learner_handle, l) < 0)
+        return snprintf(err, errlen, "cannot set up the learner"), -1;
+    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/diagnostics", 0, learner_http_diag, l);
+    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/weights", 0, learner_http_weights, l);
+    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/calibration", 0, learner_http_calibration, l);
+    httpd_route(l->svc->http, "POST", "/api/v1/reinforcement/reset_weights", HTTPD_AUTH, learner_http_reset_weights, l);
+    httpd_route(l->svc->http, "POST", "/api/v1/reinforcement/reset_calibration", HTTPD_AUTH, learner_http_reset_calibration, l);
+    httpd_route(l->svc->http, "GET", "/api/v1/thresholds", 0, learner_http_thresholds, l);
+    return 0;
+}
+
+learner_t *learner_new(svc_t *svc, const char *const *names, int n, char *err, size_t errlen)
+{
+    rsm_config_t rc;
+    thr_config_t tc;
+    const char *path;
+    learner_t *l = calloc(1, sizeof *l);
+    if (!l) return snprintf(err, errlen, "out of memory"), NULL;
+    l->svc = svc;
+    rsm_config_default(&rc);
+    if (rsm_config_env(&rc, err, errlen) < 0 || thr_config_env(&tc, err, errlen) < 0 ||
+        config_get_long("RL_CHECKPOINT_INTERVAL", 60, 1, 86400, &l->ckpt_interval, err, errlen) < 0)
+        goto fail;
+    if (rsm_init(&l->rsm, &rc, names, NULL, n) < 0) {
+        snprintf(err, errlen, "%d members do not fit weights in [RL_MIN_MODEL_WEIGHT %g, RL_MAX_MODEL_WEIGHT %g] summing to 1",
+                 n, rc.w_min, rc.w_max);
+        goto fail;
+    }
+    thr_init(&l->thr, &tc);
+    config_get_str("RL_CHECKPOINT_PATH", "", &path);
+    snprintf(l->ckpt_path, sizeof l->ckpt_path, "%s", path);
+    snprintf(l->k_state, sizeof l->k_state, "%s:ml:state", svc->cfg.ns);
+    snprintf(l->k_seen, sizeof l->k_seen, "%s:ml:seen", svc->cfg.ns);
+    l->m_update = metrics_histogram(svc->metrics, "qt_ml_update_seconds", "RSM update per closed trade", NULL, NULL, 0);
+    l->m_trades = metrics_counter(svc->metrics, "qt_ml_trades_total", "Closed trades learned from", NULL);
+    l->last_ckpt_us = clock_mono_us();
+    if (learner_setup(l, err, errlen) == 0) return l;
+fail:
+    learner_free(l);
+    return NULL;
+}
+
+void learner_free(learner_t *l)
+{
+    if (!l) return;
+    if (l->tick) event_free(l->tick);
+    if (l->rc) redisFree(l->rc);
+    free(l);
+}
