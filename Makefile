@@ -103,6 +103,7 @@ $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-eng
 $(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 $(BUILD)/tests/test_rsm: $(BUILD)/obj/services/ml-threshold/rsm.o
 $(BUILD)/tests/test_thresholds: $(BUILD)/obj/services/ml-threshold/thresholds.o
+$(BUILD)/bench/ml_bench: $(addprefix $(BUILD)/obj/services/ml-threshold/,rsm.o thresholds.o)
 
 $(INTEG_TESTS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -133,7 +134,7 @@ VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-
 valgrind: all
 	@QT_BUILD=$(BUILD) QT_TEST_WRAPPER="$(VALGRIND)" sh tests/run.sh $(UNIT_TESTS)
 	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd \
-	  $(BUILD)/tests/test_policy_store $(BUILD)/tests/test_trade_executor $(BUILD)/tests/test_rl_decision
+	  $(BUILD)/tests/test_policy_store $(BUILD)/tests/test_trade_executor $(BUILD)/tests/test_rl_decision $(BUILD)/tests/test_ml_threshold
 
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done

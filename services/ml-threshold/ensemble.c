@@ -356,7 +356,7 @@ static void ens_tick(evutil_socket_t fd, short what, void *arg)
         ens_pending_t *p = &e->pending[i];
         if (p->used && p->has_bar && now >= p->deadline_us) ens_publish(e, p);
         else if (p->used && !p->has_bar && now - p->created_us > ENS_ORPHAN_US) {
-            if (p->persisted) ens_field(p, e->to_delete[e->ndelete++]);
+            if (p->persisted && e->ndelete < ENS_PENDING) ens_field(p, e->to_delete[e->ndelete++]);
             p->used = 0, e->votes_dropped++;
         }
     }

@@ -1,0 +1,349 @@
+/* Integration tests: the real ml-threshold binary on a real redis-server
+ * with the shipped member files: one signal per bar combined as the seed's
+ * predict_with_rl, external votes and their window, learning from closed
+ * trades once per trade, thresholds adapting on event time, the shared state
+ * across SIGKILL, restarts and two replicas, and the API's auth. */
+#include "check.h"
+#include "harness.h"
+#include "proto.h"
+
+#include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define AUTH "Authorization: Bearer ml-token\r\n"
+
+static th_redis_t R;
+static char bin[256], dir[256], out[65536];
+static redisContext *rc;
+
+static void bars(const char *ns, const char *sym, int from, int n)
+{
+    char key[64], data[512];
+    snprintf(key, sizeof key, "%s:market", ns);
+    for (int i = from; i < from + n; i++) {
+        double o = 100 * (1 + 0.01 * sin(i * 0.05)), c = 100 * (1 + 0.01 * sin((i + 1) * 0.05));
+        long long ot = 1704067200000LL + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":%.6f,\"high\":%.6f,\"low\":%.6f,"
+                 "\"close\":%.6f,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+                 sym, ot, o, fmax(o, c) * 1.0005, fmin(o, c) * 0.9995, c, ot + 59999);
+        th_xadd_event(rc, key, "market.data.update", data, NULL);
+    }
+}
+
+/* A closed trade as the trading-engine publishes it: position.closed, then
+ * the outcome of the same close (same trace). */
+static void trade(const char *ns, const char *trace, const char *side, double pnl_pct, long long event_time,
+                  const char *votes, int with_outcome)
+{
+    char key[64], data[1024], id[96];
+    snprintf(key, sizeof key, "%s:feedback", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"side\":\"%s\",\"qty\":1,\"entry_price\":100,\"exit_price\":101,\"pnl\":%g,"
+             "\"pnl_pct\":%g,\"duration_s\":60,\"confidence\":0.7,\"regime\":\"TRENDING\",\"model_votes\":%s,"
+             "\"event_time\":%lld}",
+             side, pnl_pct, pnl_pct, votes, event_time);
+    snprintf(id, sizeof id, "pc-%s", trace);
+    redisReply *r = redisCommand(rc, "XADD %s * id %s type position.closed v 1 ts 1 source test trace %s data %s", key, id, trace, data);
+    freeReplyObject(r);
+    if (!with_outcome) return;
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"action\":\"%s\",\"confidence\":0.7,\"pnl\":%g,\"pnl_pct\":%g,\"model_votes\":%s,"
+             "\"regime\":\"TRENDING\",\"event_time\":%lld}",
+             side, pnl_pct, pnl_pct, votes, event_time);
+    snprintf(id, sizeof id, "oc-%s", trace);
+    r = redisCommand(rc, "XADD %s * id %s type feedback.prediction.outcome v 1 ts 1 source test trace %s data %s", key, id, trace, data);
+    freeReplyObject(r);
+}
+
+static pid_t start(const char *ns, const char *const *extra, int *port)
+{
+    const char *env[12] = {"QT_API_TOKEN=ml-token"};
+    char tag[64];
+    int n = 1;
+    for (int i = 0; extra && extra[i] && n < 11; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    snprintf(tag, sizeof tag, "ml-%s-%d", ns, *port);
+    return th_service(bin, &R, ns, env, dir, tag, port, 1);
+}
+
+static double json_path_num(const char *path1, const char *path2)
+{
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *v = json_object_get(json_object_get(j, path1), path2);
+    double d = json_is_number(v) ? json_number_value(v) : NAN;
+    json_decref(j);
+    return d;
+}
+
+/* Wait until GET path's body contains needle. */
+static int wait_body(int port, const char *path, const char *needle, int ms)
+{
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(50))
+        if (th_http(port, "GET", path, NULL, NULL, out, sizeof out) == 200 && strstr(out, needle)) return 1;
+    return 0;
+}
+
+TEST(bad_member_files_are_refused_with_the_reason)
+{
+    char bad[300], env[400], log[300], text[4096] = "";
+    int port = 0, st = -1;
+    snprintf(bad, sizeof bad, "%s/damaged.bin", dir);
+    FILE *in = fopen("models/ml/softmax.bin", "rb"), *o = fopen(bad, "wb");
+    unsigned char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    buf[200] ^= 0x40;
+    fwrite(buf, 1, n, o);
+    fclose(in), fclose(o);
+    snprintf(env, sizeof env, "QT_ML_MODELS=models/ml/gbdt-deep.bin,%s", bad);
+    const char *e1[] = {env, NULL};
+    pid_t p = th_service(bin, &R, "bad1", e1, dir, "ml-bad1", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(log, sizeof log, "%s/ml-bad1.log", dir);
+    FILE *f = fopen(log, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    CHECK_CONTAINS(text, "damaged.bin: checksum mismatch");
+    o = fopen(bad, "wb"); /* a file of a future format version */
+    buf[200] ^= 0x40, buf[8] = 2;
+    fwrite(buf, 1, n, o);
+    fclose(o);
+    p = th_service(bin, &R, "bad2", e1, dir, "ml-bad2", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(log, sizeof log, "%s/ml-bad2.log", dir);
+    f = fopen(log, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    CHECK_CONTAINS(text, "format version 2 is not supported");
+}
+
+TEST(one_signal_per_bar_is_the_weighted_vote)
+{
+    int port = 0;
+    char err[256];
+    pid_t p = start("s1", NULL, &port);
+    bars("s1", "BTCUSDT", 0, 90);
+    CHECK_EQ(th_wait_xlen(rc, "s1:signal", 90, 15000), 0);
+    CHECK_EQ(th_count_type(rc, "s1:signal", "signal.generated"), 90);
+    json_t *warm = th_event_data(rc, "s1:signal", "signal.generated", 10); /* warming up: nobody votes */
+    CHECK_EQ(json_object_size(json_object_get(warm, "model_votes")), 0);
+    CHECK_STR(json_string_value(json_object_get(warm, "action")), "HOLD");
+    json_decref(warm);
+    int explored = 0;
+    for (int i = 60; i < 90; i++) {
+        json_t *s = th_event_data(rc, "s1:signal", "signal.generated", i), *votes = json_object_get(s, "model_votes"), *v;
+        const char *name;
+        double score[3] = {0};
+        CHECK_EQ(proto_validate("signal.generated", 1, s, err, sizeof err), 0);
+        CHECK_EQ(json_integer_value(json_object_get(s, "open_time")), 1704067200000LL + i * 60000LL);
+        CHECK_EQ(json_object_size(votes), 4);
+        json_object_foreach(votes, name, v)
+        { /* no trade yet: scalers are 1, weights 0.25 (also when exploring) */
+            const char *a = json_string_value(json_object_get(v, "action"));
+            double w = json_number_value(json_object_get(json_object_get(s, "weights"), name));
+            CHECK_NEAR(w, 0.25, 1e-12);
+            score[strcmp(a, "LONG") == 0 ? 0 : strcmp(a, "SHORT") == 0 ? 1 : 2] += w * json_number_value(json_object_get(v, "confidence"));
+        }
+        const char *act = json_string_value(json_object_get(s, "action"));
+        int k = strcmp(act, "LONG") == 0 ? 0 : strcmp(act, "SHORT") == 0 ? 1 : 2;
+        CHECK_NEAR(json_number_value(json_object_get(s, "confidence")), score[k], 1e-9);
+        if (k != 2) CHECK(score[k] > score[(k + 1) % 3] && score[k] > score[(k + 2) % 3]);
+        explored += json_is_true(json_object_get(s, "exploring"));
+        json_decref(s);
+    }
+    CHECK(explored < 20); /* ε = 0.20 */
+    CHECK_EQ(th_http(port, "GET", "/api/v1/ensemble", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"name\":\"gbdt-deep\",\"kind\":\"gbdt\"");
+    CHECK_CONTAINS(out, "\"kind\":\"mlp\"");
+    CHECK_CONTAINS(out, "\"signals\":90");
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+TEST(external_votes_join_inside_the_window_and_late_ones_are_counted)
+{
+    int port = 0;
+    const char *env[] = {"QT_ML_EXTERNAL_MODELS=py-lstm", "QT_VOTE_WINDOW_MS=400", NULL};
+    pid_t p = start("v1", env, &port);
+    bars("v1", "ETHUSDT", 0, 61);
+    CHECK_EQ(th_wait_xlen(rc, "v1:signal", 61, 15000), 0); /* no votes: each published after its window */
+    th_xadd_event(rc, "v1:signal", "model.vote",
+                  "{\"symbol\":\"ETHUSDT\",\"open_time\":1704070860000,\"model\":\"py-lstm\",\"action\":\"SHORT\",\"confidence\":0.9}", NULL);
+    th_sleep_ms(200);
+    long long t0 = th_now_ms();
+    bars("v1", "ETHUSDT", 61, 1); /* its vote came first: published at once */
+    CHECK_EQ(th_wait_xlen(rc, "v1:signal", 63, 5000), 0);
+    CHECK(th_now_ms() - t0 < 400);
+    json_t *s = th_event_data(rc, "v1:signal", "signal.generated", -1);
+    CHECK_EQ(json_integer_value(json_object_get(s, "open_time")), 1704070860000LL);
+    json_t *v = json_object_get(json_object_get(s, "model_votes"), "py-lstm");
+    CHECK_STR(json_string_value(json_object_get(v, "action")), "SHORT");
+    CHECK_EQ(json_object_size(json_object_get(s, "model_votes")), 5);
+    json_decref(s);
+    th_xadd_event(rc, "v1:signal", "model.vote", /* bar 0's signal went out long ago */
+                  "{\"symbol\":\"ETHUSDT\",\"open_time\":1704067200000,\"model\":\"py-lstm\",\"action\":\"LONG\",\"confidence\":0.6}", NULL);
+    th_xadd_event(rc, "v1:signal", "model.vote",
+                  "{\"symbol\":\"ETHUSDT\",\"open_time\":1704067200000,\"model\":\"who-knows\",\"action\":\"LONG\",\"confidence\":0.6}", NULL);
+    CHECK(wait_body(port, "/metrics", "qt_ml_votes_total{result=\"late\"} 1", 5000));
+    CHECK_CONTAINS(out, "qt_ml_votes_total{result=\"counted\"} 1");
+    CHECK_CONTAINS(out, "qt_ml_votes_total{result=\"unknown_model\"} 1");
+    CHECK_EQ(th_count_type(rc, "v1:signal", "signal.generated"), 62);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+TEST(a_bar_waiting_for_votes_survives_a_sigkill)
+{
+    int port = 0;
+    const char *env[] = {"QT_ML_EXTERNAL_MODELS=py-lstm", "QT_VOTE_WINDOW_MS=3000", NULL};
+    pid_t p = start("k1", env, &port);
+    bars("k1", "SOLUSDT", 0, 1);
+    CHECK(wait_body(port, "/api/v1/ensemble", "\"pending\":1", 5000)); /* acked, waiting */
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    CHECK_EQ(th_count_type(rc, "k1:signal", "signal.generated"), 0);
+    p = start("k1", env, &port);
+    th_xadd_event(rc, "k1:signal", "model.vote",
+                  "{\"symbol\":\"SOLUSDT\",\"open_time\":1704067200000,\"model\":\"py-lstm\",\"action\":\"LONG\",\"confidence\":0.8}", NULL);
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && th_count_type(rc, "k1:signal", "signal.generated") < 1;) th_sleep_ms(50);
+    json_t *s = th_event_data(rc, "k1:signal", "signal.generated", 0);
+    CHECK(s != NULL);
+    CHECK_STR(json_string_value(json_object_get(s, "action")), "LONG"); /* the restored bar with the late-arriving vote */
+    json_decref(s);
+    CHECK_EQ(th_stop(p, 10000), 0);
+    CHECK_EQ(th_count_type(rc, "k1:signal", "signal.generated"), 1);
+}
+
+static const char *votes_right_wrong =
+    "{\"gbdt-deep\":{\"action\":\"LONG\",\"confidence\":0.8},\"softmax\":{\"action\":\"SHORT\",\"confidence\":0.7},"
+    "\"mlp-returns\":{\"action\":\"HOLD\",\"confidence\":0.5}}";
+
+TEST(a_closed_trade_moves_weights_once)
+{
+    int port = 0;
+    pid_t p = start("w1", NULL, &port);
+    trade("w1", "t1", "LONG", 2.0, 1704070000000LL, votes_right_wrong, 1);
+    CHECK(wait_body(port, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":1", 5000));
+    th_sleep_ms(300); /* the outcome of the same close has been read too */
+    trade("w1", "t1", "LONG", 2.0, 1704070000000LL, votes_right_wrong, 0); /* delivered again */
+    th_sleep_ms(300);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/diagnostics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"total_trades_processed\":1,");
+    CHECK_CONTAINS(out, "\"weight_update_count\":1,");
+    CHECK_CONTAINS(out, "\"health_score\":");
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    double right = json_path_num("weights", "gbdt-deep"), wrong = json_path_num("weights", "softmax");
+    double hold = json_path_num("weights", "mlp-returns"), none = json_path_num("weights", "gbdt-shallow");
+    CHECK(right > 0.25 && wrong < 0.25); /* the seed's example: the wrong voter loses, the right one gains */
+    CHECK_NEAR(hold, none, 1e-12);
+    CHECK_NEAR(right + wrong + hold + none, 1.0, 1e-9);
+    CHECK_NEAR(json_path_num("confidence_scalers", "gbdt-deep"), 1 + 0.5 * (0.25 - 0.04) / 0.25, 1e-9);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/calibration", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"softmax\":{\"brier_score\":0.49");
+    CHECK_EQ(th_http(port, "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"duplicates\":2");
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+TEST(thresholds_adapt_on_event_time_and_conservative_mode_ends)
+{
+    int port = 0;
+    char err[256];
+    pid_t p = start("a1", NULL, &port);
+    long long t = 1704070000000LL;
+    char trace[16];
+    for (int k = 0; k < 10; k++) snprintf(trace, sizeof trace, "l%d", k), trade("a1", trace, "LONG", -1.0, t += 3600000LL, "{}", 0);
+    CHECK_EQ(th_wait_xlen(rc, "a1:signal", 2, 5000), 0);
+    json_t *a = th_event_data(rc, "a1:signal", "ml.threshold.adjusted", 0), *l = th_event_data(rc, "a1:signal", "ml.risk.limit.update", 0);
+    CHECK_EQ(proto_validate("ml.threshold.adjusted", 1, a, err, sizeof err), 0);
+    CHECK(json_is_true(json_object_get(a, "conservative")));
+    CHECK_NEAR(json_number_value(json_object_get(a, "min_confidence")), 0.7, 1e-12);
+    CHECK_CONTAINS(json_string_value(json_object_get(a, "reason")), "conservative");
+    CHECK_EQ(json_integer_value(json_object_get(a, "event_time")), t);
+    CHECK_NEAR(json_number_value(json_object_get(l, "max_position_size")), 0.01, 1e-12);
+    CHECK_NEAR(json_number_value(json_object_get(l, "stop_loss_multiplier")), 1.2, 1e-12);
+    json_decref(a), json_decref(l);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/thresholds", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"conservative\":true");
+    for (int k = 0; k < 10; k++) snprintf(trace, sizeof trace, "w%d", k), trade("a1", trace, "LONG", 1.5, t += 3600000LL, "{}", 0);
+    CHECK(wait_body(port, "/api/v1/thresholds", "\"conservative\":false", 5000));
+    CHECK_EQ(th_count_type(rc, "a1:signal", "ml.threshold.adjusted"), 2);
+    a = th_event_data(rc, "a1:signal", "ml.threshold.adjusted", -1);
+    CHECK(json_is_false(json_object_get(a, "conservative")));
+    CHECK_NEAR(json_number_value(json_object_get(a, "min_confidence")), 0.6, 1e-12);
+    json_decref(a);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+TEST(state_survives_sigkill_and_is_shared_by_replicas)
+{
+    int pa = 0, pb = 0;
+    char ck[300], env_ck[400], trace[16];
+    snprintf(ck, sizeof ck, "%s/rsm.json", dir);
+    snprintf(env_ck, sizeof env_ck, "RL_CHECKPOINT_PATH=%s", ck);
+    const char *env[] = {env_ck, "RL_CHECKPOINT_INTERVAL=1", NULL};
+    pid_t a = start("r1", env, &pa), b = start("r1", env, &pb);
+    for (int k = 0; k < 30; k++) snprintf(trace, sizeof trace, "x%d", k), trade("r1", trace, k % 3 ? "LONG" : "SHORT", k % 2 ? 1.0 : -0.5, 1704070000000LL + k * 60000LL, votes_right_wrong, 1);
+    CHECK(wait_body(pa, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":30,", 10000));
+    CHECK(wait_body(pb, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":30,", 5000)); /* B sees A's updates */
+    CHECK_EQ(th_http(pa, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    double wa = json_path_num("weights", "softmax");
+    CHECK_EQ(th_http(pb, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    CHECK_NEAR(json_path_num("weights", "softmax"), wa, 1e-12);
+    CHECK_EQ(th_http(pa, "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
+    long here_a = (long)json_path_num("reinforcement", "trades_here");
+    CHECK_EQ(th_http(pb, "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_EQ(here_a + (long)json_path_num("reinforcement", "trades_here"), 30); /* each trade once, by one of them */
+    th_kill(a, SIGKILL), th_kill(b, SIGKILL);
+    th_wait(a, 5000, NULL), th_wait(b, 5000, NULL);
+    a = start("r1", env, &pa);
+    CHECK_EQ(th_http(pa, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    CHECK_NEAR(json_path_num("weights", "softmax"), wa, 1e-12);
+    CHECK_EQ(th_stop(a, 10000), 0);
+    redisReply *r = redisCommand(rc, "DEL r1:ml:state"); /* Redis lost it: the checkpoint file brings it back */
+    freeReplyObject(r);
+    a = start("r1", env, &pa);
+    CHECK_EQ(th_http(pa, "GET", "/api/v1/reinforcement/diagnostics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"total_trades_processed\":30,");
+    CHECK_EQ(th_stop(a, 10000), 0);
+}
+
+TEST(resets_need_the_token)
+{
+    int port = 0;
+    pid_t p = start("z1", NULL, &port);
+    trade("z1", "q1", "LONG", 3.0, 1704070000000LL, votes_right_wrong, 0);
+    CHECK(wait_body(port, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":1,", 5000));
+    CHECK_EQ(th_http(port, "POST", "/api/v1/reinforcement/reset_weights", NULL, NULL, out, sizeof out), 401);
+    CHECK_CONTAINS(out, "\"error\"");
+    CHECK_EQ(th_http(port, "POST", "/api/v1/reinforcement/reset_weights", "Authorization: Bearer nope\r\n", NULL, out, sizeof out), 401);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    CHECK(json_path_num("weights", "softmax") < 0.25);
+    CHECK_EQ(th_http(port, "POST", "/api/v1/reinforcement/reset_weights", AUTH, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "Model weights reset to initial values");
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    CHECK_NEAR(json_path_num("weights", "softmax"), 0.25, 1e-12);
+    CHECK(json_path_num("confidence_scalers", "softmax") < 1); /* calibration kept */
+    CHECK_EQ(th_http(port, "POST", "/api/v1/reinforcement/reset_calibration", NULL, NULL, out, sizeof out), 401);
+    CHECK_EQ(th_http(port, "POST", "/api/v1/reinforcement/reset_calibration", AUTH, NULL, out, sizeof out), 200);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/reinforcement/weights", NULL, NULL, out, sizeof out), 200);
+    CHECK_NEAR(json_path_num("confidence_scalers", "softmax"), 1.0, 1e-12);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/thresholds", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"min_trades_for_adaptation\":10");
+    CHECK_EQ(th_http(port, "POST", "/api/v1/thresholds", AUTH, NULL, out, sizeof out), 405);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((constructor)) static void setup(void)
+{
+    th_watchdog(240);
+    th_bin("bin/ml-threshold", bin, sizeof bin);
+    th_tempdir(dir, sizeof dir);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
+}
+
+CHECK_MAIN()
