@@ -91,6 +91,11 @@ $(BUILD)/bin/$(2): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(1)/$(2)/*.c)) $(
 	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(filter %.a,$$^) $$(LDLIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call PROGRAM_RULE,services,$(s))))
+# The dashboard page, embedded into the trading-engine.
+$(BUILD)/gen/dashboard_html.c: deploy/embed-text.sh services/trading-engine/dashboard.html
+	@mkdir -p $(dir $@)
+	sh deploy/embed-text.sh $@ dashboard_html services/trading-engine/dashboard.html
+$(BUILD)/bin/trading-engine: $(BUILD)/obj/gen/dashboard_html.o
 $(foreach t,$(TOOLS),$(eval $(call PROGRAM_RULE,tools,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)

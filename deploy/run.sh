@@ -82,6 +82,7 @@ urls() {
     export QT_TRADING_ENGINE_URL=http://127.0.0.1:$BASE QT_ML_THRESHOLD_URL=http://127.0.0.1:$((BASE + 1))
     export QT_RL_DECISION_URL=http://127.0.0.1:$((BASE + 2)) QT_TRADE_EXECUTOR_URL=http://127.0.0.1:$((BASE + 3))
     export QT_POLICY_STORE_URL=http://127.0.0.1:$((BASE + 4))
+    export QT_CORS_ORIGINS="${QT_CORS_ORIGINS:-http://127.0.0.1:$BASE,http://localhost:$BASE}" # the dashboard's origin
 }
 
 wait_ready() {

@@ -1,5 +1,6 @@
 /* httpd.c — route table, JSON replies, auth guard and built-in endpoints. */
 #include "httpd.h"
+#include "config.h"
 #include "clock.h"
 #include "log.h"
 
@@ -32,6 +33,7 @@ struct httpd {
     struct evhttp_bound_socket *sock;
     char service[64];
     char token[256];
+    char cors[1024]; /* origins allowed to read GET replies from a browser */
     int port;
     int64_t started_ms;
     metrics_t *metrics;
@@ -240,6 +242,20 @@ static int httpd_run(httpd_t *h, httpd_req_t *req, json_t **out)
     return st;
 }
 
+/* A GET from an allowed browser origin (the dashboard's) may be read by it. */
+static void httpd_cors(const httpd_t *h, httpd_req_t *req)
+{
+    const char *o = evhttp_find_header(evhttp_request_get_input_headers(req->raw), "Origin");
+    size_t n = o ? strlen(o) : 0;
+    if (!n || strcmp(req->method, "GET") != 0) return;
+    for (const char *p = h->cors; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        if (strcspn(p, ",") != n || strncmp(p, o, n) != 0) continue;
+        evhttp_add_header(evhttp_request_get_output_headers(req->raw), "Access-Control-Allow-Origin", o);
+        evhttp_add_header(evhttp_request_get_output_headers(req->raw), "Vary", "Origin");
+        return;
+    }
+}
+
 static void httpd_dispatch(struct evhttp_request *r, void *arg)
 {
     httpd_t *h = arg;
@@ -253,6 +269,7 @@ static void httpd_dispatch(struct evhttp_request *r, void *arg)
     size_t plen = 0;
     int status;
     path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
+    httpd_cors(h, &req);
     if (!path || plen != strlen(path)) {
         out = httpd_error("malformed request path");
         status = 400;
@@ -344,6 +361,9 @@ httpd_t *httpd_new(struct event_base *base, const char *service, const char *bin
     }
     snprintf(h->service, sizeof h->service, "%s", service);
     snprintf(h->token, sizeof h->token, "%s", token ? token : "");
+    const char *cors;
+    config_get_str("QT_CORS_ORIGINS", "http://127.0.0.1:8081,http://localhost:8081", &cors);
+    snprintf(h->cors, sizeof h->cors, "%s", cors);
     h->metrics = metrics;
     h->started_ms = clock_mono_ms();
     h->m_latency = metrics_histogram(metrics, "qt_http_request_seconds", "HTTP request latency", NULL, NULL, 0);

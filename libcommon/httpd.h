@@ -7,7 +7,11 @@
  *
  * Routes flagged HTTPD_AUTH mutate state: they need
  * "Authorization: Bearer <QT_API_TOKEN>" (compared in constant time), answer
- * 401 without it, and 403 when the service has no token configured. */
+ * 401 without it, and 403 when the service has no token configured.
+ * A GET whose Origin is listed in QT_CORS_ORIGINS (comma-separated, default
+ * the dashboard's http://127.0.0.1:8081 and http://localhost:8081) gets
+ * Access-Control-Allow-Origin, so the dashboard page can read every
+ * service's status; nothing else is readable cross-origin. */
 #ifndef QT_HTTPD_H
 #define QT_HTTPD_H
 

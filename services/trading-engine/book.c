@@ -25,7 +25,8 @@ static double eng_drawdown_pct(const engine_t *e)
     return e->peak_equity > 0 && eq < e->peak_equity ? (e->peak_equity - eq) / e->peak_equity * 100.0 : 0;
 }
 
-/* New UTC day of event time → today's PnL starts from here; the peak follows equity. */
+/* New UTC day of event time → today's PnL starts from here; the peak follows
+ * equity; the equity curve gets a point per minute of event time. */
 static void eng_track_equity(engine_t *e, int64_t event_time)
 {
     double eq = ledger_equity(&e->ledger);
@@ -33,6 +34,10 @@ static void eng_track_equity(engine_t *e, int64_t event_time)
     if (day > e->day) e->day = day, e->day_start_equity = eq;
     if (eq > e->peak_equity) e->peak_equity = eq;
     metric_set(e->m_equity, eq);
+    if (e->neq && event_time - e->eq_time[(e->ieq + ENG_EQUITY - 1) % ENG_EQUITY] < 60000) return;
+    e->eq_time[e->ieq] = event_time, e->eq_value[e->ieq] = eq;
+    e->ieq = (e->ieq + 1) % ENG_EQUITY;
+    if (e->neq < ENG_EQUITY) e->neq++;
 }
 
 void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_name, const char *trace)
@@ -119,7 +124,7 @@ void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, cons
     }
     if (in && !in->executed) in->executed = 1, e->intents_executed++;
     sym_state_t *s = eng_sym(e, symbol);
-    if (s && intent_id && strcmp(s->exit_pending, intent_id) == 0) s->exit_pending[0] = '\0';
+    eng_intent_settled(e, intent_id);
     if (s && !ledger_find(&e->ledger, symbol)) s->exit_pending[0] = '\0';
     if (publish && r.closed) {
         const char *tag = in ? ctx_str(in->ctx, "source_tag", "SIGNAL") : "SIGNAL";
@@ -127,6 +132,14 @@ void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, cons
     }
     if (publish && r.opened) eng_publish_opened(e, symbol, exec_id, trace);
     json_decref(r.closed_ctx);
+}
+
+void eng_intent_settled(engine_t *e, const char *intent_id)
+{
+    for (int i = 0; intent_id && i < e->nsyms; i++) {
+        if (strcmp(e->syms[i].exit_pending, intent_id) == 0) e->syms[i].exit_pending[0] = '\0';
+        if (strcmp(e->syms[i].entry_pending, intent_id) == 0) e->syms[i].entry_pending[0] = '\0';
+    }
 }
 
 bus_result_t eng_on_execution_event(void *ud, const bus_msg_t *m, char *err, size_t errlen)
@@ -141,8 +154,7 @@ bus_result_t eng_on_execution_event(void *ud, const bus_msg_t *m, char *err, siz
         const char *iid = json_string_value(json_object_get(m->ev->data, "intent_id"));
         intent_rec_t *in = eng_intent_find(e, iid);
         if (in && !in->failed) in->failed = 1, e->intents_failed++;
-        sym_state_t *s = in ? eng_sym(e, in->symbol) : NULL;
-        if (s && strcmp(s->exit_pending, iid) == 0) s->exit_pending[0] = '\0'; /* try the exit again */
+        eng_intent_settled(e, iid); /* an exit is tried again on the next bar, an entry may be decided again */
         log_msg(LOG_WARN, m->ev->trace, "intent %s failed: %s", iid,
                 json_string_value(json_object_get(m->ev->data, "reason")));
     }
@@ -189,6 +201,16 @@ void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t t, d
         snprintf(name, sizeof name, "perf:%s:%lld", e->svc->cfg.ns, (long long)t);
         eng_publish_performance(e, t, name, trace);
     }
+}
+
+json_t *eng_equity_json(const engine_t *e)
+{
+    json_t *a = json_array();
+    for (int k = 0; k < e->neq; k++) {
+        int i = (e->ieq - e->neq + k + ENG_EQUITY) % ENG_EQUITY;
+        json_array_append_new(a, json_pack("[I, f]", (json_int_t)e->eq_time[i], e->eq_value[i]));
+    }
+    return a;
 }
 
 json_t *eng_positions_json(const engine_t *e)

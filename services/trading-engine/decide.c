@@ -57,10 +57,12 @@ static double eng_threshold(const engine_t *e)
 
 /* ---------- intents ---------- */
 
-void eng_intent_remember(engine_t *e, const char *id, const char *symbol, int reduce_only, double leverage,
+void eng_intent_remember(engine_t *e, const char *id, const char *symbol, int dir, int reduce_only, double leverage,
                          int64_t event_time, json_t *ctx)
 {
     intent_rec_t *r = &e->intents[e->iintent];
+    sym_state_t *s = reduce_only ? NULL : eng_sym(e, symbol);
+    if (s) snprintf(s->entry_pending, sizeof s->entry_pending, "%s", id), s->entry_dir = dir;
     json_decref(r->ctx);
     memset(r, 0, sizeof *r);
     snprintf(r->id, sizeof r->id, "%s", id);
@@ -106,7 +108,7 @@ int eng_publish_intent(engine_t *e, sym_state_t *s, int side, const char *action
         json_decref(ctx);
         return -1;
     }
-    eng_intent_remember(e, id, s->symbol, reduce, e->cfg.leverage, event_time, ctx);
+    eng_intent_remember(e, id, s->symbol, side, reduce, e->cfg.leverage, event_time, ctx);
     e->intents_total++;
     e->last_trade_intent_at = event_time;
     metric_inc(e->m_intents);
@@ -203,7 +205,8 @@ static void eng_decide(engine_t *e, sym_state_t *s)
     live_cfg_t c = {eng_enabled(e), mode, eng_threshold(e), e->cfg.size_small, e->cfg.size_large, e->ml_max_pos};
     if (mode == MODE_HYBRID || mode == MODE_PRIMARY) /* is RL keeping up? */
         breaker_record(e->rl_breaker, j->rl.present, 0, clock_mono_ms());
-    live_decide(&c, &j->rl, &j->ens, ledger_dir(&e->ledger, s->symbol), &d);
+    int dir = ledger_dir(&e->ledger, s->symbol); /* an entry on its way counts as the position */
+    live_decide(&c, &j->rl, &j->ens, dir ? dir : s->entry_pending[0] ? s->entry_dir : 0, &d);
     s->decided_upto = j->open_time;
     if (d.kind != LIVE_NONE) eng_act(e, s, j, mode, &d);
     json_decref(j->votes);

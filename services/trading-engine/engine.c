@@ -157,7 +157,8 @@ static void eng_rebuild_intent(engine_t *e, const char *sid, const event_t *ev)
                             regime ? regime : "", "model_votes",
                             votes ? json_incref(votes) : json_object(), "action", json_object_get(d, "action"),
                             "source_tag", json_object_get(d, "source_tag"));
-    eng_intent_remember(e, ev->id, s ? s->symbol : "", reduce, json_number_value(json_object_get(d, "leverage")), t, ctx);
+    eng_intent_remember(e, ev->id, s ? s->symbol : "", strcmp(json_string_value(json_object_get(d, "side")), "BUY") == 0 ? 1 : -1,
+                        reduce, json_number_value(json_object_get(d, "leverage")), t, ctx);
     e->intents_total++;
     if (t > e->last_trade_intent_at) e->last_trade_intent_at = t;
 }
@@ -170,6 +171,7 @@ static void eng_rebuild_execution(engine_t *e, const char *sid, const event_t *e
     else if (strcmp(ev->type, "trade.failed") == 0) {
         intent_rec_t *in = eng_intent_find(e, json_string_value(json_object_get(ev->data, "intent_id")));
         if (in && !in->failed) in->failed = 1, e->intents_failed++;
+        eng_intent_settled(e, json_string_value(json_object_get(ev->data, "intent_id")));
     }
 }
 
@@ -454,6 +456,7 @@ engine_t *engine_new(svc_t *svc, char *err, size_t errlen)
     httpd_route(svc->http, "GET", "/api/v1/rl-v3/dashboard/live-status", 0, eng_http_live, e);
     httpd_route(svc->http, "GET", "/api/v1/decisions", 0, eng_http_decisions, e);
     httpd_route(svc->http, "GET", "/api/v1/positions", 0, eng_http_positions, e);
+    eng_dashboard_routes(e);
     httpd_set_status(svc->http, eng_status, e);
     return e;
 }

@@ -14,6 +14,7 @@
 
 #define ENG_SYMS 64
 #define ENG_DECISIONS 200
+#define ENG_EQUITY 1440 /* equity points kept for the dashboard, one per minute of event time */
 #define ENG_INTENTS 4096
 #define ENG_RECENT_INTENTS 100
 
@@ -31,7 +32,9 @@ typedef struct sym_state {
     int64_t decided_upto; /* open_time of the last bar decided on */
     double last_close;
     join_t join;
-    char exit_pending[65]; /* id of an exit intent not yet filled */
+    char exit_pending[65];  /* id of an exit intent not yet filled */
+    char entry_pending[65]; /* id of an entry intent not yet filled or failed: the position to be */
+    int entry_dir;
 } sym_state_t;
 
 typedef struct intent_rec {
@@ -71,6 +74,9 @@ typedef struct engine {
     int64_t last_decision_at, last_trade_intent_at;
     double peak_equity, day_start_equity;
     int64_t day, last_perf_time, last_bar_time;
+    int64_t eq_time[ENG_EQUITY];
+    double eq_value[ENG_EQUITY];
+    int neq, ieq;
     long long market_lag;
     struct event *tick;
     int64_t ckpt_mono, config_mono;
@@ -86,8 +92,10 @@ double eng_cfg_num(const engine_t *e, const char *key, double def);
 int eng_publish_intent(engine_t *e, sym_state_t *s, int side, const char *action, double size_pct,
                        double confidence, const char *mode, const char *tag, double qty, int64_t event_time,
                        int64_t open_time, const char *trace, const char *regime, const json_t *votes, char id[65]);
-void eng_intent_remember(engine_t *e, const char *id, const char *symbol, int reduce_only, double leverage,
+void eng_intent_remember(engine_t *e, const char *id, const char *symbol, int dir, int reduce_only, double leverage,
                          int64_t event_time, json_t *ctx);
+/* An intent got its execution or failed: it no longer holds an exit or entry open. */
+void eng_intent_settled(engine_t *e, const char *intent_id);
 intent_rec_t *eng_intent_find(engine_t *e, const char *id);
 json_t *eng_decisions_json(const engine_t *e, long limit);
 
@@ -99,6 +107,12 @@ void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t even
 void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_name, const char *trace);
 json_t *eng_positions_json(const engine_t *e);
 double eng_daily_pnl_pct(const engine_t *e);
+/* The equity curve: [[event_time, equity], ...], oldest first (new reference). */
+json_t *eng_equity_json(const engine_t *e);
+
+/* dashboard.c */
+/* GET / (the dashboard page), /api/v1/equity and /api/v1/dashboard/config. */
+void eng_dashboard_routes(engine_t *e);
 
 /* engine.c */
 int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data, const char *id_name,

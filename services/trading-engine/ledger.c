@@ -121,7 +121,12 @@ double ledger_unrealized(const ledger_t *l)
     return u;
 }
 
-double ledger_equity(const ledger_t *l) { return l->balance0 + l->realized + ledger_unrealized(l); }
+double ledger_equity(const ledger_t *l)
+{
+    double open_fees = 0; /* already paid, booked into realized when the position closes */
+    for (int i = 0; i < l->n; i++) open_fees += l->pos[i].fees;
+    return l->balance0 + l->realized - open_fees + ledger_unrealized(l);
+}
 
 double ledger_exposure_pct(const ledger_t *l)
 {

@@ -62,6 +62,7 @@ void ledger_mark(ledger_t *l, const char *symbol, double price);
 const position_t *ledger_find(const ledger_t *l, const char *symbol);
 int ledger_dir(const ledger_t *l, const char *symbol); /* +1, -1, 0 */
 double ledger_unrealized(const ledger_t *l);
+/* Balance + realized PnL − fees paid on open positions + unrealized PnL. */
 double ledger_equity(const ledger_t *l);
 /* Margin in use (notional / leverage at the last price), percent of equity. */
 double ledger_exposure_pct(const ledger_t *l);

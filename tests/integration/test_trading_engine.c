@@ -338,6 +338,35 @@ TEST(rate_limit_per_hour_of_event_time)
     stop(p);
 }
 
+TEST(an_entry_on_its_way_counts_as_the_position)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("ip", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("ip", env, &port);
+    for (int i = 0; i < 3; i++) { /* no executor: the first entry stays unfilled */
+        bar("ip", "BTCUSDT", i, 100, 101, 99, 100);
+        rl("ip", "BTCUSDT", i, "LONG_LARGE", 0.9);
+    }
+    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"trade_intents_total\":1,", 5000), 0);
+    CHECK_EQ(wait_body(port, "/api/v1/decisions?limit=1", "\"outcome\":\"ALREADY_IN_POSITION\"", 5000), 0);
+    char data[256]; /* the venue refuses it: the symbol is free again */
+    const char *iid = NULL;
+    redisReply *r = redisCommand(rc, "XRANGE ip:trade.intent - + COUNT 1");
+    for (size_t f = 0; r && r->elements == 1 && f + 1 < r->element[0]->element[1]->elements; f += 2)
+        if (strcmp(r->element[0]->element[1]->element[f]->str, "id") == 0) iid = r->element[0]->element[1]->element[f + 1]->str;
+    CHECK(iid != NULL);
+    snprintf(data, sizeof data, "{\"intent_id\":\"%s\",\"symbol\":\"BTCUSDT\",\"reason\":\"MIN_NOTIONAL\",\"retryable\":false,\"event_time\":%lld}",
+             iid ? iid : "", T0 + 2 * 60000LL + 59999);
+    th_xadd_event(rc, "ip:execution", "trade.failed", data, NULL);
+    freeReplyObject(r);
+    th_sleep_ms(300);
+    bar("ip", "BTCUSDT", 3, 100, 101, 99, 100);
+    rl("ip", "BTCUSDT", 3, "LONG_LARGE", 0.9);
+    CHECK_EQ(wait_count("ip", "trade.intent", "trade.intent", 2, 5000), 0);
+    stop(p);
+}
+
 TEST(sigkill_and_restart_mid_replay_keeps_state_no_duplicates)
 {
     int port;
