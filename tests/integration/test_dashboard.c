@@ -65,8 +65,10 @@ static void start_all(const char *csv)
         snprintf(tag, sizeof tag, "dash-%d", i);
         pids[i] = th_service(th_bin(bins[i], bin, sizeof bin), &R, "qt", e, dir, tag, &dummy, 0);
         CHECK_EQ(th_wait_http(port[i], "/ready", 200, 20000), 0);
-        if (i == 4)
+        if (i == 4) { /* PRIMARY, and a low bar so the replay surely trades */
             CHECK_EQ(th_http(port[4], "PUT", "/api/v1/policy/config/rl_v3.live.mode", AUTH, "{\"value\":\"PRIMARY\"}", out, sizeof out), 200);
+            CHECK_EQ(th_http(port[4], "PUT", "/api/v1/policy/config/rl_v3.live.min_confidence", AUTH, "{\"value\":0.2}", out, sizeof out), 200);
+        }
     }
 }
 
@@ -149,6 +151,7 @@ TEST(the_dashboard_renders_what_the_apis_say)
     CHECK(strstr(dom, "data-refreshed=\"") != NULL);
     json_t *live = api(port[0], "/api/v1/rl-v3/dashboard/live-status");
     CHECK_STR(dom_text("mode", buf, sizeof buf), "PRIMARY");
+    CHECK_STR(dom_text("min-confidence", buf, sizeof buf), "0.2");
     snprintf(want, sizeof want, "%lld", (long long)json_integer_value(json_object_get(live, "trade_intents_total")));
     CHECK_STR(dom_text("trade-intents-total", buf, sizeof buf), want);
     CHECK(json_integer_value(json_object_get(live, "trade_intents_total")) > 0); /* PRIMARY traded */
