@@ -62,6 +62,7 @@ SERVICE_BINS := $(addprefix $(BUILD)/bin/,$(SERVICES) $(TOOLS))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+SCRIPT_TESTS := $(wildcard tests/scripts/test_*)
 TEST_BINS := $(patsubst tests/bin/%.c,$(BUILD)/tests/bin/%,$(wildcard tests/bin/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
@@ -126,7 +127,7 @@ run: all
 	@sh deploy/run.sh $(BUILD)
 
 test: all
-	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
+	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS) $(SCRIPT_TESTS)
 
 unit: all
 	@QT_BUILD=$(BUILD) sh tests/run.sh $(UNIT_TESTS)
