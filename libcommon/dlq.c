@@ -77,6 +77,23 @@ int dlq_list(redisContext *c, const char *dlq_key, long count, json_t **out, cha
     return 0;
 }
 
+int dlq_show(redisContext *c, const char *dlq_key, const char *entry_id, json_t **out, char *err, size_t errlen)
+{
+    redisReply *r;
+    if (dlq_range(c, dlq_key, entry_id, entry_id, 1, &r, err, errlen) < 0) return -1;
+    const redisReply *e = r->elements == 1 ? r->element[0] : NULL;
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !dlq_is_entry(e->element[1])) {
+        freeReplyObject(r);
+        return snprintf(err, errlen, "no dead letter %s in %s", entry_id, dlq_key), -1;
+    }
+    *out = dlq_entry_json(e);
+    const char *data = json_string_value(json_object_get(json_object_get(*out, "fields"), "data"));
+    json_t *parsed = data ? json_loads(data, JSON_DECODE_ANY, NULL) : NULL;
+    json_object_set_new(*out, "data_json", parsed ? parsed : json_null());
+    freeReplyObject(r);
+    return 0;
+}
+
 /* MULTI; XADD origin * <original fields>; XDEL dlq id; EXEC. */
 static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply *e, char *err, size_t errlen)
 {

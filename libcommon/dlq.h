@@ -20,6 +20,11 @@
  * *out is a new reference. */
 int dlq_list(redisContext *c, const char *dlq_key, long count, json_t **out, char *err, size_t errlen);
 
+/* One entry (entry_id) as dlq_list shows it, plus "data_json": the original
+ * data field parsed (null when it is not JSON, which may be why it is here).
+ * -1 with err when there is no such entry. */
+int dlq_show(redisContext *c, const char *dlq_key, const char *entry_id, json_t **out, char *err, size_t errlen);
+
 /* Replay one entry (entry_id) or all (NULL) to their origin stream.
  * *done counts the entries replayed. */
 int dlq_replay(redisContext *c, const char *dlq_key, const char *entry_id, long *done, char *err, size_t errlen);

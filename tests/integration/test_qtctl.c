@@ -77,6 +77,16 @@ TEST(features_of_a_csv)
     CHECK_CONTAINS(out, "usage: qtctl");
 }
 
+static char *slurp(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
 TEST(dlq_list_replay_purge)
 {
     redisContext *c = th_redis_connect(&R);
@@ -90,8 +100,17 @@ TEST(dlq_list_replay_purge)
     redisReply *r = redisCommand(c, "XLEN q:market");
     CHECK_EQ(r->integer, 3);
     freeReplyObject(r);
-    freeReplyObject(redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1 source t trace t data {} origin_stream "
-                                    "q:market origin_id 1-9 group g consumer c deliveries 1 error bad failed_at 1"));
+    r = redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1 source t trace t data {\"symbol\":\"BTCUSDT\"} origin_stream "
+                        "q:market origin_id 1-9 group g consumer c deliveries 1 error bad failed_at 1");
+    char args[128];
+    snprintf(args, sizeof args, "dlq show market --id %s", r->str);
+    freeReplyObject(r);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"data_json\": {");
+    CHECK_CONTAINS(out, "\"symbol\": \"BTCUSDT\"");
+    CHECK_EQ(run("dlq show market --id 9-9", out, sizeof out), 1);
+    CHECK_CONTAINS(slurp(errpath), "no dead letter 9-9 in q:market:dlq");
+    CHECK_EQ(run("dlq show market", out, sizeof out), 2);
     CHECK_EQ(run("dlq purge market", out, sizeof out), 0);
     CHECK_CONTAINS(out, "purged 1 entries");
     CHECK_EQ(run("dlq replay market --id 1-1", out, sizeof out), 1);
@@ -237,11 +256,72 @@ TEST(status_config_and_mode_through_the_services)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+TEST(backtest_arguments_and_errors)
+{
+    CHECK_EQ(run("backtest --help", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "usage: qtctl backtest --csv FILE");
+    CHECK_EQ(run("backtest", out, sizeof out), 2);
+    CHECK_CONTAINS(slurp(errpath), "give at least one --csv FILE");
+    CHECK_EQ(run("backtest --csv x.csv --mode SHADOW", out, sizeof out), 2);
+    CHECK_CONTAINS(slurp(errpath), "--mode must be PRIMARY or HYBRID");
+    CHECK_EQ(run("backtest --csv x.csv --min-confidence high", out, sizeof out), 2);
+    CHECK_EQ(run("backtest --csv /nonexistent/BTCUSDT-1m.csv", out, sizeof out), 1);
+    CHECK_CONTAINS(slurp(errpath), "cannot read /nonexistent/BTCUSDT-1m.csv");
+    CHECK_EQ(run("status --help", out, sizeof out), 0); /* --help everywhere */
+    CHECK_CONTAINS(out, "usage: qtctl COMMAND");
+}
+
+TEST(backtest_runs_the_stack_and_reports_against_buy_and_hold)
+{
+    char csv[300], svg[300], args[800];
+    snprintf(csv, sizeof csv, "%s/ETHUSDT-1m-2024-06.csv", dir);
+    snprintf(svg, sizeof svg, "%s/equity.svg", dir);
+    FILE *f = fopen(csv, "w");
+    double p = 100, first = 0, last = 0;
+    for (int i = 0; i < 400; i++) {
+        double c = p * (1 + 0.004 * sin(i * 0.21) + 0.0003);
+        long long t = 1717200000000LL + i * 60000LL;
+        fprintf(f, "%lld,%.4f,%.4f,%.4f,%.4f,3,%lld,0,0,0,0,0\n", t, p, fmax(p, c) * 1.001, fmin(p, c) * 0.999, c, t + 59999);
+        if (i == 0) first = r4(c);
+        last = r4(c);
+        p = c;
+    }
+    fclose(f);
+    snprintf(args, sizeof args, "backtest --csv %s --mode PRIMARY --min-confidence 0.3 --json --svg %s --timeout 120", csv, svg);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    json_t *j = json_loads(out, 0, NULL), *st = json_object_get(j, "strategy"), *bh = json_object_get(j, "buy_and_hold");
+    CHECK(j != NULL);
+    CHECK_EQ(json_integer_value(json_object_get(j, "bars")), 400);
+    CHECK_STR(json_string_value(json_object_get(j, "mode")), "PRIMARY");
+    double f4 = 1 - 0.0004; /* the paper fee in and out */
+    CHECK_NEAR(json_number_value(json_object_get(bh, "return_pct")), (f4 * f4 * last / first - 1) * 100, 1e-6);
+    CHECK_EQ(json_integer_value(json_object_get(bh, "trades")), 1);
+    long trades = (long)json_integer_value(json_object_get(st, "trades"));
+    long fills = (long)json_integer_value(json_object_get(j, "executed"));
+    long open = (long)json_integer_value(json_object_get(j, "open_positions_at_end"));
+    CHECK(fills >= 1);                      /* the low bar made it trade */
+    CHECK_EQ(fills, 2 * trades + open);     /* every closed trade is an entry and an exit */
+    CHECK_NEAR(json_number_value(json_object_get(st, "final_equity")),
+               10000 * (1 + json_number_value(json_object_get(st, "return_pct")) / 100), 1e-6);
+    if (trades) CHECK(json_number_value(json_object_get(st, "win_rate")) >= 0 && json_number_value(json_object_get(st, "win_rate")) <= 1);
+    CHECK(json_number_value(json_object_get(st, "fees")) > 0);
+    json_decref(j);
+    const char *s = slurp(svg);
+    CHECK_CONTAINS(s, "<svg xmlns=\"http://www.w3.org/2000/svg\"");
+    CHECK(strstr(s, "<polyline") && strstr(strstr(s, "<polyline") + 1, "<polyline")); /* both curves */
+    snprintf(args, sizeof args, "backtest --csv %s --svg %s --timeout 120", csv, svg); /* the text report */
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "strategy   buy-and-hold");
+    CHECK_CONTAINS(out, "max drawdown");
+    CHECK_CONTAINS(out, "Sharpe (annualised)");
+    CHECK_CONTAINS(slurp(errpath), "100% 400/400 bars");
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)
 {
-    th_watchdog(120);
+    th_watchdog(300);
     th_bin("bin/qtctl", bin, sizeof bin);
     th_tempdir(dir, sizeof dir);
     snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);

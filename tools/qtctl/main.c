@@ -1,7 +1,8 @@
 /* qtctl — the operator CLI of Quantum Trader.
  *
  *   qtctl features --csv FILE [--symbol S]   indicators and the 64-dim observation per bar (JSON lines)
- *   qtctl dlq list|replay|purge STREAM [--id ENTRY] [--count N]
+ *   qtctl dlq list|show|replay|purge STREAM [--id ENTRY] [--count N]
+ *   qtctl backtest --csv FILE... [--mode PRIMARY|HYBRID] [--json]   the real stack on a private Redis (backtest.c)
  *   qtctl streams [--json]                    length, groups, pending and lag per stream
  *   qtctl status [--json]                     every service's health and readiness
  *   qtctl config get [KEY] | set KEY VALUE [--json]   the policy-store's configuration
@@ -10,6 +11,7 @@
  *   qtctl help
  *
  * Exit codes: 0 ok, 1 the work failed (unreadable file, Redis error), 2 usage. */
+#include "backtest.h"
 #include "config.h"
 #include "dlq.h"
 #include "httpc.h"
@@ -29,6 +31,7 @@ static const char usage[] =
     "  features --csv FILE [--symbol S]     one JSON object per bar: open_time, indicators (null while\n"
     "                                       their window fills) and obs (the 64-dim observation)\n"
     "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons\n"
+    "  dlq show STREAM --id ENTRY           one dead letter, its data parsed when it is JSON\n"
     "  dlq replay STREAM [--id ENTRY]       put dead letters back on their stream (all, or one)\n"
     "  dlq purge STREAM [--id ENTRY]        delete dead letters (all, or one)\n"
     "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
@@ -44,6 +47,11 @@ static const char usage[] =
     "  tail STREAM [--count N] [--no-follow] [--json]\n"
     "                                       the last N entries of <ns>:STREAM (default 10), then every new\n"
     "                                       one until Ctrl-C; data shown as JSON; --json: one line each\n"
+    "  backtest --csv FILE... [--mode PRIMARY|HYBRID] [--json] [--svg PATH]\n"
+    "                                       the five services on a private redis-server replay the files\n"
+    "                                       through the paper venue; report vs buy-and-hold and an\n"
+    "                                       equity SVG (qtctl backtest --help for every option)\n"
+    "Every command takes --help.\n"
     "Environment: REDIS_URL, QT_NAMESPACE (default qt).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage.\n";
 
@@ -133,6 +141,16 @@ static int cmd_dlq(int argc, char **argv)
             puts(s);
             free(s);
             json_decref(list);
+        }
+    } else if (strcmp(argv[1], "show") == 0) {
+        json_t *e = NULL;
+        if (!id) rc = 2, fprintf(stderr, "qtctl: dlq show needs --id ENTRY (ids: qtctl dlq list %s)\n", argv[2]);
+        else if (dlq_show(c, key, id, &e, err, sizeof err) < 0) rc = 1;
+        else {
+            char *s = json_dumps(e, JSON_INDENT(2));
+            puts(s);
+            free(s);
+            json_decref(e);
         }
     } else if (strcmp(argv[1], "replay") == 0 || strcmp(argv[1], "purge") == 0) {
         int replay = strcmp(argv[1], "replay") == 0;
@@ -531,6 +549,9 @@ int main(int argc, char **argv)
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "backtest") == 0) return backtest_main(argc - 1, argv + 1);
+    for (int i = 2; i < argc; i++) /* --help after any command */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return fputs(usage, stdout), 0;
     if (strcmp(argv[1], "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0) return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
