@@ -65,7 +65,7 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard test
 SCRIPT_TESTS := $(wildcard tests/scripts/test_*)
 TEST_BINS := $(patsubst tests/bin/%.c,$(BUILD)/tests/bin/%,$(wildcard tests/bin/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
-HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
+HARNESS_OBJ := $(BUILD)/obj/tests/harness.o $(BUILD)/obj/tests/stack.o
 
 all: $(LIB) $(SERVICE_BINS) $(UNIT_TESTS) $(INTEG_TESTS) $(TEST_BINS) $(BENCH_BINS)
 

@@ -1,0 +1,271 @@
+/* stack.c — the whole stack for tests (see stack.h). */
+#include "stack.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const stack_bins[STACK_NSVC] = {"bin/trading-engine", "bin/ml-threshold", "bin/rl-decision",
+                                            "bin/trade-executor", "bin/policy-store"};
+static const char *const stack_streams[6] = {"market", "signal", "trade.intent", "execution", "feedback", "policy"};
+
+void stack_write_csv(const char *path, int n, double drift, double phase)
+{
+    FILE *f = fopen(path, "w");
+    double p = 100;
+    for (int i = 0; f && i < n; i++) {
+        double c = p * (1 + 0.004 * sin(i * 0.21 + phase) + drift);
+        long long t = 1714521600000LL + i * 60000LL;
+        fprintf(f, "%lld,%.4f,%.4f,%.4f,%.4f,3,%lld,0,0,0,0,0\n", t, p, fmax(p, c) * 1.001, fmin(p, c) * 0.999, c, t + 59999);
+        p = c;
+    }
+    if (f) fclose(f);
+}
+
+int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
+{
+    char bin[256], tag[64];
+    static char env[STACK_NSVC][4][700];
+    const char *e[20];
+    int n = 0, dummy;
+    snprintf(env[i][0], sizeof env[i][0], "QT_HTTP_PORT=%d", s->port[i]);
+    snprintf(env[i][1], sizeof env[i][1], "QT_FEED=%s", s->feed);
+    snprintf(env[i][2], sizeof env[i][2], "QT_FEED_SPEED=%s", s->speed);
+    const char *fixed[] = {env[i][0], env[i][1], env[i][2], "QT_API_TOKEN=" STACK_TOKEN, "QT_SIGNAL_JOIN_MS=300",
+                           "QT_RL_BREAKER_MIN_CALLS=3", "QT_RL_BREAKER_WINDOW=4", "QT_CLAIM_IDLE_MS=2000"};
+    for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) e[n++] = fixed[k];
+    for (int k = 0; k < 8 && s->extra[k]; k++) e[n++] = s->extra[k];
+    e[n] = NULL;
+    snprintf(tag, sizeof tag, "%s-%s", s->ns, stack_bins[i] + 4);
+    s->pid[i] = th_service(th_bin(stack_bins[i], bin, sizeof bin), s->redis, s->ns, e, s->dir, tag, &dummy, 0);
+    if (s->pid[i] > 0 && th_wait_http(s->port[i], "/ready", 200, 20000) == 0) return 0;
+    return snprintf(why, len, "%s did not become ready (log %s/%s.log)", stack_bins[i], s->dir, tag), -1;
+}
+
+int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len)
+{
+    char path[128], body[128], reply[1024];
+    snprintf(path, sizeof path, "/api/v1/policy/config/%s", key);
+    snprintf(body, sizeof body, "{\"value\":%s}", json);
+    int st = th_http(s->port[POLICY], "PUT", path, STACK_AUTH, body, reply, sizeof reply);
+    return st == 200 ? 0 : (snprintf(why, len, "PUT %s = %s: %d %s", key, json, st, reply), -1);
+}
+
+int stack_start(qt_stack_t *s, const th_redis_t *r, redisContext *rc, const char *dir, const char *ns, const char *feed,
+                const char *speed, const char *mode, const char *min_conf, int with_rl, char *why, size_t len)
+{
+    const char *extra[8];
+    char m[32];
+    memcpy(extra, s->extra, sizeof extra); /* the caller may have set them */
+    memset(s, 0, sizeof *s);
+    memcpy(s->extra, extra, sizeof extra);
+    s->redis = r, s->rc = rc;
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    snprintf(s->ns, sizeof s->ns, "%s", ns);
+    snprintf(s->feed, sizeof s->feed, "%s", feed);
+    snprintf(s->speed, sizeof s->speed, "%s", speed);
+    for (int i = 0; i < STACK_NSVC; i++) {
+        s->port[i] = th_free_port();
+        for (int k = 0; k < i; k++)
+            if (s->port[k] == s->port[i]) i--;
+    }
+    snprintf(m, sizeof m, "\"%s\"", mode);
+    if (stack_svc_start(s, POLICY, why, len) < 0 || stack_put(s, "rl_v3.live.mode", m, why, len) < 0 ||
+        (min_conf && stack_put(s, "rl_v3.live.min_confidence", min_conf, why, len) < 0) ||
+        stack_svc_start(s, ML, why, len) < 0 || (with_rl && stack_svc_start(s, RL, why, len) < 0) ||
+        stack_svc_start(s, EXEC, why, len) < 0 || stack_svc_start(s, ENGINE, why, len) < 0)
+        return -1;
+    return 0;
+}
+
+int stack_stop(qt_stack_t *s)
+{
+    int bad = 0;
+    for (int i = 0; i < STACK_NSVC; i++)
+        if (s->pid[i] > 0) bad += th_stop(s->pid[i], 20000) != 0, s->pid[i] = 0;
+    return bad;
+}
+
+json_t *stack_api(int port, const char *path)
+{
+    static char buf[1 << 18];
+    if (th_http(port, "GET", path, NULL, NULL, buf, sizeof buf) != 200) return NULL;
+    return json_loads(buf, 0, NULL);
+}
+
+long long stack_backlog(redisContext *rc, const char *ns, const char *stream)
+{
+    char key[64];
+    long long sum = 0;
+    snprintf(key, sizeof key, "%s:%s", ns, stream);
+    redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
+    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        const redisReply *f = r->element[g];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (!strcmp(f->element[k]->str, "pending")) sum += sum >= 0 ? f->element[k + 1]->integer : 0;
+            if (!strcmp(f->element[k]->str, "lag"))
+                sum = f->element[k + 1]->type == REDIS_REPLY_INTEGER && sum >= 0 ? sum + f->element[k + 1]->integer : -1;
+        }
+    }
+    if (r) freeReplyObject(r);
+    return sum;
+}
+
+long stack_dead(redisContext *rc, const char *ns)
+{
+    long dead = 0;
+    for (int i = 0; i < 6; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s:%s:dlq", ns, stack_streams[i]);
+        dead += (long)th_xlen(rc, key);
+    }
+    return dead;
+}
+
+int stack_settle(qt_stack_t *s, long long bars, int ms)
+{
+    char key[64];
+    int stable = 0;
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(250)) {
+        snprintf(key, sizeof key, "%s:market", s->ns);
+        int done = th_xlen(s->rc, key) >= bars;
+        for (int i = 0; done && i < 6; i++) done = stack_backlog(s->rc, s->ns, stack_streams[i]) == 0;
+        snprintf(key, sizeof key, "%s:trade.intent", s->ns);
+        long long intents = th_count_type(s->rc, key, "trade.intent");
+        snprintf(key, sizeof key, "%s:execution", s->ns);
+        done = done && th_count_type(s->rc, key, "trade.executed") + th_count_type(s->rc, key, "trade.failed") >= intents;
+        stable = done ? stable + 1 : 0;
+        if (stable >= 4) return 0;
+    }
+    return -1;
+}
+
+/* ---------- the book ---------- */
+
+typedef void (*entry_fn)(stack_book_t *b, const char *id, const char *type, const json_t *data);
+
+static void stack_scan(redisContext *rc, const char *ns, const char *stream, entry_fn fn, stack_book_t *b)
+{
+    char key[64], start[64] = "-";
+    snprintf(key, sizeof key, "%s:%s", ns, stream);
+    for (;;) {
+        redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 1000", key, start);
+        size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            const char *id = NULL, *type = NULL, *data = NULL;
+            for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                if (!strcmp(f->element[k]->str, "id")) id = f->element[k + 1]->str;
+                if (!strcmp(f->element[k]->str, "type")) type = f->element[k + 1]->str;
+                if (!strcmp(f->element[k]->str, "data")) data = f->element[k + 1]->str;
+            }
+            json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+            if (id && type && d) fn(b, id, type, d);
+            json_decref(d);
+        }
+        if (n) snprintf(start, sizeof start, "(%s", r->element[n - 1]->element[0]->str);
+        if (r) freeReplyObject(r);
+        if (n < 1000) return;
+    }
+}
+
+static int book_intent(const stack_book_t *b, const char *id)
+{
+    for (int i = 0; id && i < b->nintent; i++)
+        if (!strcmp(b->intent[i], id)) return i;
+    return -1;
+}
+
+static void on_intent(stack_book_t *b, const char *id, const char *type, const json_t *d)
+{
+    (void)d;
+    if (strcmp(type, "trade.intent")) return;
+    if (book_intent(b, id) >= 0) b->dup_intents++; /* the same decision published again (same derived id) */
+    else if (b->nintent < STACK_MAXI) snprintf(b->intent[b->nintent++], sizeof b->intent[0], "%s", id);
+}
+
+static int book_sym(stack_book_t *b, const char *s)
+{
+    for (int i = 0; i < b->nsym; i++)
+        if (!strcmp(b->sym[i], s)) return i;
+    if (b->nsym == 16) return 15;
+    snprintf(b->sym[b->nsym], sizeof b->sym[0], "%s", s);
+    return b->nsym++;
+}
+
+/* The ledger written again from the fills: average entry on adds; a close
+ * books (exit − entry)·qty·dir minus its share of the entry fees and the exit fee. */
+static void book_fill(stack_book_t *b, const json_t *d)
+{
+    int i = book_sym(b, json_string_value(json_object_get(d, "symbol")));
+    double side = strcmp(json_string_value(json_object_get(d, "side")), "BUY") == 0 ? 1 : -1;
+    double q = json_number_value(json_object_get(d, "qty")), px = json_number_value(json_object_get(d, "price"));
+    double fee = json_number_value(json_object_get(d, "fee"));
+    b->fees += fee;
+    if (b->qty[i] == 0 || (b->qty[i] > 0) == (side > 0)) {
+        double q0 = fabs(b->qty[i]);
+        b->entry[i] = (b->entry[i] * q0 + px * q) / (q0 + q);
+        b->qty[i] += side * q, b->fees_open[i] += fee;
+        return;
+    }
+    double open = fabs(b->qty[i]), c = fmin(q, open), dir = b->qty[i] > 0 ? 1 : -1, share = b->fees_open[i] * c / open;
+    b->realized += (px - b->entry[i]) * c * dir - share - fee * c / q;
+    b->fees_open[i] -= share;
+    b->qty[i] -= dir * c;
+    if (fabs(b->qty[i]) < 1e-9 * open) b->qty[i] = 0, b->fees_open[i] = 0, b->entry[i] = 0;
+}
+
+static void on_execution(stack_book_t *b, const char *id, const char *type, const json_t *d)
+{
+    (void)id;
+    int i = book_intent(b, json_string_value(json_object_get(d, "intent_id")));
+    if (i < 0) b->orphan_results++;
+    else b->results[i]++;
+    if (!strcmp(type, "trade.executed")) book_fill(b, d);
+}
+
+static void on_feedback(stack_book_t *b, const char *id, const char *type, const json_t *d)
+{
+    (void)id;
+    if (!strcmp(type, "position.closed")) b->closes++, b->closed_pnl += json_number_value(json_object_get(d, "pnl"));
+}
+
+void stack_read_book(redisContext *rc, const char *ns, stack_book_t *b)
+{
+    memset(b, 0, sizeof *b);
+    stack_scan(rc, ns, "trade.intent", on_intent, b);
+    stack_scan(rc, ns, "execution", on_execution, b);
+    stack_scan(rc, ns, "feedback", on_feedback, b);
+}
+
+#define FAIL(...) return snprintf(why, len, __VA_ARGS__), -1
+
+int stack_check_book(const qt_stack_t *s, stack_book_t *b, char *why, size_t len)
+{
+    int unsettled = 0, twice = 0, open = 0, rc = 0;
+    for (int i = 0; i < b->nintent; i++) unsettled += b->results[i] == 0, twice += b->results[i] > 1;
+    if (unsettled || twice || b->orphan_results)
+        FAIL("%d intents without a result, %d with more than one, %d results without an intent", unsettled, twice, b->orphan_results);
+    json_t *p = stack_api(s->port[ENGINE], "/api/v1/positions"), *pos = json_object_get(p, "positions"), *v;
+    double realized = json_number_value(json_object_get(p, "realized_pnl")), fees = json_number_value(json_object_get(p, "fees"));
+    for (int i = 0; i < b->nsym; i++) open += b->qty[i] != 0;
+    if (!p) rc = (snprintf(why, len, "no positions from the engine"), -1);
+    else if (fabs(realized - b->realized) > 0.005 || fabs(fees - b->fees) > 0.005 || fabs(b->closed_pnl - b->realized) > 0.005)
+        rc = (snprintf(why, len, "realized %.4f / fees %.4f, recomputed %.4f / %.4f, position.closed sum %.4f", realized, fees,
+                      b->realized, b->fees, b->closed_pnl), -1);
+    else if (json_integer_value(json_object_get(p, "closed_trades")) != b->closes || (int)json_array_size(pos) != open)
+        rc = (snprintf(why, len, "closed trades %lld vs %d, open positions %zu vs %d",
+                      (long long)json_integer_value(json_object_get(p, "closed_trades")), b->closes, json_array_size(pos), open), -1);
+    size_t k;
+    json_array_foreach(pos, k, v)
+    {
+        int i = book_sym(b, json_string_value(json_object_get(v, "symbol")));
+        double q = json_number_value(json_object_get(v, "qty")) * (strcmp(json_string_value(json_object_get(v, "side")), "LONG") == 0 ? 1 : -1);
+        if (rc == 0 && (fabs(q - b->qty[i]) > 1e-9 * fmax(1, fabs(q)) || fabs(json_number_value(json_object_get(v, "entry_price")) - b->entry[i]) > 0.005))
+            rc = (snprintf(why, len, "%s: qty %.8f entry %.4f, recomputed %.8f / %.4f", b->sym[i], q,
+                          json_number_value(json_object_get(v, "entry_price")), b->qty[i], b->entry[i]), -1);
+    }
+    json_decref(p);
+    return rc;
+}
