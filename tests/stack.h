@@ -40,12 +40,14 @@ int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_
 int stack_stop(qt_stack_t *s);
 /* GET port/path as JSON (new reference) or NULL. */
 json_t *stack_api(int port, const char *path);
-/* Wait until all `bars` are on the market stream, every group of every
+/* Wait until all `bars` (distinct event ids) are on the market stream, every group of every
  * stream has no lag and nothing pending, and every intent has a result,
  * steadily for 1 s; -1 on timeout. */
 int stack_settle(qt_stack_t *s, long long bars, int ms);
 /* lag + pending of every group of ns:stream (-1 when the lag is unknown). */
 long long stack_backlog(redisContext *rc, const char *ns, const char *stream);
+/* Distinct event ids on a stream (*entries: all entries; may be NULL). */
+long stack_distinct_ids(redisContext *rc, const char *key, long *entries);
 /* DLQ entries over the six streams. */
 long stack_dead(redisContext *rc, const char *ns);
 
