@@ -2,6 +2,7 @@
 #   make                 build libcommon, services, tools and tests
 #   make test            every test (unit + integration against a real redis-server)
 #   make bench           benchmarks (figures, not pass/fail)
+#   make soak            long or known-failing whole-stack checks (tests/soak/)
 #   make fuzz            libFuzzer run on the event decoder (needs clang)
 #   make SANITIZE=address,undefined test    sanitizer build (in build/san-*)
 #   make valgrind        unit tests under valgrind
@@ -138,6 +139,14 @@ valgrind: all
 	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd \
 	  $(BUILD)/tests/test_policy_store $(BUILD)/tests/test_trade_executor $(BUILD)/tests/test_rl_decision $(BUILD)/tests/test_ml_threshold
 
+# Long or known-failing whole-stack checks, outside make test (tests/soak/).
+SOAK_TESTS := $(patsubst tests/soak/%.c,$(BUILD)/soak/%,$(wildcard tests/soak/test_*.c))
+$(BUILD)/soak/%: $(BUILD)/obj/tests/soak/%.o $(HARNESS_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
+soak: all $(SOAK_TESTS)
+	@QT_BUILD=$(BUILD) sh tests/run.sh $(SOAK_TESTS)
+
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done
 
@@ -153,7 +162,7 @@ fuzz:
 	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
-.PHONY: all run test unit valgrind bench fuzz clean
+.PHONY: all run test unit valgrind bench soak fuzz clean
 .SECONDARY:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 endif

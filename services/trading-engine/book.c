@@ -48,7 +48,8 @@ void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_nam
                           "open_positions", e->ledger.n, "exposure_pct", ledger_exposure_pct(&e->ledger),
                           "losing_streak", e->ledger.losing_streak, "realized_pnl", e->ledger.realized,
                           "unrealized_pnl", ledger_unrealized(&e->ledger), "event_time", (json_int_t)event_time);
-    if (eng_publish(e, "feedback", "performance.update", d, id_name, trace) == 0) e->last_perf_time = event_time;
+    if (eng_publish(e, "feedback", "performance.update", d, id_name, trace) == 0)
+        e->last_perf_time = event_time, e->lock_learning = e->cfg.lockstep; /* consumers read equity from it */
 }
 
 static json_t *ctx_votes(const json_t *ctx)
@@ -122,15 +123,17 @@ void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, cons
         log_error("execution %s for %s could not be booked (bad fill or too many positions)", exec_id, symbol);
         return;
     }
-    if (in && !in->executed) in->executed = 1, e->intents_executed++;
+    if (in && !in->executed) in->executed = 1, e->intents_executed++, eng_lockstep_wake(e);
     sym_state_t *s = eng_sym(e, symbol);
     eng_intent_settled(e, intent_id);
     if (s && !ledger_find(&e->ledger, symbol)) s->exit_pending[0] = '\0';
     if (publish && r.closed) {
         const char *tag = in ? ctx_str(in->ctx, "source_tag", "SIGNAL") : "SIGNAL";
         eng_publish_closed(e, symbol, &r, strncmp(tag, "RISK_", 5) == 0 ? tag + 5 : "SIGNAL", exec_id, trace, t);
+        e->lock_learning = e->cfg.lockstep; /* the next bar waits until every feedback consumer saw it */
     }
-    if (publish && r.opened) eng_publish_opened(e, symbol, exec_id, trace);
+    if (publish && r.opened) eng_publish_opened(e, symbol, exec_id, trace), e->lock_learning = e->cfg.lockstep;
+    if (publish) eng_decide_held(e);
     json_decref(r.closed_ctx);
 }
 
@@ -154,7 +157,9 @@ bus_result_t eng_on_execution_event(void *ud, const bus_msg_t *m, char *err, siz
         const char *iid = json_string_value(json_object_get(m->ev->data, "intent_id"));
         intent_rec_t *in = eng_intent_find(e, iid);
         if (in && !in->failed) in->failed = 1, e->intents_failed++;
-        eng_intent_settled(e, iid); /* an exit is tried again on the next bar, an entry may be decided again */
+        eng_intent_settled(e, iid);
+        eng_decide_held(e);
+        eng_lockstep_wake(e); /* an exit is tried again on the next bar, an entry may be decided again */
         log_msg(LOG_WARN, m->ev->trace, "intent %s failed: %s", iid,
                 json_string_value(json_object_get(m->ev->data, "reason")));
     }
@@ -193,6 +198,7 @@ void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t t, d
     char name[96];
     if (!s) return;
     s->last_close = close;
+    if (open_time > s->last_bar_open) s->last_bar_open = open_time;
     ledger_mark(&e->ledger, symbol, close);
     if (t > e->last_bar_time) e->last_bar_time = t;
     eng_track_equity(e, t);

@@ -40,7 +40,7 @@ live_mode_t eng_mode(const engine_t *e)
     return m;
 }
 
-static int eng_enabled(const engine_t *e)
+int eng_enabled(const engine_t *e)
 {
     const json_t *v = json_object_get(e->config, "rl_v3.live.enabled");
     return !json_is_false(v);
@@ -211,6 +211,7 @@ static void eng_decide(engine_t *e, sym_state_t *s)
     if (d.kind != LIVE_NONE) eng_act(e, s, j, mode, &d);
     json_decref(j->votes);
     memset(j, 0, sizeof *j);
+    eng_lockstep_wake(e);
 }
 
 /* Has the join what the mode needs? */
@@ -262,7 +263,23 @@ static void eng_on_signal(engine_t *e, const event_t *ev)
         s->join.first_mono = clock_mono_ms();
     }
     eng_join_set(&s->join, ev);
-    if (eng_ready(e, &s->join)) eng_decide(e, s);
+    if (eng_ready(e, &s->join) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
+}
+
+/* In lockstep, a bar whose stop-loss/take-profit exit (or entry) is still on
+ * its way is decided once that intent has settled, so the decision sees the
+ * same position in every run. */
+int eng_lockstep_holds(const engine_t *e, const sym_state_t *s)
+{
+    return e->cfg.lockstep && feed_full_speed_replay(e->feed) && (s->exit_pending[0] || s->entry_pending[0]);
+}
+
+void eng_decide_held(engine_t *e)
+{
+    for (int i = 0; i < e->nsyms; i++) {
+        sym_state_t *s = &e->syms[i];
+        if (s->join.active && eng_ready(e, &s->join) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
+    }
 }
 
 void eng_join_timeouts(engine_t *e)

@@ -36,11 +36,94 @@ int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data,
 
 /* ---------- the feed's bars ---------- */
 
+/* Lockstep (a replay at full speed, QT_FEED_LOCKSTEP): the next bar waits
+ * until every bar so far is decided and every intent has its execution, so
+ * each decision sees exactly the fills before it and the same replay gives
+ * the same decisions, intents and fills. A wait longer than
+ * QT_FEED_LOCKSTEP_MS lets the bar go; after three such waits in a row
+ * (a signal service or the executor is not there) lockstep is switched off. */
+/* lag + pending of one group (NULL: of every group) in an XINFO GROUPS
+ * reply; 0 when the group is absent. */
+static long long eng_group_backlog(const struct redisReply *r, const char *group)
+{
+    long long all = 0;
+    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+        const struct redisReply *f = r->element[g];
+        long long sum = 0;
+        int match = 0;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *name = f->element[k]->str;
+            if (!strcmp(name, "name")) match = !group || !strcmp(f->element[k + 1]->str, group);
+            if (!strcmp(name, "pending")) sum += f->element[k + 1]->integer;
+            if (!strcmp(name, "lag")) sum += f->element[k + 1]->type == REDIS_REPLY_INTEGER ? f->element[k + 1]->integer : 1;
+        }
+        if (match && group) return sum;
+        all += sum;
+    }
+    return group ? 0 : all;
+}
+
+/* Settled when every consumer of the market, feedback and execution streams
+ * has handled them all (rl-decision's features and position inputs,
+ * ml-threshold's votes and learning, policy-store's regime and risk state)
+ * and this engine every signal and policy event they caused (a threshold or
+ * TradingPolicy change is in force before the next bar). */
+static void eng_learning_cb(void *ud, const struct redisReply *r)
+{
+    engine_t *e = ud;
+    e->lock_query = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) return;
+    if (eng_group_backlog(r->element[0], NULL) == 0 && eng_group_backlog(r->element[1], NULL) == 0 &&
+        eng_group_backlog(r->element[4], NULL) == 0 &&
+        eng_group_backlog(r->element[2], e->svc->cfg.service) == 0 && eng_group_backlog(r->element[3], e->svc->cfg.service) == 0)
+        e->lock_learning = 0, feed_wake(e->feed);
+}
+
+static void eng_learning_query(engine_t *e)
+{
+    char k[5][96];
+    const char *names[5] = {"market", "feedback", "signal", "policy", "execution"};
+    for (int i = 0; i < 5; i++) bus_key(e->svc->bus, names[i], k[i], sizeof k[i]);
+    const char *script = "local r = {} for i = 1, 5 do r[i] = redis.pcall('XINFO', 'GROUPS', KEYS[i]) end return r";
+    const char *argv[] = {"EVAL", script, "5", k[0], k[1], k[2], k[3], k[4]};
+    if (bus_redis(e->svc->bus, eng_learning_cb, e, 8, argv, NULL) == 0) e->lock_query = 1;
+}
+
+static int eng_lockstep_wait(engine_t *e)
+{
+    if (!e->cfg.lockstep || !feed_full_speed_replay(e->feed)) return 0;
+    /* ask only once our own feedback events are in Redis (the outbox is empty), or the answer may predate them */
+    if (e->lock_learning && !e->lock_query && bus_outbox_size(e->svc->bus) == 0) eng_learning_query(e);
+    int busy = e->intents_total > e->intents_executed + e->intents_failed || e->lock_learning;
+    live_mode_t m = eng_mode(e);
+    for (int i = 0; !busy && eng_enabled(e) && m != MODE_OFF && i < e->nsyms; i++)
+        busy = e->syms[i].last_bar_open > e->syms[i].decided_upto;
+    int64_t now = clock_mono_ms();
+    if (!busy) return e->lock_since = 0, e->lock_timeouts = 0, 0;
+    if (!e->lock_since) e->lock_since = now;
+    if (now - e->lock_since < e->cfg.lockstep_ms) return 1;
+    e->lock_since = 0, e->lock_learning = 0, e->lock_timeouts_total++;
+    log_info("lockstep: waited %ld ms for decisions, executions or learning; the next bar goes", e->cfg.lockstep_ms);
+    if (++e->lock_timeouts >= 3) {
+        e->cfg.lockstep = 0;
+        log_warn("lockstep off: decisions or executions did not follow the replay within %ld ms three times", e->cfg.lockstep_ms);
+    }
+    return 0;
+}
+
+/* Something the lockstep waits for happened. */
+void eng_lockstep_wake(engine_t *e)
+{
+    if (!e->cfg.lockstep) return;
+    feed_wake(e->feed);
+}
+
 static int eng_emit_bar(void *ud, const feed_bar_t *b)
 {
     engine_t *e = ud;
     char name[160], id[37];
     if (bus_outbox_size(e->svc->bus) > (size_t)e->svc->cfg.outbox_max / 2) return -1; /* back-pressure */
+    if (eng_lockstep_wait(e)) return -1;
     snprintf(name, sizeof name, "bar:%s:%s:%s:%lld", e->svc->cfg.ns, b->symbol, b->interval, (long long)b->open_time);
     event_derive_id(name, id);
     json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:b, s:I}", "symbol",
@@ -50,6 +133,7 @@ static int eng_emit_bar(void *ud, const feed_bar_t *b)
                           "taker_buy_volume", b->taker_buy_volume, "closed", 1, "event_time", (json_int_t)b->close_time);
     if (eng_publish(e, "market", "market.data.update", d, name, id) < 0) return -1;
     metric_inc(e->m_bars);
+    e->lock_learning = e->cfg.lockstep && feed_full_speed_replay(e->feed); /* the next bar waits for every consumer */
     eng_on_bar(e, b->symbol, b->open_time, b->close_time, b->high, b->low, b->close, id);
     return 0;
 }
@@ -65,7 +149,9 @@ static int eng_cfg_env(engine_cfg_t *c, char *err, size_t errlen)
                    config_get_double("QT_TP_RATIO", 2.0, 0.1, 100, &c->tp_ratio, err, errlen) < 0 ||
                    config_get_double("QT_ACCOUNT_BALANCE", 10000, 1, 1e12, &c->balance, err, errlen) < 0 ||
                    config_get_long("QT_SIGNAL_JOIN_MS", 2000, 1, 600000, &c->join_ms, err, errlen) < 0 ||
-                   config_get_long("QT_FEED_MAX_LAG", 10000, 10, 100000000L, &c->max_lag, err, errlen) < 0
+                   config_get_long("QT_FEED_MAX_LAG", 10000, 10, 100000000L, &c->max_lag, err, errlen) < 0 ||
+                   config_get_bool("QT_FEED_LOCKSTEP", 1, &c->lockstep, err, errlen) < 0 ||
+                   config_get_long("QT_FEED_LOCKSTEP_MS", 2000, 1, 600000, &c->lockstep_ms, err, errlen) < 0
                ? -1
                : 0;
 }
@@ -386,7 +472,7 @@ static json_t *eng_status(void *ud)
     json_t *den = json_object();
     for (int i = 0; i < RISKGUARD_REASONS; i++) json_object_set_new(den, riskguard_reason(i), json_integer(e->denials[i]));
     breaker_state_t rb = breaker_state(e->rl_breaker, clock_mono_ms());
-    return json_pack("{s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
+    return json_pack("{s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
                      "s:o, s:b}",
                      "bus", bus_status(e->svc->bus), "feed", e->feed ? feed_status(e->feed) : json_null(), "mode",
                      live_mode_name(eng_mode(e)), "rl_signals", "breaker", breaker_state_name(rb), "hybrid_fallback",
@@ -395,7 +481,8 @@ static json_t *eng_status(void *ud)
                      e->ml_sl_mult, "counts", "decisions", (json_int_t)e->decisions_total, "intents",
                      (json_int_t)e->intents_total, "executed", (json_int_t)e->intents_executed, "failed",
                      (json_int_t)e->intents_failed, "shadow_decisions", (json_int_t)e->shadow_decisions,
-                     "late_signals", (json_int_t)e->late_signals, "riskguard_denials", den, "market_lag",
+                     "late_signals", (json_int_t)e->late_signals, "lockstep_timeouts", (json_int_t)e->lock_timeouts_total,
+                     "riskguard_denials", den, "market_lag",
                      (json_int_t)e->market_lag, "trading_policy", e->trading ? json_incref(e->trading) : json_null(),
                      "has_trading_policy", e->trading != NULL);
 }

@@ -34,6 +34,7 @@ typedef struct sym_state {
     join_t join;
     char exit_pending[65];  /* id of an exit intent not yet filled */
     char entry_pending[65]; /* id of an entry intent not yet filled or failed: the position to be */
+    int64_t last_bar_open;  /* open_time of the newest bar seen */
     int entry_dir;
 } sym_state_t;
 
@@ -47,7 +48,8 @@ typedef struct intent_rec {
 
 typedef struct engine_cfg {
     double leverage, size_small, size_large, stop_loss_pct, tp_ratio, balance;
-    long join_ms, max_lag;
+    long join_ms, max_lag, lockstep_ms;
+    int lockstep;
 } engine_cfg_t;
 
 typedef struct engine {
@@ -74,6 +76,10 @@ typedef struct engine {
     int64_t last_decision_at, last_trade_intent_at;
     double peak_equity, day_start_equity;
     int64_t day, last_perf_time, last_bar_time;
+    int64_t lock_since; /* lockstep: waiting since (monotonic ms), 0 when not */
+    int lock_learning;  /* lockstep: a close was published; wait until ml-threshold learned from it */
+    int lock_query;     /* that check is in flight */
+    long lock_timeouts, lock_timeouts_total;
     int64_t eq_time[ENG_EQUITY];
     double eq_value[ENG_EQUITY];
     int neq, ieq;
@@ -88,6 +94,10 @@ sym_state_t *eng_sym(engine_t *e, const char *symbol);
 bus_result_t eng_on_signal_event(void *ud, const bus_msg_t *m, char *err, size_t errlen);
 void eng_join_timeouts(engine_t *e);
 live_mode_t eng_mode(const engine_t *e);
+int eng_enabled(const engine_t *e); /* rl_v3.live.enabled */
+int eng_lockstep_holds(const engine_t *e, const sym_state_t *s);
+/* Decide the joined bars that waited for an intent to settle. */
+void eng_decide_held(engine_t *e);
 double eng_cfg_num(const engine_t *e, const char *key, double def);
 int eng_publish_intent(engine_t *e, sym_state_t *s, int side, const char *action, double size_pct,
                        double confidence, const char *mode, const char *tag, double qty, int64_t event_time,
@@ -115,6 +125,7 @@ json_t *eng_equity_json(const engine_t *e);
 void eng_dashboard_routes(engine_t *e);
 
 /* engine.c */
+void eng_lockstep_wake(engine_t *e);
 int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data, const char *id_name,
                 const char *trace);
 

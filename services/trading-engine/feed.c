@@ -42,7 +42,7 @@ struct feed {
     void *ud;
     double speed;
     struct event *timer;
-    int hold, done, started;
+    int hold, done, started, blocked;
     long published, bad_rows, skipped;
     replay_file_t files[FEED_MAX_FILES];
     int nfiles;
@@ -362,7 +362,8 @@ static void feed_tick(evutil_socket_t fd, short what, void *arg)
                 return;
             }
         }
-        if (f->emit(f->ud, &f->pending) < 0) {
+        if (f->emit(f->ud, &f->pending) < 0) { /* back-pressure or lockstep: try again soon or when woken */
+            f->blocked = 1;
             feed_schedule(f, 20);
             return;
         }
@@ -434,6 +435,13 @@ void feed_start(feed_t *f)
 }
 
 void feed_hold(feed_t *f, int hold) { f->hold = hold; }
+
+void feed_wake(feed_t *f)
+{
+    if (f && f->blocked && !f->done) f->blocked = 0, feed_schedule(f, 0);
+}
+
+int feed_full_speed_replay(const feed_t *f) { return f && f->kind == FEED_REPLAY && f->speed == 0; }
 int feed_paced(const feed_t *f) { return (f->speed > 0 && f->kind != FEED_NONE) || f->kind == FEED_BINANCE; }
 
 json_t *feed_status(const feed_t *f)

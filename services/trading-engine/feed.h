@@ -37,6 +37,10 @@ void feed_resume(feed_t *f, const char *symbol, int64_t open_time);
 void feed_start(feed_t *f);
 /* Hold (1) or release (0) the feed: back-pressure. */
 void feed_hold(feed_t *f, int hold);
+/* The engine's state changed: a bar the emit callback refused may go now. */
+void feed_wake(feed_t *f);
+/* A replay at speed 0 (the case that runs in lockstep with the decisions). */
+int feed_full_speed_replay(const feed_t *f);
 int feed_paced(const feed_t *f); /* 1 when bars follow real time (speed > 0) */
 json_t *feed_status(const feed_t *f);
 
