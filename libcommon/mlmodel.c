@@ -1,5 +1,6 @@
 /* mlmodel.c — ensemble member models: inputs, inference, file format (see mlmodel.h). */
 #include "mlmodel.h"
+#include "atomicfile.h"
 #include "digest.h"
 
 #include <errno.h>
@@ -160,7 +161,6 @@ int mlm_save(const mlm_t *m, const char *path, char *err, size_t errlen)
 {
     size_t size = mlm_file_size(m);
     unsigned char *buf = calloc(1, size), *q;
-    char tmp[1024];
     if (!buf) return snprintf(err, errlen, "out of memory"), -1;
     memcpy(buf, mlm_magic, 8);
     put_u32(buf + 8, MLM_FORMAT), put_u32(buf + 12, (uint32_t)m->kind);
@@ -177,17 +177,9 @@ int mlm_save(const mlm_t *m, const char *path, char *err, size_t errlen)
         put_u32(q, bits);
     }
     digest_sha256(buf, (size_t)(q - buf), q);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(buf, 1, size, f) == size;
-    if (f && fclose(f) != 0) ok = 0;
+    int rc = atomicfile_write(path, buf, size, err, errlen);
     free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* The whole file, malloc'd, at most MLM_MAX_FILE bytes. */

@@ -1,5 +1,6 @@
 /* model.c — PPO actor-critic MLP: file format and forward pass (see model.h). */
 #include "model.h"
+#include "atomicfile.h"
 #include "digest.h"
 
 #include <errno.h>
@@ -41,7 +42,6 @@ int model_save(const model_t *m, const char *path, char *err, size_t errlen)
 {
     unsigned char *buf = calloc(1, MODEL_BYTES), *q;
     model_part_t parts[8];
-    char tmp[1024];
     if (!buf) return snprintf(err, errlen, "out of memory"), -1;
     memcpy(buf, model_magic, 8);
     put_u32(buf + 8, MODEL_FORMAT), put_u32(buf + 12, MODEL_IN), put_u32(buf + 16, MODEL_H1);
@@ -55,17 +55,9 @@ int model_save(const model_t *m, const char *path, char *err, size_t errlen)
             put_u32(q, bits);
         }
     digest_sha256(buf, (size_t)(q - buf), q);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(buf, 1, MODEL_BYTES, f) == MODEL_BYTES;
-    if (f && fclose(f) != 0) ok = 0;
+    int rc = atomicfile_write(path, buf, MODEL_BYTES, err, errlen);
     free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* Check the header; -1 with the reason. */

@@ -1,5 +1,6 @@
 /* learner.c — closed trades → RSM and adaptive thresholds, shared through Redis (see learner.h). */
 #include "learner.h"
+#include "atomicfile.h"
 #include "clock.h"
 #include "event.h"
 #include "log.h"
@@ -387,15 +388,14 @@ const rsm_t *learner_rsm(const learner_t *l)
 
 void learner_checkpoint(learner_t *l)
 {
-    char tmp[600], *state;
+    char *state, *text = NULL, err[600];
     if (!l->ckpt_path[0] || !(state = learner_state_text(&l->rsm, &l->thr, l->change_key))) return;
-    snprintf(tmp, sizeof tmp, "%s.tmp", l->ckpt_path);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fprintf(f, "{\"version\":%lld,\"state\":%s}\n", l->version, state) > 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, l->ckpt_path) != 0) log_error("cannot write checkpoint %s: %s", l->ckpt_path, strerror(errno));
+    int n = asprintf(&text, "{\"version\":%lld,\"state\":%s}\n", l->version, state);
+    if (n < 0 || atomicfile_write(l->ckpt_path, text, (size_t)n, err, sizeof err) < 0)
+        log_error("checkpoint not written: %s", n < 0 ? "out of memory" : err);
     else l->dirty = 0;
     free(state);
+    if (n >= 0) free(text);
 }
 
 /* The checkpoint file's state, written to Redis when Redis holds none. */
