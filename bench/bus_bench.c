@@ -98,31 +98,11 @@ static double bench_consume(th_redis_t *r, long n)
 /* redis-benchmark -P 32 XADD with the same fields and payload. */
 static double bench_redis(th_redis_t *r, long n)
 {
-    char port[16], count[24], cmdline[4096], line[8192];
     event_t ev;
     char err[256];
     if (event_make(&ev, "market.data.update", bench_bar(0), NULL, NULL, err, sizeof err) < 0) exit(1);
-    char *data = event_data_json(&ev);
-    snprintf(port, sizeof port, "%d", r->port);
-    snprintf(count, sizeof count, "%ld", n);
-    snprintf(cmdline, sizeof cmdline,
-             "redis-benchmark -p %s -n %s -P 32 -c 1 --csv XADD qt:rbench MAXLEN '~' 1000000 '*' id %s type %s v 1 "
-             "ts %lld source %s trace %s data '%s'",
-             port, count, ev.id, ev.type, (long long)ev.ts, ev.source, ev.trace, data);
-    free(data);
+    double rps = th_redis_xadd_rate(r, n, &ev);
     event_clear(&ev);
-    FILE *f = popen(cmdline, "r");
-    double rps = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        /* "<command>","rps","avg",...: 7 numeric columns follow the command,
-         * which itself may contain "," (the JSON payload), so count from the end */
-        if (strncmp(line, "\"XADD", 5) != 0) continue;
-        char *p = line + strlen(line);
-        for (int cols = 0; cols < 7 && p > line; cols++)
-            while (--p > line && strncmp(p, "\",\"", 3) != 0) {}
-        if (p > line) rps = atof(p + 3);
-    }
-    if (f) pclose(f);
     if (rps <= 0) {
         fprintf(stderr, "bus-bench: could not read redis-benchmark output\n");
         exit(1);

@@ -1,5 +1,6 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
+#include "event.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -408,4 +409,29 @@ int th_stop(pid_t pid, int timeout_ms)
     th_kill(pid, SIGTERM);
     if (th_wait(pid, timeout_ms, &st) < 0) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev)
+{
+    char cmdline[8192], line[8192];
+    char *data = event_data_json(ev);
+    if (!data) return 0;
+    snprintf(cmdline, sizeof cmdline,
+             "redis-benchmark -p %d -n %ld -P 32 -c 1 --csv XADD qt:rbench MAXLEN '~' 1000000 '*' id %s type %s v 1 "
+             "ts %lld source %s trace %s data '%s'",
+             r->port, n, ev->id, ev->type, (long long)ev->ts, ev->source, ev->trace, data);
+    free(data);
+    FILE *f = popen(cmdline, "r");
+    double rps = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        /* "<command>","rps","avg",...: 7 numeric columns follow the command,
+         * which itself may contain "," (the JSON payload), so count from the end */
+        if (strncmp(line, "\"XADD", 5) != 0) continue;
+        char *p = line + strlen(line);
+        for (int cols = 0; cols < 7 && p > line; cols++)
+            while (--p > line && strncmp(p, "\",\"", 3) != 0) {}
+        if (p > line) rps = atof(p + 3);
+    }
+    if (f) pclose(f);
+    return rps;
 }

@@ -66,6 +66,12 @@ json_t *th_event_data(redisContext *c, const char *key, const char *type, int nt
 /* How many entries of type key holds. */
 long th_count_type(redisContext *c, const char *key, const char *type);
 
+/* redis-benchmark's pipelined XADD (-P 32, one client) of ev's fields, n
+ * times, against r: entries per second, or 0 when it could not be read. The
+ * yardstick every throughput benchmark prints next to its own figure. */
+struct event;
+double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev);
+
 long long th_now_ms(void);
 long long th_now_ns(void);
 void th_sleep_ms(int ms);

@@ -26,7 +26,7 @@ void stack_write_csv(const char *path, int n, double drift, double phase)
 int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
 {
     char bin[256], tag[64];
-    static char env[STACK_NSVC][4][700];
+    static char env[STACK_NSVC][4][16500];
     const char *e[20];
     int n = 0, dummy;
     snprintf(env[i][0], sizeof env[i][0], "QT_HTTP_PORT=%d", s->port[i]);

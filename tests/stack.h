@@ -16,7 +16,7 @@ enum { ENGINE, ML, RL, EXEC, POLICY };
 typedef struct qt_stack {
     const th_redis_t *redis;
     redisContext *rc;
-    char ns[16], feed[600], speed[40], dir[256];
+    char ns[16], feed[16384], speed[40], dir[256];
     const char *extra[8]; /* more NAME=VALUE for every service */
     int port[STACK_NSVC];
     pid_t pid[STACK_NSVC];

@@ -1,0 +1,195 @@
+/* pipeline_bench — the whole stack (tests/stack.c: the five service binaries
+ * on a private redis-server) on 20 symbols of bars.
+ *  1. Full speed: BENCH_BARS (default 200000) bars replayed with lockstep
+ *     off, in SHADOW (features, both signal services and the engine's
+ *     decision for every bar); throughput = bars / seconds until every
+ *     consumer group of market and signal has caught up.
+ *  2. Paced at 2,000 bars/s for BENCH_PACED_S seconds (default 20), in
+ *     PRIMARY with the paper venue: this process reads market, signal and
+ *     trade.intent as they arrive and times, per bar, its market entry to its
+ *     rl.signal.generated and to its trade.intent (µs, this reader's clock).
+ * Also each service's peak RSS (VmHWM) and redis-benchmark's XADD -P 32 on
+ * the same machine in the same run. Last line:
+ * pipeline-bench: events=<n> throughput=<n>/s tick_to_signal_p50_us=<n> tick_to_signal_p99_us=<n> tick_to_intent_p99_us=<n> redis_xadd_p32=<n>/s ratio=<throughput/redis_xadd_p32> */
+#include "event.h"
+#include "stack.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NSYM 20
+#define MAXLAT 200000
+
+static th_redis_t R;
+static redisContext *rc;
+static char dir[256], why[1024];
+
+static const char *sym_name(int i, char *buf, size_t len)
+{
+    snprintf(buf, len, "S%02dUSDT", i);
+    return buf;
+}
+
+/* NSYM files of n bars each; feed = "replay:f1,f2,...". */
+static void write_files(int n, char *feed, size_t len)
+{
+    size_t used = (size_t)snprintf(feed, len, "replay:");
+    for (int i = 0; i < NSYM; i++) {
+        char path[400], s[16];
+        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, sym_name(i, s, sizeof s));
+        stack_write_csv(path, n, 0.0001 * (i % 5 - 2), i * 0.37);
+        used += (size_t)snprintf(feed + used, used < len ? len - used : 0, "%s%s", i ? "," : "", path);
+    }
+}
+
+static long vm_hwm_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+static int caught_up(const char *ns)
+{
+    return stack_backlog(rc, ns, "market") == 0 && stack_backlog(rc, ns, "signal") == 0;
+}
+
+static double full_speed(long bars, long *rss)
+{
+    static char feed[NSYM * 420 + 16];
+    qt_stack_t s = {.extra = {"QT_FEED_LOCKSTEP=0", "QT_LOG_LEVEL=warn", NULL}};
+    write_files((int)(bars / NSYM), feed, sizeof feed);
+    if (stack_start(&s, &R, rc, dir, "pb", feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
+        return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
+    long long t0 = th_now_ms();
+    while (th_now_ms() - t0 < 600000 && !(th_xlen(rc, "pb:market") >= bars && caught_up("pb"))) th_sleep_ms(100);
+    double secs = (double)(th_now_ms() - t0) / 1000.0;
+    for (int i = 0; i < STACK_NSVC; i++) rss[i] = vm_hwm_kb(s.pid[i]);
+    long decided = 0;
+    json_t *st = stack_api(s.port[ENGINE], "/api/v1/status");
+    decided = (long)json_integer_value(json_object_get(json_object_get(st, "counts"), "decisions"));
+    json_decref(st);
+    fprintf(stderr, "pipeline-bench full speed: %ld bars in %.1f s, %ld engine decisions\n", bars, secs, decided);
+    stack_stop(&s);
+    return (double)bars / secs;
+}
+
+/* ---------- paced: arrival times seen by this reader ---------- */
+
+typedef struct arrival { char key[40]; long long market_us, signal_us, intent_us; } arrival_t;
+static arrival_t arr[MAXLAT];
+static long narr;
+
+static arrival_t *arrival(const char *symbol, long long open_time)
+{
+    char key[40];
+    snprintf(key, sizeof key, "%s:%lld", symbol, open_time);
+    for (long i = narr - 1; i >= 0 && i >= narr - 400; i--) /* recent bars only */
+        if (strcmp(arr[i].key, key) == 0) return &arr[i];
+    if (narr == MAXLAT) return NULL;
+    arrival_t *a = &arr[narr++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->key, sizeof a->key, "%s", key);
+    return a;
+}
+
+static void note(const char *stream, const redisReply *fields, long long now)
+{
+    const char *type = "", *data = "{}";
+    for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+        if (!strcmp(fields->element[k]->str, "type")) type = fields->element[k + 1]->str;
+        if (!strcmp(fields->element[k]->str, "data")) data = fields->element[k + 1]->str;
+    }
+    json_t *d = json_loads(data, 0, NULL);
+    arrival_t *a = d ? arrival(json_string_value(json_object_get(d, "symbol")), json_integer_value(json_object_get(d, "open_time"))) : NULL;
+    if (a && !strcmp(stream, "pp:market") && !a->market_us) a->market_us = now;
+    if (a && !strcmp(type, "rl.signal.generated") && !a->signal_us) a->signal_us = now;
+    if (a && !strcmp(type, "trade.intent") && !a->intent_us) a->intent_us = now;
+    json_decref(d);
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static long long pct(long long *v, long n, double p)
+{
+    if (!n) return -1;
+    qsort(v, (size_t)n, sizeof *v, cmp_ll);
+    return v[(long)(p * (double)(n - 1))];
+}
+
+static void paced(int seconds, long long *p50, long long *p99, long long *ip99, long *nlat)
+{
+    static char feed[NSYM * 420 + 16];
+    static long long lat[MAXLAT], ilat[MAXLAT];
+    qt_stack_t s = {.extra = {"QT_LOG_LEVEL=warn", NULL}};
+    write_files(seconds * 2000 / NSYM + 200, feed, sizeof feed);
+    /* 20 symbols of 1-minute bars at 6000x real time: 2,000 bars/s */
+    if (stack_start(&s, &R, rc, dir, "pp", feed, "6000", "PRIMARY", "0.3", 1, why, sizeof why) < 0) {
+        fprintf(stderr, "pipeline-bench: %s\n", why);
+        return;
+    }
+    char ids[3][64] = {"0-0", "0-0", "0-0"};
+    const char *keys[3] = {"pp:market", "pp:signal", "pp:trade.intent"};
+    for (long long end = th_now_ms() + seconds * 1000LL; th_now_ms() < end;) {
+        redisReply *r = redisCommand(rc, "XREAD COUNT 1000 BLOCK 200 STREAMS %s %s %s %s %s %s", keys[0], keys[1], keys[2],
+                                     ids[0], ids[1], ids[2]);
+        long long now = th_now_ns() / 1000;
+        for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+            const redisReply *st = r->element[k];
+            int w = !strcmp(st->element[0]->str, keys[0]) ? 0 : !strcmp(st->element[0]->str, keys[1]) ? 1 : 2;
+            for (size_t e = 0; e < st->element[1]->elements; e++) {
+                note(keys[w], st->element[1]->element[e]->element[1], now);
+                snprintf(ids[w], sizeof ids[w], "%s", st->element[1]->element[e]->element[0]->str);
+            }
+        }
+        if (r) freeReplyObject(r);
+    }
+    long n = 0, ni = 0;
+    for (long i = 0; i < narr; i++) {
+        if (arr[i].market_us && arr[i].signal_us) lat[n++] = arr[i].signal_us - arr[i].market_us;
+        if (arr[i].market_us && arr[i].intent_us) ilat[ni++] = arr[i].intent_us - arr[i].market_us;
+    }
+    *nlat = n;
+    *p50 = pct(lat, n, 0.50), *p99 = pct(lat, n, 0.99), *ip99 = pct(ilat, ni, 0.99);
+    fprintf(stderr, "pipeline-bench paced 2000 bars/s for %d s: %ld bars timed to their RL signal, %ld to an intent\n", seconds, n, ni);
+    stack_stop(&s);
+}
+
+int main(void)
+{
+    long bars = getenv("BENCH_BARS") ? atol(getenv("BENCH_BARS")) : 200000, rss[STACK_NSVC] = {0}, nlat = 0;
+    int paced_s = getenv("BENCH_PACED_S") ? atoi(getenv("BENCH_PACED_S")) : 20;
+    long long p50 = -1, p99 = -1, ip99 = -1;
+    char err[256];
+    th_watchdog(1800);
+    th_tempdir(dir, sizeof dir);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) return 1;
+    double tput = full_speed(bars, rss);
+    paced(paced_s, &p50, &p99, &ip99, &nlat);
+    event_t ev;
+    json_t *bar = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:I}", "symbol", "BTCUSDT", "interval", "1m",
+                            "open_time", (json_int_t)1714521600000LL, "close_time", (json_int_t)1714521659999LL, "open",
+                            100.0, "high", 101.0, "low", 99.0, "close", 100.5, "volume", 3.0, "closed", 1, "event_time",
+                            (json_int_t)1714521659999LL);
+    if (event_make(&ev, "market.data.update", bar, NULL, NULL, err, sizeof err) < 0) return 1;
+    double red = th_redis_xadd_rate(&R, 200000, &ev);
+    event_clear(&ev);
+    for (int i = 0; i < STACK_NSVC; i++) fprintf(stderr, "pipeline-bench peak RSS %s: %.1f MB\n", stack_bins[i] + 4, rss[i] / 1024.0);
+    printf("pipeline-bench: events=%ld throughput=%.0f/s tick_to_signal_p50_us=%lld tick_to_signal_p99_us=%lld "
+           "tick_to_intent_p99_us=%lld redis_xadd_p32=%.0f/s ratio=%.3f\n",
+           bars, tput, p50, p99, ip99, red, red > 0 ? tput / red : 0);
+    th_redis_stop(&R);
+    return tput > 0 ? 0 : 1;
+}
