@@ -18,17 +18,7 @@
 static const char *const files[] = {"models/ml/gbdt-deep.bin", "models/ml/gbdt-shallow.bin", "models/ml/softmax.bin",
                                     "models/ml/mlp-returns.bin"};
 
-static int cmp(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-static long long median(long long *v)
-{
-    qsort(v, N, sizeof *v, cmp);
-    return v[N / 2];
-}
+static long long median(long long *v) { return th_percentile(v, N, 0.5); }
 
 static long long bench_predict(mlm_t *m, long long *t, double *sink)
 {

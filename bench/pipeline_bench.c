@@ -116,19 +116,6 @@ static void note(const char *stream, const redisReply *fields, long long now)
     json_decref(d);
 }
 
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-static long long pct(long long *v, long n, double p)
-{
-    if (!n) return -1;
-    qsort(v, (size_t)n, sizeof *v, cmp_ll);
-    return v[(long)(p * (double)(n - 1))];
-}
-
 static void paced(int seconds, long long *p50, long long *p99, long long *ip99, long *nlat)
 {
     static char feed[NSYM * 420 + 16];
@@ -162,7 +149,7 @@ static void paced(int seconds, long long *p50, long long *p99, long long *ip99, 
         if (arr[i].market_us && arr[i].intent_us) ilat[ni++] = arr[i].intent_us - arr[i].market_us;
     }
     *nlat = n;
-    *p50 = pct(lat, n, 0.50), *p99 = pct(lat, n, 0.99), *ip99 = pct(ilat, ni, 0.99);
+    *p50 = th_percentile(lat, n, 0.50), *p99 = th_percentile(lat, n, 0.99), *ip99 = th_percentile(ilat, ni, 0.99);
     fprintf(stderr, "pipeline-bench paced 2000 bars/s for %d s: %ld bars timed to their RL signal, %ld to an intent\n", seconds, n, ni);
     stack_stop(&s);
 }

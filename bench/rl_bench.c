@@ -11,17 +11,7 @@
 
 #define N 20001
 
-static int cmp(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-static long long median(long long *v)
-{
-    qsort(v, N, sizeof *v, cmp);
-    return v[N / 2];
-}
+static long long median(long long *v) { return th_percentile(v, N, 0.5); }
 
 int main(void)
 {

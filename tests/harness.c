@@ -435,3 +435,16 @@ double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev)
     if (f) pclose(f);
     return rps;
 }
+
+static int th_cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+long long th_percentile(long long *v, long n, double p)
+{
+    if (n <= 0) return -1;
+    qsort(v, (size_t)n, sizeof *v, th_cmp_ll);
+    return v[(long)(p * (double)(n - 1))];
+}

@@ -26,14 +26,19 @@ void stack_write_csv(const char *path, int n, double drift, double phase)
 int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
 {
     char bin[256], tag[64];
-    static char env[STACK_NSVC][4][16500];
-    const char *e[20];
+    static char env[STACK_NSVC][4][16500], urls[STACK_NSVC][5][96];
+    static const char *const url_vars[5] = {"QT_CORS_ORIGINS", "QT_ML_THRESHOLD_URL", "QT_RL_DECISION_URL",
+                                            "QT_TRADE_EXECUTOR_URL", "QT_POLICY_STORE_URL"};
+    const char *e[30];
     int n = 0, dummy;
     snprintf(env[i][0], sizeof env[i][0], "QT_HTTP_PORT=%d", s->port[i]);
     snprintf(env[i][1], sizeof env[i][1], "QT_FEED=%s", s->feed);
     snprintf(env[i][2], sizeof env[i][2], "QT_FEED_SPEED=%s", s->speed);
+    for (int k = 0; k < 5; k++) /* every service knows the others (the dashboard's origin is the engine's) */
+        snprintf(urls[i][k], sizeof urls[i][k], "%s=http://127.0.0.1:%d", url_vars[k], s->port[k]);
     const char *fixed[] = {env[i][0], env[i][1], env[i][2], "QT_API_TOKEN=" STACK_TOKEN, "QT_SIGNAL_JOIN_MS=300",
-                           "QT_RL_BREAKER_MIN_CALLS=3", "QT_RL_BREAKER_WINDOW=4", "QT_CLAIM_IDLE_MS=2000"};
+                           "QT_RL_BREAKER_MIN_CALLS=3", "QT_RL_BREAKER_WINDOW=4", "QT_CLAIM_IDLE_MS=2000",
+                           urls[i][0], urls[i][1], urls[i][2], urls[i][3], urls[i][4]};
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) e[n++] = fixed[k];
     for (int k = 0; k < 8 && s->extra[k]; k++) e[n++] = s->extra[k];
     e[n] = NULL;
@@ -85,6 +90,11 @@ int stack_stop(qt_stack_t *s)
     for (int i = 0; i < STACK_NSVC; i++)
         if (s->pid[i] > 0) bad += th_stop(s->pid[i], 20000) != 0, s->pid[i] = 0;
     return bad;
+}
+
+long long stack_jint(const json_t *o, const char *a, const char *b)
+{
+    return json_integer_value(json_object_get(b ? json_object_get(o, a) : o, b ? b : a));
 }
 
 json_t *stack_api(int port, const char *path)

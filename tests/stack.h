@@ -29,7 +29,9 @@ void stack_write_csv(const char *path, int n, double drift, double phase);
 /* Fill s (ns, feed, speed; redis, rc and dir borrowed) and start
  * policy-store, set the mode (and min_confidence when not NULL) through its
  * API, then ml-threshold, rl-decision (when with_rl), trade-executor and the
- * trading-engine; each ready before the next. */
+ * trading-engine; each ready before the next. Every service gets the
+ * others' URLs (QT_<SERVICE>_URL) and QT_CORS_ORIGINS = the engine's, so
+ * the dashboard works. */
 int stack_start(qt_stack_t *s, const th_redis_t *r, redisContext *rc, const char *dir, const char *ns, const char *feed,
                 const char *speed, const char *mode, const char *min_conf, int with_rl, char *why, size_t len);
 /* (Re)start service i on its port and wait for /ready. */
@@ -38,6 +40,8 @@ int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len);
 int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len);
 /* SIGTERM every running service; the number that did not exit 0. */
 int stack_stop(qt_stack_t *s);
+/* o.a (b NULL) or o.a.b as an integer, 0 when absent. */
+long long stack_jint(const json_t *o, const char *a, const char *b);
 /* GET port/path as JSON (new reference) or NULL. */
 json_t *stack_api(int port, const char *path);
 /* Wait until all `bars` (distinct event ids) are on the market stream, every group of every

@@ -6,7 +6,7 @@
  * Without chromium the test says so and fails only when
  * QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-test-deps.sh installs it). */
 #include "check.h"
-#include "harness.h"
+#include "stack.h"
 
 #include <limits.h>
 #include <math.h>
@@ -15,61 +15,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define AUTH "Authorization: Bearer dash-token\r\n"
-
 static th_redis_t R;
-static char dir[256], out[65536], dom[262144];
-static int port[5]; /* engine, ml-threshold, rl-decision, executor, policy-store */
-static pid_t pids[5];
+static redisContext *rc;
+static char dir[256], dom[262144];
+static qt_stack_t S; /* port[ENGINE], port[ML], ... */
+static char why[1024];
 
 static int have_chromium(void)
 {
     return system("command -v chromium >/dev/null 2>&1") == 0;
-}
-
-static void write_csv(const char *path, int n)
-{
-    FILE *f = fopen(path, "w");
-    double p = 100;
-    for (int i = 0; i < n; i++) {
-        double c = p * (1 + 0.004 * sin(i * 0.21) + 0.0004);
-        long long t = 1711929600000LL + i * 60000LL;
-        fprintf(f, "%lld,%.4f,%.4f,%.4f,%.4f,3,%lld,0,0,0,0,0\n", t, p, fmax(p, c) * 1.001, fmin(p, c) * 0.999, c, t + 59999);
-        p = c;
-    }
-    fclose(f);
-}
-
-static void start_all(const char *csv)
-{
-    static const char *bins[5] = {"bin/trading-engine", "bin/ml-threshold", "bin/rl-decision", "bin/trade-executor", "bin/policy-store"};
-    static char env[12][400];
-    char bin[256];
-    int dummy;
-    for (int i = 0; i < 5; i++) {
-        port[i] = th_free_port();
-        for (int k = 0; k < i; k++)
-            if (port[k] == port[i]) i--; /* taken twice: draw again */
-    }
-    snprintf(env[0], sizeof env[0], "QT_CORS_ORIGINS=http://127.0.0.1:%d", port[0]);
-    snprintf(env[1], sizeof env[1], "QT_ML_THRESHOLD_URL=http://127.0.0.1:%d", port[1]);
-    snprintf(env[2], sizeof env[2], "QT_RL_DECISION_URL=http://127.0.0.1:%d", port[2]);
-    snprintf(env[3], sizeof env[3], "QT_TRADE_EXECUTOR_URL=http://127.0.0.1:%d", port[3]);
-    snprintf(env[4], sizeof env[4], "QT_POLICY_STORE_URL=http://127.0.0.1:%d", port[4]);
-    snprintf(env[5], sizeof env[5], "QT_API_TOKEN=dash-token");
-    snprintf(env[6], sizeof env[6], "QT_FEED=replay:%s", csv);
-    for (int i = 4; i >= 0; i--) { /* policy-store first: the engine reads the mode from it */
-        char p[40], tag[32];
-        snprintf(p, sizeof p, "QT_HTTP_PORT=%d", port[i]);
-        const char *e[] = {env[0], env[1], env[2], env[3], env[4], env[5], i == 0 ? env[6] : "QT_VENUE=paper", p, NULL};
-        snprintf(tag, sizeof tag, "dash-%d", i);
-        pids[i] = th_service(th_bin(bins[i], bin, sizeof bin), &R, "qt", e, dir, tag, &dummy, 0);
-        CHECK_EQ(th_wait_http(port[i], "/ready", 200, 20000), 0);
-        if (i == 4) { /* PRIMARY, and a low bar so the replay surely trades */
-            CHECK_EQ(th_http(port[4], "PUT", "/api/v1/policy/config/rl_v3.live.mode", AUTH, "{\"value\":\"PRIMARY\"}", out, sizeof out), 200);
-            CHECK_EQ(th_http(port[4], "PUT", "/api/v1/policy/config/rl_v3.live.min_confidence", AUTH, "{\"value\":0.2}", out, sizeof out), 200);
-        }
-    }
 }
 
 /* Run chromium on the page: the DOM after its scripts ran into dom, the
@@ -88,7 +42,7 @@ static int render(char *console, size_t clen)
                         "--virtual-time-budget=7000 --window-size=1400,1600";
     snprintf(cmd, sizeof cmd, "cd %s && timeout 90 chromium %s --dump-dom http://127.0.0.1:%d/ >%s 2>%s && "
              "timeout 90 chromium %s --screenshot=%s http://127.0.0.1:%d/ >/dev/null 2>>%s",
-             dir, flags, port[0], dom_path, err_path, flags, shot, port[0], err_path);
+             dir, flags, S.port[ENGINE], dom_path, err_path, flags, shot, S.port[ENGINE], err_path);
     CHECK_EQ(system(cmd), 0);
     FILE *f = fopen(dom_path, "r");
     size_t n = f ? fread(dom, 1, sizeof dom - 1, f) : 0;
@@ -120,49 +74,41 @@ static const char *dom_text(const char *id, char *buf, size_t len)
     return buf;
 }
 
-static json_t *api(int p, const char *path)
-{
-    CHECK_EQ(th_http(p, "GET", path, NULL, NULL, out, sizeof out), 200);
-    return json_loads(out, 0, NULL);
-}
 
 TEST(the_dashboard_renders_what_the_apis_say)
 {
-    char csv[300], console[8192], buf[128], want[128];
+    char csv[300], feed[400], console[8192], buf[128], want[128];
     if (!have_chromium()) {
         printf("# chromium is not installed (sh deploy/install-test-deps.sh); the dashboard was not rendered\n");
         CHECK(getenv("QT_REQUIRE_TEST_TOOLS") == NULL || strcmp(getenv("QT_REQUIRE_TEST_TOOLS"), "1") != 0);
         return;
     }
     snprintf(csv, sizeof csv, "%s/BTCUSDT-1m-2024-04.csv", dir);
-    write_csv(csv, 240);
-    start_all(csv);
-    int done = 0; /* the replay is over and every bar decided */
-    for (long long end = th_now_ms() + 60000; th_now_ms() < end && !done; th_sleep_ms(200)) {
-        json_t *d = api(port[0], "/api/v1/decisions?limit=1");
-        done = json_integer_value(json_object_get(d, "total")) >= 240 - 70; /* HYBRID/PRIMARY need the RL signal: after warm-up */
-        json_decref(d);
-    }
+    stack_write_csv(csv, 240, 0.0004, 0);
+    snprintf(feed, sizeof feed, "replay:%s", csv);
+    /* PRIMARY, and a low bar so the replay surely trades */
+    if (stack_start(&S, &R, rc, dir, "qt", feed, "0", "PRIMARY", "0.2", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
+    CHECK_EQ(stack_settle(&S, 240, 60000), 0); /* the replay is over, everything handled */
     th_sleep_ms(1500); /* executions and feedback settle */
     int nconsole = render(console, sizeof console);
     if (nconsole) printf("# console:\n%s", console);
     CHECK_EQ(nconsole, 0);
     CHECK_CONTAINS(dom, "<div id=\"errors\"></div>"); /* no failed request, CORS included */
     CHECK(strstr(dom, "data-refreshed=\"") != NULL);
-    json_t *live = api(port[0], "/api/v1/rl-v3/dashboard/live-status");
+    json_t *live = stack_api(S.port[ENGINE], "/api/v1/rl-v3/dashboard/live-status");
     CHECK_STR(dom_text("mode", buf, sizeof buf), "PRIMARY");
     CHECK_STR(dom_text("min-confidence", buf, sizeof buf), "0.2");
     snprintf(want, sizeof want, "%lld", (long long)json_integer_value(json_object_get(live, "trade_intents_total")));
     CHECK_STR(dom_text("trade-intents-total", buf, sizeof buf), want);
     CHECK(json_integer_value(json_object_get(live, "trade_intents_total")) > 0); /* PRIMARY traded */
     json_decref(live);
-    json_t *pos = api(port[0], "/api/v1/positions");
+    json_t *pos = stack_api(S.port[ENGINE], "/api/v1/positions");
     snprintf(want, sizeof want, "%.2f", json_number_value(json_object_get(pos, "equity")));
     CHECK_STR(dom_text("equity", buf, sizeof buf), want);
     snprintf(want, sizeof want, "%.2f", json_number_value(json_object_get(pos, "realized_pnl")));
     CHECK_STR(dom_text("realized-pnl", buf, sizeof buf), want);
     json_decref(pos);
-    json_t *w = api(port[1], "/api/v1/reinforcement/weights"), *v;
+    json_t *w = stack_api(S.port[ML], "/api/v1/reinforcement/weights"), *v;
     const char *name;
     json_object_foreach(json_object_get(w, "weights"), name, v)
     {
@@ -180,7 +126,7 @@ TEST(the_dashboard_renders_what_the_apis_say)
         CHECK_CONTAINS(dom, row);
     }
     CHECK(strstr(dom, "data-points=\"") != NULL); /* the equity curve was drawn */
-    for (int i = 0; i < 5; i++) CHECK_EQ(th_stop(pids[i], 15000), 0);
+    CHECK_EQ(stack_stop(&S), 0);
 }
 
 int main(int argc, char **argv);
@@ -189,7 +135,7 @@ __attribute__((constructor)) static void setup(void)
 {
     th_watchdog(240);
     th_tempdir(dir, sizeof dir);
-    if (th_redis_start(&R, 0) < 0) exit(2);
+    if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) exit(2);
 }
 
 CHECK_MAIN()

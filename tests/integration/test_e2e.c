@@ -30,11 +30,6 @@ static void start(qt_stack_t *s, const char *ns, const char *feed, const char *s
     if (stack_start(s, &R, rc, dir, ns, feed, speed, mode, min_conf, with_rl, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
 }
 
-static long long jint(const json_t *o, const char *a, const char *b)
-{
-    return json_integer_value(json_object_get(b ? json_object_get(o, a) : o, b ? b : a));
-}
-
 static void check_book(const qt_stack_t *s, stack_book_t *b)
 {
     if (stack_check_book(s, b, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
@@ -59,11 +54,11 @@ TEST(primary_replay_settles_every_intent_and_the_ledger_recomputes)
     CHECK_EQ(bk.dup_intents, 0);
     check_book(&s, &bk);
     json_t *d = stack_api(s.port[ML], "/api/v1/reinforcement/diagnostics"); /* feedback reached ml-threshold */
-    CHECK_EQ(jint(json_object_get(d, "diagnostics"), "total_trades_processed", NULL), bk.closes);
+    CHECK_EQ(stack_jint(json_object_get(d, "diagnostics"), "total_trades_processed", NULL), bk.closes);
     json_decref(d);
     json_t *t = stack_api(s.port[POLICY], "/api/v1/policy/trading"), *pp = stack_api(s.port[ENGINE], "/api/v1/positions");
     CHECK(json_is_true(json_object_get(json_object_get(t, "inputs"), "risk_known"))); /* and policy-store */
-    CHECK_EQ(jint(t, "inputs", "losing_streak"), jint(pp, "losing_streak", NULL));
+    CHECK_EQ(stack_jint(t, "inputs", "losing_streak"), stack_jint(pp, "losing_streak", NULL));
     json_decref(t), json_decref(pp);
     CHECK_EQ(stack_stop(&s), 0);
 }
@@ -78,17 +73,17 @@ TEST(shadow_decides_without_intents_and_off_does_nothing)
     start(&s, "sh1", feed, "0", "SHADOW", "0.3", 1);
     CHECK_EQ(stack_settle(&s, 200, 60000), 0);
     json_t *l = stack_api(s.port[ENGINE], "/api/v1/rl-v3/dashboard/live-status");
-    CHECK(jint(l, "shadow_decisions", NULL) >= 150);
-    CHECK_EQ(jint(l, "trade_intents_total", NULL), 0);
+    CHECK(stack_jint(l, "shadow_decisions", NULL) >= 150);
+    CHECK_EQ(stack_jint(l, "trade_intents_total", NULL), 0);
     json_decref(l);
     CHECK_EQ(th_count_type(rc, "sh1:trade.intent", "trade.intent"), 0);
     CHECK_EQ(stack_stop(&s), 0);
     start(&s, "off1", feed, "0", "OFF", NULL, 1);
     CHECK_EQ(stack_settle(&s, 200, 60000), 0);
     json_t *st = stack_api(s.port[ENGINE], "/api/v1/status");
-    CHECK_EQ(jint(st, "counts", "decisions"), 0);
-    CHECK_EQ(jint(st, "counts", "intents"), 0);
-    CHECK_EQ(jint(st, "feed", "bars_published"), 200);
+    CHECK_EQ(stack_jint(st, "counts", "decisions"), 0);
+    CHECK_EQ(stack_jint(st, "counts", "intents"), 0);
+    CHECK_EQ(stack_jint(st, "feed", "bars_published"), 200);
     json_decref(st);
     CHECK_EQ(stack_stop(&s), 0);
 }
@@ -104,7 +99,7 @@ TEST(hybrid_falls_back_to_the_ensemble_without_rl_decision)
     CHECK_EQ(stack_settle(&s, 150, 60000), 0);
     json_t *st = stack_api(s.port[ENGINE], "/api/v1/status");
     CHECK(json_is_true(json_object_get(json_object_get(st, "rl_signals"), "hybrid_fallback")));
-    CHECK(jint(st, "counts", "decisions") >= 140); /* bars decided on the ensemble alone */
+    CHECK(stack_jint(st, "counts", "decisions") >= 140); /* bars decided on the ensemble alone */
     json_decref(st);
     json_t *d = stack_api(s.port[ENGINE], "/api/v1/decisions?limit=1"), *last = json_array_get(json_object_get(d, "decisions"), 0);
     CHECK(json_is_null(json_object_get(last, "rl")));
@@ -124,14 +119,14 @@ TEST(a_policy_change_takes_effect_on_the_next_decisions)
     CHECK_EQ(stack_put(&s, "rl_v3.live.mode", "\"SHADOW\"", why, sizeof why), 0);
     th_sleep_ms(300); /* the change event reaches the engine */
     json_t *d = stack_api(s.port[ENGINE], "/api/v1/decisions?limit=1");
-    long long cut = jint(json_array_get(json_object_get(d, "decisions"), 0), "event_time", NULL);
+    long long cut = stack_jint(json_array_get(json_object_get(d, "decisions"), 0), "event_time", NULL);
     long long n0 = th_count_type(rc, "pc1:trade.intent", "trade.intent");
     json_decref(d);
     th_sleep_ms(3000);
     d = stack_api(s.port[ENGINE], "/api/v1/decisions?limit=100");
     size_t k, after = 0;
     json_t *v;
-    json_array_foreach(json_object_get(d, "decisions"), k, v) if (jint(v, "event_time", NULL) > cut)
+    json_array_foreach(json_object_get(d, "decisions"), k, v) if (stack_jint(v, "event_time", NULL) > cut)
     {
         after++;
         CHECK_STR(json_string_value(json_object_get(v, "mode")), "SHADOW");

@@ -15,11 +15,6 @@ static th_redis_t R;
 static redisContext *rc;
 static char dir[256], why[1024];
 
-static long long jint(const json_t *o, const char *a, const char *b)
-{
-    return json_integer_value(json_object_get(b ? json_object_get(o, a) : o, b ? b : a));
-}
-
 static void start(qt_stack_t *s, const char *ns, const char *feed)
 {
     s->extra[0] = NULL;
@@ -46,7 +41,7 @@ static void run_digest(const char *ns, int port, char *buf, size_t len)
         if (strcmp(type, "rl.signal.generated")) continue;
         json_t *d = json_loads(data, 0, NULL);
         used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "R %s %lld %s %.6f %d\n",
-                                 json_string_value(json_object_get(d, "symbol")), (long long)jint(d, "open_time", NULL),
+                                 json_string_value(json_object_get(d, "symbol")), (long long)stack_jint(d, "open_time", NULL),
                                  json_string_value(json_object_get(d, "action")), json_number_value(json_object_get(d, "confidence")),
                                  json_is_true(json_object_get(d, "exploring")));
         json_decref(d);
@@ -77,7 +72,7 @@ static void run_digest(const char *ns, int port, char *buf, size_t len)
         }
         if (x) freeReplyObject(x);
         used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "I %s %lld %s %s %.6f %.6f -> %.8f @ %.6f\n",
-                                 json_string_value(json_object_get(d, "symbol")), (long long)jint(d, "open_time", NULL),
+                                 json_string_value(json_object_get(d, "symbol")), (long long)stack_jint(d, "open_time", NULL),
                                  json_string_value(json_object_get(d, "side")), json_string_value(json_object_get(d, "action")),
                                  json_number_value(json_object_get(d, "size_pct")), json_number_value(json_object_get(d, "ref_price")), qty, px);
         json_decref(d);
@@ -87,7 +82,7 @@ static void run_digest(const char *ns, int port, char *buf, size_t len)
     size_t k;
     json_array_foreach(json_object_get(dec, "decisions"), k, v)
         used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "D %s %lld %s %s %.6f %s\n",
-                                 json_string_value(json_object_get(v, "symbol")), (long long)jint(v, "open_time", NULL),
+                                 json_string_value(json_object_get(v, "symbol")), (long long)stack_jint(v, "open_time", NULL),
                                  json_string_value(json_object_get(json_object_get(v, "rl"), "action")),
                                  json_string_value(json_object_get(v, "action")), json_number_value(json_object_get(v, "confidence")),
                                  json_string_value(json_object_get(v, "outcome")));
