@@ -16,7 +16,7 @@
  *   mlp-returns   MLP (32 tanh units) over the returns ret_lag_0..15
  * Progress goes to stderr; the report (stdout) has one line per member with
  * held-out accuracy and Brier score, and the class-prior baseline.
- * Exit codes: 0 ok, 1 failed, 2 usage. */
+ * Exit codes: 0 ok (and --help), 1 failed, 2 usage. */
 #include "synth.h"
 #include "train.h"
 
@@ -49,12 +49,12 @@ static const char *arg(int argc, char **argv, const char *name, const char *def)
     return def;
 }
 
-static int usage(void)
+static int usage(FILE *to)
 {
-    fprintf(stderr, "usage: ml-train [--csv FILE]... | [--synthetic] [--symbols N] [--bars N] [--seed N]\n"
+    fprintf(to, "usage: ml-train [--csv FILE]... | [--synthetic] [--symbols N] [--bars N] [--seed N]\n"
                     "                [--horizon N] [--cost-pct X] [--holdout F] [--out-dir DIR]\n"
                     "                [--version NAME] [--names A,B,C,D]\n");
-    return 2;
+    return to == stdout ? 0 : 2;
 }
 
 /* Inputs of a member: the range minus position info (24..27). */
@@ -167,10 +167,11 @@ int main(int argc, char **argv)
     const char *dir = arg(argc, argv, "--out-dir", "models/ml"), *version = arg(argc, argv, "--version", "ml-default-1");
     dataset_t train = {0}, test = {0};
     int rc = 1, csv = arg(argc, argv, "--csv", NULL) != NULL;
-    if ((argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) || o.horizon < 1 || o.cost < 0 ||
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) return usage(stdout);
+    if (o.horizon < 1 || o.cost < 0 ||
         o.holdout <= 0 || o.holdout >= 0.9 || symbols < 1 || symbols > 64 || bars < 1000 ||
         member_names(arg(argc, argv, "--names", NULL), names) < 0)
-        return usage();
+        return usage(stderr);
     if ((csv ? load_csvs(&train, &test, argc, argv, &o) : load_synthetic(&train, &test, seed, symbols, bars, &o)) < 0) goto cleanup;
     if (train.n < 100 || test.n < 10) {
         fprintf(stderr, "ml-train: too few rows (train %ld, held-out %ld): give more bars\n", train.n, test.n);
