@@ -291,18 +291,24 @@ int th_http(int port, const char *method, const char *path, const char *headers,
         close(fd);
         return -1;
     }
-    size_t got = 0;
-    char tmp[65536];
+    size_t got = 0, cap = 65536;
+    char *tmp = malloc(cap);
     ssize_t k;
-    while ((k = read(fd, tmp + got, sizeof tmp - 1 - got)) > 0) got += (size_t)k;
+    while (tmp && (k = read(fd, tmp + got, cap - 1 - got)) > 0) /* the whole reply, however long */
+        if ((got += (size_t)k) == cap - 1) {
+            char *more = realloc(tmp, cap *= 2);
+            if (!more) free(tmp);
+            tmp = more;
+        }
     close(fd);
+    if (!tmp) return -1;
     tmp[got] = '\0';
     int status = -1;
-    if (sscanf(tmp, "HTTP/1.%*d %d", &status) != 1) return -1;
-    if (reply) {
+    if (sscanf(tmp, "HTTP/1.%*d %d", &status) == 1 && reply) {
         const char *b = strstr(tmp, "\r\n\r\n");
         snprintf(reply, replylen, "%s", b ? b + 4 : "");
     }
+    free(tmp);
     return status;
 }
 

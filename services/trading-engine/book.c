@@ -49,7 +49,7 @@ void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_nam
                           "losing_streak", e->ledger.losing_streak, "realized_pnl", e->ledger.realized,
                           "unrealized_pnl", ledger_unrealized(&e->ledger), "event_time", (json_int_t)event_time);
     if (eng_publish(e, "feedback", "performance.update", d, id_name, trace) == 0)
-        e->last_perf_time = event_time, e->lock_learning = e->cfg.lockstep; /* consumers read equity from it */
+        e->last_perf_time = event_time, eng_unsettled(e); /* consumers read equity from it */
 }
 
 static json_t *ctx_votes(const json_t *ctx)
@@ -130,9 +130,9 @@ void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, cons
     if (publish && r.closed) {
         const char *tag = in ? ctx_str(in->ctx, "source_tag", "SIGNAL") : "SIGNAL";
         eng_publish_closed(e, symbol, &r, strncmp(tag, "RISK_", 5) == 0 ? tag + 5 : "SIGNAL", exec_id, trace, t);
-        e->lock_learning = e->cfg.lockstep; /* the next bar waits until every feedback consumer saw it */
+        eng_unsettled(e); /* the next step waits until every feedback consumer saw it */
     }
-    if (publish && r.opened) eng_publish_opened(e, symbol, exec_id, trace), e->lock_learning = e->cfg.lockstep;
+    if (publish && r.opened) eng_publish_opened(e, symbol, exec_id, trace), eng_unsettled(e);
     if (publish) eng_decide_held(e);
     json_decref(r.closed_ctx);
 }
@@ -191,22 +191,34 @@ static void eng_exits(engine_t *e, sym_state_t *s, int64_t open_time, int64_t t,
     s->last_close = close;
 }
 
+void eng_bar_price(engine_t *e, sym_state_t *s, int64_t open_time, int64_t t, double high, double low, double close,
+                   const char *trace)
+{
+    s->last_close = close;
+    ledger_mark(&e->ledger, s->symbol, close);
+    if (t > e->last_bar_time) e->last_bar_time = t;
+    eng_track_equity(e, t);
+    eng_exits(e, s, open_time, t, high, low, trace);
+}
+
+int eng_bar_performance(engine_t *e, int64_t t, const char *trace)
+{
+    char name[96];
+    if (t - e->last_perf_time < 60000) return 0; /* at least once a minute of event time */
+    snprintf(name, sizeof name, "perf:%s:%lld", e->svc->cfg.ns, (long long)t);
+    long before = e->last_perf_time;
+    eng_publish_performance(e, t, name, trace);
+    return e->last_perf_time != before;
+}
+
 void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t t, double high, double low, double close,
                 const char *trace)
 {
     sym_state_t *s = eng_sym(e, symbol);
-    char name[96];
     if (!s) return;
-    s->last_close = close;
     if (open_time > s->last_bar_open) s->last_bar_open = open_time;
-    ledger_mark(&e->ledger, symbol, close);
-    if (t > e->last_bar_time) e->last_bar_time = t;
-    eng_track_equity(e, t);
-    eng_exits(e, s, open_time, t, high, low, trace);
-    if (t - e->last_perf_time >= 60000) { /* at least once a minute of event time */
-        snprintf(name, sizeof name, "perf:%s:%lld", e->svc->cfg.ns, (long long)t);
-        eng_publish_performance(e, t, name, trace);
-    }
+    eng_bar_price(e, s, open_time, t, high, low, close, trace);
+    eng_bar_performance(e, t, trace);
 }
 
 json_t *eng_equity_json(const engine_t *e)

@@ -266,12 +266,13 @@ static void eng_on_signal(engine_t *e, const event_t *ev)
     if (eng_ready(e, &s->join) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
 }
 
-/* In lockstep, a bar whose stop-loss/take-profit exit (or entry) is still on
- * its way is decided once that intent has settled, so the decision sees the
- * same position in every run. */
+/* In lockstep, a bar is decided once its intents have settled and every
+ * consumer has handled what was published before (the signals, thresholds
+ * and TradingPolicy about the bar are all in), so the decision sees the same
+ * position and the same policy in every run. */
 int eng_lockstep_holds(const engine_t *e, const sym_state_t *s)
 {
-    return e->cfg.lockstep && feed_full_speed_replay(e->feed) && (s->exit_pending[0] || s->entry_pending[0]);
+    return eng_lockstep_on(e) && (s->exit_pending[0] || s->entry_pending[0] || e->lock_unsettled);
 }
 
 void eng_decide_held(engine_t *e)

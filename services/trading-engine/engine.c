@@ -36,12 +36,19 @@ int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data,
 
 /* ---------- the feed's bars ---------- */
 
-/* Lockstep (a replay at full speed, QT_FEED_LOCKSTEP): the next bar waits
- * until every bar so far is decided and every intent has its execution, so
- * each decision sees exactly the fills before it and the same replay gives
- * the same decisions, intents and fills. A wait longer than
- * QT_FEED_LOCKSTEP_MS lets the bar go; after three such waits in a row
- * (a signal service or the executor is not there) lockstep is switched off. */
+/* Lockstep (a replay at full speed, QT_FEED_LOCKSTEP) makes this engine the
+ * one sequencer of the replay: it publishes one thing at a time — a bar's
+ * stop-loss/take-profit exits, then its performance.update, then the bar,
+ * then the decision's intent — and takes the next step only once every
+ * consumer has handled the last one and every intent has its execution. So
+ * every service sees the same events in the same order in every run, and the
+ * same replay gives the same signals, policies, decisions, intents and
+ * fills. A wait longer than QT_FEED_LOCKSTEP_MS lets the replay go on; after
+ * three such waits in a row (a consumer is not there) lockstep is switched
+ * off. */
+
+int eng_lockstep_on(const engine_t *e) { return e->cfg.lockstep && feed_full_speed_replay(e->feed); }
+
 /* lag + pending of one group (NULL: of every group) in an XINFO GROUPS
  * reply; 0 when the group is absent. */
 static long long eng_group_backlog(const struct redisReply *r, const char *group)
@@ -63,38 +70,66 @@ static long long eng_group_backlog(const struct redisReply *r, const char *group
     return group ? 0 : all;
 }
 
+static void eng_settle_arm(engine_t *e)
+{
+    struct timeval tv = {0, 1000};
+    if (e->settle_timer && !evtimer_pending(e->settle_timer, NULL)) evtimer_add(e->settle_timer, &tv);
+}
+
 /* Settled when every consumer of the market, feedback and execution streams
  * has handled them all (rl-decision's features and position inputs,
  * ml-threshold's votes and learning, policy-store's regime and risk state)
  * and this engine every signal and policy event they caused (a threshold or
- * TradingPolicy change is in force before the next bar). */
-static void eng_learning_cb(void *ud, const struct redisReply *r)
+ * TradingPolicy change is in force before the next step). */
+static void eng_settle_cb(void *ud, const struct redisReply *r)
 {
     engine_t *e = ud;
     e->lock_query = 0;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) return;
-    if (eng_group_backlog(r->element[0], NULL) == 0 && eng_group_backlog(r->element[1], NULL) == 0 &&
-        eng_group_backlog(r->element[4], NULL) == 0 &&
-        eng_group_backlog(r->element[2], e->svc->cfg.service) == 0 && eng_group_backlog(r->element[3], e->svc->cfg.service) == 0)
-        e->lock_learning = 0, feed_wake(e->feed);
+    if (!e->lock_unsettled) return; /* a timeout let the replay go on meanwhile */
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 && eng_group_backlog(r->element[0], NULL) == 0 &&
+        eng_group_backlog(r->element[1], NULL) == 0 && eng_group_backlog(r->element[4], NULL) == 0 &&
+        eng_group_backlog(r->element[2], e->svc->cfg.service) == 0 &&
+        eng_group_backlog(r->element[3], e->svc->cfg.service) == 0) {
+        e->lock_unsettled = 0;
+        eng_decide_held(e);
+        feed_wake(e->feed);
+        return;
+    }
+    eng_settle_arm(e); /* ask again in a millisecond */
 }
 
-static void eng_learning_query(engine_t *e)
+static void eng_settle_poll(engine_t *e)
 {
+    if (!e->lock_unsettled || e->lock_query) return;
+    /* ask only once our own events are in Redis (the outbox is empty), or the answer may predate them */
+    if (bus_outbox_size(e->svc->bus) > 0) return eng_settle_arm(e);
     char k[5][96];
     const char *names[5] = {"market", "feedback", "signal", "policy", "execution"};
     for (int i = 0; i < 5; i++) bus_key(e->svc->bus, names[i], k[i], sizeof k[i]);
     const char *script = "local r = {} for i = 1, 5 do r[i] = redis.pcall('XINFO', 'GROUPS', KEYS[i]) end return r";
     const char *argv[] = {"EVAL", script, "5", k[0], k[1], k[2], k[3], k[4]};
-    if (bus_redis(e->svc->bus, eng_learning_cb, e, 8, argv, NULL) == 0) e->lock_query = 1;
+    if (bus_redis(e->svc->bus, eng_settle_cb, e, 8, argv, NULL) == 0) e->lock_query = 1;
+    else eng_settle_arm(e);
+}
+
+static void eng_settle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    eng_settle_poll(arg);
+}
+
+void eng_unsettled(engine_t *e)
+{
+    if (!eng_lockstep_on(e)) return;
+    e->lock_unsettled = 1;
+    eng_settle_poll(e);
 }
 
 static int eng_lockstep_wait(engine_t *e)
 {
-    if (!e->cfg.lockstep || !feed_full_speed_replay(e->feed)) return 0;
-    /* ask only once our own feedback events are in Redis (the outbox is empty), or the answer may predate them */
-    if (e->lock_learning && !e->lock_query && bus_outbox_size(e->svc->bus) == 0) eng_learning_query(e);
-    int busy = e->intents_total > e->intents_executed + e->intents_failed || e->lock_learning;
+    if (!eng_lockstep_on(e)) return 0;
+    int busy = e->intents_total > e->intents_executed + e->intents_failed || e->lock_unsettled;
     live_mode_t m = eng_mode(e);
     for (int i = 0; !busy && eng_enabled(e) && m != MODE_OFF && i < e->nsyms; i++)
         busy = e->syms[i].last_bar_open > e->syms[i].decided_upto;
@@ -102,12 +137,13 @@ static int eng_lockstep_wait(engine_t *e)
     if (!busy) return e->lock_since = 0, e->lock_timeouts = 0, 0;
     if (!e->lock_since) e->lock_since = now;
     if (now - e->lock_since < e->cfg.lockstep_ms) return 1;
-    e->lock_since = 0, e->lock_learning = 0, e->lock_timeouts_total++;
-    log_info("lockstep: waited %ld ms for decisions, executions or learning; the next bar goes", e->cfg.lockstep_ms);
+    e->lock_since = 0, e->lock_unsettled = 0, e->lock_timeouts_total++;
+    log_info("lockstep: waited %ld ms for decisions, executions or consumers; the replay goes on", e->cfg.lockstep_ms);
     if (++e->lock_timeouts >= 3) {
         e->cfg.lockstep = 0;
         log_warn("lockstep off: decisions or executions did not follow the replay within %ld ms three times", e->cfg.lockstep_ms);
     }
+    eng_decide_held(e); /* what waited for the consumers goes now */
     return 0;
 }
 
@@ -118,6 +154,30 @@ void eng_lockstep_wake(engine_t *e)
     feed_wake(e->feed);
 }
 
+/* In lockstep a bar goes out in steps, each once the one before settled:
+ * its exits (on the bar's high/low, so the bar's consumers see the position
+ * as it is at the bar's close), then performance.update, then the bar. */
+static int eng_emit_steps(engine_t *e, const feed_bar_t *b, const char *bar_id)
+{
+    sym_state_t *s = eng_sym(e, b->symbol);
+    if (!s) return 0;
+    if (e->lock_open != b->open_time || strcmp(e->lock_symbol, b->symbol) != 0) {
+        e->lock_open = b->open_time, e->lock_step = 0;
+        snprintf(e->lock_symbol, sizeof e->lock_symbol, "%s", b->symbol);
+    }
+    if (e->lock_step == 0) {
+        e->lock_step = 1;
+        long before = e->intents_total;
+        eng_bar_price(e, s, b->open_time, b->close_time, b->high, b->low, b->close, bar_id);
+        if (e->intents_total > before) return -1;
+    }
+    if (e->lock_step == 1) {
+        e->lock_step = 2;
+        if (eng_bar_performance(e, b->close_time, bar_id)) return -1;
+    }
+    return 0;
+}
+
 static int eng_emit_bar(void *ud, const feed_bar_t *b)
 {
     engine_t *e = ud;
@@ -126,6 +186,8 @@ static int eng_emit_bar(void *ud, const feed_bar_t *b)
     if (eng_lockstep_wait(e)) return -1;
     snprintf(name, sizeof name, "bar:%s:%s:%s:%lld", e->svc->cfg.ns, b->symbol, b->interval, (long long)b->open_time);
     event_derive_id(name, id);
+    int steps = eng_lockstep_on(e);
+    if (steps && eng_emit_steps(e, b, id) < 0) return -1;
     json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:b, s:I}", "symbol",
                           b->symbol, "interval", b->interval, "open_time", (json_int_t)b->open_time, "close_time",
                           (json_int_t)b->close_time, "open", b->open, "high", b->high, "low", b->low, "close", b->close,
@@ -133,8 +195,14 @@ static int eng_emit_bar(void *ud, const feed_bar_t *b)
                           "taker_buy_volume", b->taker_buy_volume, "closed", 1, "event_time", (json_int_t)b->close_time);
     if (eng_publish(e, "market", "market.data.update", d, name, id) < 0) return -1;
     metric_inc(e->m_bars);
-    e->lock_learning = e->cfg.lockstep && feed_full_speed_replay(e->feed); /* the next bar waits for every consumer */
-    eng_on_bar(e, b->symbol, b->open_time, b->close_time, b->high, b->low, b->close, id);
+    e->lock_step = 0, e->lock_symbol[0] = '\0';
+    if (!steps) {
+        eng_on_bar(e, b->symbol, b->open_time, b->close_time, b->high, b->low, b->close, id);
+        return 0;
+    }
+    sym_state_t *s = eng_sym(e, b->symbol);
+    if (s && b->open_time > s->last_bar_open) s->last_bar_open = b->open_time; /* now it waits for its decision */
+    eng_unsettled(e); /* and the decision for the signals and policies about it */
     return 0;
 }
 
@@ -527,11 +595,12 @@ engine_t *engine_new(svc_t *svc, char *err, size_t errlen)
         return NULL;
     }
     e->tick = event_new(svc->base, -1, EV_PERSIST, eng_tick, e);
+    e->settle_timer = evtimer_new(svc->base, eng_settle_timer, e);
     struct timeval tv = {0, ENG_TICK_MS * 1000};
     const char *feed = getenv("QT_FEED");
     /* a read lists streams in subscription order: bars (when the feed runs
      * elsewhere) before the signals about them, executions before policies */
-    if (!e->tick || event_add(e->tick, &tv) < 0 ||
+    if (!e->tick || !e->settle_timer || event_add(e->tick, &tv) < 0 ||
         (feed && strcmp(feed, "none") == 0 && bus_subscribe(svc->bus, "market", eng_on_signal_event, e) < 0) ||
         bus_subscribe(svc->bus, "signal", eng_on_signal_event, e) < 0 ||
         bus_subscribe(svc->bus, "execution", eng_on_execution_event, e) < 0 ||
@@ -560,6 +629,7 @@ void engine_free(engine_t *e)
 {
     if (!e) return;
     if (e->tick) event_free(e->tick);
+    if (e->settle_timer) event_free(e->settle_timer);
     feed_free(e->feed);
     breaker_free(e->rl_breaker);
     dedupe_free(e->execs_seen);

@@ -77,8 +77,12 @@ typedef struct engine {
     double peak_equity, day_start_equity;
     int64_t day, last_perf_time, last_bar_time;
     int64_t lock_since; /* lockstep: waiting since (monotonic ms), 0 when not */
-    int lock_learning;  /* lockstep: a close was published; wait until ml-threshold learned from it */
-    int lock_query;     /* that check is in flight */
+    int lock_unsettled; /* lockstep: something published may not be handled by every consumer yet */
+    int lock_query;     /* the check whether it is, in flight */
+    int lock_step;      /* lockstep: the step of the bar below that went out (exits, performance, the bar) */
+    int64_t lock_open;
+    char lock_symbol[24];
+    struct event *settle_timer;
     long lock_timeouts, lock_timeouts_total;
     int64_t eq_time[ENG_EQUITY];
     double eq_value[ENG_EQUITY];
@@ -115,6 +119,12 @@ void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, cons
 void eng_on_bar(engine_t *e, const char *symbol, int64_t open_time, int64_t event_time, double high, double low,
                 double close, const char *trace);
 void eng_publish_performance(engine_t *e, int64_t event_time, const char *id_name, const char *trace);
+/* The bar's price: marks the position and the equity curve, and sends the
+ * stop-loss/take-profit exit it crosses. */
+void eng_bar_price(engine_t *e, sym_state_t *s, int64_t open_time, int64_t t, double high, double low, double close,
+                   const char *trace);
+/* performance.update when a minute of event time passed since the last; 1 when published. */
+int eng_bar_performance(engine_t *e, int64_t t, const char *trace);
 json_t *eng_positions_json(const engine_t *e);
 double eng_daily_pnl_pct(const engine_t *e);
 /* The equity curve: [[event_time, equity], ...], oldest first (new reference). */
@@ -126,6 +136,10 @@ void eng_dashboard_routes(engine_t *e);
 
 /* engine.c */
 void eng_lockstep_wake(engine_t *e);
+/* A replay in lockstep (see engine.c). */
+int eng_lockstep_on(const engine_t *e);
+/* Lockstep: something was published; the next step waits until every consumer handled it. */
+void eng_unsettled(engine_t *e);
 int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data, const char *id_name,
                 const char *trace);
 
