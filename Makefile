@@ -2,7 +2,7 @@
 #   make                 build libcommon, services, tools and tests
 #   make test            every test (unit + integration against a real redis-server)
 #   make bench           benchmarks (figures, not pass/fail)
-#   make soak            long or known-failing whole-stack checks (tests/soak/)
+#   make soak            the long whole-stack checks (QT_SOAK=1: bigger replays, more modes)
 #   make fuzz            libFuzzer run on the event decoder (needs clang)
 #   make SANITIZE=address,undefined test    sanitizer build (in build/san-*)
 #   make valgrind        unit tests under valgrind
@@ -139,13 +139,10 @@ valgrind: all
 	@QT_BUILD=$(BUILD) QT_CHILD_WRAPPER="$(VALGRIND)" sh tests/run.sh $(BUILD)/tests/test_httpd \
 	  $(BUILD)/tests/test_policy_store $(BUILD)/tests/test_trade_executor $(BUILD)/tests/test_rl_decision $(BUILD)/tests/test_ml_threshold
 
-# Long or known-failing whole-stack checks, outside make test (tests/soak/).
-SOAK_TESTS := $(patsubst tests/soak/%.c,$(BUILD)/soak/%,$(wildcard tests/soak/test_*.c))
-$(BUILD)/soak/%: $(BUILD)/obj/tests/soak/%.o $(HARNESS_OBJ) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
-soak: all $(SOAK_TESTS)
-	@QT_BUILD=$(BUILD) sh tests/run.sh $(SOAK_TESTS)
+# The long whole-stack checks: the same tests with bigger replays and more modes.
+SOAK_TESTS := $(BUILD)/tests/test_determinism
+soak: all
+	@QT_SOAK=1 QT_TEST_TIMEOUT=3600 QT_BUILD=$(BUILD) sh tests/run.sh $(SOAK_TESTS)
 
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done

@@ -1,6 +1,8 @@
 /* dlq.c — list, replay and purge dead-letter streams (see dlq.h). */
 #include "dlq.h"
 
+#include "event.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,57 +97,127 @@ int dlq_show(redisContext *c, const char *dlq_key, const char *entry_id, json_t 
 }
 
 /* MULTI; XADD origin * <original fields>; XDEL dlq id; EXEC. */
-static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply *e, char *err, size_t errlen)
+/* State of one replay call. */
+typedef struct dlq_replay_ctx {
+    const dlq_replay_opts_t *o;
+    dlq_replay_result_t *res;
+    char **seen; /* origin_stream + ' ' + origin_id of the events re-added so far */
+    size_t nseen, capseen;
+    int merge_only; /* only remove the other dead letters of the events re-added */
+} dlq_replay_ctx_t;
+
+static int dlq_seen(dlq_replay_ctx_t *x, const char *origin, const char *origin_id, int add)
 {
+    char key[300];
+    snprintf(key, sizeof key, "%s %s", origin, origin_id);
+    for (size_t i = 0; i < x->nseen; i++)
+        if (strcmp(x->seen[i], key) == 0) return 1;
+    if (!add) return 0;
+    if (x->nseen == x->capseen) {
+        size_t cap = x->capseen ? x->capseen * 2 : 64;
+        char **n = realloc(x->seen, cap * sizeof *n);
+        if (!n) return 0;
+        x->seen = n, x->capseen = cap;
+    }
+    if ((x->seen[x->nseen] = strdup(key))) x->nseen++;
+    return 0;
+}
+
+/* The replayed fields: the original ones with the --set overrides applied
+ * (names[k] holds the name of override k when it adds a field). */
+static size_t dlq_fields(const redisReply *f, const dlq_replay_opts_t *o, event_field_t *out, size_t max,
+                         char names[DLQ_MAX_SET][64])
+{
+    size_t orig = f->elements - 2 * DLQ_META_FIELDS, n = 0;
+    for (size_t i = 0; i + 1 < orig && n < max; i += 2, n++)
+        out[n] = (event_field_t){f->element[i]->str, f->element[i]->len, f->element[i + 1]->str, f->element[i + 1]->len};
+    for (int k = 0; o && k < o->nset; k++) {
+        const char *eq = strchr(o->set[k], '=');
+        size_t nl = (size_t)(eq - o->set[k]), j;
+        for (j = 0; j < n; j++)
+            if (out[j].name_len == nl && memcmp(out[j].name, o->set[k], nl) == 0) break;
+        if (j == n) {
+            if (n == max) continue;
+            snprintf(names[k], 64, "%.*s", (int)(nl < 63 ? nl : 63), o->set[k]);
+            out[n].name = names[k], out[n++].name_len = strlen(names[k]);
+        }
+        out[j].val = eq + 1, out[j].val_len = strlen(eq + 1);
+    }
+    return n;
+}
+
+#define DLQ_MAX_FIELDS 64
+
+static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply *e, void *ud, char *err, size_t errlen)
+{
+    dlq_replay_ctx_t *x = ud;
     const redisReply *f = e->element[1];
-    const char *origin = dlq_meta_value(f, 0);
+    const char *origin = dlq_meta_value(f, 0), *origin_id = dlq_meta_value(f, 1), *id = e->element[0]->str;
     size_t orig = f->elements - 2 * DLQ_META_FIELDS, klen = strlen(dlq_key);
     if (strlen(origin) + 4 != klen || strncmp(dlq_key, origin, klen - 4) != 0 || orig == 0) {
-        snprintf(err, errlen, "entry %s: origin_stream '%.100s' does not belong to %s", e->element[0]->str, origin, dlq_key);
+        snprintf(err, errlen, "entry %s: origin_stream '%.100s' does not belong to %s", id, origin, dlq_key);
         return -1;
     }
-    const char **argv = malloc((orig + 3) * sizeof *argv);
-    size_t *lens = malloc((orig + 3) * sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    event_field_t fields[DLQ_MAX_FIELDS];
+    char names[DLQ_MAX_SET][64];
+    size_t n = dlq_fields(f, x->o, fields, DLQ_MAX_FIELDS, names);
+    int again = dlq_seen(x, origin, origin_id, 0);
+    if (x->merge_only && !again) return 0;
+    if (!again && !(x->o && x->o->force)) { /* would it be dead-lettered again for breaking the contract? */
+        event_t ev;
+        char why[256];
+        memset(&ev, 0, sizeof ev);
+        int bad = event_decode(&ev, fields, n, why, sizeof why) < 0;
+        event_clear(&ev);
+        if (bad) {
+            if (!x->res->refused++)
+                snprintf(x->res->refusal, sizeof x->res->refusal, "entry %s (%s %s): %s", id, origin, origin_id, why);
+            return 0; /* left in the DLQ */
+        }
     }
+    const char *argv[3 + 2 * DLQ_MAX_FIELDS];
+    size_t lens[3 + 2 * DLQ_MAX_FIELDS];
     argv[0] = "XADD", lens[0] = 4;
     argv[1] = origin, lens[1] = strlen(origin);
     argv[2] = "*", lens[2] = 1;
-    for (size_t i = 0; i < orig; i++) argv[3 + i] = f->element[i]->str, lens[3 + i] = f->element[i]->len;
-    const char *del[] = {"XDEL", dlq_key, e->element[0]->str};
+    for (size_t i = 0; i < n; i++) {
+        argv[3 + 2 * i] = fields[i].name, lens[3 + 2 * i] = fields[i].name_len;
+        argv[4 + 2 * i] = fields[i].val, lens[4 + 2 * i] = fields[i].val_len;
+    }
+    const char *del[] = {"XDEL", dlq_key, id};
     redisAppendCommand(c, "MULTI");
-    redisAppendCommandArgv(c, (int)orig + 3, argv, lens);
+    if (!again) redisAppendCommandArgv(c, (int)(3 + 2 * n), argv, lens); /* another group's copy is already back */
     redisAppendCommandArgv(c, 3, del, NULL);
     redisAppendCommand(c, "EXEC");
-    free(argv);
-    free(lens);
-    int rc = 0;
-    for (int i = 0; i < 4; i++) {
+    int rc = 0, replies = again ? 3 : 4;
+    for (int i = 0; i < replies; i++) {
         redisReply *r = NULL;
         if (redisGetReply(c, (void **)&r) != REDIS_OK || !r || r->type == REDIS_REPLY_ERROR ||
-            (i == 3 && r->type != REDIS_REPLY_ARRAY)) {
-            if (!rc) snprintf(err, errlen, "replay of %s failed: %s", e->element[0]->str, r ? r->str : c->errstr);
+            (i == replies - 1 && r->type != REDIS_REPLY_ARRAY)) {
+            if (!rc) snprintf(err, errlen, "replay of %s failed: %s", id, r ? r->str : c->errstr);
             rc = -1;
         }
         if (r) freeReplyObject(r);
         if (!r) break;
     }
+    if (rc == 0) {
+        if (again) x->res->merged++;
+        else x->res->replayed++, dlq_seen(x, origin, origin_id, 1);
+    }
     return rc;
 }
 
-/* Walk the DLQ (or one entry) calling fn on each entry. */
+/* Walk the DLQ (or one entry) calling fn on each entry, page by page. */
 static int dlq_walk(redisContext *c, const char *dlq_key, const char *entry_id, long *done,
-                    int (*fn)(redisContext *, const char *, const redisReply *, char *, size_t), char *err, size_t errlen)
+                    int (*fn)(redisContext *, const char *, const redisReply *, void *, char *, size_t), void *ud,
+                    char *err, size_t errlen)
 {
+    char from[64];
     *done = 0;
+    snprintf(from, sizeof from, "%s", entry_id ? entry_id : "-");
     for (;;) {
         redisReply *r;
-        const char *from = entry_id ? entry_id : "-", *to = entry_id ? entry_id : "+";
-        if (dlq_range(c, dlq_key, from, to, 100, &r, err, errlen) < 0) return -1;
+        if (dlq_range(c, dlq_key, from, entry_id ? entry_id : "+", 100, &r, err, errlen) < 0) return -1;
         size_t n = r->elements;
         if (entry_id && n == 0) {
             snprintf(err, errlen, "no entry %s in %s", entry_id, dlq_key);
@@ -155,26 +227,41 @@ static int dlq_walk(redisContext *c, const char *dlq_key, const char *entry_id, 
         for (size_t i = 0; i < n; i++) {
             const redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !dlq_is_entry(e->element[1]) ||
-                fn(c, dlq_key, e, err, errlen) < 0) {
+                fn(c, dlq_key, e, ud, err, errlen) < 0) {
                 if (!err[0]) snprintf(err, errlen, "entry %s is not a DLQ entry", e->element[0]->str);
                 freeReplyObject(r);
                 return -1;
             }
             (*done)++;
+            snprintf(from, sizeof from, "(%s", e->element[0]->str);
         }
         freeReplyObject(r);
-        if (entry_id || n == 0) return 0; /* each pass removes what it handled */
+        if (entry_id || n < 100) return 0;
     }
 }
 
-int dlq_replay(redisContext *c, const char *dlq_key, const char *entry_id, long *done, char *err, size_t errlen)
+int dlq_replay(redisContext *c, const char *dlq_key, const char *entry_id, const dlq_replay_opts_t *o,
+               dlq_replay_result_t *res, char *err, size_t errlen)
 {
+    long seen;
+    dlq_replay_ctx_t x = {o, res, NULL, 0, 0, 0};
     err[0] = '\0';
-    return dlq_walk(c, dlq_key, entry_id, done, dlq_replay_one, err, errlen);
+    memset(res, 0, sizeof *res);
+    if (o && o->nset > DLQ_MAX_SET) return snprintf(err, errlen, "at most %d --set options", DLQ_MAX_SET), -1;
+    for (int k = 0; o && k < o->nset; k++)
+        if (!strchr(o->set[k], '=') || o->set[k][0] == '=')
+            return snprintf(err, errlen, "--set wants FIELD=VALUE, not '%.60s'", o->set[k]), -1;
+    int rc = dlq_walk(c, dlq_key, entry_id, &seen, dlq_replay_one, &x, err, errlen);
+    if (rc == 0 && entry_id && res->replayed) /* the other groups' copies of that event */
+        x.merge_only = 1, rc = dlq_walk(c, dlq_key, NULL, &seen, dlq_replay_one, &x, err, errlen);
+    for (size_t i = 0; i < x.nseen; i++) free(x.seen[i]);
+    free(x.seen);
+    return rc;
 }
 
-static int dlq_purge_one(redisContext *c, const char *dlq_key, const redisReply *e, char *err, size_t errlen)
+static int dlq_purge_one(redisContext *c, const char *dlq_key, const redisReply *e, void *ud, char *err, size_t errlen)
 {
+    (void)ud;
     const char *argv[] = {"XDEL", dlq_key, e->element[0]->str};
     redisReply *r = redisCommandArgv(c, 3, argv, NULL);
     int ok = r && r->type == REDIS_REPLY_INTEGER;
@@ -186,5 +273,5 @@ static int dlq_purge_one(redisContext *c, const char *dlq_key, const redisReply 
 int dlq_purge(redisContext *c, const char *dlq_key, const char *entry_id, long *done, char *err, size_t errlen)
 {
     err[0] = '\0';
-    return dlq_walk(c, dlq_key, entry_id, done, dlq_purge_one, err, errlen);
+    return dlq_walk(c, dlq_key, entry_id, done, dlq_purge_one, NULL, err, errlen);
 }

@@ -279,7 +279,6 @@ TEST(always_failing_entry_reaches_dlq_with_metadata_then_replays)
     pid_t ok = worker(&R, "t3", NULL, NULL, "t3-fixed");
     redisContext *c = th_redis_connect(&R);
     json_t *list = NULL;
-    long done = 0;
     char err[256];
     CHECK_EQ(dlq_list(c, "t3:market:dlq", 10, &list, err, sizeof err), 0);
     CHECK_EQ(json_array_size(list), 1);
@@ -287,11 +286,13 @@ TEST(always_failing_entry_reaches_dlq_with_metadata_then_replays)
     CHECK_STR(json_string_value(json_object_get(json_object_get(json_array_get(list, 0), "fields"), "type")),
               "market.data.update");
     json_decref(list);
-    CHECK_EQ(dlq_replay(c, "t3:market:dlq", NULL, &done, err, sizeof err), 0);
-    CHECK_EQ(done, 1);
+    dlq_replay_result_t res;
+    CHECK_EQ(dlq_replay(c, "t3:market:dlq", NULL, NULL, &res, err, sizeof err), 0);
+    CHECK_EQ(res.replayed, 1);
+    CHECK_EQ(res.merged + res.refused, 0);
     CHECK_EQ(xlen(&R, "t3:market:dlq"), 0);
     CHECK_EQ(wait_until(xlen, &R, "t3:echo", 11, 10000), 0);
-    CHECK_EQ(dlq_replay(c, "t3:market:dlq", "1-1", &done, err, sizeof err), -1);
+    CHECK_EQ(dlq_replay(c, "t3:market:dlq", "1-1", NULL, &res, err, sizeof err), -1);
     CHECK_CONTAINS(err, "no entry 1-1");
     redisFree(c);
     CHECK_EQ(stop_worker(ok), 0);

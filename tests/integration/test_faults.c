@@ -4,7 +4,8 @@
  *    longer than the services' watchdogs;
  *  - the exchange (tests/bin/test-exchange behind the binance-futures venue)
  *    answers 5xx, 429 and too slowly for a while;
- *  - garbage is written into every stream;
+ *  - garbage is written into every stream, then one bad bar is fixed and
+ *    replayed with `qtctl dlq replay`;
  *  - every service's HTTP server is abused.
  * After each: nothing lost, nothing duplicated (every intent settled once,
  * the ledger recomputes), the right DLQ entries with their reasons, and every
@@ -176,6 +177,54 @@ TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
         }
     for (int i = 0; i < STACK_NSVC; i++) CHECK_EQ(th_wait_http(s.port[i], "/ready", 200, 5000), 0);
     printf("# faults-garbage: 30 bad entries in 6 streams -> %ld DLQ entries (one per consuming group), all services ready\n", total);
+
+    /* The operator fixes the bar with the wrong types and replays it with qtctl. */
+    int with_error = 1, copies = dead_for("gb", "market", sid[0][1], &with_error);
+    redisReply *r = redisCommand(rc, "XLEN gb:market:dlq");
+    long long before = r ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    r = redisCommand(rc, "XRANGE gb:market:dlq - +");
+    char dlq_id[64] = "", cmd[2048], qt[256], reply[1024] = "";
+    for (size_t i = 0; r && i < r->elements && !dlq_id[0]; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2)
+            if (!strcmp(f->element[k]->str, "origin_id") && !strcmp(f->element[k + 1]->str, sid[0][1]))
+                snprintf(dlq_id, sizeof dlq_id, "%s", r->element[i]->element[0]->str);
+    }
+    if (r) freeReplyObject(r);
+    const char *fixed = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1714521600000,\"close_time\":1714521659999,"
+                        "\"open\":100,\"high\":101,\"low\":99,\"close\":100.5,\"volume\":3,\"quote_volume\":300,\"trades\":3,"
+                        "\"taker_buy_volume\":1,\"closed\":true,\"event_time\":1714521659999}";
+    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=gb %s dlq replay market --id %s --set 'data=%s' 2>&1", R.url,
+             th_bin("bin/qtctl", qt, sizeof qt), dlq_id, fixed);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(reply, 1, sizeof reply - 1, p) : 0;
+    reply[n] = '\0';
+    CHECK_EQ(p ? pclose(p) : -1, 0);
+    char want[128];
+    snprintf(want, sizeof want, "replayed 1 entries of gb:market:dlq (%d more dead letters of the same events removed)", copies - 1);
+    CHECK_CONTAINS(reply, want);
+    CHECK_EQ(dead_for("gb", "market", sid[0][1], &with_error), 0); /* no copy left behind */
+    CHECK_EQ(stack_settle(&s, 0, 30000), 0);                       /* every group handled it */
+    int signalled = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !signalled; th_sleep_ms(100)) {
+        r = redisCommand(rc, "XRANGE gb:signal - +");
+        for (size_t i = 0; r && i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            for (size_t k = 0; k + 1 < f->elements; k += 2)
+                signalled |= !strcmp(f->element[k]->str, "data") && strstr(f->element[k + 1]->str, "\"open_time\":1714521600000") &&
+                             strstr(f->element[k + 1]->str, "BTCUSDT");
+        }
+        if (r) freeReplyObject(r);
+    }
+    CHECK(signalled); /* rl-decision read the fixed bar and decided on it */
+    r = redisCommand(rc, "XLEN gb:market:dlq");
+    long long left = r ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    CHECK_EQ(left, before - copies); /* nothing else moved: the fixed bar is not dead-lettered again */
+    for (int i = 0; i < STACK_NSVC; i++) CHECK_EQ(th_wait_http(s.port[i], "/ready", 200, 5000), 0);
+    printf("# faults-dlq-replay: the bar with wrong types fixed with qtctl dlq replay --set: 1 replayed, %d copies removed, "
+           "signalled by rl-decision, not dead-lettered again\n", copies - 1);
     CHECK_EQ(stack_stop(&s), 0);
 }
 

@@ -87,22 +87,54 @@ static char *slurp(const char *path)
     return buf;
 }
 
+#define BAR_JSON                                                                                                   \
+    "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1714521600000,\"close_time\":1714521659999,"            \
+    "\"open\":100,\"high\":101,\"low\":99,\"close\":100.5,\"volume\":3,\"quote_volume\":300,\"trades\":3,"               \
+    "\"taker_buy_volume\":1,\"closed\":true,\"event_time\":1714521659999}"
+
+static void dead_letter(redisContext *c, int n, const char *origin_id, const char *group, const char *data)
+{
+    redisReply *r = redisCommand(c, "XADD q:market:dlq * id 0190a4c4-0000-7000-8000-00000000000%d type market.data.update v 1 "
+                                    "ts 1714521660000 source test/qtctl trace t%d data %s origin_stream q:market origin_id %s "
+                                    "group %s consumer c deliveries 1 error bad failed_at 1",
+                                 n, n, data, origin_id, group);
+    freeReplyObject(r);
+}
+
 TEST(dlq_list_replay_purge)
 {
     redisContext *c = th_redis_connect(&R);
-    for (int i = 0; i < 3; i++)
-        freeReplyObject(redisCommand(c, "XADD q:market:dlq * id e%d type market.data.update v 1 ts 1 source t trace t data {} "
-                                        "origin_stream q:market origin_id 1-%d group g consumer c deliveries 1 error bad failed_at 1", i, i));
+    dead_letter(c, 1, "1-1", "rl-decision", BAR_JSON); /* one event two groups dead-lettered */
+    dead_letter(c, 1, "1-1", "ml-threshold", BAR_JSON);
+    dead_letter(c, 2, "1-2", "rl-decision", "{\"symbol\":\"BTCUSDT\",\"close\":\"100.5\"}"); /* still broken */
     CHECK_EQ(run("dlq list market", out, sizeof out), 0);
     CHECK_CONTAINS(out, "\"error\": \"bad\"");
-    CHECK_EQ(run("dlq replay market", out, sizeof out), 0);
-    CHECK_CONTAINS(out, "replayed 3 entries of q:market:dlq");
+    CHECK_EQ(run("dlq replay market", out, sizeof out), 1);
+    CHECK_CONTAINS(out, "replayed 1 entries of q:market:dlq (1 more dead letters of the same events removed)");
+    CHECK_CONTAINS(slurp(errpath), "1 entries still break the event contract and stay in q:market:dlq; the first: entry ");
+    CHECK_CONTAINS(slurp(errpath), "(q:market 1-2): data");
     redisReply *r = redisCommand(c, "XLEN q:market");
-    CHECK_EQ(r->integer, 3);
+    CHECK_EQ(r->integer, 1); /* the event once: every group reads it from there */
     freeReplyObject(r);
+    r = redisCommand(c, "XRANGE q:market:dlq - +");
+    CHECK_EQ(r->elements, 1);
+    char args[1024], left[64];
+    snprintf(left, sizeof left, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    snprintf(args, sizeof args, "dlq replay market --id %s --set 'data=%s'", left, BAR_JSON); /* the fix */
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "replayed 1 entries of q:market:dlq");
+    r = redisCommand(c, "XRANGE q:market - +");
+    CHECK_EQ(r->elements, 2);
+    CHECK_CONTAINS(r->element[1]->element[1]->element[13]->str, "\"close\":100.5"); /* data, fixed */
+    freeReplyObject(r);
+    dead_letter(c, 3, "1-3", "g", "{}");
+    CHECK_EQ(run("dlq replay market --set nonsense", out, sizeof out), 1);
+    CHECK_CONTAINS(slurp(errpath), "--set wants FIELD=VALUE");
+    CHECK_EQ(run("dlq replay market --force", out, sizeof out), 0); /* as it is, on the operator's word */
+    CHECK_CONTAINS(out, "replayed 1 entries");
     r = redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1 source t trace t data {\"symbol\":\"BTCUSDT\"} origin_stream "
                         "q:market origin_id 1-9 group g consumer c deliveries 1 error bad failed_at 1");
-    char args[128];
     snprintf(args, sizeof args, "dlq show market --id %s", r->str);
     freeReplyObject(r);
     CHECK_EQ(run(args, out, sizeof out), 0);

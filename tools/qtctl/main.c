@@ -1,7 +1,7 @@
 /* qtctl — the operator CLI of Quantum Trader.
  *
  *   qtctl features --csv FILE [--symbol S]   indicators and the 64-dim observation per bar (JSON lines)
- *   qtctl dlq list|show|replay|purge STREAM [--id ENTRY] [--count N]
+ *   qtctl dlq list|show|replay|purge STREAM [--id ENTRY] [--count N] [--set FIELD=VALUE] [--force]
  *   qtctl backtest --csv FILE... [--mode PRIMARY|HYBRID] [--json]   the real stack on a private Redis (backtest.c)
  *   qtctl streams [--json]                    length, groups, pending and lag per stream
  *   qtctl status [--json]                     every service's health and readiness
@@ -32,7 +32,11 @@ static const char usage[] =
     "                                       their window fills) and obs (the 64-dim observation)\n"
     "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons\n"
     "  dlq show STREAM --id ENTRY           one dead letter, its data parsed when it is JSON\n"
-    "  dlq replay STREAM [--id ENTRY]       put dead letters back on their stream (all, or one)\n"
+    "  dlq replay STREAM [--id ENTRY] [--set FIELD=VALUE]... [--force]\n"
+    "                                       put dead letters back on their stream (all, or one), once per\n"
+    "                                       event, with the fields given replaced (the fix: --set v=1,\n"
+    "                                       --set data='{...}'); one that still breaks the event contract\n"
+    "                                       stays (exit 1) unless --force\n"
     "  dlq purge STREAM [--id ENTRY]        delete dead letters (all, or one)\n"
     "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
     "                                       group its consumers, pending (delivered, not acked) and lag\n"
@@ -152,17 +156,33 @@ static int cmd_dlq(int argc, char **argv)
             free(s);
             json_decref(e);
         }
-    } else if (strcmp(argv[1], "replay") == 0 || strcmp(argv[1], "purge") == 0) {
-        int replay = strcmp(argv[1], "replay") == 0;
-        rc = (replay ? dlq_replay : dlq_purge)(c, key, id, &done, err, sizeof err) < 0;
-        printf("%s %ld entries of %s\n", replay ? "replayed" : "purged", done, key);
+    } else if (strcmp(argv[1], "replay") == 0) {
+        const char *set[DLQ_MAX_SET + 1];
+        dlq_replay_opts_t o = {set, 0, 0};
+        dlq_replay_result_t res;
+        for (int i = 3; i < argc; i++) {
+            if (strcmp(argv[i], "--force") == 0) o.force = 1;
+            else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && o.nset <= DLQ_MAX_SET) set[o.nset++] = argv[++i];
+        }
+        if (dlq_replay(c, key, id, &o, &res, err, sizeof err) < 0) rc = 1;
+        printf("replayed %ld entries of %s", res.replayed, key);
+        if (res.merged) printf(" (%ld more dead letters of the same events removed)", res.merged);
+        putchar('\n');
+        if (res.refused && !rc)
+            rc = 3, fprintf(stderr,
+                            "qtctl: %ld entries still break the event contract and stay in %s; the first: %s "
+                            "(fix it with --set FIELD=VALUE, or --force)\n",
+                            res.refused, key, res.refusal);
+    } else if (strcmp(argv[1], "purge") == 0) {
+        rc = dlq_purge(c, key, id, &done, err, sizeof err) < 0;
+        printf("purged %ld entries of %s\n", done, key);
     } else {
         rc = 2;
         fputs(usage, stderr);
     }
     if (rc == 1) fprintf(stderr, "qtctl: %s\n", err);
     redisFree(c);
-    return rc;
+    return rc == 3 ? 1 : rc;
 }
 
 /* Field NAME of a flat [name, value, ...] reply, or NULL. */
