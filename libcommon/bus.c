@@ -1346,4 +1346,5 @@ json_t *bus_status(const bus_t *b)
 }
 
 size_t bus_outbox_size(const bus_t *b) { return b->out_count; }
+int bus_outbox_sent(const bus_t *b) { return b->out_cursor == NULL && b->cmd.state == LINK_UP; }
 breaker_t *bus_breaker(const bus_t *b) { return b->breaker; }

@@ -101,6 +101,10 @@ int bus_ready(const bus_t *b, char *why, size_t whylen);
 json_t *bus_status(const bus_t *b);
 /* Publishes queued or in flight, not yet confirmed. */
 size_t bus_outbox_size(const bus_t *b);
+/* 1 when every publish in the outbox is queued on the Redis connection
+ * (replies may still be on their way): a bus_redis() command sent now runs
+ * after them, on the same connection. */
+int bus_outbox_sent(const bus_t *b);
 breaker_t *bus_breaker(const bus_t *b);
 
 #endif

@@ -49,30 +49,9 @@ int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data,
 
 int eng_lockstep_on(const engine_t *e) { return e->cfg.lockstep && feed_full_speed_replay(e->feed); }
 
-/* lag + pending of one group (NULL: of every group) in an XINFO GROUPS
- * reply; 0 when the group is absent. */
-static long long eng_group_backlog(const struct redisReply *r, const char *group)
-{
-    long long all = 0;
-    for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
-        const struct redisReply *f = r->element[g];
-        long long sum = 0;
-        int match = 0;
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            const char *name = f->element[k]->str;
-            if (!strcmp(name, "name")) match = !group || !strcmp(f->element[k + 1]->str, group);
-            if (!strcmp(name, "pending")) sum += f->element[k + 1]->integer;
-            if (!strcmp(name, "lag")) sum += f->element[k + 1]->type == REDIS_REPLY_INTEGER ? f->element[k + 1]->integer : 1;
-        }
-        if (match && group) return sum;
-        all += sum;
-    }
-    return group ? 0 : all;
-}
-
 static void eng_settle_arm(engine_t *e)
 {
-    struct timeval tv = {0, 1000};
+    struct timeval tv = {0, ENG_SETTLE_POLL_US};
     if (e->settle_timer && !evtimer_pending(e->settle_timer, NULL)) evtimer_add(e->settle_timer, &tv);
 }
 
@@ -80,35 +59,49 @@ static void eng_settle_arm(engine_t *e)
  * has handled them all (rl-decision's features and position inputs,
  * ml-threshold's votes and learning, policy-store's regime and risk state)
  * and this engine every signal and policy event they caused (a threshold or
- * TradingPolicy change is in force before the next step). */
+ * TradingPolicy change is in force before the next step): the script sums
+ * lag + pending of those groups (a lag Redis cannot tell counts as 1). */
+static const char eng_settle_lua[] =
+    "local function backlog(key, group) "
+    "  local ok, gs = pcall(redis.call, 'XINFO', 'GROUPS', key) "
+    "  if not ok then return 0 end "
+    "  local sum = 0 "
+    "  for _, g in ipairs(gs) do "
+    "    local f = {} "
+    "    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end "
+    "    if group == nil or f['name'] == group then "
+    "      sum = sum + f['pending'] + (type(f['lag']) == 'number' and f['lag'] or 1) "
+    "    end "
+    "  end "
+    "  return sum "
+    "end "
+    "return backlog(KEYS[1]) + backlog(KEYS[2]) + backlog(KEYS[3]) + backlog(KEYS[4], ARGV[1]) + backlog(KEYS[5], ARGV[1])";
+
 static void eng_settle_cb(void *ud, const struct redisReply *r)
 {
     engine_t *e = ud;
     e->lock_query = 0;
     if (!e->lock_unsettled) return; /* a timeout let the replay go on meanwhile */
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 5 && eng_group_backlog(r->element[0], NULL) == 0 &&
-        eng_group_backlog(r->element[1], NULL) == 0 && eng_group_backlog(r->element[4], NULL) == 0 &&
-        eng_group_backlog(r->element[2], e->svc->cfg.service) == 0 &&
-        eng_group_backlog(r->element[3], e->svc->cfg.service) == 0) {
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
         e->lock_unsettled = 0;
         eng_decide_held(e);
         feed_wake(e->feed);
         return;
     }
-    eng_settle_arm(e); /* ask again in a millisecond */
+    eng_settle_arm(e); /* ask again shortly */
 }
 
 static void eng_settle_poll(engine_t *e)
 {
     if (!e->lock_unsettled || e->lock_query) return;
-    /* ask only once our own events are in Redis (the outbox is empty), or the answer may predate them */
-    if (bus_outbox_size(e->svc->bus) > 0) return eng_settle_arm(e);
+    /* ask only once our own events are queued on the connection ahead of the question, or the
+     * answer may predate them */
+    if (!bus_outbox_sent(e->svc->bus)) return eng_settle_arm(e);
     char k[5][96];
-    const char *names[5] = {"market", "feedback", "signal", "policy", "execution"};
+    const char *names[5] = {"market", "feedback", "execution", "signal", "policy"};
     for (int i = 0; i < 5; i++) bus_key(e->svc->bus, names[i], k[i], sizeof k[i]);
-    const char *script = "local r = {} for i = 1, 5 do r[i] = redis.pcall('XINFO', 'GROUPS', KEYS[i]) end return r";
-    const char *argv[] = {"EVAL", script, "5", k[0], k[1], k[2], k[3], k[4]};
-    if (bus_redis(e->svc->bus, eng_settle_cb, e, 8, argv, NULL) == 0) e->lock_query = 1;
+    const char *argv[] = {"EVAL", eng_settle_lua, "5", k[0], k[1], k[2], k[3], k[4], e->svc->cfg.service};
+    if (bus_redis(e->svc->bus, eng_settle_cb, e, 9, argv, NULL) == 0) e->lock_query = 1;
     else eng_settle_arm(e);
 }
 

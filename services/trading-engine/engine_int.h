@@ -14,6 +14,7 @@
 
 #define ENG_SYMS 64
 #define ENG_DECISIONS 200
+#define ENG_SETTLE_POLL_US 300 /* lockstep: how often to ask whether every consumer has caught up */
 #define ENG_EQUITY 1440 /* equity points kept for the dashboard, one per minute of event time */
 #define ENG_INTENTS 4096
 #define ENG_RECENT_INTENTS 100
