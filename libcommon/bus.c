@@ -94,6 +94,8 @@ struct bus {
     int npubs;
     bus_out_t *out_head, *out_tail, *out_cursor;
     size_t out_count, out_pub_count, dlq_outstanding;
+    int reclaims;      /* take-overs of dead consumers' entries under way */
+    int oldest_first;  /* (re)started: read new entries only once those and our own pending are handled */
     uint64_t seq_issued;
     bus_ack_t *acks;
     size_t ack_head, ack_len, ack_cap, acks_inflight;
@@ -117,6 +119,7 @@ static void read_next(bus_t *b);
 static void scan_next(bus_t *b, int si);
 static void ack_flush(bus_t *b);
 static void outbox_pump(bus_t *b);
+static void reclaim_done(bus_t *b);
 static void groups_create(bus_t *b);
 static void scan_restart(bus_sub_t *s);
 static long long reply_map_int(const redisReply *m, const char *key, int *found);
@@ -682,9 +685,22 @@ static void read_cb(redisAsyncContext *ac, void *r, void *pd)
     ack_flush(b);
 }
 
+/* After a (re)start the entries a dead predecessor on this host left pending,
+ * and our own, are handled before new ones: a consumer that keeps state per
+ * symbol (the last bar seen) would otherwise skip them as old. */
+static int oldest_handled(bus_t *b)
+{
+    if (!b->oldest_first) return 1;
+    if (b->reclaims > 0) return 0;
+    for (int i = 0; i < b->nsubs; i++)
+        if (b->subs[i].scan_needed) return 0;
+    b->oldest_first = 0;
+    return 1;
+}
+
 static void read_next(bus_t *b)
 {
-    if (b->reading || b->nsubs == 0 || b->rd.state != LINK_UP || !can_consume(b)) return;
+    if (b->reading || b->nsubs == 0 || b->rd.state != LINK_UP || !can_consume(b) || !oldest_handled(b)) return;
     if (clock_mono_ms() < b->read_hold_ms) return;
     if (b->out_pub_count * 2 >= (size_t)b->cfg.outbox_max) return; /* back-pressure */
     if (link_send(&b->rd, read_cb, NULL, b->read_argc, b->read_argv, NULL) == 0) b->reading = 1;
@@ -721,6 +737,7 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         if (reply->type == REDIS_REPLY_ERROR) log_warn("re-reading pending %s: %s", s->key, reply->str);
         if (reply->type != REDIS_REPLY_ERROR) s->scan_needed = 0;
+        read_next(b);
         return;
     }
     char last[BUS_SID_MAX] = "";
@@ -729,6 +746,7 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     else snprintf(s->scan_cursor, sizeof s->scan_cursor, "%s", last);
     ack_flush(b);
     scan_next(b, si);
+    read_next(b);
 }
 
 /* Waits until no ack or DLQ copy is outstanding, so nothing handled is handled again. */
@@ -822,6 +840,7 @@ static void reclaim_claimed_cb(redisAsyncContext *ac, void *r, void *pd)
                  rc->consumer);
         scan_restart(s);
     }
+    reclaim_done(rc->bus);
     free(rc);
 }
 
@@ -833,12 +852,14 @@ static void reclaim_pending_cb(redisAsyncContext *ac, void *r, void *pd)
     redisReply *reply = r;
     link_replied(link_of(ac));
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || b->freeing) {
+        reclaim_done(b);
         free(rc);
         return;
     }
     const char **argv = malloc((6 + reply->elements) * sizeof *argv);
     int argc = 0;
     if (!argv) {
+        reclaim_done(b);
         free(rc);
         return;
     }
@@ -848,7 +869,7 @@ static void reclaim_pending_cb(redisAsyncContext *ac, void *r, void *pd)
         if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements >= 1)
             argv[argc++] = reply->element[i]->element[0]->str;
     argv[argc++] = "JUSTID";
-    if (link_send(&b->cmd, reclaim_claimed_cb, rc, argc, argv, NULL) < 0) free(rc);
+    if (link_send(&b->cmd, reclaim_claimed_cb, rc, argc, argv, NULL) < 0) reclaim_done(b), free(rc);
     free(argv);
 }
 
@@ -879,13 +900,22 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
         snprintf(rc->consumer, sizeof rc->consumer, "%s", name);
         const char *argv[] = {"XPENDING", b->subs[si].key, b->group, "-", "+", b->count_s, rc->consumer};
         if (link_send(&b->cmd, reclaim_pending_cb, rc, 7, argv, NULL) < 0) free(rc);
+        else b->reclaims++;
     }
+    reclaim_done(b);
 }
 
 static void reclaim_dead(bus_t *b, int si)
 {
     const char *argv[] = {"XINFO", "CONSUMERS", b->subs[si].key, b->group};
-    link_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL);
+    if (link_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL) == 0) b->reclaims++;
+}
+
+/* One take-over step ended; new entries may be read once all have. */
+static void reclaim_done(bus_t *b)
+{
+    if (b->reclaims > 0) b->reclaims--;
+    if (!b->freeing) read_next(b);
 }
 
 /* ---------- group lag ---------- */
@@ -944,6 +974,7 @@ static void group_cb(redisAsyncContext *ac, void *r, void *pd)
     for (int i = 0; i < b->nsubs; i++)
         if (!b->subs[i].group_ok) return; /* the tick retries after groups_retry_ms */
     b->groups_ready = 1;
+    b->oldest_first = 1;
     for (int i = 0; i < b->nsubs; i++) {
         scan_restart(&b->subs[i]);
         scan_next(b, i);

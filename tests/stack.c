@@ -135,7 +135,7 @@ long stack_dead(redisContext *rc, const char *ns)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-long stack_distinct_ids(redisContext *rc, const char *key, long *entries)
+long stack_distinct_ids(redisContext *rc, const char *key, const char *type, long *entries)
 {
     redisReply *r = redisCommand(rc, "XRANGE %s - +", key);
     size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -143,12 +143,16 @@ long stack_distinct_ids(redisContext *rc, const char *key, long *entries)
     long distinct = 0;
     for (size_t i = 0; ids && i < n; i++) {
         const redisReply *f = r->element[i]->element[1];
+        const char *t = "";
         ids[i] = "";
-        for (size_t k = 0; k + 1 < f->elements; k += 2)
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
             if (!strcmp(f->element[k]->str, "id")) ids[i] = f->element[k + 1]->str;
+            if (!strcmp(f->element[k]->str, "type")) t = f->element[k + 1]->str;
+        }
+        if (type && strcmp(t, type) != 0) ids[i] = ""; /* not counted */
     }
     if (ids) qsort(ids, n, sizeof *ids, cmp_str);
-    for (size_t i = 0; ids && i < n; i++) distinct += i == 0 || strcmp(ids[i], ids[i - 1]) != 0;
+    for (size_t i = 0; ids && i < n; i++) distinct += ids[i][0] && (i == 0 || strcmp(ids[i], ids[i - 1]) != 0);
     if (entries) *entries = (long)n;
     free(ids);
     if (r) freeReplyObject(r);
@@ -161,7 +165,7 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
     int stable = 0;
     for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(250)) {
         snprintf(key, sizeof key, "%s:market", s->ns);
-        int done = bars == 0 || stack_distinct_ids(s->rc, key, NULL) >= bars; /* a re-sent bar has its old id */
+        int done = bars == 0 || stack_distinct_ids(s->rc, key, NULL, NULL) >= bars; /* a re-sent bar has its old id */
         for (int i = 0; done && i < 6; i++) done = stack_backlog(s->rc, s->ns, stack_streams[i]) == 0;
         snprintf(key, sizeof key, "%s:trade.intent", s->ns);
         long long intents = th_count_type(s->rc, key, "trade.intent");

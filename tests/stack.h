@@ -50,8 +50,8 @@ json_t *stack_api(int port, const char *path);
 int stack_settle(qt_stack_t *s, long long bars, int ms);
 /* lag + pending of every group of ns:stream (-1 when the lag is unknown). */
 long long stack_backlog(redisContext *rc, const char *ns, const char *stream);
-/* Distinct event ids on a stream (*entries: all entries; may be NULL). */
-long stack_distinct_ids(redisContext *rc, const char *key, long *entries);
+/* Distinct event ids on a stream, of one type or of all (NULL) (*entries: all entries; may be NULL). */
+long stack_distinct_ids(redisContext *rc, const char *key, const char *type, long *entries);
 /* DLQ entries over the six streams. */
 long stack_dead(redisContext *rc, const char *ns);
 

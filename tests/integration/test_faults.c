@@ -64,7 +64,7 @@ TEST(redis_restarted_and_paused_mid_replay_loses_nothing)
     kill(R2.pid, SIGCONT);
     CHECK(unready); /* readiness said so while Redis was frozen */
     CHECK_EQ(stack_settle(&s, 1200, 180000), 0);
-    long entries, bars = stack_distinct_ids(c, "rr:market", &entries);
+    long entries, bars = stack_distinct_ids(c, "rr:market", NULL, &entries);
     CHECK_EQ(bars, 1200); /* every bar; a publish whose reply the restart cut is sent again with the same id */
     check_book(&s, "rr", &bk);
     printf("# faults-redis: restart=1 pause_ms=4000 bars=%ld market_entries=%ld (re-sent, same ids) intents=%d "
