@@ -1,5 +1,6 @@
 /* bus.c — Redis Streams bus on hiredis async + libevent (see bus.h). */
 #include "bus.h"
+#include "proto.h"
 #include "clock.h"
 #include "log.h"
 
@@ -43,6 +44,7 @@ typedef struct bus_sub {
     char name[64], key[160], dlq_key[168];
     bus_handler_fn fn;
     void *ud;
+    const char *const *types; /* NULL: every type; else the types the handler takes (NULL-terminated) */
     int scan_needed, scanning, group_ok;
     char scan_cursor[BUS_SID_MAX], claim_cursor[BUS_SID_MAX];
     char (*scan_ids)[BUS_SID_MAX]; /* from XPENDING, for delivery counts */
@@ -50,7 +52,7 @@ typedef struct bus_sub {
     size_t scan_n;
     int64_t retry_due_ms, next_claim_ms, next_lag_ms;
     long long lag, pending;
-    metric_t *m_in, *m_acked, *m_dead, *m_retried, *m_claimed, *m_deleted, *m_lag, *m_pending, *m_latency;
+    metric_t *m_in, *m_acked, *m_dead, *m_retried, *m_claimed, *m_deleted, *m_lag, *m_pending, *m_latency, *m_skipped;
 } bus_sub_t;
 
 typedef struct bus_pub {
@@ -587,6 +589,28 @@ static void handle_result(bus_t *b, int si, const char *id, const redisReply *fi
     }
 }
 
+/* Is the entry of a type of the contract this subscription does not take?
+ * Then it is acked unread: no JSON parsed, no schema checked. An unknown
+ * type or version is not skipped: it goes the decoder's way, to the DLQ. */
+static int sub_skips(const bus_sub_t *s, const redisReply *fields)
+{
+    const char *type = NULL, *v = NULL;
+    char tbuf[64];
+    if (!s->types || fields->type != REDIS_REPLY_ARRAY) return 0;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i], *val = fields->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING) return 0;
+        if (k->len == 4 && memcmp(k->str, "type", 4) == 0) type = val->str;
+        if (k->len == 1 && k->str[0] == 'v') v = val->str;
+    }
+    if (!type || !v || strlen(type) >= sizeof tbuf) return 0;
+    for (const char *const *t = s->types; *t; t++)
+        if (strcmp(*t, type) == 0) return 0;
+    char *end;
+    long ver = strtol(v, &end, 10);
+    return *end == '\0' && ver > 0 && ver < 1000 && proto_known(type, (int)ver);
+}
+
 /* One entry: decode, check deliveries, run the handler, ack / retry / DLQ. */
 static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries)
 {
@@ -602,6 +626,11 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
         return;
     }
     metric_inc(s->m_in);
+    if (sub_skips(s, fields)) {
+        metric_inc(s->m_skipped);
+        ack_push(b, si, id, 0);
+        return;
+    }
     if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || event_decode(&ev, f, nf, err, sizeof err) < 0) {
         dead_letter(b, si, id, fields, deliveries, err, NULL);
         return;
@@ -1148,12 +1177,21 @@ static int sub_init_metrics(bus_t *b, bus_sub_t *s)
     s->m_in = metrics_counter(b->metrics, "qt_bus_events_in_total", "Entries delivered to this service", l);
     s->m_acked = metrics_counter(b->metrics, "qt_bus_events_acked_total", "Entries acknowledged", l);
     s->m_dead = metrics_counter(b->metrics, "qt_bus_events_dead_total", "Entries moved to the DLQ", l);
+    s->m_skipped = metrics_counter(b->metrics, "qt_bus_events_skipped_total",
+                                   "Entries of types this service does not take, acked unread", l);
     s->m_retried = metrics_counter(b->metrics, "qt_bus_events_retried_total", "Handler retries", l);
     s->m_claimed = metrics_counter(b->metrics, "qt_bus_events_claimed_total", "Entries claimed from stale consumers", l);
     s->m_deleted = metrics_counter(b->metrics, "qt_bus_events_deleted_total", "Pending entries found deleted", l);
     s->m_lag = metrics_gauge(b->metrics, "qt_bus_group_lag", "Entries not yet delivered to the group", l);
     s->m_pending = metrics_gauge(b->metrics, "qt_bus_group_pending", "Entries delivered, not acked", l);
     s->m_latency = metrics_histogram(b->metrics, "qt_bus_handler_seconds", "Handler latency", l, NULL, 0);
+    return 0;
+}
+
+int bus_subscribe_types(bus_t *b, const char *name, const char *const *types, bus_handler_fn fn, void *ud)
+{
+    if (bus_subscribe(b, name, fn, ud) < 0) return -1;
+    b->subs[b->nsubs - 1].types = types;
     return 0;
 }
 

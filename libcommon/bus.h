@@ -65,6 +65,12 @@ void bus_free(bus_t *b);
 /* Subscribe to stream `name` (without namespace, e.g. "market") before
  * bus_start(). Returns -1 on too many subscriptions or a bad name. */
 int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud);
+/* The same, for a handler that takes only the event types listed (a
+ * NULL-terminated list that must outlive the bus): entries of the
+ * contract's other types are acked without being decoded (counted in
+ * qt_bus_events_skipped_total); unknown types and versions are still
+ * dead-lettered. */
+int bus_subscribe_types(bus_t *b, const char *name, const char *const *types, bus_handler_fn fn, void *ud);
 int bus_start(bus_t *b);
 
 /* Queue ev for XADD to stream `name`; the bus encodes it now, so ev may be

@@ -342,7 +342,7 @@ static bus_result_t ens_handle(void *ud, const bus_msg_t *m, char *err, size_t e
     ensemble_t *e = ud;
     if (strcmp(m->ev->type, "market.data.update") == 0) return ens_on_bar(e, m, err, errlen);
     if (strcmp(m->ev->type, "model.vote") == 0) return ens_on_vote(e, m, err, errlen);
-    return BUS_OK; /* our own and rl-decision's signals, threshold events */
+    return BUS_OK; /* anything else on market */
 }
 
 /* ---------- timer: deadlines, cleanup ---------- */
@@ -490,8 +490,9 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     e->m_unknown = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"unknown_model\"");
     if (e->nexternal) ens_restore(e);
     e->tick = event_new(svc->base, -1, EV_PERSIST, ens_tick, e);
+    static const char *const votes_only[] = {"model.vote", NULL}; /* the signals on that stream are not ours */
     if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", ens_handle, e) < 0 ||
-        bus_subscribe(svc->bus, "signal", ens_handle, e) < 0)
+        bus_subscribe_types(svc->bus, "signal", votes_only, ens_handle, e) < 0)
         return snprintf(err, errlen, "cannot set up the ensemble"), -1;
     httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e);
     httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e);

@@ -5,6 +5,7 @@
  * is derived from the input id, so duplicates are visible as repeated ids.
  * WORKER_FAIL_SYMBOL: events of that symbol always ask for a retry.
  * WORKER_SLOW_US: sleep that long in every handler call (to be killed mid-batch).
+ * WORKER_TYPES: comma-separated event types the handler takes (bus_subscribe_types).
  * POST /api/v1/worker/pause {"reason": "..."} and POST /api/v1/worker/resume
  * (bearer token) pause and resume consumption.
  * Everything else (REDIS_URL, QT_*) as for any service. */
@@ -78,7 +79,17 @@ int main(void)
     }
     w.fail_symbol = getenv("WORKER_FAIL_SYMBOL");
     w.slow_us = getenv("WORKER_SLOW_US") ? atol(getenv("WORKER_SLOW_US")) : 0;
-    if (bus_subscribe(w.svc.bus, stream ? stream : "market", worker_handle, &w) < 0) {
+    static char typebuf[512];
+    static const char *types[16];
+    const char *tl = getenv("WORKER_TYPES");
+    if (tl) { /* "a,b,c" -> {"a", "b", "c", NULL} */
+        int n = 0;
+        snprintf(typebuf, sizeof typebuf, "%s", tl);
+        for (char *save = NULL, *t = strtok_r(typebuf, ",", &save); t && n < 15; t = strtok_r(NULL, ",", &save)) types[n++] = t;
+        types[n] = NULL;
+    }
+    if ((tl ? bus_subscribe_types(w.svc.bus, stream ? stream : "market", types, worker_handle, &w)
+            : bus_subscribe(w.svc.bus, stream ? stream : "market", worker_handle, &w)) < 0) {
         fprintf(stderr, "bus-worker: cannot subscribe\n");
         return 2;
     }

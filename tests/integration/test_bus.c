@@ -404,6 +404,36 @@ TEST(malformed_entries_go_to_dlq_at_once_consumer_carries_on)
     CHECK_EQ(stop_worker(w), 0);
 }
 
+TEST(a_subscription_to_some_types_acks_the_others_unread)
+{
+    int port;
+    char body[65536];
+    const char *only[] = {"WORKER_TYPES=market.data.update", NULL};
+    pid_t w = worker(&R, "t8", only, &port, "t8");
+    const char *bar = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1700000000000,\"open\":1,"
+                      "\"high\":1,\"low\":1,\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
+    struct { const char *type, *v, *data; } in[] = {
+        {"signal.generated", "1", "{\"confidence\":\"not even valid\"}"}, /* not ours: acked unread, not judged */
+        {"no.such.event", "1", "{}"},                                       /* not in the contract: DLQ */
+        {"signal.generated", "9", "{}"},                                    /* a version nobody knows: DLQ */
+        {"market.data.update", "1", bar},                                   /* ours */
+    };
+    for (int i = 0; i < 4; i++) {
+        redisReply *r = cmd(&R, "XADD t8:market * id t8-%d type %s v %s ts 1 source test trace t data %s", i, in[i].type,
+                            in[i].v, in[i].data);
+        if (r) freeReplyObject(r);
+    }
+    CHECK_EQ(wait_until(xlen, &R, "t8:echo", 1, 10000), 0);
+    CHECK_EQ(wait_until(xlen, &R, "t8:market:dlq", 2, 10000), 0);
+    CHECK_EQ(wait_pending_zero(&R, "t8:market", "worker", 10000), 0);
+    th_sleep_ms(300);
+    CHECK_EQ(xlen(&R, "t8:echo"), 1);       /* only the bar reached the handler */
+    CHECK_EQ(xlen(&R, "t8:market:dlq"), 2); /* the unknown type and version, not the skipped signal */
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, body, sizeof body), 200);
+    CHECK_CONTAINS(body, "qt_bus_events_skipped_total{stream=\"t8:market\",group=\"worker\"} 1\n");
+    CHECK_EQ(stop_worker(w), 0);
+}
+
 TEST(redis_restart_mid_stream_nothing_lost)
 {
     pub_t p;
