@@ -63,6 +63,22 @@ static int half_request(int port)
 
 static char out[65536];
 
+/* Send a raw request; the whole reply (status line, headers, body) into buf. */
+static void raw_reply(int port, const char *request, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {2, 0};
+    size_t got = 0;
+    ssize_t k;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, request, strlen(request)) > 0)
+        while (got + 1 < len && (k = read(fd, buf + got, len - 1 - got)) > 0) got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+}
+
 TEST(errors_are_json)
 {
     int port;
@@ -78,6 +94,30 @@ TEST(errors_are_json)
     CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
     CHECK_CONTAINS(out, "# TYPE qt_http_requests_total counter");
     CHECK_CONTAINS(out, "qt_http_requests_total{code=\"404\"} 1");
+    stop(w);
+}
+
+TEST(cors_only_for_the_listed_origins_and_only_on_get)
+{
+    int port;
+    pid_t w = start("h6", TOKEN, &port, "h6.log"); /* QT_CORS_ORIGINS: the default, the dashboard on :8081 */
+#define CORS_RQ "%s /health HTTP/1.1\r\nHost: x\r\nOrigin: %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    char rq[512];
+    snprintf(rq, sizeof rq, CORS_RQ, "GET", "http://127.0.0.1:8081");
+    raw_reply(port, rq, out, sizeof out);
+    CHECK_CONTAINS(out, "HTTP/1.1 200");
+    CHECK_CONTAINS(out, "Access-Control-Allow-Origin: http://127.0.0.1:8081\r\n");
+    CHECK_CONTAINS(out, "Vary: Origin\r\n");
+    const char *refused[][2] = {{"GET", "http://evil.example"},       /* not listed */
+                                {"GET", "http://127.0.0.1:808"},      /* a prefix of a listed one */
+                                {"GET", "http://127.0.0.1:8081.evil"}, /* a listed one as a prefix */
+                                {"POST", "http://127.0.0.1:8081"}};   /* listed, but not a GET */
+    for (int i = 0; i < 4; i++) {
+        snprintf(rq, sizeof rq, CORS_RQ, refused[i][0], refused[i][1]);
+        raw_reply(port, rq, out, sizeof out);
+        CHECK(strncmp(out, "HTTP/1.1 ", 9) == 0); /* it answered */
+        if (strstr(out, "Access-Control-Allow-Origin")) CHECK_FAIL_AT("%s from %s was allowed", refused[i][0], refused[i][1]);
+    }
     stop(w);
 }
 
