@@ -1,5 +1,6 @@
 /* ensemble.c — bars and external votes → signal.generated (see ensemble.h). */
 #include "ensemble.h"
+#include "symtab.h"
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
@@ -113,15 +114,13 @@ int ensemble_reload(ensemble_t *e, char *err, size_t errlen)
 
 /* ---------- symbols and pending bars ---------- */
 
+_Static_assert(offsetof(ens_sym_t, symbol) == 0, "symtab: the symbol comes first");
+
 static ens_sym_t *ens_sym(ensemble_t *e, const char *symbol)
 {
-    for (int i = 0; i < e->nsyms; i++)
-        if (strcmp(e->syms[i].symbol, symbol) == 0) return &e->syms[i];
-    if (e->nsyms == ENS_SYMS) return NULL;
-    ens_sym_t *s = &e->syms[e->nsyms++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
-    obs_init(&s->st);
+    int created;
+    ens_sym_t *s = SYMTAB_SLOT(e->syms, &e->nsyms, ENS_SYMS, symbol, &created);
+    if (created) obs_init(&s->st);
     return s;
 }
 

@@ -1,5 +1,6 @@
 /* inputs.c — orchestrator inputs from events (see inputs.h). */
 #include "inputs.h"
+#include "symtab.h"
 
 #include <math.h>
 #include <string.h>
@@ -20,16 +21,13 @@ static double ring_mean(const ring_t *r)
     return r->n ? s / r->n : -1;
 }
 
+_Static_assert(offsetof(sym_input_t, symbol) == 0, "symtab: the symbol comes first");
+
 static sym_input_t *inputs_sym(inputs_t *in, const char *symbol)
 {
-    if (!symbol) return NULL;
-    for (int i = 0; i < in->nsyms; i++)
-        if (strcmp(in->syms[i].symbol, symbol) == 0) return &in->syms[i];
-    if (in->nsyms == ORCH_MAX_SYMBOLS) return NULL;
-    sym_input_t *s = &in->syms[in->nsyms++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
-    regime_init(&s->regime);
+    int created;
+    sym_input_t *s = SYMTAB_SLOT(in->syms, &in->nsyms, ORCH_MAX_SYMBOLS, symbol, &created);
+    if (created) regime_init(&s->regime);
     return s;
 }
 

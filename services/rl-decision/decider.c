@@ -1,5 +1,6 @@
 /* decider.c — bars → observation → PPO policy → rl.signal.generated (see decider.h). */
 #include "decider.h"
+#include "symtab.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "event.h"
@@ -45,16 +46,14 @@ struct decider {
     struct event *tick;
 };
 
+_Static_assert(offsetof(dec_sym_t, symbol) == 0, "symtab: the symbol comes first");
+
+/* NULL for an event without a symbol (performance.update: account-wide). */
 static dec_sym_t *dec_sym(decider_t *d, const char *symbol)
 {
-    if (!symbol) return NULL; /* e.g. performance.update: account-wide */
-    for (int i = 0; i < d->nsyms; i++)
-        if (strcmp(d->syms[i].symbol, symbol) == 0) return &d->syms[i];
-    if (d->nsyms == DEC_SYMS) return NULL;
-    dec_sym_t *s = &d->syms[d->nsyms++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
-    obs_init(&s->st);
+    int created;
+    dec_sym_t *s = SYMTAB_SLOT(d->syms, &d->nsyms, DEC_SYMS, symbol, &created);
+    if (created) obs_init(&s->st);
     return s;
 }
 

@@ -7,6 +7,7 @@
  * feeds only) after QT_SIGNAL_JOIN_MS of wall time. A bar is never decided
  * twice. */
 #include "clock.h"
+#include "symtab.h"
 #include "engine_int.h"
 #include "event.h"
 #include "log.h"
@@ -16,16 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-sym_state_t *eng_sym(engine_t *e, const char *symbol)
-{
-    for (int i = 0; i < e->nsyms; i++)
-        if (strcmp(e->syms[i].symbol, symbol) == 0) return &e->syms[i];
-    if (e->nsyms == ENG_SYMS) return NULL;
-    sym_state_t *s = &e->syms[e->nsyms++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
-    return s;
-}
+_Static_assert(offsetof(sym_state_t, symbol) == 0, "symtab: the symbol comes first");
+
+sym_state_t *eng_sym(engine_t *e, const char *symbol) { return SYMTAB_SLOT(e->syms, &e->nsyms, ENG_SYMS, symbol, NULL); }
 
 double eng_cfg_num(const engine_t *e, const char *key, double def)
 {
