@@ -205,20 +205,30 @@ TEST(hundred_thousand_no_loss_no_duplicates)
     pub_close(&p);
 }
 
+/* A slow consumer ("<ns>a") of n bars of symbol, killed with SIGKILL once it
+ * echoed `after` of them (mid-batch); p stays open for the caller. */
+static void kill_mid_batch(pub_t *p, const char *ns, const char *symbol, long n, long after)
+{
+    char tag[32], echo[64];
+    const char *slow[] = {"WORKER_SLOW_US=1000", "QT_BATCH=100", NULL};
+    snprintf(tag, sizeof tag, "%sa", ns);
+    snprintf(echo, sizeof echo, "%s:echo", ns);
+    pid_t a = worker(&R, ns, slow, NULL, tag);
+    CHECK_EQ(pub_open(p, &R, ns), 0);
+    CHECK_EQ(pub_bars(p, 0, n, symbol), 0);
+    pub_flush(p, 30000);
+    CHECK_EQ(wait_until(xlen, &R, echo, after, 30000), 0);
+    th_kill(a, SIGKILL);
+    th_wait(a, 5000, NULL);
+}
+
 TEST(sigkill_mid_batch_then_another_consumer_claims)
 {
     pub_t p;
     long missing, dups, n = 3000;
     int port;
     char body[65536];
-    const char *slow[] = {"WORKER_SLOW_US=1000", "QT_BATCH=100", NULL};
-    pid_t a = worker(&R, "t2", slow, NULL, "t2a");
-    CHECK_EQ(pub_open(&p, &R, "t2"), 0);
-    CHECK_EQ(pub_bars(&p, 0, n, "ETHUSDT"), 0);
-    pub_flush(&p, 30000);
-    CHECK_EQ(wait_until(xlen, &R, "t2:echo", 300, 30000), 0);
-    th_kill(a, SIGKILL);
-    th_wait(a, 5000, NULL);
+    kill_mid_batch(&p, "t2", "ETHUSDT", n, 300);
     long long left = pending(&R, "t2:market", "worker");
     CHECK(left > 0); /* the killed consumer held delivered, unacked entries */
     const char *fast[] = {"QT_CLAIM_IDLE_MS=500", NULL};
@@ -258,14 +268,7 @@ TEST(a_restarted_consumer_handles_its_dead_predecessors_entries_before_new_ones)
     pub_t p;
     static long off[4000];
     long missing, dups, n = 2000;
-    const char *slow[] = {"WORKER_SLOW_US=1000", "QT_BATCH=100", NULL};
-    pid_t a = worker(&R, "t7", slow, NULL, "t7a");
-    CHECK_EQ(pub_open(&p, &R, "t7"), 0);
-    CHECK_EQ(pub_bars(&p, 0, n, "SOLUSDT"), 0);
-    pub_flush(&p, 30000);
-    CHECK_EQ(wait_until(xlen, &R, "t7:echo", 250, 30000), 0);
-    th_kill(a, SIGKILL);
-    th_wait(a, 5000, NULL);
+    kill_mid_batch(&p, "t7", "SOLUSDT", n, 250);
     CHECK(pending(&R, "t7:market", "worker") > 0); /* delivered to the dead one, not acked */
     long before = (long)xlen(&R, "t7:echo");
     /* the idle claim cannot be what brings them back: only the take-over of a dead consumer of this host */
