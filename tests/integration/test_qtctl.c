@@ -129,6 +129,8 @@ TEST(dlq_list_replay_purge)
     CHECK_CONTAINS(r->element[1]->element[1]->element[13]->str, "\"close\":100.5"); /* data, fixed */
     freeReplyObject(r);
     dead_letter(c, 3, "1-3", "g", "{}");
+    CHECK_EQ(run("dlq replay market --set", out, sizeof out), 2); /* a usage error */
+    CHECK_CONTAINS(slurp(errpath), "--set needs a value");
     CHECK_EQ(run("dlq replay market --set nonsense", out, sizeof out), 1);
     CHECK_CONTAINS(slurp(errpath), "--set wants FIELD=VALUE");
     CHECK_EQ(run("dlq replay market --force", out, sizeof out), 0); /* as it is, on the operator's word */

@@ -133,6 +133,8 @@ static int cmd_dlq(int argc, char **argv)
     if (config_common_load(&cfg, "qtctl", 0, err, sizeof err) < 0) return fprintf(stderr, "qtctl: %s\n", err), 2;
     const char *id = arg_value(argc, argv, "--id"), *cnt = arg_value(argc, argv, "--count");
     if (cnt && ((count = strtol(cnt, NULL, 10)) < 1 || count > 100000)) return fprintf(stderr, "qtctl: --count must be 1..100000\n"), 2;
+    if (strcmp(argv[argc - 1], "--set") == 0 || strcmp(argv[argc - 1], "--id") == 0)
+        return fprintf(stderr, "qtctl: %s needs a value\n", argv[argc - 1]), 2;
     snprintf(key, sizeof key, "%s:%s:dlq", cfg.ns, argv[2]);
     redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
     if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
@@ -162,7 +164,8 @@ static int cmd_dlq(int argc, char **argv)
         dlq_replay_result_t res;
         for (int i = 3; i < argc; i++) {
             if (strcmp(argv[i], "--force") == 0) o.force = 1;
-            else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && o.nset <= DLQ_MAX_SET) set[o.nset++] = argv[++i];
+            else if (strcmp(argv[i], "--set") != 0) continue;
+            else if (i + 1 < argc && o.nset <= DLQ_MAX_SET) set[o.nset++] = argv[++i];
         }
         if (dlq_replay(c, key, id, &o, &res, err, sizeof err) < 0) rc = 1;
         printf("replayed %ld entries of %s", res.replayed, key);
