@@ -174,6 +174,26 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
         stable = done ? stable + 1 : 0;
         if (stable >= 4) return 0;
     }
+    snprintf(key, sizeof key, "%s:market", s->ns); /* what was not settled, for the test's log */
+    fprintf(stderr, "# settle timed out: %ld distinct bars of %lld;", stack_distinct_ids(s->rc, key, NULL, NULL), bars);
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof key, "%s:%s", s->ns, stack_streams[i]);
+        redisReply *r = redisCommand(s->rc, "XINFO GROUPS %s", key);
+        for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+            const redisReply *f = r->element[g];
+            fprintf(stderr, " %s", stack_streams[i]);
+            for (size_t k = 0; k + 1 < f->elements; k += 2)
+                if (!strcmp(f->element[k]->str, "name") || !strcmp(f->element[k]->str, "pending") ||
+                    !strcmp(f->element[k]->str, "lag"))
+                    fprintf(stderr, " %s=%s", f->element[k]->str,
+                            f->element[k + 1]->type == REDIS_REPLY_STRING ? f->element[k + 1]->str
+                            : f->element[k + 1]->type == REDIS_REPLY_INTEGER ? (snprintf(key, sizeof key, "%lld", f->element[k + 1]->integer), key)
+                                                                              : "nil");
+            fputc(';', stderr);
+        }
+        if (r) freeReplyObject(r);
+    }
+    fputc('\n', stderr);
     return -1;
 }
 
