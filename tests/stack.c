@@ -168,7 +168,7 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
         int done = bars == 0 || stack_distinct_ids(s->rc, key, NULL, NULL) >= bars; /* a re-sent bar has its old id */
         for (int i = 0; done && i < 6; i++) done = stack_backlog(s->rc, s->ns, stack_streams[i]) == 0;
         snprintf(key, sizeof key, "%s:trade.intent", s->ns);
-        long long intents = th_count_type(s->rc, key, "trade.intent");
+        long long intents = stack_distinct_ids(s->rc, key, "trade.intent", NULL); /* a re-sent intent has its old id */
         snprintf(key, sizeof key, "%s:execution", s->ns);
         done = done && th_count_type(s->rc, key, "trade.executed") + th_count_type(s->rc, key, "trade.failed") >= intents;
         stable = done ? stable + 1 : 0;
@@ -176,6 +176,11 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
     }
     snprintf(key, sizeof key, "%s:market", s->ns); /* what was not settled, for the test's log */
     fprintf(stderr, "# settle timed out: %ld distinct bars of %lld;", stack_distinct_ids(s->rc, key, NULL, NULL), bars);
+    snprintf(key, sizeof key, "%s:trade.intent", s->ns);
+    long intents = stack_distinct_ids(s->rc, key, "trade.intent", NULL);
+    snprintf(key, sizeof key, "%s:execution", s->ns);
+    fprintf(stderr, " %ld distinct intents, %ld results;", intents,
+            (long)(th_count_type(s->rc, key, "trade.executed") + th_count_type(s->rc, key, "trade.failed")));
     for (int i = 0; i < 6; i++) {
         snprintf(key, sizeof key, "%s:%s", s->ns, stack_streams[i]);
         redisReply *r = redisCommand(s->rc, "XINFO GROUPS %s", key);
