@@ -7,7 +7,9 @@
  *  2. Paced at 2,000 bars/s for BENCH_PACED_S seconds (default 20), in
  *     PRIMARY with the paper venue: this process reads market, signal and
  *     trade.intent as they arrive and times, per bar, its market entry to its
- *     rl.signal.generated and to its trade.intent (µs, this reader's clock).
+ *     rl.signal.generated and to its trade.intent (µs, this reader's clock),
+ *     and the first also on Redis's clock (the ms of the two entry ids), which
+ *     leaves this reader's wake-ups out.
  * Also each service's peak RSS (VmHWM) and redis-benchmark's XADD -P 32 on
  * the same machine in the same run. Last line:
  * pipeline-bench: events=<n> throughput=<n>/s tick_to_signal_p50_us=<n> tick_to_signal_p99_us=<n> tick_to_intent_p99_us=<n> redis_xadd_p32=<n>/s ratio=<throughput/redis_xadd_p32> */
@@ -84,7 +86,7 @@ static double full_speed(long bars, long *rss)
 
 /* ---------- paced: arrival times seen by this reader ---------- */
 
-typedef struct arrival { char key[40]; long long market_us, signal_us, intent_us; } arrival_t;
+typedef struct arrival { char key[40]; long long market_us, signal_us, intent_us, market_ms, signal_ms; } arrival_t;
 static arrival_t arr[MAXLAT];
 static long narr;
 
@@ -101,7 +103,8 @@ static arrival_t *arrival(const char *symbol, long long open_time)
     return a;
 }
 
-static void note(const char *stream, const redisReply *fields, long long now)
+/* now: this reader's clock; entry: the stream id, whose ms part is Redis's clock at the XADD. */
+static void note(const char *stream, const char *entry, const redisReply *fields, long long now)
 {
     const char *type = "", *data = "{}";
     for (size_t k = 0; k + 1 < fields->elements; k += 2) {
@@ -110,8 +113,8 @@ static void note(const char *stream, const redisReply *fields, long long now)
     }
     json_t *d = json_loads(data, 0, NULL);
     arrival_t *a = d ? arrival(json_string_value(json_object_get(d, "symbol")), json_integer_value(json_object_get(d, "open_time"))) : NULL;
-    if (a && !strcmp(stream, "pp:market") && !a->market_us) a->market_us = now;
-    if (a && !strcmp(type, "rl.signal.generated") && !a->signal_us) a->signal_us = now;
+    if (a && !strcmp(stream, "pp:market") && !a->market_us) a->market_us = now, a->market_ms = atoll(entry);
+    if (a && !strcmp(type, "rl.signal.generated") && !a->signal_us) a->signal_us = now, a->signal_ms = atoll(entry);
     if (a && !strcmp(type, "trade.intent") && !a->intent_us) a->intent_us = now;
     json_decref(d);
 }
@@ -119,7 +122,7 @@ static void note(const char *stream, const redisReply *fields, long long now)
 static void paced(int seconds, long long *p50, long long *p99, long long *ip99, long *nlat)
 {
     static char feed[NSYM * 420 + 16];
-    static long long lat[MAXLAT], ilat[MAXLAT];
+    static long long lat[MAXLAT], ilat[MAXLAT], rlat[MAXLAT];
     qt_stack_t s = {.extra = {"QT_LOG_LEVEL=warn", NULL}};
     write_files(seconds * 2000 / NSYM + 200, feed, sizeof feed);
     /* 20 symbols of 1-minute bars at 6000x real time: 2,000 bars/s */
@@ -137,7 +140,7 @@ static void paced(int seconds, long long *p50, long long *p99, long long *ip99, 
             const redisReply *st = r->element[k];
             int w = !strcmp(st->element[0]->str, keys[0]) ? 0 : !strcmp(st->element[0]->str, keys[1]) ? 1 : 2;
             for (size_t e = 0; e < st->element[1]->elements; e++) {
-                note(keys[w], st->element[1]->element[e]->element[1], now);
+                note(keys[w], st->element[1]->element[e]->element[0]->str, st->element[1]->element[e]->element[1], now);
                 snprintf(ids[w], sizeof ids[w], "%s", st->element[1]->element[e]->element[0]->str);
             }
         }
@@ -145,12 +148,14 @@ static void paced(int seconds, long long *p50, long long *p99, long long *ip99, 
     }
     long n = 0, ni = 0;
     for (long i = 0; i < narr; i++) {
-        if (arr[i].market_us && arr[i].signal_us) lat[n++] = arr[i].signal_us - arr[i].market_us;
+        if (arr[i].market_us && arr[i].signal_us) rlat[n] = arr[i].signal_ms - arr[i].market_ms, lat[n++] = arr[i].signal_us - arr[i].market_us;
         if (arr[i].market_us && arr[i].intent_us) ilat[ni++] = arr[i].intent_us - arr[i].market_us;
     }
     *nlat = n;
     *p50 = th_percentile(lat, n, 0.50), *p99 = th_percentile(lat, n, 0.99), *ip99 = th_percentile(ilat, ni, 0.99);
     fprintf(stderr, "pipeline-bench paced 2000 bars/s for %d s: %ld bars timed to their RL signal, %ld to an intent\n", seconds, n, ni);
+    fprintf(stderr, "pipeline-bench paced, on Redis's clock (entry ids, ms): market -> rl.signal p50=%lld p99=%lld\n",
+            th_percentile(rlat, n, 0.50), th_percentile(rlat, n, 0.99));
     stack_stop(&s);
 }
 
