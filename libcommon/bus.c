@@ -766,6 +766,8 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         if (reply->type == REDIS_REPLY_ERROR) log_warn("re-reading pending %s: %s", s->key, reply->str);
         if (reply->type != REDIS_REPLY_ERROR) s->scan_needed = 0;
+        else if (strncmp(reply->str, "NOGROUP", 7) == 0) /* the stream went: make the groups again, as read_cb does */
+            b->groups_ready = 0, b->groups_waiting = 0;
         read_next(b);
         return;
     }

@@ -496,6 +496,35 @@ TEST(redis_frozen_longer_than_watchdog_then_recovers)
     pub_close(&p);
 }
 
+/* An operator deletes the stream (and with it the group) under a running
+ * consumer: the group is made again and new entries are consumed. */
+TEST(a_stream_deleted_under_a_running_consumer_gets_its_group_back)
+{
+    pub_t p;
+    long missing, dups, n = 400;
+    int port;
+    const char *env[] = {"QT_BLOCK_MS=200", NULL};
+    pid_t w = worker(&R, "t9", env, &port, "t9");
+    CHECK_EQ(pub_open(&p, &R, "t9"), 0);
+    CHECK_EQ(pub_bars(&p, 0, n / 2, "BTCUSDT"), 0);
+    pub_flush(&p, 30000);
+    CHECK_EQ(wait_until(xlen, &R, "t9:echo", n / 2, 30000), 0);
+    CHECK_EQ(wait_pending_zero(&R, "t9:market", "worker", 10000), 0);
+    CHECK_EQ(cmd_int(&R, "DEL %s", "t9:market", NULL), 1);
+    th_sleep_ms(500);
+    CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0);
+    pub_flush(&p, 30000);
+    CHECK_EQ(wait_until(xlen, &R, "t9:echo", n, 30000), 0);
+    CHECK_EQ(wait_pending_zero(&R, "t9:market", "worker", 10000), 0);
+    coverage(&R, "t9:echo", n, &missing, &dups);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(xlen(&R, "t9:market:dlq"), 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(stop_worker(w), 0);
+    pub_close(&p);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)
