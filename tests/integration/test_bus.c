@@ -437,10 +437,32 @@ TEST(a_subscription_to_some_types_acks_the_others_unread)
     CHECK_EQ(stop_worker(w), 0);
 }
 
+/* The rest of bars [0, n) was published through whatever happened: flush
+ * it, check each of the n bars was handled (at least once), nothing is left
+ * pending and the worker is ready; stop it and close p. Returns the echoes
+ * seen twice. */
+static long all_handled_then_stop(th_redis_t *r, const char *ns, pub_t *p, long n, int port, pid_t w)
+{
+    char echo[64], market[64];
+    long missing, dups;
+    snprintf(echo, sizeof echo, "%s:echo", ns);
+    snprintf(market, sizeof market, "%s:market", ns);
+    pub_flush(p, 60000);
+    CHECK_EQ(bus_outbox_size(p->bus), 0);
+    CHECK_EQ(wait_until(xlen, r, echo, n, 60000), 0);
+    CHECK_EQ(wait_pending_zero(r, market, "worker", 30000), 0);
+    coverage(r, echo, n, &missing, &dups);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(stop_worker(w), 0);
+    pub_close(p);
+    return dups;
+}
+
 TEST(redis_restart_mid_stream_nothing_lost)
 {
     pub_t p;
-    long missing, dups, n = 20000;
+    long missing, ignored, n = 20000;
     int port;
     const char *slow[] = {"WORKER_SLOW_US=100", NULL};
     pid_t w = worker(&RA, "t5", slow, &port, "t5");
@@ -451,24 +473,16 @@ TEST(redis_restart_mid_stream_nothing_lost)
     CHECK(xlen(&RA, "t5:echo") < n / 2); /* still consuming while Redis goes away */
     CHECK_EQ(th_redis_restart(&RA), 0);
     CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0); /* published through the reconnect */
-    pub_flush(&p, 60000);
-    CHECK_EQ(bus_outbox_size(p.bus), 0);
-    CHECK_EQ(wait_until(xlen, &RA, "t5:echo", n, 60000), 0);
-    CHECK_EQ(wait_pending_zero(&RA, "t5:market", "worker", 30000), 0);
-    coverage(&RA, "t5:market", n, &missing, &dups);
-    CHECK_EQ(missing, 0);
-    coverage(&RA, "t5:echo", n, &missing, &dups);
+    long dups = all_handled_then_stop(&RA, "t5", &p, n, port, w);
+    coverage(&RA, "t5:market", n, &missing, &ignored);
     CHECK_EQ(missing, 0);
     printf("# redis restart: %ld duplicate echoes (at-least-once; same derived ids)\n", dups);
-    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
-    CHECK_EQ(stop_worker(w), 0);
-    pub_close(&p);
 }
 
 TEST(redis_frozen_longer_than_watchdog_then_recovers)
 {
     pub_t p;
-    long missing, dups, n = 4000;
+    long n = 4000;
     int port;
     char body[4096];
     const char *env[] = {"QT_REDIS_TIMEOUT_MS=300", "QT_BLOCK_MS=200", "WORKER_SLOW_US=200", NULL};
@@ -485,15 +499,7 @@ TEST(redis_frozen_longer_than_watchdog_then_recovers)
     CHECK_EQ(th_http(port, "GET", "/health", NULL, NULL, NULL, 0), 200);
     CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0); /* held in the outbox meanwhile */
     kill(R.pid, SIGCONT);
-    pub_flush(&p, 30000);
-    CHECK_EQ(bus_outbox_size(p.bus), 0);
-    CHECK_EQ(wait_until(xlen, &R, "t6:echo", n, 60000), 0);
-    CHECK_EQ(wait_pending_zero(&R, "t6:market", "worker", 30000), 0);
-    coverage(&R, "t6:echo", n, &missing, &dups);
-    CHECK_EQ(missing, 0);
-    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
-    CHECK_EQ(stop_worker(w), 0);
-    pub_close(&p);
+    all_handled_then_stop(&R, "t6", &p, n, port, w);
 }
 
 /* An operator deletes the stream (and with it the group) under a running
@@ -501,7 +507,7 @@ TEST(redis_frozen_longer_than_watchdog_then_recovers)
 TEST(a_stream_deleted_under_a_running_consumer_gets_its_group_back)
 {
     pub_t p;
-    long missing, dups, n = 400;
+    long n = 400;
     int port;
     const char *env[] = {"QT_BLOCK_MS=200", NULL};
     pid_t w = worker(&R, "t9", env, &port, "t9");
@@ -513,16 +519,8 @@ TEST(a_stream_deleted_under_a_running_consumer_gets_its_group_back)
     CHECK_EQ(cmd_int(&R, "DEL %s", "t9:market", NULL), 1);
     th_sleep_ms(500);
     CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0);
-    pub_flush(&p, 30000);
-    CHECK_EQ(wait_until(xlen, &R, "t9:echo", n, 30000), 0);
-    CHECK_EQ(wait_pending_zero(&R, "t9:market", "worker", 10000), 0);
-    coverage(&R, "t9:echo", n, &missing, &dups);
-    CHECK_EQ(missing, 0);
-    CHECK_EQ(dups, 0);
+    CHECK_EQ(all_handled_then_stop(&R, "t9", &p, n, port, w), 0); /* none twice */
     CHECK_EQ(xlen(&R, "t9:market:dlq"), 0);
-    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
-    CHECK_EQ(stop_worker(w), 0);
-    pub_close(&p);
 }
 
 int main(int argc, char **argv);
