@@ -25,7 +25,8 @@
 #define BUS_ERROR_HOLD_MS 500
 #define BUS_SID_MAX 48 /* "<ms>-<seq>" fits in 41 */
 
-typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_UP } link_state_t;
+/* HELLO: connected, waiting for Redis to answer a PING before anything else is sent. */
+typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_HELLO, LINK_UP } link_state_t;
 
 typedef struct bus_link {
     bus_t *bus;
@@ -141,13 +142,19 @@ static void link_replied(bus_link_t *l)
     l->last_progress_ms = clock_mono_ms();
 }
 
+static int link_send_any(bus_link_t *l, redisCallbackFn *fn, void *pd, int argc, const char **argv,
+                         const size_t *lens)
+{
+    if (redisAsyncCommandArgv(l->ac, fn, pd, argc, argv, lens) != REDIS_OK) return -1;
+    link_sent(l);
+    return 0;
+}
+
 static int link_send(bus_link_t *l, redisCallbackFn *fn, void *pd, int argc, const char **argv,
                      const size_t *lens)
 {
     if (l->state != LINK_UP || l->doomed) return -1;
-    if (redisAsyncCommandArgv(l->ac, fn, pd, argc, argv, lens) != REDIS_OK) return -1;
-    link_sent(l);
-    return 0;
+    return link_send_any(l, fn, pd, argc, argv, lens);
 }
 
 /* Exponential backoff with jitter: half fixed, half random. */
@@ -210,20 +217,40 @@ static void link_auth_cb(redisAsyncContext *ac, void *r, void *pd)
     }
 }
 
-/* AUTH and SELECT go first in the pipeline, before anything on_up sends. */
+/* AUTH and SELECT go first in the pipeline, then the PING that says Redis
+ * is answering this connection. */
 static void link_prepare(bus_link_t *l)
 {
     const redis_url_t *u = &l->bus->cfg.redis;
     char db[16];
     if (u->password[0]) {
         const char *argv[] = {"AUTH", u->password};
-        link_send(l, link_auth_cb, (void *)"AUTH", 2, argv, NULL);
+        link_send_any(l, link_auth_cb, (void *)"AUTH", 2, argv, NULL);
     }
     if (u->db) {
         snprintf(db, sizeof db, "%d", u->db);
         const char *argv[] = {"SELECT", db};
-        link_send(l, link_auth_cb, (void *)"SELECT", 2, argv, NULL);
+        link_send_any(l, link_auth_cb, (void *)"SELECT", 2, argv, NULL);
     }
+}
+
+/* Redis answered: only now is anything else sent. A Redis that accepts
+ * connections but does not answer (frozen, overloaded) gets nothing but the
+ * PING, so a watchdog close never leaves a second copy of the outbox queued
+ * on a dead connection that Redis would still read later. */
+static void link_hello_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_link_t *l = link_of(ac);
+    (void)pd;
+    if (!l || l->ac != ac) return;
+    link_replied(l);
+    if (!r || l->doomed || l->state != LINK_HELLO) return;
+    l->state = LINK_UP;
+    l->since_ms = l->last_progress_ms = clock_mono_ms();
+    if (l->attempts > 1) log_info("redis %s link up after %d attempts", l->name, l->attempts);
+    l->attempts = 0;
+    metric_set(l->m_up, 1);
+    if (l->on_up) l->on_up(l->bus);
 }
 
 static void link_connect_cb(const redisAsyncContext *ac, int status)
@@ -239,13 +266,11 @@ static void link_connect_cb(const redisAsyncContext *ac, int status)
         link_schedule_reconnect(l);
         return;
     }
-    l->state = LINK_UP;
+    l->state = LINK_HELLO;
     l->since_ms = l->last_progress_ms = clock_mono_ms();
-    if (l->attempts > 1) log_info("redis %s link up after %d attempts", l->name, l->attempts);
-    l->attempts = 0;
-    metric_set(l->m_up, 1);
     link_prepare(l);
-    if (l->on_up) l->on_up(l->bus);
+    const char *ping[] = {"PING"};
+    if (link_send_any(l, link_hello_cb, NULL, 1, ping, NULL) < 0) l->doomed = 1;
 }
 
 static void link_connect(bus_link_t *l)
@@ -290,6 +315,9 @@ static void link_watchdog(bus_link_t *l, int64_t now)
         link_force_close(l, "authentication or database selection failed");
     } else if (l->state == LINK_CONNECTING && now - l->since_ms > limit) {
         snprintf(why, sizeof why, "connect timed out after %lld ms", (long long)(now - l->since_ms));
+        link_force_close(l, why);
+    } else if (l->state == LINK_HELLO && now - l->since_ms > limit) {
+        snprintf(why, sizeof why, "connected, but no answer to PING for %lld ms", (long long)(now - l->since_ms));
         link_force_close(l, why);
     } else if (l->state == LINK_UP && l->inflight > 0 &&
                now - l->last_progress_ms > limit + l->allowance_ms) {
@@ -1394,7 +1422,7 @@ int bus_ready(const bus_t *b, char *why, size_t whylen)
 
 static const char *link_state_name(link_state_t s)
 {
-    return s == LINK_UP ? "up" : s == LINK_CONNECTING ? "connecting" : "down";
+    return s == LINK_UP ? "up" : s == LINK_CONNECTING || s == LINK_HELLO ? "connecting" : "down";
 }
 
 json_t *bus_status(const bus_t *b)
