@@ -71,7 +71,7 @@ static int wait_pending_zero(th_redis_t *r, const char *key, const char *group, 
 }
 
 /* Start a worker with extra environment; *port gets its HTTP port. */
-static pid_t worker(th_redis_t *r, const char *ns, const char *const extra[], int *port, const char *tag)
+static pid_t spawn_worker(th_redis_t *r, const char *ns, const char *const extra[], int *port, const char *tag)
 {
     static char envs[16][256];
     const char *env[24];
@@ -84,9 +84,17 @@ static pid_t worker(th_redis_t *r, const char *ns, const char *const extra[], in
     env[n] = NULL;
     snprintf(log, sizeof log, "%s/worker-%s.log", logdir, tag);
     const char *argv[] = {worker_path, NULL};
-    pid_t pid = th_spawn(worker_path, argv, env, log);
     if (port) *port = p;
+    return th_spawn(worker_path, argv, env, log);
+}
+
+/* A worker, once ready (or after 10 s). */
+static pid_t worker(th_redis_t *r, const char *ns, const char *const extra[], int *port, const char *tag)
+{
+    int p;
+    pid_t pid = spawn_worker(r, ns, extra, &p, tag);
     th_wait_http(p, "/ready", 200, 10000);
+    if (port) *port = p;
     return pid;
 }
 
@@ -539,6 +547,62 @@ TEST(a_stream_deleted_under_a_running_consumer_gets_its_group_back)
     CHECK_EQ(pub_bars(&p, n / 2, n, "BTCUSDT"), 0);
     CHECK_EQ(all_handled_then_stop(&R, "t9", &p, n, port, w), 0); /* none twice */
     CHECK_EQ(xlen(&R, "t9:market:dlq"), 0);
+}
+
+static long long db_int(redisContext *c, const char *fmt, const char *arg)
+{
+    redisReply *rep = redisCommand(c, fmt, arg);
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep) freeReplyObject(rep);
+    return v;
+}
+
+/* REDIS_URL's password and database reach both links (AUTH and SELECT go
+ * before the PING); a wrong password is refused with a reason that never
+ * shows the password. */
+TEST(redis_url_password_and_database_are_used_and_a_wrong_password_is_refused)
+{
+    static th_redis_t RP;
+    static char logtext[65536];
+    char body[4096], log[300];
+    int port;
+    pub_t p;
+    CHECK_EQ(th_redis_start(&RP, 0), 0);
+    redisContext *c = th_redis_connect(&RP);
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass qt-s3cret"));
+    freeReplyObject(redisCommand(c, "AUTH qt-s3cret"));
+    freeReplyObject(redisCommand(c, "SELECT 2"));
+    snprintf(RP.url, sizeof RP.url, "redis://:qt-s3cret@127.0.0.1:%d/2", RP.port); /* what worker and pub_open use */
+    pid_t w = worker(&RP, "t10", NULL, &port, "t10");
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(pub_open(&p, &RP, "t10"), 0);
+    CHECK_EQ(pub_bars(&p, 0, 50, "BTCUSDT"), 0);
+    pub_flush(&p, 10000);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && db_int(c, "XLEN %s", "t10:echo") < 50;) th_sleep_ms(50);
+    CHECK_EQ(db_int(c, "XLEN %s", "t10:echo"), 50); /* in database 2 */
+    freeReplyObject(redisCommand(c, "SELECT 0"));
+    CHECK_EQ(db_int(c, "EXISTS %s", "t10:market"), 0); /* not in database 0 */
+    CHECK_EQ(stop_worker(w), 0);
+    pub_close(&p);
+
+    snprintf(RP.url, sizeof RP.url, "redis://:pw-n0t-r1ght@127.0.0.1:%d/2", RP.port);
+    w = spawn_worker(&RP, "t10", NULL, &port, "t10-badpw");
+    int st = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100))
+        if ((st = th_http(port, "GET", "/ready", NULL, NULL, body, sizeof body)) == 503 && strstr(body, "authentication")) break;
+    CHECK_EQ(st, 503);
+    CHECK_CONTAINS(body, "authentication or database selection failed");
+    CHECK_EQ(th_http(port, "GET", "/health", NULL, NULL, NULL, 0), 200); /* alive, retrying */
+    CHECK_EQ(stop_worker(w), 0);
+    snprintf(log, sizeof log, "%s/worker-t10-badpw.log", logdir);
+    FILE *f = fopen(log, "r");
+    size_t n = f ? fread(logtext, 1, sizeof logtext - 1, f) : 0;
+    if (f) fclose(f);
+    logtext[n] = '\0';
+    CHECK_CONTAINS(logtext, "AUTH refused");
+    CHECK(!strstr(logtext, "pw-n0t-r1ght") && !strstr(body, "pw-n0t-r1ght")); /* the secret is never shown */
+    redisFree(c);
+    th_redis_stop(&RP);
 }
 
 int main(int argc, char **argv);
