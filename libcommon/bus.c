@@ -270,7 +270,7 @@ static void link_connect_cb(const redisAsyncContext *ac, int status)
     l->since_ms = l->last_progress_ms = clock_mono_ms();
     link_prepare(l);
     const char *ping[] = {"PING"};
-    if (link_send_any(l, link_hello_cb, NULL, 1, ping, NULL) < 0) l->doomed = 1;
+    link_send_any(l, link_hello_cb, NULL, 1, ping, NULL); /* unsent (out of memory): the watchdog closes it */
 }
 
 static void link_connect(bus_link_t *l)
