@@ -108,6 +108,7 @@ struct bus {
     struct event *tick_ev;
     int started, groups_ready, groups_waiting, reading, paused, stopping, stopped, freeing;
     int64_t groups_retry_ms, read_hold_ms, pump_hold_ms, refusal_log_ms;
+    int64_t retry_after_ms; /* set by bus_retry_after() in a handler, for its BUS_RETRY */
     long refusals_suppressed;
     char pause_reason[128], last_error[256];
     const char **read_argv;
@@ -611,10 +612,18 @@ static void handle_result(bus_t *b, int si, const char *id, const redisReply *fi
                  b->cfg.max_deliveries, err[0] ? err : "handler asked for a retry");
         dead_letter(b, si, id, fields, deliveries, why, trace);
     } else {
+        int64_t due = clock_mono_ms() + (b->retry_after_ms > b->cfg.retry_delay_ms ? b->retry_after_ms : b->cfg.retry_delay_ms);
         metric_inc(s->m_retried);
         log_msg(LOG_INFO, trace, "%s entry %s will be retried (delivery %ld): %s", s->key, id, deliveries, err);
-        if (!s->retry_due_ms) s->retry_due_ms = clock_mono_ms() + b->cfg.retry_delay_ms;
+        /* one due time per subscription: a later one asked for wins, so no entry comes back too early */
+        if (!s->retry_due_ms || (b->retry_after_ms && due > s->retry_due_ms)) s->retry_due_ms = due;
     }
+    b->retry_after_ms = 0;
+}
+
+void bus_retry_after(bus_t *b, int64_t ms)
+{
+    if (ms > 0) b->retry_after_ms = ms > BUS_RETRY_AFTER_MAX_MS ? BUS_RETRY_AFTER_MAX_MS : ms;
 }
 
 /* Is the entry of a type of the contract this subscription does not take?

@@ -92,6 +92,15 @@ int bus_redis(bus_t *b, bus_reply_fn fn, void *ud, int argc, const char **argv, 
 void bus_pause(bus_t *b, const char *reason);
 void bus_resume(bus_t *b);
 
+/* Called by a handler about to return BUS_RETRY: deliver the entry again no
+ * sooner than ms from now (instead of QT_RETRY_DELAY_MS, if longer; capped at
+ * BUS_RETRY_AFTER_MAX_MS). Each delivery still counts towards
+ * QT_MAX_DELIVERIES, so one long wait spends one delivery where polling at
+ * the retry delay would spend many. Other entries of the same stream that
+ * are waiting for a retry come back no sooner either. */
+#define BUS_RETRY_AFTER_MAX_MS 60000
+void bus_retry_after(bus_t *b, int64_t ms);
+
 /* Drain: stop reading, wait for outstanding publishes, DLQ writes and acks,
  * then call done (at most QT_DRAIN_MS later). */
 void bus_stop(bus_t *b, void (*done)(void *ud), void *ud);

@@ -21,7 +21,7 @@ struct executor {
     breaker_t *breaker;
     redisContext *rc;
     struct event *tick;
-    long received, executed, failed, duplicates, recovered, retried;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits;
     char last_error[256];
     json_t *reconcile;
     metric_t *m_executed, *m_failed, *m_dups, *m_diff;
@@ -133,8 +133,9 @@ static int ex_executed(executor_t *x, const ex_intent_t *in, const venue_fill_t 
     return 0;
 }
 
-/* Claim the intent: 1 new, 0 already SENT (recover), 2 already DONE, -1 error. */
-static int ex_claim(executor_t *x, const ex_intent_t *in, char *err, size_t errlen)
+/* Claim the intent: 1 new, 0 already SENT (recover; *sent_at = when its
+ * last order request began, wall ms, 0 if unknown), 2 already DONE, -1 error. */
+static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, char *err, size_t errlen)
 {
     char rec[160];
     redisContext *c = ex_conn(x, err, errlen);
@@ -151,9 +152,29 @@ static int ex_claim(executor_t *x, const ex_intent_t *in, char *err, size_t errl
     freeReplyObject(r);
     if (fresh) return 1;
     r = redisCommand(c, "GET %s", in->key);
-    int done = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\"DONE\"");
+    json_t *j = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(j, "state"));
+    int done = state && strcmp(state, "DONE") == 0;
+    *sent_at = json_is_integer(json_object_get(j, "at")) ? (long long)json_integer_value(json_object_get(j, "at")) : 0;
+    json_decref(j);
     if (r) freeReplyObject(r);
     return done ? 2 : 0;
+}
+
+/* Note in the record that an order request for it starts now; -1 with err
+ * when Redis cannot say so (then no order goes out). */
+static int ex_mark_sending(executor_t *x, const ex_intent_t *in, char *err, size_t errlen)
+{
+    char rec[160];
+    redisContext *c = ex_conn(x, err, errlen);
+    if (!c) return -1;
+    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\",\"at\":%lld}", in->cid, (long long)clock_wall_ms());
+    const char *set[] = {"SET", in->key, rec, "XX", "EX", EX_RECORD_TTL};
+    redisReply *r = redisCommandArgv(c, 6, set, NULL);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (!ok) snprintf(err, errlen, "idempotency record: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "record gone" : c->errstr);
+    if (r) freeReplyObject(r);
+    return ok ? 0 : -1;
 }
 
 /* Quantity for the order, rounded down to the step; 0 with reason when too small. */
@@ -194,20 +215,29 @@ static bus_result_t ex_unavailable(executor_t *x, const char *what, char *err, s
     return BUS_RETRY;
 }
 
-/* Place (or find) the order and record its result. */
-static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, char *err, size_t errlen)
+/* Place (or find) the order and record its result. sent_at: see ex_claim. */
+static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, long long sent_at, char *err, size_t errlen)
 {
     venue_fill_t fill;
     venue_filters_t fl;
     char reason[256] = "", code[16] = "";
     venue_rc_t vr;
-    if (!fresh) { /* a crash after the order was sent? ask the venue first */
+    if (!fresh) { /* a crash or an unanswered request after the order was sent? ask the venue first */
         vr = x->venue->ops->query(x->venue, in->symbol, in->cid, &fill, err, errlen);
         if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order query", err, errlen);
         if (vr == VENUE_FILLED) {
             x->recovered++;
-            log_msg(LOG_INFO, in->ev->trace, "intent %s was ordered before a restart; publishing its fill", in->ev->id);
+            log_msg(LOG_INFO, in->ev->trace, "intent %s was ordered before; publishing its fill", in->ev->id);
             return ex_outcome(ex_executed(x, in, &fill, err, errlen));
+        }
+        long long age = (long long)clock_wall_ms() - sent_at, wait = x->venue->in_flight_ms - age;
+        if (vr == VENUE_NOT_FOUND && sent_at > 0 && wait > 0) { /* not there yet is not "never" */
+            if (wait > x->venue->in_flight_ms) wait = x->venue->in_flight_ms; /* the wall clock went back */
+            x->in_flight_waits++;
+            bus_retry_after(x->svc->bus, wait);
+            snprintf(err, errlen, "order %s is not at the venue, but its last request (%lld ms ago) may still reach it: "
+                     "asking again in %lld ms before ordering anew", in->cid, age, wait);
+            return BUS_RETRY;
         }
     }
     vr = x->venue->ops->filters(x->venue, in->symbol, &fl, err, errlen);
@@ -217,6 +247,7 @@ static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, char *
     if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "balance", err, errlen);
     if (qty <= 0) return ex_outcome(ex_failed(x, in, reason, "MIN_SIZE", 0, err, errlen));
     venue_order_t o = {in->symbol, in->side, in->cid, qty, in->ref_price, in->leverage, in->reduce_only};
+    if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, err, errlen) < 0) return BUS_RETRY;
     int64_t t0 = clock_mono_ms();
     vr = x->venue->ops->place(x->venue, &o, &fill, code, err, errlen);
     if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order", err, errlen);
@@ -246,14 +277,15 @@ static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t er
     }
     ex_cid(m->ev->id, in.cid);
     snprintf(in.key, sizeof in.key, "%s:exec:%s", x->svc->cfg.ns, m->ev->id);
-    int claim = ex_claim(x, &in, err, errlen);
+    long long sent_at = 0;
+    int claim = ex_claim(x, &in, &sent_at, err, errlen);
     if (claim < 0) return BUS_RETRY; /* Redis trouble: the bus retries */
     if (claim == 2) {                /* the result is already in the stream */
         x->duplicates++;
         metric_inc(x->m_dups);
         return BUS_OK;
     }
-    return ex_execute(x, &in, claim == 1, err, errlen);
+    return ex_execute(x, &in, claim == 1, sent_at, err, errlen);
 }
 
 /* ---------- reconciliation, ticking, HTTP ---------- */
@@ -310,11 +342,12 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
+    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", "received",
                      (json_int_t)x->received, "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
                      "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
-                     (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "last_error", x->last_error,
+                     (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
+                     (json_int_t)x->in_flight_waits, "last_error", x->last_error,
                      "reconciliation", x->reconcile ? x->reconcile : json_null());
 }
 

@@ -1,6 +1,11 @@
 /* venue.h — where orders go: the paper venue (Redis) or Binance USDⓈ-M
- * futures. Both are idempotent on the client order id: placing the same
- * client order id twice returns the first order, never a second one. */
+ * futures. The paper venue is idempotent on the client order id: placing
+ * the same id twice returns the first order. Binance promises a client order
+ * id unique only among *open* orders, and a MARKET order is open for no
+ * time: an order whose request went unanswered may still be filled after a
+ * query said it does not exist. Such a venue sets in_flight_ms, and the
+ * executor does not place that id again until in_flight_ms after its last
+ * request (see executor.c). */
 #ifndef QT_VENUE_H
 #define QT_VENUE_H
 
@@ -44,6 +49,9 @@ typedef struct venue_ops {
 
 struct venue {
     const venue_ops_t *ops;
+    /* How long after a place request the venue may still act on it (0: never
+     * once the request has returned or failed, or it is idempotent anyway). */
+    long long in_flight_ms;
 };
 
 /* QT_VENUE=paper (default) or binance-futures. */

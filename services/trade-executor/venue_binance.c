@@ -195,6 +195,11 @@ venue_t *venue_binance_new(char *err, size_t errlen)
         free(v);
         return NULL;
     }
+    /* An order request is dead once the exchange would refuse its timestamp
+     * (recvWindow after it). One place() may send it as late as four client
+     * timeouts after it began (set leverage, the order, a clock re-sync on
+     * -1021, the order again); plus a second for the clocks' drift. */
+    v->base.in_flight_ms = c.recv_window_ms + 4 * c.timeout_ms + 1000;
     log_info("binance-futures venue at %s", c.base_url);
     return &v->base;
 }

@@ -8,10 +8,15 @@
  * Market orders fill at the current minute's price; klines come from a
  * deterministic price path. Faults for tests:
  *   POST /_test/fault?status=429|418|500|503&count=N&retry_after=S
- *   POST /_test/fault?delay_ms=MS&count=N        (slow replies)
+ *   POST /_test/fault?delay_ms=MS&count=N[&method=M&path=P]   (slow replies:
+ *        the request is handled, and so an order placed, only after MS;
+ *        method and path pick which requests)
  *   GET  /_test/orders, GET /_test/stats
  * Environment: TX_PORT, TX_API_KEY, TX_API_SECRET, TX_SKEW_MS (server clock
- * minus real clock), TX_BALANCE (10000), TX_FEE_BPS (4). */
+ * minus real clock), TX_BALANCE (10000), TX_FEE_BPS (4), TX_CID_SCOPE: "all"
+ * (default: a client order id is refused with -4116 if any order had it) or
+ * "open" (what Binance documents: unique among open orders; a MARKET order
+ * here fills at once, so it is never open and its id may come again). */
 #include "binance.h"
 #include "clock.h"
 
@@ -49,7 +54,8 @@ static double balance = 10000, fee_bps = 4;
 static tx_order_t orders[TX_ORDERS];
 static int norders;
 static tx_pos_t pos[8];
-static int fault_status, fault_count, fault_retry, delay_ms, delay_count;
+static int fault_status, fault_count, fault_retry, delay_ms, delay_count, cid_open_only;
+static char delay_method[8], delay_path[64];
 static long stats_requests, stats_signed, stats_bad_sig, stats_bad_ts, stats_weight;
 static struct event_base *base;
 
@@ -178,7 +184,7 @@ static void tx_new_order(struct evhttp_request *req, struct evkeyvalq *q)
     double steps = quantity / 0.001;
     if (fabs(steps - round(steps)) > 1e-6) return tx_error(req, 400, -1111, "Precision is over the maximum defined for this asset.");
     if (cid && !tx_cid_ok(cid)) return tx_error(req, 400, -4015, "Client order id is not valid.");
-    if (cid && tx_find(cid)) return tx_error(req, 400, -4116, "ClientOrderId is duplicated.");
+    if (cid && !cid_open_only && tx_find(cid)) return tx_error(req, 400, -4116, "ClientOrderId is duplicated.");
     double price = tx_price(sym, tx_now() / 60000);
     int reduce = ro && strcmp(ro, "true") == 0;
     tx_pos_t *p = tx_pos(sym);
@@ -225,6 +231,9 @@ static void tx_test(struct evhttp_request *req, const char *path, struct evkeyva
     if (strcmp(path, "/_test/fault") == 0) {
         const char *st = evhttp_find_header(q, "status"), *cnt = evhttp_find_header(q, "count");
         const char *ra = evhttp_find_header(q, "retry_after"), *dl = evhttp_find_header(q, "delay_ms");
+        const char *dm = evhttp_find_header(q, "method"), *dp = evhttp_find_header(q, "path");
+        snprintf(delay_method, sizeof delay_method, "%s", dm ? dm : "");
+        snprintf(delay_path, sizeof delay_path, "%s", dp ? dp : "");
         if (dl) delay_ms = atoi(dl), delay_count = cnt ? atoi(cnt) : 1;
         else fault_status = st ? atoi(st) : 0, fault_count = cnt ? atoi(cnt) : 1, fault_retry = ra ? atoi(ra) : 0;
         return tx_reply(req, 200, json_pack("{s:b}", "ok", 1));
@@ -299,7 +308,8 @@ static void tx_handle(struct evhttp_request *req, void *arg)
     evhttp_parse_query_str(query ? query : "", &q);
     if (strncmp(path, "/_test/", 7) == 0) {
         tx_test(req, path, &q);
-    } else if (delay_count > 0 && !arg) {
+    } else if (delay_count > 0 && !arg && (!delay_method[0] || strcmp(delay_method, m) == 0) &&
+               (!delay_path[0] || strcmp(delay_path, path) == 0)) {
         delay_count--;
         struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
         event_base_once(base, -1, EV_TIMEOUT, tx_delayed, req, &tv);
@@ -334,6 +344,7 @@ int main(void)
     snprintf(key, sizeof key, "%s", getenv("TX_API_KEY") ? getenv("TX_API_KEY") : "test-key");
     snprintf(secret, sizeof secret, "%s", getenv("TX_API_SECRET") ? getenv("TX_API_SECRET") : "test-secret");
     skew = getenv("TX_SKEW_MS") ? atoll(getenv("TX_SKEW_MS")) : 0;
+    cid_open_only = getenv("TX_CID_SCOPE") && strcmp(getenv("TX_CID_SCOPE"), "open") == 0;
     if (getenv("TX_BALANCE")) balance = atof(getenv("TX_BALANCE"));
     if (getenv("TX_FEE_BPS")) fee_bps = atof(getenv("TX_FEE_BPS"));
     base = event_base_new();

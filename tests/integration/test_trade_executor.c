@@ -167,13 +167,14 @@ TEST(exactly_once_with_sigkills)
     stop(p);
 }
 
-static pid_t start_exchange(void)
+/* extra: one more environment entry for the exchange, or NULL */
+static pid_t start_exchange(const char *extra)
 {
     static char e[64];
     char log[300];
     export_ = th_free_port();
     snprintf(e, sizeof e, "TX_PORT=%d", export_);
-    const char *env[] = {e, "TX_API_KEY=ex-key", "TX_API_SECRET=ex-secret", NULL}, *argv[] = {exbin, NULL};
+    const char *env[] = {e, "TX_API_KEY=ex-key", "TX_API_SECRET=ex-secret", extra, NULL}, *argv[] = {exbin, NULL};
     snprintf(log, sizeof log, "%s/exchange.log", dir);
     pid_t p = th_spawn(exbin, argv, env, log);
     snprintf(base, sizeof base, "QT_BINANCE_BASE_URL=http://127.0.0.1:%d", export_);
@@ -184,7 +185,7 @@ static pid_t start_exchange(void)
 TEST(binance_venue_orders_recovery_and_breaker)
 {
     int port;
-    pid_t ex = start_exchange();
+    pid_t ex = start_exchange(NULL);
     const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
                          "QT_RETRY_DELAY_MS=100", "QT_VENUE_BREAKER_WINDOW=4", "QT_VENUE_BREAKER_MIN_CALLS=3",
                          "QT_VENUE_BREAKER_OPEN_WAIT_MS=1500", "QT_VENUE_BREAKER_HALF_OPEN_CALLS=1", NULL};
@@ -260,6 +261,48 @@ TEST(binance_venue_orders_recovery_and_breaker)
     if (f) fclose(f);
     CHECK(lines > 5);
     CHECK(!leaked); /* neither key nor secret in the log */
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
+/* Binance keeps a client order id unique only among open orders, and a
+ * MARKET order is never open for long. An order request the executor gave
+ * up on (timeout) reaches the exchange after the executor's query found
+ * nothing: the executor must not order again until that request is dead. */
+TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
+{
+    int port;
+    pid_t ex = start_exchange("TX_CID_SCOPE=open");
+    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
+                         "QT_RETRY_DELAY_MS=100", "QT_BINANCE_TIMEOUT_MS=500", "QT_BINANCE_RECV_WINDOW_MS=4000", NULL};
+    pid_t p = start("b3", env, &port, 1);
+    /* the exchange takes the order only 3 s after it came in (within its recvWindow of 4 s); the
+     * executor gives up after 0.5 s and asks again 0.1 s later: too early to call it never */
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?delay_ms=3000&count=1&method=POST&path=/fapi/v1/order", NULL, "", out,
+                     sizeof out), 200);
+    intent("b3", "f-1", "BTCUSDT", "BUY", 0.01, 42000, 0);
+    json_t *r = NULL;
+    for (long long end = th_now_ms() + 20000; !r && th_now_ms() < end;) r = result_of("b3", "f-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    char cid[40];
+    snprintf(cid, sizeof cid, "%s", r ? js(r, "client_order_id") : "");
+    json_decref(r);
+    th_sleep_ms(3500); /* a second order, if one went out, is in the book by now */
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    json_t *orders = json_loads(out, 0, NULL), *o;
+    size_t i, same = 0;
+    json_array_foreach(json_object_get(orders, "orders"), i, o) same += strcmp(js(o, "clientOrderId"), cid) == 0;
+    json_decref(orders);
+    CHECK_EQ(same, 1);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    json_t *st = json_loads(out, 0, NULL), *counts = json_object_get(st, "counts");
+    CHECK_EQ(json_integer_value(json_object_get(counts, "recovered_after_restart")), 1); /* the delayed order's fill, found */
+    /* it waited, and asked once more only when the request was dead (bus_retry_after), not every QT_RETRY_DELAY_MS */
+    long long waits = json_integer_value(json_object_get(counts, "waits_for_in_flight_orders"));
+    CHECK(waits >= 1 && waits <= 2);
+    json_decref(st);
+    CHECK_EQ(th_xlen(rc, "b3:trade.intent:dlq"), 0);
+    stop(p);
     th_kill(ex, SIGTERM);
     th_wait(ex, 5000, NULL);
 }
