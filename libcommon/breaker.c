@@ -131,6 +131,12 @@ int breaker_allow(breaker_t *b, int64_t now_ms)
     return 0;
 }
 
+void breaker_release(breaker_t *b, int64_t now_ms)
+{
+    if (breaker_state(b, now_ms) == BREAKER_HALF_OPEN && b->trials_left + b->trials_done < b->cfg.half_open_calls)
+        b->trials_left++;
+}
+
 /* Push one outcome into the window, evicting the oldest when full. */
 static void breaker_push(breaker_t *b, unsigned char flags)
 {

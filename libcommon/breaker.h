@@ -46,6 +46,10 @@ void breaker_on_change(breaker_t *b, breaker_change_fn fn, void *ud);
 
 /* May a call go ahead now? In half-open this takes one trial permit. */
 int breaker_allow(breaker_t *b, int64_t now_ms);
+/* A call that breaker_allow() let through did not happen after all (nothing
+ * to record): in half-open its trial permit is given back, so trials cannot
+ * run out without an outcome and hold the breaker half-open for good. */
+void breaker_release(breaker_t *b, int64_t now_ms);
 /* Record the outcome of a call that breaker_allow() let through. */
 void breaker_record(breaker_t *b, int success, int64_t duration_ms, int64_t now_ms);
 /* Current state, moving open → half-open when the wait is over. */

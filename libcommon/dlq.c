@@ -2,6 +2,7 @@
 #include "dlq.h"
 
 #include "event.h"
+#include "rsync.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,30 +176,26 @@ static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply
             return 0; /* left in the DLQ */
         }
     }
-    const char *argv[3 + 2 * DLQ_MAX_FIELDS];
-    size_t lens[3 + 2 * DLQ_MAX_FIELDS];
-    argv[0] = "XADD", lens[0] = 4;
-    argv[1] = origin, lens[1] = strlen(origin);
-    argv[2] = "*", lens[2] = 1;
+    const char *argv[1 + 2 * DLQ_MAX_FIELDS];
+    size_t lens[1 + 2 * DLQ_MAX_FIELDS];
+    argv[0] = "*", lens[0] = 1;
     for (size_t i = 0; i < n; i++) {
-        argv[3 + 2 * i] = fields[i].name, lens[3 + 2 * i] = fields[i].name_len;
-        argv[4 + 2 * i] = fields[i].val, lens[4 + 2 * i] = fields[i].val_len;
+        argv[1 + 2 * i] = fields[i].name, lens[1 + 2 * i] = fields[i].name_len;
+        argv[2 + 2 * i] = fields[i].val, lens[2 + 2 * i] = fields[i].val_len;
     }
-    const char *del[] = {"XDEL", dlq_key, id};
-    redisAppendCommand(c, "MULTI");
-    if (!again) redisAppendCommandArgv(c, (int)(3 + 2 * n), argv, lens); /* another group's copy is already back */
-    redisAppendCommandArgv(c, 3, del, NULL);
-    redisAppendCommand(c, "EXEC");
-    int rc = 0, replies = again ? 3 : 4;
-    for (int i = 0; i < replies; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r || r->type == REDIS_REPLY_ERROR ||
-            (i == replies - 1 && r->type != REDIS_REPLY_ARRAY)) {
-            if (!rc) snprintf(err, errlen, "replay of %s failed: %s", id, r ? r->str : c->errstr);
+    const char *del_id[] = {id};
+    char why[400];
+    int rc = 0;
+    if (again) { /* another group's copy is already back: only this copy goes */
+        redisReply *r = redisCommand(c, "XDEL %s %s", dlq_key, id);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "replay of %s failed: %s", id, r ? r->str : c->errstr);
             rc = -1;
         }
         if (r) freeReplyObject(r);
-        if (!r) break;
+    } else if (rsync_xadd_then(c, origin, (int)(1 + 2 * n), argv, lens, "XDEL", dlq_key, 1, del_id, why, sizeof why) < 0) {
+        snprintf(err, errlen, "replay of %s failed (left in the DLQ): %s", id, why);
+        rc = -1;
     }
     if (rc == 0) {
         if (again) x->res->merged++;

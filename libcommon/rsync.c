@@ -2,6 +2,7 @@
 #include "rsync.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Run a setup command; -1 with err naming the command (not its arguments). */
 static int rsync_setup(redisContext *c, const char *what, int argc, const char **argv, char *err, size_t errlen)
@@ -35,4 +36,38 @@ redisContext *rsync_connect(const redis_url_t *u, int timeout_ms, char *err, siz
         return NULL;
     }
     return c;
+}
+
+/* KEYS: the stream, the other key. ARGV: n, the XADD's n arguments after its
+ * key, the second command's name, its arguments after its key. A failing
+ * redis.call() ends the script there. */
+static const char xadd_then_lua[] =
+    "local n = tonumber(ARGV[1])\n"
+    "local id = redis.call('XADD', KEYS[1], unpack(ARGV, 2, n + 1))\n"
+    "redis.call(ARGV[n + 2], KEYS[2], unpack(ARGV, n + 3))\n"
+    "return id\n";
+
+int rsync_xadd_then(redisContext *c, const char *stream, int xargc, const char *const *xargv, const size_t *xlens,
+                    const char *cmd, const char *key, int cargc, const char *const *cargv, char *err, size_t errlen)
+{
+    const char *argv[7 + 2 * RSYNC_XADD_THEN_MAX];
+    size_t lens[7 + 2 * RSYNC_XADD_THEN_MAX];
+    char n[16];
+    int argc = 0;
+    if (xargc < 1 || xargc > RSYNC_XADD_THEN_MAX || cargc < 0 || cargc > RSYNC_XADD_THEN_MAX) {
+        snprintf(err, errlen, "rsync_xadd_then: %d + %d arguments (at most %d each)", xargc, cargc, RSYNC_XADD_THEN_MAX);
+        return -1;
+    }
+    snprintf(n, sizeof n, "%d", xargc);
+    const char *head[] = {"EVAL", xadd_then_lua, "2", stream, key, n};
+    for (int i = 0; i < 6; i++) argv[argc] = head[i], lens[argc++] = strlen(head[i]);
+    for (int i = 0; i < xargc; i++) argv[argc] = xargv[i], lens[argc++] = xlens ? xlens[i] : strlen(xargv[i]);
+    argv[argc] = cmd, lens[argc++] = strlen(cmd);
+    for (int i = 0; i < cargc; i++) argv[argc] = cargv[i], lens[argc++] = strlen(cargv[i]);
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    int ok = r && r->type == REDIS_REPLY_STRING;
+    if (!ok) snprintf(err, errlen, "XADD to %s then %s %s: %s", stream, cmd, key,
+                      r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
+    if (r) freeReplyObject(r);
+    return ok ? 0 : -1;
 }

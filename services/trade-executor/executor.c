@@ -22,6 +22,7 @@ struct executor {
     redisContext *rc;
     struct event *tick;
     long received, executed, failed, duplicates, recovered, retried, in_flight_waits;
+    int venue_failed; /* while an intent is handled: a venue call got no answer */
     char last_error[256];
     json_t *reconcile;
     metric_t *m_executed, *m_failed, *m_dups, *m_diff;
@@ -75,29 +76,17 @@ static int ex_finish(executor_t *x, const ex_intent_t *in, const char *type, jso
     snprintf(key, sizeof key, "%s:execution", x->svc->cfg.ns);
     snprintf(maxlen, sizeof maxlen, "%ld", x->svc->cfg.stream_maxlen);
     snprintf(done, sizeof done, "{\"state\":\"DONE\",\"result\":\"%s\",\"event_id\":\"%s\"}", type, id);
-    const char *argv[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", key, "MAXLEN", "~", maxlen, "*"};
-    size_t lens[6 + 2 * EVENT_ENVELOPE_FIELDS];
-    for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+    const char *xargv[4 + 2 * EVENT_ENVELOPE_FIELDS] = {"MAXLEN", "~", maxlen, "*"};
+    size_t xlens[4 + 2 * EVENT_ENVELOPE_FIELDS];
+    for (int i = 0; i < 4; i++) xlens[i] = strlen(xargv[i]);
     for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++) {
-        argv[6 + 2 * i] = f[i].name, lens[6 + 2 * i] = f[i].name_len;
-        argv[7 + 2 * i] = f[i].val, lens[7 + 2 * i] = f[i].val_len;
+        xargv[4 + 2 * i] = f[i].name, xlens[4 + 2 * i] = f[i].name_len;
+        xargv[5 + 2 * i] = f[i].val, xlens[5 + 2 * i] = f[i].val_len;
     }
-    const char *set[] = {"SET", in->key, done, "EX", EX_RECORD_TTL};
-    redisAppendCommand(c, "MULTI");
-    redisAppendCommandArgv(c, 6 + 2 * EVENT_ENVELOPE_FIELDS, argv, lens);
-    redisAppendCommandArgv(c, 5, set, NULL);
-    redisAppendCommand(c, "EXEC");
-    int ok = 1;
-    for (int i = 0; i < 4; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
-            ok = 0;
-            break;
-        }
-        if (r->type == REDIS_REPLY_ERROR || (i == 3 && r->type != REDIS_REPLY_ARRAY)) ok = 0;
-        freeReplyObject(r);
-    }
-    if (!ok) snprintf(err, errlen, "cannot record the result in Redis: %s", c->errstr[0] ? c->errstr : "EXEC failed");
+    const char *set[] = {done, "EX", EX_RECORD_TTL};
+    char why[300];
+    int ok = rsync_xadd_then(c, key, 4 + 2 * EVENT_ENVELOPE_FIELDS, xargv, xlens, "SET", in->key, 3, set, why, sizeof why) == 0;
+    if (!ok) snprintf(err, errlen, "cannot record the result in Redis: %s", why);
     free(json);
     event_clear(&ev);
     return ok ? 0 : -1;
@@ -207,6 +196,7 @@ static bus_result_t ex_outcome(int rc) { return rc == -2 ? BUS_DEAD : rc < 0 ? B
 
 static bus_result_t ex_unavailable(executor_t *x, const char *what, char *err, size_t errlen)
 {
+    x->venue_failed = 1;
     breaker_record(x->breaker, 0, 0, clock_mono_ms());
     snprintf(x->last_error, sizeof x->last_error, "%s: %.200s", what, err);
     if (breaker_state(x->breaker, clock_mono_ms()) == BREAKER_OPEN) bus_pause(x->svc->bus, "venue breaker open");
@@ -248,10 +238,8 @@ static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, long l
     if (qty <= 0) return ex_outcome(ex_failed(x, in, reason, "MIN_SIZE", 0, err, errlen));
     venue_order_t o = {in->symbol, in->side, in->cid, qty, in->ref_price, in->leverage, in->reduce_only};
     if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, err, errlen) < 0) return BUS_RETRY;
-    int64_t t0 = clock_mono_ms();
     vr = x->venue->ops->place(x->venue, &o, &fill, code, err, errlen);
     if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order", err, errlen);
-    breaker_record(x->breaker, 1, clock_mono_ms() - t0, clock_mono_ms());
     if (vr == VENUE_REJECTED) {
         snprintf(reason, sizeof reason, "%s", err);
         return ex_outcome(ex_failed(x, in, reason, code, 0, err, errlen));
@@ -278,14 +266,22 @@ static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t er
     ex_cid(m->ev->id, in.cid);
     snprintf(in.key, sizeof in.key, "%s:exec:%s", x->svc->cfg.ns, m->ev->id);
     long long sent_at = 0;
+    int64_t t0 = clock_mono_ms();
     int claim = ex_claim(x, &in, &sent_at, err, errlen);
-    if (claim < 0) return BUS_RETRY; /* Redis trouble: the bus retries */
-    if (claim == 2) {                /* the result is already in the stream */
-        x->duplicates++;
+    if (claim < 0 || claim == 2) { /* no venue call: a half-open breaker gets its trial back */
+        breaker_release(x->breaker, clock_mono_ms());
+        if (claim < 0) return BUS_RETRY; /* Redis trouble: the bus retries */
+        x->duplicates++;                 /* the result is already in the stream */
         metric_inc(x->m_dups);
         return BUS_OK;
     }
-    return ex_execute(x, &in, claim == 1, sent_at, err, errlen);
+    /* One breaker outcome per intent handled: a failure if any venue call got
+     * no answer (ex_unavailable records it), else a success — whatever the
+     * answers said (a fill, a refusal, "no such order"): the venue answered. */
+    x->venue_failed = 0;
+    bus_result_t r = ex_execute(x, &in, claim == 1, sent_at, err, errlen);
+    if (!x->venue_failed) breaker_record(x->breaker, 1, clock_mono_ms() - t0, clock_mono_ms());
+    return r;
 }
 
 /* ---------- reconciliation, ticking, HTTP ---------- */

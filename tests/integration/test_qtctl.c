@@ -151,6 +151,27 @@ TEST(dlq_list_replay_purge)
     redisFree(c);
 }
 
+/* Redis runs the rest of a MULTI … EXEC after a command failed at run time:
+ * a replay whose XADD fails (the stream's key holds a string) must not
+ * delete the dead letter. */
+TEST(dlq_replay_that_cannot_add_the_entry_keeps_the_dead_letter)
+{
+    redisContext *c = th_redis_connect(&R);
+    freeReplyObject(redisCommand(c, "XADD q:feedback:dlq * id e1 type x v 1 ts 1 source t trace t data {} origin_stream "
+                                    "q:feedback origin_id 1-1 group g consumer c deliveries 1 error bad failed_at 1"));
+    freeReplyObject(redisCommand(c, "SET q:feedback not-a-stream"));
+    CHECK_EQ(run("dlq replay feedback --force", out, sizeof out), 1);
+    CHECK_CONTAINS(slurp(errpath), "left in the DLQ");
+    CHECK_CONTAINS(slurp(errpath), "WRONGTYPE");
+    CHECK_EQ(th_xlen(c, "q:feedback:dlq"), 1);
+    freeReplyObject(redisCommand(c, "DEL q:feedback")); /* the fix */
+    CHECK_EQ(run("dlq replay feedback --force", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "replayed 1 entries of q:feedback:dlq");
+    CHECK_EQ(th_xlen(c, "q:feedback"), 1);
+    CHECK_EQ(th_xlen(c, "q:feedback:dlq"), 0);
+    redisFree(c);
+}
+
 TEST(streams_shows_length_pending_and_lag)
 {
     redisContext *c = th_redis_connect(&R);

@@ -133,6 +133,46 @@ TEST(paper_fills_refusals_and_duplicates)
     stop(p);
 }
 
+/* Redis runs the rest of a MULTI … EXEC after one command failed at run
+ * time: the result's XADD failing (here: the execution stream's key holds a
+ * string) must not leave the intent's record DONE with no result anywhere. */
+TEST(a_result_that_cannot_be_written_is_not_recorded_as_done)
+{
+    int port;
+    pid_t p = start("w1", NULL, &port, 1);
+    freeReplyObject(redisCommand(rc, "SET w1:execution not-a-stream"));
+    intent("w1", "w-1", "BTCUSDT", "BUY", 0.01, 100, 0);
+    redisReply *r = NULL;
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end; th_sleep_ms(50)) { /* the paper order is placed */
+        if (r) freeReplyObject(r);
+        r = redisCommand(rc, "HLEN w1:paper:orders");
+        if (r && r->integer == 1) break;
+    }
+    CHECK(r && r->integer == 1);
+    if (r) freeReplyObject(r);
+    th_sleep_ms(500); /* and the result's write has failed at least once */
+    r = redisCommand(rc, "GET w1:exec:w-1");
+    CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\"SENT\""));
+    if (r) freeReplyObject(r);
+    freeReplyObject(redisCommand(rc, "DEL w1:execution"));
+    json_t *res = result_of("w1", "w-1");
+    CHECK_STR(js(res, "_type"), "trade.executed");
+    json_decref(res);
+    th_sleep_ms(300);
+    long n, dups, executed;
+    results("w1", &n, &dups, &executed);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(dups, 0);
+    r = redisCommand(rc, "HLEN w1:paper:orders");
+    CHECK(r && r->integer == 1); /* one order */
+    if (r) freeReplyObject(r);
+    r = redisCommand(rc, "GET w1:exec:w-1");
+    CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\"DONE\""));
+    if (r) freeReplyObject(r);
+    CHECK_EQ(th_xlen(rc, "w1:trade.intent:dlq"), 0);
+    stop(p);
+}
+
 TEST(exactly_once_with_sigkills)
 {
     int port, kills = 0;
@@ -188,7 +228,10 @@ TEST(binance_venue_orders_recovery_and_breaker)
     pid_t ex = start_exchange(NULL);
     const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
                          "QT_RETRY_DELAY_MS=100", "QT_VENUE_BREAKER_WINDOW=4", "QT_VENUE_BREAKER_MIN_CALLS=3",
-                         "QT_VENUE_BREAKER_OPEN_WAIT_MS=1500", "QT_VENUE_BREAKER_HALF_OPEN_CALLS=1", NULL};
+                         "QT_VENUE_BREAKER_OPEN_WAIT_MS=1500", "QT_VENUE_BREAKER_HALF_OPEN_CALLS=1",
+                         /* a 5xx leaves an order's fate unknown: the executor waits recvWindow + 4 timeouts + 1 s
+                          * (7 s here) before it orders that intent again */
+                         "QT_BINANCE_TIMEOUT_MS=1000", "QT_BINANCE_RECV_WINDOW_MS=2000", NULL};
     pid_t p = start("b1", env, &port, 1);
     intent("b1", "b-1", "BTCUSDT", "BUY", 0.01, 42000, 0);
     json_t *r = result_of("b1", "b-1");

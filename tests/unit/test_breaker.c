@@ -101,6 +101,30 @@ TEST(half_open_success_closes)
     breaker_free(b);
 }
 
+TEST(half_open_trial_released_without_a_call_is_given_back)
+{
+    breaker_t *b = make(2, 2, 0.5, 10, 2);
+    breaker_record(b, 0, 1, 0);
+    breaker_record(b, 0, 1, 0);
+    CHECK(breaker_allow(b, 20));
+    CHECK(breaker_allow(b, 20));
+    CHECK(!breaker_allow(b, 20));
+    breaker_release(b, 20); /* the second trial made no call */
+    CHECK(breaker_allow(b, 20)); /* so its permit can be taken again */
+    breaker_release(b, 20);
+    breaker_release(b, 20); /* more releases than permits out: no extra permit */
+    breaker_release(b, 20);
+    CHECK(breaker_allow(b, 20));
+    CHECK(breaker_allow(b, 20));
+    CHECK(!breaker_allow(b, 20));
+    breaker_record(b, 1, 1, 21);
+    breaker_record(b, 1, 1, 21);
+    CHECK_EQ(breaker_state(b, 21), BREAKER_CLOSED);
+    breaker_release(b, 22); /* closed: nothing to give back, nothing changes */
+    CHECK_EQ(breaker_state(b, 22), BREAKER_CLOSED);
+    breaker_free(b);
+}
+
 TEST(half_open_failure_reopens)
 {
     breaker_t *b = make(2, 2, 0.5, 10, 2);
