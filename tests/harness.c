@@ -22,6 +22,13 @@ static char th_dirs[32][256];
 static int th_ndirs;
 static pid_t th_owner;
 
+long long th_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 long long th_now_ms(void)
 {
     struct timespec ts;
@@ -327,7 +334,7 @@ int th_xadd_event(redisContext *c, const char *key, const char *type, const char
         snprintf(gen, sizeof gen, "test-%ld-%ld", (long)getpid(), ++seq);
         id = gen;
     }
-    snprintf(ts, sizeof ts, "%lld", th_now_ms());
+    snprintf(ts, sizeof ts, "%lld", th_wall_ms()); /* the envelope's ts: epoch ms */
     redisReply *r = redisCommand(c, "XADD %s * id %s type %s v 1 ts %s source test/harness trace %s data %s", key, id,
                                  type, ts, id, data);
     int ok = r && r->type == REDIS_REPLY_STRING;

@@ -75,7 +75,8 @@ double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev);
 /* The p-quantile (0..1) of v[0..n) by sorting v in place; -1 when n is 0. */
 long long th_percentile(long long *v, long n, double p);
 
-long long th_now_ms(void);
+long long th_now_ms(void);  /* monotonic: for timeouts and durations */
+long long th_wall_ms(void); /* epoch ms: for event timestamps */
 long long th_now_ns(void);
 void th_sleep_ms(int ms);
 

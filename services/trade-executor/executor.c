@@ -21,8 +21,9 @@ struct executor {
     breaker_t *breaker;
     redisContext *rc;
     struct event *tick;
-    long received, executed, failed, duplicates, recovered, retried, in_flight_waits;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, stale;
     int venue_failed; /* while an intent is handled: a venue call got no answer */
+    long max_age_ms;  /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
     char last_error[256];
     json_t *reconcile;
     metric_t *m_executed, *m_failed, *m_dups, *m_diff;
@@ -275,6 +276,15 @@ static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t er
         metric_inc(x->m_dups);
         return BUS_OK;
     }
+    long long age = (long long)clock_wall_ms() - (long long)m->ev->ts;
+    if (claim == 1 && x->max_age_ms > 0 && !in.reduce_only && age > x->max_age_ms) {
+        char reason[200]; /* an entry decided on a market long gone; exits always go out */
+        snprintf(reason, sizeof reason, "intent is %lld ms old (QT_INTENT_MAX_AGE_MS=%ld): not ordered on a market that has moved on",
+                 age, x->max_age_ms);
+        breaker_release(x->breaker, clock_mono_ms());
+        x->stale++;
+        return ex_outcome(ex_failed(x, &in, reason, "STALE", 0, err, errlen));
+    }
     /* One breaker outcome per intent handled: a failure if any venue call got
      * no answer (ex_unavailable records it), else a success — whatever the
      * answers said (a fill, a refusal, "no such order"): the venue answered. */
@@ -338,12 +348,12 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
+    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", "received",
                      (json_int_t)x->received, "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
                      "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
                      (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
-                     (json_int_t)x->in_flight_waits, "last_error", x->last_error,
+                     (json_int_t)x->in_flight_waits, "refused_stale", (json_int_t)x->stale, "last_error", x->last_error,
                      "reconciliation", x->reconcile ? x->reconcile : json_null());
 }
 
@@ -371,7 +381,8 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     x->svc = svc;
     config_get_str("QT_VENUE", "paper", &kind);
     breaker_config_default(&bc);
-    if (breaker_config_env(&bc, "QT_VENUE_BREAKER", err, errlen) < 0 || !(x->breaker = breaker_new("venue", &bc)) ||
+    if (config_get_long("QT_INTENT_MAX_AGE_MS", 60000, 0, 86400000L, &x->max_age_ms, err, errlen) < 0 ||
+        breaker_config_env(&bc, "QT_VENUE_BREAKER", err, errlen) < 0 || !(x->breaker = breaker_new("venue", &bc)) ||
         !(x->venue = venue_new(kind, svc->cfg.ns, &svc->cfg.redis, err, errlen))) {
         executor_free(x);
         return NULL;

@@ -133,6 +133,49 @@ TEST(paper_fills_refusals_and_duplicates)
     stop(p);
 }
 
+/* An entry that reaches the executor long after it was decided (an outage,
+ * a DLQ replay days later) is refused; an exit is not, whatever its age. */
+TEST(a_stale_entry_is_refused_and_a_stale_exit_still_goes_out)
+{
+    int port;
+    const char *env[] = {"QT_INTENT_MAX_AGE_MS=5000", NULL};
+    pid_t p = start("s1", env, &port, 1);
+    intent("s1", "s-1", "BTCUSDT", "BUY", 0.01, 100, 0); /* fresh: a long of 3 */
+    json_t *r = result_of("s1", "s-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    const char *entry = "{\"symbol\":\"ETHUSDT\",\"side\":\"BUY\",\"action\":\"LONG_SMALL\",\"size_pct\":0.01,\"leverage\":3,"
+                        "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":50,"
+                        "\"reduce_only\":false,\"event_time\":1704067259999}";
+    const char *exit_ = "{\"symbol\":\"BTCUSDT\",\"side\":\"SELL\",\"action\":\"CLOSE\",\"size_pct\":0.01,\"leverage\":3,"
+                        "\"confidence\":0.8,\"mode\":\"RISK\",\"source_tag\":\"RISK_STOP_LOSS\",\"ref_price\":101,"
+                        "\"reduce_only\":true,\"qty\":3,\"event_time\":1704067259999}";
+    long long old = th_wall_ms() - 60000; /* published a minute ago */
+    freeReplyObject(redisCommand(rc, "XADD s1:trade.intent * id s-2 type trade.intent v 1 ts %lld source test trace s-2 data %s", old, entry));
+    freeReplyObject(redisCommand(rc, "XADD s1:trade.intent * id s-3 type trade.intent v 1 ts %lld source test trace s-3 data %s", old, exit_));
+    r = result_of("s1", "s-2");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_STR(js(r, "code"), "STALE");
+    CHECK_CONTAINS(js(r, "reason"), "(QT_INTENT_MAX_AGE_MS=5000)");
+    CHECK(json_is_false(json_object_get(r, "retryable")));
+    json_decref(r);
+    r = result_of("s1", "s-3");
+    CHECK_STR(js(r, "_type"), "trade.executed"); /* the exit closes the long */
+    CHECK_NEAR(jnum(r, "qty"), 3, 1e-12);
+    json_decref(r);
+    redisReply *o = redisCommand(rc, "HLEN s1:paper:orders");
+    CHECK(o && o->integer == 2); /* the fresh entry and the exit; no order for the stale entry */
+    if (o) freeReplyObject(o);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"refused_stale\":1");
+    stop(p);
+    const char *bad[] = {"QT_INTENT_MAX_AGE_MS=-1", NULL};
+    int st = -1;
+    p = start("s2", bad, &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
 /* Redis runs the rest of a MULTI … EXEC after one command failed at run
  * time: the result's XADD failing (here: the execution stream's key holds a
  * string) must not leave the intent's record DONE with no result anywhere. */
