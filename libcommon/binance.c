@@ -82,7 +82,7 @@ void binance_free(binance_t *b)
 {
     if (!b) return;
     curl_easy_cleanup(b->curl);
-    memset(b->cfg.api_secret, 0, sizeof b->cfg.api_secret);
+    explicit_bzero(&b->cfg, sizeof b->cfg); /* not a memset the compiler may drop before free */
     free(b);
 }
 

@@ -180,17 +180,24 @@ venue_t *venue_binance_new(char *err, size_t errlen)
     v->base.ops = &bv_ops;
     if (binance_config_env(&c, NULL, err, errlen) < 0 ||
         config_get_double("QT_BINANCE_FEE_BPS", 4, 0, 1000, &v->fee_bps, err, errlen) < 0) {
+        explicit_bzero(&c, sizeof c);
         free(v);
         return NULL;
     }
     if (!c.api_key[0] || !c.api_secret[0]) {
         snprintf(err, errlen, "QT_VENUE=binance-futures needs QT_BINANCE_API_KEY and QT_BINANCE_API_SECRET "
                               "(or QT_BINANCE_API_KEY_FILE / QT_BINANCE_API_SECRET_FILE)");
+        explicit_bzero(&c, sizeof c);
         free(v);
         return NULL;
     }
     v->leverage = json_object();
-    if (!(v->bn = binance_new(&c, err, errlen))) {
+    v->bn = binance_new(&c, err, errlen);
+    long long recv_window_ms = c.recv_window_ms, timeout_ms = c.timeout_ms;
+    char base_url[sizeof c.base_url];
+    snprintf(base_url, sizeof base_url, "%s", c.base_url);
+    explicit_bzero(&c, sizeof c); /* the keys live on only inside the client */
+    if (!v->bn) {
         json_decref(v->leverage);
         free(v);
         return NULL;
@@ -199,7 +206,7 @@ venue_t *venue_binance_new(char *err, size_t errlen)
      * (recvWindow after it). One place() may send it as late as four client
      * timeouts after it began (set leverage, the order, a clock re-sync on
      * -1021, the order again); plus a second for the clocks' drift. */
-    v->base.in_flight_ms = c.recv_window_ms + 4 * c.timeout_ms + 1000;
-    log_info("binance-futures venue at %s", c.base_url);
+    v->base.in_flight_ms = recv_window_ms + 4 * timeout_ms + 1000;
+    log_info("binance-futures venue at %s", base_url);
     return &v->base;
 }

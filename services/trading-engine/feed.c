@@ -197,9 +197,10 @@ static int binance_open_feed(feed_t *feed, char *err, size_t errlen)
     if (getenv("QT_FEED_BASE_URL")) snprintf(bc.base_url, sizeof bc.base_url, "%s", base); /* the feed's own base */
     breaker_config_default(&brc);
     brc.window_size = 10, brc.min_calls = 3, brc.open_wait_ms = 10000;
-    if (breaker_config_env(&brc, "QT_FEED_BREAKER", err, errlen) < 0 || !(feed->bn = binance_new(&bc, err, errlen)) ||
-        !(feed->bn_breaker = breaker_new("binance-feed", &brc)))
-        return -1;
+    int ok = breaker_config_env(&brc, "QT_FEED_BREAKER", err, errlen) == 0 && (feed->bn = binance_new(&bc, err, errlen)) &&
+             (feed->bn_breaker = breaker_new("binance-feed", &brc));
+    explicit_bzero(&bc, sizeof bc); /* any keys read live on only inside the client */
+    if (!ok) return -1;
     snprintf(buf, sizeof buf, "%s", list);
     for (char *p = strtok_r(buf, ",", &save); p && feed->nsyms < FEED_MAX_SYMBOLS; p = strtok_r(NULL, ",", &save))
         snprintf(feed->syms[feed->nsyms++].symbol, sizeof feed->syms[0].symbol, "%s", p);
