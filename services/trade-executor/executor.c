@@ -123,16 +123,26 @@ static int ex_executed(executor_t *x, const ex_intent_t *in, const venue_fill_t 
     return 0;
 }
 
+/* SET the intent's record to SENT at this moment, with mode NX (the claim)
+ * or XX (an order request starts). The reply, for the caller to free; *cp
+ * NULL (err set) when Redis is unreachable. */
+static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char *mode, redisContext **cp, char *err,
+                               size_t errlen)
+{
+    char rec[160];
+    if (!(*cp = ex_conn(x, err, errlen))) return NULL;
+    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\",\"at\":%lld}", in->cid, (long long)clock_wall_ms());
+    const char *set[] = {"SET", in->key, rec, mode, "EX", EX_RECORD_TTL};
+    return redisCommandArgv(*cp, 6, set, NULL);
+}
+
 /* Claim the intent: 1 new, 0 already SENT (recover; *sent_at = when its
  * last order request began, wall ms, 0 if unknown), 2 already DONE, -1 error. */
 static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, char *err, size_t errlen)
 {
-    char rec[160];
-    redisContext *c = ex_conn(x, err, errlen);
+    redisContext *c;
+    redisReply *r = ex_set_sent(x, in, "NX", &c, err, errlen);
     if (!c) return -1;
-    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\",\"at\":%lld}", in->cid, (long long)clock_wall_ms());
-    const char *set[] = {"SET", in->key, rec, "NX", "EX", EX_RECORD_TTL};
-    redisReply *r = redisCommandArgv(c, 6, set, NULL);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "idempotency record: %s", r ? r->str : c->errstr);
         if (r) freeReplyObject(r);
@@ -155,12 +165,9 @@ static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, ch
  * when Redis cannot say so (then no order goes out). */
 static int ex_mark_sending(executor_t *x, const ex_intent_t *in, char *err, size_t errlen)
 {
-    char rec[160];
-    redisContext *c = ex_conn(x, err, errlen);
+    redisContext *c;
+    redisReply *r = ex_set_sent(x, in, "XX", &c, err, errlen);
     if (!c) return -1;
-    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\",\"at\":%lld}", in->cid, (long long)clock_wall_ms());
-    const char *set[] = {"SET", in->key, rec, "XX", "EX", EX_RECORD_TTL};
-    redisReply *r = redisCommandArgv(c, 6, set, NULL);
     int ok = r && r->type == REDIS_REPLY_STATUS;
     if (!ok) snprintf(err, errlen, "idempotency record: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "record gone" : c->errstr);
     if (r) freeReplyObject(r);

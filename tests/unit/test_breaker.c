@@ -84,7 +84,8 @@ TEST(open_to_half_open_after_wait)
     breaker_free(b);
 }
 
-TEST(half_open_success_closes)
+/* Opened at 0 by two failures, half-open at 20 with both of its two trials taken. */
+static breaker_t *half_open_trials_out(void)
 {
     breaker_t *b = make(2, 2, 0.5, 10, 2);
     breaker_record(b, 0, 1, 0);
@@ -92,6 +93,12 @@ TEST(half_open_success_closes)
     CHECK(breaker_allow(b, 20));  /* trial 1 */
     CHECK(breaker_allow(b, 20));  /* trial 2 */
     CHECK(!breaker_allow(b, 20)); /* no more permits */
+    return b;
+}
+
+TEST(half_open_success_closes)
+{
+    breaker_t *b = half_open_trials_out();
     breaker_record(b, 1, 1, 21);
     CHECK_EQ(breaker_state(b, 21), BREAKER_HALF_OPEN);
     breaker_record(b, 1, 1, 22);
@@ -103,12 +110,7 @@ TEST(half_open_success_closes)
 
 TEST(half_open_trial_released_without_a_call_is_given_back)
 {
-    breaker_t *b = make(2, 2, 0.5, 10, 2);
-    breaker_record(b, 0, 1, 0);
-    breaker_record(b, 0, 1, 0);
-    CHECK(breaker_allow(b, 20));
-    CHECK(breaker_allow(b, 20));
-    CHECK(!breaker_allow(b, 20));
+    breaker_t *b = half_open_trials_out();
     breaker_release(b, 20); /* the second trial made no call */
     CHECK(breaker_allow(b, 20)); /* so its permit can be taken again */
     breaker_release(b, 20);
@@ -127,11 +129,7 @@ TEST(half_open_trial_released_without_a_call_is_given_back)
 
 TEST(half_open_failure_reopens)
 {
-    breaker_t *b = make(2, 2, 0.5, 10, 2);
-    breaker_record(b, 0, 1, 0);
-    breaker_record(b, 0, 1, 0);
-    CHECK(breaker_allow(b, 20));
-    CHECK(breaker_allow(b, 20));
+    breaker_t *b = half_open_trials_out();
     breaker_record(b, 0, 1, 21);
     breaker_record(b, 1, 1, 21); /* 1/2 failed = 50% >= threshold */
     CHECK_EQ(breaker_state(b, 21), BREAKER_OPEN);
