@@ -223,6 +223,11 @@ static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, long l
     if (!fresh) { /* a crash or an unanswered request after the order was sent? ask the venue first */
         vr = x->venue->ops->query(x->venue, in->symbol, in->cid, &fill, err, errlen);
         if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order query", err, errlen);
+        if (vr == VENUE_REJECTED) { /* the order is there and ended with nothing filled */
+            char reason[256];
+            snprintf(reason, sizeof reason, "%s", err);
+            return ex_outcome(ex_failed(x, in, reason, "NOT_FILLED", 0, err, errlen));
+        }
         if (vr == VENUE_FILLED) {
             x->recovered++;
             log_msg(LOG_INFO, in->ev->trace, "intent %s was ordered before; publishing its fill", in->ev->id);

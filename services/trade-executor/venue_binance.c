@@ -31,14 +31,29 @@ static venue_rc_t bv_classify(binance_rc_t rc, const binance_reply_t *r)
     return VENUE_UNAVAILABLE;
 }
 
-static int bv_fill(const json_t *o, venue_fill_t *f, double fee_bps)
+/* An order as the exchange reports it: FILLED → its fill; ended (EXPIRED,
+ * CANCELED, REJECTED, EXPIRED_IN_MATCH) with a part filled → that part (what
+ * is real is what filled); ended with nothing filled → REJECTED; still
+ * working (NEW, PARTIALLY_FILLED) → UNAVAILABLE: ask again later. */
+static venue_rc_t bv_order(const json_t *o, venue_fill_t *f, double fee_bps, char *err, size_t errlen)
 {
-    const char *st = json_string_value(json_object_get(o, "status"));
+    const char *st = json_string_value(json_object_get(o, "status")), *cid = json_string_value(json_object_get(o, "clientOrderId"));
+    const char *eq = json_string_value(json_object_get(o, "executedQty")), *ap = json_string_value(json_object_get(o, "avgPrice"));
     snprintf(f->order_id, sizeof f->order_id, "%lld", (long long)json_integer_value(json_object_get(o, "orderId")));
-    f->qty = atof(json_string_value(json_object_get(o, "executedQty")) ? json_string_value(json_object_get(o, "executedQty")) : "0");
-    f->price = atof(json_string_value(json_object_get(o, "avgPrice")) ? json_string_value(json_object_get(o, "avgPrice")) : "0");
+    f->qty = eq ? atof(eq) : 0;
+    f->price = ap ? atof(ap) : 0;
     f->fee = f->qty * f->price * fee_bps / 1e4;
-    return st && strcmp(st, "FILLED") == 0 && f->qty > 0 && f->price > 0 ? 0 : -1;
+    if (!st || !eq || !ap || !isfinite(f->qty) || !isfinite(f->price) || f->qty < 0 || f->price < 0) {
+        snprintf(err, errlen, "the exchange's order reply lacks status, executedQty or avgPrice");
+        return VENUE_UNAVAILABLE; /* not an answer we can act on: ask again */
+    }
+    if (strcmp(st, "NEW") == 0 || strcmp(st, "PARTIALLY_FILLED") == 0) {
+        snprintf(err, errlen, "order %s is still %s at the exchange", cid ? cid : "?", st);
+        return VENUE_UNAVAILABLE;
+    }
+    if (f->qty > 0 && f->price > 0) return VENUE_FILLED; /* FILLED, or ended after a partial fill */
+    snprintf(err, errlen, "order %s ended %s with nothing filled", cid ? cid : "?", st);
+    return VENUE_REJECTED;
 }
 
 static void bv_leverage(bvenue_t *v, const char *symbol, double lev)
@@ -62,21 +77,25 @@ static venue_rc_t bv_place(venue_t *base, const venue_order_t *o, venue_fill_t *
     binance_reply_t r;
     code[0] = '\0';
     if (!o->reduce_only) bv_leverage(v, o->symbol, o->leverage);
-    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%.8g&newClientOrderId=%s%s", o->symbol,
-             o->side, o->qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
+    /* RESULT: the reply carries the order's final state; the default (ACK)
+     * says NEW with nothing executed even for a MARKET order that filled */
+    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%.8g&newClientOrderId=%s%s&newOrderRespType=RESULT",
+             o->symbol, o->side, o->qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
     binance_rc_t rc = binance_signed(v->bn, "POST", "/fapi/v1/order", params, &r, err, errlen);
     venue_rc_t vr = bv_classify(rc, &r);
     if (vr == VENUE_REJECTED) snprintf(code, 16, "%d", r.code);
-    if (vr == VENUE_REJECTED && r.code == -4116) { /* we placed it before: fetch that one */
-        binance_reply_clear(&r);
-        return base->ops->query(base, o->symbol, o->cid, f, err, errlen);
-    }
-    if (vr == VENUE_FILLED && bv_fill(r.body, f, v->fee_bps) < 0) {
-        snprintf(err, errlen, "order %s not filled (status %s)", o->cid, json_string_value(json_object_get(r.body, "status")));
-        vr = VENUE_REJECTED;
-        snprintf(code, 16, "NOT_FILLED");
-    }
+    int placed_before = vr == VENUE_REJECTED && r.code == -4116; /* ClientOrderId is duplicated */
+    if (vr == VENUE_FILLED) vr = bv_order(r.body, f, v->fee_bps, err, errlen);
     binance_reply_clear(&r);
+    if (placed_before || (rc == BINANCE_OK && vr == VENUE_UNAVAILABLE)) { /* that order, or one not final yet: look it up */
+        code[0] = '\0';
+        vr = base->ops->query(base, o->symbol, o->cid, f, err, errlen);
+    }
+    if (vr == VENUE_NOT_FOUND) { /* accepted, yet not shown: ask again later, never order again now */
+        snprintf(err, errlen, "order %s was accepted but the exchange does not show it yet", o->cid);
+        vr = VENUE_UNAVAILABLE;
+    }
+    if (vr == VENUE_REJECTED && !code[0]) snprintf(code, 16, "NOT_FILLED");
     return vr;
 }
 
@@ -89,7 +108,7 @@ static venue_rc_t bv_query(venue_t *base, const char *symbol, const char *cid, v
     binance_rc_t rc = binance_signed(v->bn, "GET", "/fapi/v1/order", params, &r, err, errlen);
     venue_rc_t vr = bv_classify(rc, &r);
     if (vr == VENUE_REJECTED && r.code == -2013) vr = VENUE_NOT_FOUND; /* Order does not exist. */
-    if (vr == VENUE_FILLED && bv_fill(r.body, f, v->fee_bps) < 0) vr = VENUE_REJECTED;
+    if (vr == VENUE_FILLED) vr = bv_order(r.body, f, v->fee_bps, err, errlen);
     binance_reply_clear(&r);
     return vr;
 }

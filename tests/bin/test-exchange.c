@@ -5,12 +5,17 @@
  * against its own clock and recvWindow (-1021), symbols, quantity precision
  * (-1111), minimum notional (-4164), client order id format (-4015) and
  * duplicates (-4116), reduce-only orders without a position (-2022).
- * Market orders fill at the current minute's price; klines come from a
- * deterministic price path. Faults for tests:
+ * Market orders fill at the current minute's price. The order reply is what
+ * Binance sends: with newOrderRespType=RESULT the final state; without it
+ * (ACK, the default) status NEW, executedQty 0 and avgPrice 0, though the
+ * order has filled — a query by client order id shows the fill. Klines
+ * come from a deterministic price path. Faults for tests:
  *   POST /_test/fault?status=429|418|500|503&count=N&retry_after=S
  *   POST /_test/fault?delay_ms=MS&count=N[&method=M&path=P]   (slow replies:
  *        the request is handled, and so an order placed, only after MS;
  *        method and path pick which requests)
+ *   POST /_test/fault?fill_pct=P&count=N   (the next N market orders fill only
+ *        P % of their quantity, rounded down to the step, and end EXPIRED)
  *   GET  /_test/orders, GET /_test/stats
  * Environment: TX_PORT, TX_API_KEY, TX_API_SECRET, TX_SKEW_MS (server clock
  * minus real clock), TX_BALANCE (10000), TX_FEE_BPS (4), TX_CID_SCOPE: "all"
@@ -35,8 +40,9 @@
 
 typedef struct {
     char cid[40], symbol[24], side[8];
+    const char *status; /* FILLED, or EXPIRED after a fill_pct fault */
     long id;
-    double qty, price;
+    double orig_qty, qty, price; /* qty: what filled */
     int reduce;
     int64_t time;
 } tx_order_t;
@@ -56,6 +62,7 @@ static int norders;
 static tx_pos_t pos[8];
 static int fault_status, fault_count, fault_retry, delay_ms, delay_count, cid_open_only;
 static char delay_method[8], delay_path[64];
+static int fill_pct = 100, fill_count;
 static long stats_requests, stats_signed, stats_bad_sig, stats_bad_ts, stats_weight;
 static struct event_base *base;
 
@@ -128,16 +135,20 @@ static int tx_check_signed(struct evhttp_request *req, const char *query, struct
     return 0;
 }
 
-static json_t *tx_order_json(const tx_order_t *o)
+/* ack: the reply to a new order without newOrderRespType=RESULT */
+static json_t *tx_order_json_as(const tx_order_t *o, int ack)
 {
-    char q[32], p[32];
-    snprintf(q, sizeof q, "%.8g", o->qty);
-    snprintf(p, sizeof p, "%.8g", o->price);
+    char q[32], p[32], oq[32];
+    snprintf(q, sizeof q, "%.8g", ack ? 0 : o->qty);
+    snprintf(oq, sizeof oq, "%.8g", o->orig_qty);
+    snprintf(p, sizeof p, "%.8g", ack || o->qty == 0 ? 0 : o->price);
     return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:I}", "orderId", (json_int_t)o->id,
-                     "symbol", o->symbol, "status", "FILLED", "clientOrderId", o->cid, "price", "0", "avgPrice", p,
-                     "origQty", q, "executedQty", q, "side", o->side, "reduceOnly", o->reduce, "type", "MARKET",
-                     "updateTime", (json_int_t)o->time);
+                     "symbol", o->symbol, "status", ack ? "NEW" : o->status, "clientOrderId", o->cid, "price", "0",
+                     "avgPrice", p, "origQty", oq, "executedQty", q, "side", o->side, "reduceOnly", o->reduce, "type",
+                     "MARKET", "updateTime", (json_int_t)o->time);
 }
+
+static json_t *tx_order_json(const tx_order_t *o) { return tx_order_json_as(o, 0); }
 
 static tx_order_t *tx_find(const char *cid)
 {
@@ -197,13 +208,21 @@ static void tx_new_order(struct evhttp_request *req, struct evkeyvalq *q)
     snprintf(o->symbol, sizeof o->symbol, "%s", sym);
     snprintf(o->side, sizeof o->side, "%s", side);
     o->id = 1000 + norders;
+    o->orig_qty = quantity;
     o->qty = reduce ? fmin(quantity, fabs(p->amt)) : quantity;
+    o->status = "FILLED";
+    if (fill_count > 0) { /* not enough liquidity: part filled, the rest expired */
+        fill_count--;
+        o->qty = floor(o->qty * fill_pct / 100.0 / 0.001 + 1e-9) * 0.001;
+        o->status = "EXPIRED";
+    }
     o->price = price;
     o->reduce = reduce;
     o->time = tx_now();
     norders++;
-    tx_book(o);
-    tx_reply(req, 200, tx_order_json(o));
+    if (o->qty > 0) tx_book(o);
+    const char *rt = evhttp_find_header(q, "newOrderRespType");
+    tx_reply(req, 200, tx_order_json_as(o, !rt || strcmp(rt, "RESULT") != 0));
 }
 
 static void tx_klines(struct evhttp_request *req, struct evkeyvalq *q)
@@ -234,7 +253,9 @@ static void tx_test(struct evhttp_request *req, const char *path, struct evkeyva
         const char *dm = evhttp_find_header(q, "method"), *dp = evhttp_find_header(q, "path");
         snprintf(delay_method, sizeof delay_method, "%s", dm ? dm : "");
         snprintf(delay_path, sizeof delay_path, "%s", dp ? dp : "");
-        if (dl) delay_ms = atoi(dl), delay_count = cnt ? atoi(cnt) : 1;
+        const char *fp = evhttp_find_header(q, "fill_pct");
+        if (fp) fill_pct = atoi(fp), fill_count = cnt ? atoi(cnt) : 1;
+        else if (dl) delay_ms = atoi(dl), delay_count = cnt ? atoi(cnt) : 1;
         else fault_status = st ? atoi(st) : 0, fault_count = cnt ? atoi(cnt) : 1, fault_retry = ra ? atoi(ra) : 0;
         return tx_reply(req, 200, json_pack("{s:b}", "ok", 1));
     }

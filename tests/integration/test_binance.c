@@ -78,8 +78,19 @@ TEST(signed_calls_and_what_the_exchange_refuses)
     CHECK_EQ(r.code, -1111);
     binance_reply_clear(&r);
     CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001"
-                                                          "&newClientOrderId=qt-ok-1", &r, err, sizeof err), BINANCE_OK);
+                                                          "&newClientOrderId=qt-ok-1&newOrderRespType=RESULT", &r, err, sizeof err), BINANCE_OK);
     CHECK_STR(json_string_value(json_object_get(r.body, "status")), "FILLED");
+    binance_reply_clear(&r);
+    /* without RESULT the reply is an ACK, as Binance's: NEW and nothing executed, though it filled */
+    CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001"
+                                                          "&newClientOrderId=qt-ack-1", &r, err, sizeof err), BINANCE_OK);
+    CHECK_STR(json_string_value(json_object_get(r.body, "status")), "NEW");
+    CHECK_STR(json_string_value(json_object_get(r.body, "executedQty")), "0");
+    binance_reply_clear(&r);
+    CHECK_EQ(binance_signed(b, "GET", "/fapi/v1/order", "symbol=BTCUSDT&origClientOrderId=qt-ack-1", &r, err, sizeof err),
+             BINANCE_OK);
+    CHECK_STR(json_string_value(json_object_get(r.body, "status")), "FILLED");
+    CHECK_STR(json_string_value(json_object_get(r.body, "executedQty")), "0.001");
     binance_reply_clear(&r);
     CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001"
                                                           "&newClientOrderId=qt-ok-1", &r, err, sizeof err), BINANCE_HTTP);

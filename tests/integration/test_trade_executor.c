@@ -393,6 +393,39 @@ TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
     th_wait(ex, 5000, NULL);
 }
 
+/* A MARKET order can end EXPIRED after a partial fill (not enough liquidity)
+ * or with nothing filled: what filled is what is published. */
+TEST(binance_partial_and_empty_fills)
+{
+    int port;
+    pid_t ex = start_exchange(NULL);
+    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
+                         "QT_RETRY_DELAY_MS=100", NULL};
+    pid_t p = start("b4", env, &port, 1);
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?fill_pct=50&count=1", NULL, "", out, sizeof out), 200);
+    intent("b4", "p-1", "BTCUSDT", "BUY", 0.01, 42000, 0); /* 0.007 asked, half of it filled: 0.003 after the step */
+    json_t *r = result_of("b4", "p-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), 0.003, 1e-12);
+    json_decref(r);
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?fill_pct=0&count=1", NULL, "", out, sizeof out), 200);
+    intent("b4", "p-2", "BTCUSDT", "BUY", 0.01, 42000, 0);
+    r = result_of("b4", "p-2");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_STR(js(r, "code"), "NOT_FILLED");
+    CHECK_CONTAINS(js(r, "reason"), "ended EXPIRED with nothing filled");
+    json_decref(r);
+    intent("b4", "p-3", "BTCUSDT", "BUY", 0.01, 42000, 0); /* the fault is spent: a whole fill */
+    r = result_of("b4", "p-3");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), 0.007, 1e-12);
+    json_decref(r);
+    CHECK_EQ(th_xlen(rc, "b4:trade.intent:dlq"), 0);
+    stop(p);
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
 TEST(binance_venue_without_keys_refuses_to_start)
 {
     int port, st = -1;
