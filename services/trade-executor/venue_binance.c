@@ -70,17 +70,30 @@ static void bv_leverage(bvenue_t *v, const char *symbol, double lev)
     binance_reply_clear(&r);
 }
 
+/* A quantity as Binance takes it: plain decimal digits, at most 8 after the
+ * point, no exponent ("%g" would write 1e-05 or 3e+08, refused with -1100). */
+static void bv_decimal(double x, char *out, size_t len)
+{
+    snprintf(out, len, "%.8f", x);
+    char *dot = strchr(out, '.');
+    if (!dot) return;
+    char *end = out + strlen(out) - 1;
+    while (end > dot && *end == '0') *end-- = '\0';
+    if (end == dot) *end = '\0';
+}
+
 static venue_rc_t bv_place(venue_t *base, const venue_order_t *o, venue_fill_t *f, char *code, char *err, size_t errlen)
 {
     bvenue_t *v = (bvenue_t *)base;
-    char params[512];
+    char params[512], qty[48];
     binance_reply_t r;
     code[0] = '\0';
     if (!o->reduce_only) bv_leverage(v, o->symbol, o->leverage);
     /* RESULT: the reply carries the order's final state; the default (ACK)
      * says NEW with nothing executed even for a MARKET order that filled */
-    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%.8g&newClientOrderId=%s%s&newOrderRespType=RESULT",
-             o->symbol, o->side, o->qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
+    bv_decimal(o->qty, qty, sizeof qty);
+    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%s&newClientOrderId=%s%s&newOrderRespType=RESULT",
+             o->symbol, o->side, qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
     binance_rc_t rc = binance_signed(v->bn, "POST", "/fapi/v1/order", params, &r, err, errlen);
     venue_rc_t vr = bv_classify(rc, &r);
     if (vr == VENUE_REJECTED) snprintf(code, 16, "%d", r.code);

@@ -157,6 +157,16 @@ static tx_order_t *tx_find(const char *cid)
     return NULL;
 }
 
+/* ^[0-9]{1,20}(\.[0-9]{1,20})?$, as Binance checks a quantity */
+static int tx_decimal_ok(const char *q)
+{
+    size_t i = 0, a = 0, b = 0;
+    while (q[i] >= '0' && q[i] <= '9') i++, a++;
+    if (q[i] == '.')
+        for (i++; q[i] >= '0' && q[i] <= '9'; i++) b++;
+    return q[i] == '\0' && a >= 1 && a <= 20 && b <= 20 && (q[a] != '.' || b >= 1);
+}
+
 static int tx_cid_ok(const char *c)
 {
     size_t n = c ? strlen(c) : 0;
@@ -190,6 +200,8 @@ static void tx_new_order(struct evhttp_request *req, struct evkeyvalq *q)
     if (!tx_symbol_ok(sym)) return tx_error(req, 400, -1121, "Invalid symbol.");
     if (!side || (strcmp(side, "BUY") && strcmp(side, "SELL"))) return tx_error(req, 400, -1117, "Invalid side.");
     if (!type || strcmp(type, "MARKET")) return tx_error(req, 400, -1116, "Invalid orderType.");
+    if (qty && !tx_decimal_ok(qty))
+        return tx_error(req, 400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.");
     double quantity = qty ? atof(qty) : 0;
     if (!(quantity > 0)) return tx_error(req, 400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.");
     double steps = quantity / 0.001;

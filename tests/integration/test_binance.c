@@ -77,6 +77,10 @@ TEST(signed_calls_and_what_the_exchange_refuses)
                                                           "&newClientOrderId=qt-prec", &r, err, sizeof err), BINANCE_HTTP);
     CHECK_EQ(r.code, -1111);
     binance_reply_clear(&r);
+    CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=1e-03"
+                                                          "&newClientOrderId=qt-exp", &r, err, sizeof err), BINANCE_HTTP);
+    CHECK_EQ(r.code, -1100); /* an exponent is an illegal character */
+    binance_reply_clear(&r);
     CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001"
                                                           "&newClientOrderId=qt-ok-1&newOrderRespType=RESULT", &r, err, sizeof err), BINANCE_OK);
     CHECK_STR(json_string_value(json_object_get(r.body, "status")), "FILLED");

@@ -426,6 +426,24 @@ TEST(binance_partial_and_empty_fills)
     th_wait(ex, 5000, NULL);
 }
 
+/* Binance takes a quantity only as plain decimal digits (-1100 otherwise):
+ * a large one must not go out as "3e+08". */
+TEST(binance_quantity_goes_out_as_plain_decimal)
+{
+    int port;
+    pid_t ex = start_exchange("TX_BALANCE=100000");
+    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret", NULL};
+    pid_t p = start("b5", env, &port, 1);
+    intent("b5", "q-1", "SOLUSDT", "BUY", 1, 0.001, 0); /* 100000 x 1 x 3 / 0.001 = 300,000,000 */
+    json_t *r = result_of("b5", "q-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), 3e8, 1e-3);
+    json_decref(r);
+    stop(p);
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
 TEST(binance_venue_without_keys_refuses_to_start)
 {
     int port, st = -1;
