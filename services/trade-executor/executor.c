@@ -123,21 +123,23 @@ static int ex_executed(executor_t *x, const ex_intent_t *in, const venue_fill_t 
     return 0;
 }
 
-/* SET the intent's record to SENT at this moment, with mode NX (the claim)
- * or XX (an order request starts). The reply, for the caller to free; *cp
- * NULL (err set) when Redis is unreachable. */
+/* SET the intent's record to SENT, with mode NX (the claim: no order request
+ * yet, so no "at") or XX (an order request starts now: "at" is now). The
+ * reply, for the caller to free; *cp NULL (err set) when Redis is unreachable. */
 static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char *mode, redisContext **cp, char *err,
                                size_t errlen)
 {
-    char rec[160];
+    char rec[160], at[40] = "";
     if (!(*cp = ex_conn(x, err, errlen))) return NULL;
-    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\",\"at\":%lld}", in->cid, (long long)clock_wall_ms());
+    if (strcmp(mode, "XX") == 0) snprintf(at, sizeof at, ",\"at\":%lld", (long long)clock_wall_ms());
+    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\"%s}", in->cid, at);
     const char *set[] = {"SET", in->key, rec, mode, "EX", EX_RECORD_TTL};
     return redisCommandArgv(*cp, 6, set, NULL);
 }
 
 /* Claim the intent: 1 new, 0 already SENT (recover; *sent_at = when its
- * last order request began, wall ms, 0 if unknown), 2 already DONE, -1 error. */
+ * last order request began, wall ms, 0 if none went out), 2 already DONE,
+ * -1 error. */
 static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, char *err, size_t errlen)
 {
     redisContext *c;

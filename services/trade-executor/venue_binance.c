@@ -31,6 +31,17 @@ static venue_rc_t bv_classify(binance_rc_t rc, const binance_reply_t *r)
     return VENUE_UNAVAILABLE;
 }
 
+/* A decimal the exchange sends as a string ("0.001"): 0 with *out, or -1
+ * when the field is missing, not a string or not a finite number. */
+static int bv_field(const json_t *o, const char *key, double *out)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    char *end;
+    if (!v || !*v) return -1;
+    *out = strtod(v, &end);
+    return *end == '\0' && isfinite(*out) ? 0 : -1;
+}
+
 /* An order as the exchange reports it: FILLED → its fill; ended (EXPIRED,
  * CANCELED, REJECTED, EXPIRED_IN_MATCH) with a part filled → that part (what
  * is real is what filled); ended with nothing filled → REJECTED; still
@@ -38,12 +49,10 @@ static venue_rc_t bv_classify(binance_rc_t rc, const binance_reply_t *r)
 static venue_rc_t bv_order(const json_t *o, venue_fill_t *f, double fee_bps, char *err, size_t errlen)
 {
     const char *st = json_string_value(json_object_get(o, "status")), *cid = json_string_value(json_object_get(o, "clientOrderId"));
-    const char *eq = json_string_value(json_object_get(o, "executedQty")), *ap = json_string_value(json_object_get(o, "avgPrice"));
     snprintf(f->order_id, sizeof f->order_id, "%lld", (long long)json_integer_value(json_object_get(o, "orderId")));
-    f->qty = eq ? atof(eq) : 0;
-    f->price = ap ? atof(ap) : 0;
-    f->fee = f->qty * f->price * fee_bps / 1e4;
-    if (!st || !eq || !ap || !isfinite(f->qty) || !isfinite(f->price) || f->qty < 0 || f->price < 0) {
+    int bad = bv_field(o, "executedQty", &f->qty) < 0 || bv_field(o, "avgPrice", &f->price) < 0;
+    f->fee = bad ? 0 : f->qty * f->price * fee_bps / 1e4;
+    if (!st || bad || f->qty < 0 || f->price < 0) {
         snprintf(err, errlen, "the exchange's order reply lacks status, executedQty or avgPrice");
         return VENUE_UNAVAILABLE; /* not an answer we can act on: ask again */
     }
@@ -133,10 +142,16 @@ static venue_rc_t bv_balance(venue_t *base, double *usdt, char *err, size_t errl
     size_t i;
     json_t *a;
     venue_rc_t vr = bv_classify(binance_signed(v->bn, "GET", "/fapi/v2/balance", "", &r, err, errlen), &r);
+    int found = 0;
     *usdt = 0;
     json_array_foreach(r.body, i, a) if (vr == VENUE_FILLED && json_string_value(json_object_get(a, "asset")) &&
                                          strcmp(json_string_value(json_object_get(a, "asset")), "USDT") == 0)
-        *usdt = atof(json_string_value(json_object_get(a, "availableBalance")));
+        found = bv_field(a, "availableBalance", usdt) == 0 ? 1 : -1;
+    if (vr == VENUE_FILLED && found != 1) { /* a reply we cannot read is no answer: ask again later */
+        snprintf(err, errlen, "the exchange's balance reply has %s", found ? "an unreadable USDT availableBalance" : "no USDT entry");
+        *usdt = 0;
+        vr = VENUE_UNAVAILABLE;
+    }
     binance_reply_clear(&r);
     return vr;
 }
@@ -153,22 +168,29 @@ static venue_rc_t bv_filters(venue_t *base, const char *symbol, venue_filters_t 
             binance_reply_clear(&r);
             return vr;
         }
+        if (!json_is_array(json_object_get(r.body, "symbols"))) { /* not cached: the next intent asks again */
+            snprintf(err, errlen, "the exchange's exchangeInfo reply has no symbols list");
+            binance_reply_clear(&r);
+            return VENUE_UNAVAILABLE;
+        }
         v->info = json_incref(r.body);
         binance_reply_clear(&r);
     }
     memset(out, 0, sizeof *out);
+    int have_market = 0;
     json_array_foreach(json_object_get(v->info, "symbols"), i, s) {
         if (strcmp(json_string_value(json_object_get(s, "symbol")) ? json_string_value(json_object_get(s, "symbol")) : "", symbol) != 0) continue;
         json_array_foreach(json_object_get(s, "filters"), k, f) {
             const char *t = json_string_value(json_object_get(f, "filterType"));
-            if (t && strcmp(t, "LOT_SIZE") == 0) {
-                out->step = atof(json_string_value(json_object_get(f, "stepSize")));
-                out->min_qty = atof(json_string_value(json_object_get(f, "minQty")));
-            } else if (t && strcmp(t, "MIN_NOTIONAL") == 0) {
-                out->min_notional = atof(json_string_value(json_object_get(f, "notional")));
-            }
+            int market = t && strcmp(t, "MARKET_LOT_SIZE") == 0; /* what MARKET orders go by, when given */
+            double step, min_qty;
+            if (t && (market || (strcmp(t, "LOT_SIZE") == 0 && !have_market)) && bv_field(f, "stepSize", &step) == 0 &&
+                bv_field(f, "minQty", &min_qty) == 0 && step > 0)
+                out->step = step, out->min_qty = min_qty, have_market |= market;
+            else if (t && strcmp(t, "MIN_NOTIONAL") == 0 && bv_field(f, "notional", &out->min_notional) < 0)
+                out->min_notional = 0;
         }
-        return out->step > 0 ? VENUE_FILLED : (snprintf(err, errlen, "%s has no LOT_SIZE filter", symbol), VENUE_REJECTED);
+        return out->step > 0 ? VENUE_FILLED : (snprintf(err, errlen, "%s has no readable LOT_SIZE filter", symbol), VENUE_REJECTED);
     }
     snprintf(err, errlen, "%s is not traded on this exchange", symbol);
     return VENUE_REJECTED;
@@ -185,9 +207,22 @@ static json_t *bv_positions(venue_t *base, char *err, size_t errlen)
         return NULL;
     }
     json_t *out = json_object();
+    if (!json_is_array(r.body)) {
+        snprintf(err, errlen, "the exchange's positionRisk reply is not a list");
+        json_decref(out);
+        binance_reply_clear(&r);
+        return NULL;
+    }
     json_array_foreach(r.body, i, p) {
-        double amt = atof(json_string_value(json_object_get(p, "positionAmt")) ? json_string_value(json_object_get(p, "positionAmt")) : "0");
-        if (amt != 0) json_object_set_new(out, json_string_value(json_object_get(p, "symbol")), json_real(amt));
+        double amt;
+        const char *sym = json_string_value(json_object_get(p, "symbol"));
+        if (!sym || bv_field(p, "positionAmt", &amt) < 0) {
+            snprintf(err, errlen, "the exchange's positionRisk reply has an entry without a symbol or a readable positionAmt");
+            json_decref(out);
+            binance_reply_clear(&r);
+            return NULL;
+        }
+        if (amt != 0) json_object_set_new(out, sym, json_real(amt));
     }
     binance_reply_clear(&r);
     return out;

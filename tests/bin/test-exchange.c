@@ -16,6 +16,9 @@
  *        method and path pick which requests)
  *   POST /_test/fault?fill_pct=P&count=N   (the next N market orders fill only
  *        P % of their quantity, rounded down to the step, and end EXPIRED)
+ *   POST /_test/fault?garbage=N[&array=1][&method=M&path=P]   (the next N
+ *        requests get 200 with {"unexpected":true}, or with array=1
+ *        [{"asset":"USDT","symbol":"BTCUSDT"}]: a reply missing what it should hold)
  *   GET  /_test/orders, GET /_test/stats
  * Environment: TX_PORT, TX_API_KEY, TX_API_SECRET, TX_SKEW_MS (server clock
  * minus real clock), TX_BALANCE (10000), TX_FEE_BPS (4), TX_CID_SCOPE: "all"
@@ -62,7 +65,7 @@ static int norders;
 static tx_pos_t pos[8];
 static int fault_status, fault_count, fault_retry, delay_ms, delay_count, cid_open_only;
 static char delay_method[8], delay_path[64];
-static int fill_pct = 100, fill_count;
+static int fill_pct = 100, fill_count, garbage_count, garbage_array;
 static long stats_requests, stats_signed, stats_bad_sig, stats_bad_ts, stats_weight;
 static struct event_base *base;
 
@@ -265,8 +268,10 @@ static void tx_test(struct evhttp_request *req, const char *path, struct evkeyva
         const char *dm = evhttp_find_header(q, "method"), *dp = evhttp_find_header(q, "path");
         snprintf(delay_method, sizeof delay_method, "%s", dm ? dm : "");
         snprintf(delay_path, sizeof delay_path, "%s", dp ? dp : "");
-        const char *fp = evhttp_find_header(q, "fill_pct");
-        if (fp) fill_pct = atoi(fp), fill_count = cnt ? atoi(cnt) : 1;
+        const char *fp = evhttp_find_header(q, "fill_pct"), *gb = evhttp_find_header(q, "garbage");
+        const char *ga = evhttp_find_header(q, "array");
+        if (gb) garbage_count = atoi(gb), garbage_array = ga && atoi(ga);
+        else if (fp) fill_pct = atoi(fp), fill_count = cnt ? atoi(cnt) : 1;
         else if (dl) delay_ms = atoi(dl), delay_count = cnt ? atoi(cnt) : 1;
         else fault_status = st ? atoi(st) : 0, fault_count = cnt ? atoi(cnt) : 1, fault_retry = ra ? atoi(ra) : 0;
         return tx_reply(req, 200, json_pack("{s:b}", "ok", 1));
@@ -341,6 +346,11 @@ static void tx_handle(struct evhttp_request *req, void *arg)
     evhttp_parse_query_str(query ? query : "", &q);
     if (strncmp(path, "/_test/", 7) == 0) {
         tx_test(req, path, &q);
+    } else if (garbage_count > 0 && (!delay_method[0] || strcmp(delay_method, m) == 0) &&
+               (!delay_path[0] || strcmp(delay_path, path) == 0)) {
+        garbage_count--;
+        tx_reply(req, 200, garbage_array ? json_pack("[{s:s, s:s}]", "asset", "USDT", "symbol", "BTCUSDT")
+                                         : json_pack("{s:b}", "unexpected", 1));
     } else if (delay_count > 0 && !arg && (!delay_method[0] || strcmp(delay_method, m) == 0) &&
                (!delay_path[0] || strcmp(delay_path, path) == 0)) {
         delay_count--;

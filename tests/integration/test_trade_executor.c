@@ -444,6 +444,54 @@ TEST(binance_quantity_goes_out_as_plain_decimal)
     th_wait(ex, 5000, NULL);
 }
 
+/* Replies that lack what they should hold (the exchange's answer is outside
+ * input too): no crash, no wrong conclusion ("not traded", a zero balance),
+ * the intent asked again and filled once. */
+TEST(binance_replies_missing_their_fields_are_asked_again)
+{
+    int port;
+    pid_t ex = start_exchange(NULL);
+    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
+                         "QT_RETRY_DELAY_MS=100", NULL};
+    pid_t p = start("b6", env, &port, 1);
+    const char *faults[] = {"garbage=2&method=GET&path=/fapi/v1/exchangeInfo", "garbage=1&method=GET&path=/fapi/v2/balance",
+                            "garbage=1&array=1&method=GET&path=/fapi/v2/balance", "garbage=1&array=1&method=GET&path=/fapi/v2/positionRisk"};
+    for (int i = 0; i < 3; i++) {
+        char path[160], iid[16];
+        snprintf(path, sizeof path, "/_test/fault?%s", faults[i]);
+        CHECK_EQ(th_http(export_, "POST", path, NULL, "", out, sizeof out), 200);
+        snprintf(iid, sizeof iid, "g-%d", i);
+        intent("b6", iid, "BTCUSDT", "BUY", 0.01, 42000, 0);
+        json_t *r = NULL;
+        for (long long end = th_now_ms() + 15000; !r && th_now_ms() < end;) r = result_of("b6", iid);
+        CHECK_STR(js(r, "_type"), "trade.executed");
+        CHECK_NEAR(jnum(r, "qty"), 0.007, 1e-12);
+        json_decref(r);
+    }
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    json_t *orders = json_loads(out, 0, NULL);
+    CHECK_EQ(json_array_size(json_object_get(orders, "orders")), 3); /* one order per intent */
+    json_decref(orders);
+    CHECK_EQ(th_http(port, "GET", "/health", NULL, NULL, out, sizeof out), 200);
+    CHECK_EQ(th_xlen(rc, "b6:trade.intent:dlq"), 0);
+    stop(p);
+    /* at start the executor reconciles with the venue's positions: a list entry without its fields is reported, not a crash */
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?garbage=1&array=1&method=GET&path=/fapi/v2/positionRisk", NULL, "", out,
+                     sizeof out), 200);
+    p = start("b6", env, &port, 1);
+    json_t *st = NULL;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100)) {
+        json_decref(st);
+        st = th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out) == 200 ? json_loads(out, 0, NULL) : NULL;
+        if (json_object_get(st, "reconciliation") && !json_is_null(json_object_get(st, "reconciliation"))) break;
+    }
+    CHECK(json_is_false(json_object_get(json_object_get(st, "reconciliation"), "checked")));
+    json_decref(st);
+    stop(p);
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
 TEST(binance_venue_without_keys_refuses_to_start)
 {
     int port, st = -1;
