@@ -265,6 +265,30 @@ static pid_t start_exchange(const char *extra)
     return p;
 }
 
+/* The executor as ns on the binance-futures venue against the running test
+ * exchange, with the keys and up to 8 more environment entries
+ * (NULL-terminated, or NULL). */
+static pid_t start_on_binance(const char *ns, const char *const extra[], int *port)
+{
+    const char *env[16] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret"};
+    for (int i = 0; extra && extra[i] && i < 8; i++) env[4 + i] = extra[i];
+    return start(ns, env, port, 1);
+}
+
+/* The test exchange (exchange_env: one more entry for it, or NULL), then the executor on it. */
+static pid_t start_binance(const char *ns, const char *exchange_env, const char *const extra[], pid_t *ex, int *port)
+{
+    *ex = start_exchange(exchange_env);
+    return start_on_binance(ns, extra, port);
+}
+
+static void stop_binance(pid_t p, pid_t ex)
+{
+    stop(p);
+    th_kill(ex, SIGTERM);
+    th_wait(ex, 5000, NULL);
+}
+
 TEST(binance_venue_orders_recovery_and_breaker)
 {
     int port;
@@ -358,10 +382,9 @@ TEST(binance_venue_orders_recovery_and_breaker)
 TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
 {
     int port;
-    pid_t ex = start_exchange("TX_CID_SCOPE=open");
-    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
-                         "QT_RETRY_DELAY_MS=100", "QT_BINANCE_TIMEOUT_MS=500", "QT_BINANCE_RECV_WINDOW_MS=4000", NULL};
-    pid_t p = start("b3", env, &port, 1);
+    pid_t ex;
+    const char *env[] = {"QT_RETRY_DELAY_MS=100", "QT_BINANCE_TIMEOUT_MS=500", "QT_BINANCE_RECV_WINDOW_MS=4000", NULL};
+    pid_t p = start_binance("b3", "TX_CID_SCOPE=open", env, &ex, &port);
     /* the exchange takes the order only 3 s after it came in (within its recvWindow of 4 s); the
      * executor gives up after 0.5 s and asks again 0.1 s later: too early to call it never */
     CHECK_EQ(th_http(export_, "POST", "/_test/fault?delay_ms=3000&count=1&method=POST&path=/fapi/v1/order", NULL, "", out,
@@ -388,9 +411,7 @@ TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
     CHECK(waits >= 1 && waits <= 2);
     json_decref(st);
     CHECK_EQ(th_xlen(rc, "b3:trade.intent:dlq"), 0);
-    stop(p);
-    th_kill(ex, SIGTERM);
-    th_wait(ex, 5000, NULL);
+    stop_binance(p, ex);
 }
 
 /* A MARKET order can end EXPIRED after a partial fill (not enough liquidity)
@@ -398,10 +419,9 @@ TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
 TEST(binance_partial_and_empty_fills)
 {
     int port;
-    pid_t ex = start_exchange(NULL);
-    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
-                         "QT_RETRY_DELAY_MS=100", NULL};
-    pid_t p = start("b4", env, &port, 1);
+    pid_t ex;
+    const char *env[] = {"QT_RETRY_DELAY_MS=100", NULL};
+    pid_t p = start_binance("b4", NULL, env, &ex, &port);
     CHECK_EQ(th_http(export_, "POST", "/_test/fault?fill_pct=50&count=1", NULL, "", out, sizeof out), 200);
     intent("b4", "p-1", "BTCUSDT", "BUY", 0.01, 42000, 0); /* 0.007 asked, half of it filled: 0.003 after the step */
     json_t *r = result_of("b4", "p-1");
@@ -421,9 +441,7 @@ TEST(binance_partial_and_empty_fills)
     CHECK_NEAR(jnum(r, "qty"), 0.007, 1e-12);
     json_decref(r);
     CHECK_EQ(th_xlen(rc, "b4:trade.intent:dlq"), 0);
-    stop(p);
-    th_kill(ex, SIGTERM);
-    th_wait(ex, 5000, NULL);
+    stop_binance(p, ex);
 }
 
 /* Binance takes a quantity only as plain decimal digits (-1100 otherwise):
@@ -431,17 +449,14 @@ TEST(binance_partial_and_empty_fills)
 TEST(binance_quantity_goes_out_as_plain_decimal)
 {
     int port;
-    pid_t ex = start_exchange("TX_BALANCE=100000");
-    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret", NULL};
-    pid_t p = start("b5", env, &port, 1);
+    pid_t ex;
+    pid_t p = start_binance("b5", "TX_BALANCE=100000", NULL, &ex, &port);
     intent("b5", "q-1", "SOLUSDT", "BUY", 1, 0.001, 0); /* 100000 x 1 x 3 / 0.001 = 300,000,000 */
     json_t *r = result_of("b5", "q-1");
     CHECK_STR(js(r, "_type"), "trade.executed");
     CHECK_NEAR(jnum(r, "qty"), 3e8, 1e-3);
     json_decref(r);
-    stop(p);
-    th_kill(ex, SIGTERM);
-    th_wait(ex, 5000, NULL);
+    stop_binance(p, ex);
 }
 
 /* Replies that lack what they should hold (the exchange's answer is outside
@@ -450,12 +465,11 @@ TEST(binance_quantity_goes_out_as_plain_decimal)
 TEST(binance_replies_missing_their_fields_are_asked_again)
 {
     int port;
-    pid_t ex = start_exchange(NULL);
-    const char *env[] = {"QT_VENUE=binance-futures", base, "QT_BINANCE_API_KEY=ex-key", "QT_BINANCE_API_SECRET=ex-secret",
-                         "QT_RETRY_DELAY_MS=100", NULL};
-    pid_t p = start("b6", env, &port, 1);
+    pid_t ex;
+    const char *env[] = {"QT_RETRY_DELAY_MS=100", NULL};
+    pid_t p = start_binance("b6", NULL, env, &ex, &port);
     const char *faults[] = {"garbage=2&method=GET&path=/fapi/v1/exchangeInfo", "garbage=1&method=GET&path=/fapi/v2/balance",
-                            "garbage=1&array=1&method=GET&path=/fapi/v2/balance", "garbage=1&array=1&method=GET&path=/fapi/v2/positionRisk"};
+                            "garbage=1&array=1&method=GET&path=/fapi/v2/balance"};
     for (int i = 0; i < 3; i++) {
         char path[160], iid[16];
         snprintf(path, sizeof path, "/_test/fault?%s", faults[i]);
@@ -478,7 +492,7 @@ TEST(binance_replies_missing_their_fields_are_asked_again)
     /* at start the executor reconciles with the venue's positions: a list entry without its fields is reported, not a crash */
     CHECK_EQ(th_http(export_, "POST", "/_test/fault?garbage=1&array=1&method=GET&path=/fapi/v2/positionRisk", NULL, "", out,
                      sizeof out), 200);
-    p = start("b6", env, &port, 1);
+    p = start_on_binance("b6", env, &port);
     json_t *st = NULL;
     for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100)) {
         json_decref(st);
@@ -487,9 +501,7 @@ TEST(binance_replies_missing_their_fields_are_asked_again)
     }
     CHECK(json_is_false(json_object_get(json_object_get(st, "reconciliation"), "checked")));
     json_decref(st);
-    stop(p);
-    th_kill(ex, SIGTERM);
-    th_wait(ex, 5000, NULL);
+    stop_binance(p, ex);
 }
 
 TEST(binance_venue_without_keys_refuses_to_start)
