@@ -47,10 +47,14 @@ static const char paper_lua[] =
     "end\n"
     "amt = amt + dir * qty\n"
     "if math.abs(amt) < 1e-12 then amt, entry = 0, 0 end\n"
-    "local bal = tonumber(redis.call('GET', KEYS[2]) or ARGV[9]) + realized - fee\n"
+    "local bal = tonumber(redis.call('GET', KEYS[2]) or ARGV[9])\n"
+    "if not bal then return redis.error_reply('paper balance key holds no number') end\n"
+    "bal = bal + realized - fee\n"
+    /* Redis keeps the writes a script made before it failed: the one write
+     * that can fail (INCR on a key of the wrong type or text) goes first. */
+    "local id = redis.call('INCR', KEYS[4])\n"
     "redis.call('SET', KEYS[2], string.format('%.10f', bal))\n"
     "redis.call('HSET', KEYS[3], ARGV[2], cjson.encode({amt = amt, entry = entry, leverage = tonumber(ARGV[10])}))\n"
-    "local id = redis.call('INCR', KEYS[4])\n"
     "local fill = cjson.encode({order_id = 'paper-' .. id, qty = string.format('%.10f', qty),\n"
     "  price = string.format('%.10f', price), fee = string.format('%.10f', fee)})\n"
     "redis.call('HSET', KEYS[1], ARGV[1], fill)\n"
@@ -64,23 +68,31 @@ static redisContext *paper_conn(paper_t *p, char *err, size_t errlen)
     return p->rc;
 }
 
-/* A fill from the script's JSON; -1 with err if it carries an error. */
+/* A number written by the script ("%.10f"): finite, >= 0 (> 0 if positive). */
+static int paper_num(const json_t *j, const char *k, int positive, double *out)
+{
+    const char *s = json_string_value(json_object_get(j, k));
+    char *end;
+    if (!s) return -1;
+    *out = strtod(s, &end);
+    return end == s || *end || !isfinite(*out) || *out < 0 || (positive && *out <= 0) ? -1 : 0;
+}
+
+/* A fill from the script's JSON (or an order record read back); -1 with err
+ * if it carries an error or is not a fill we wrote (a record edited by hand). */
 static int paper_parse(const char *txt, size_t len, venue_fill_t *f, char *err, size_t errlen)
 {
     json_t *j = json_loadb(txt, len, 0, NULL);
     const char *e = json_string_value(json_object_get(j, "error"));
-    int rc = 0;
-    if (!j || e) {
-        snprintf(err, errlen, "%s", e ? e : "paper venue returned garbage");
-        rc = -1;
-    } else {
-        snprintf(f->order_id, sizeof f->order_id, "%s", json_string_value(json_object_get(j, "order_id")));
-        f->qty = atof(json_string_value(json_object_get(j, "qty")));
-        f->price = atof(json_string_value(json_object_get(j, "price")));
-        f->fee = atof(json_string_value(json_object_get(j, "fee")));
-    }
+    const char *oid = json_string_value(json_object_get(j, "order_id"));
+    const char *bad = !j ? "not JSON" : !oid || !*oid || strlen(oid) >= sizeof f->order_id ? "order_id"
+                    : paper_num(j, "qty", 1, &f->qty) ? "qty" : paper_num(j, "price", 1, &f->price) ? "price"
+                    : paper_num(j, "fee", 0, &f->fee) ? "fee" : NULL;
+    if (e) snprintf(err, errlen, "%s", e);
+    else if (bad) snprintf(err, errlen, "paper venue: the order record cannot be read (%s)", bad);
+    else snprintf(f->order_id, sizeof f->order_id, "%s", oid);
     json_decref(j);
-    return rc;
+    return e || bad ? -1 : 0;
 }
 
 static venue_rc_t paper_place(venue_t *v, const venue_order_t *o, venue_fill_t *f, char *code, char *err, size_t errlen)
@@ -114,9 +126,9 @@ static venue_rc_t paper_query(venue_t *v, const char *symbol, const char *cid, v
     redisContext *c = paper_conn(p, err, errlen);
     if (!c) return VENUE_UNAVAILABLE;
     redisReply *r = redisCommand(c, "HGET %s %s", p->k_orders, cid);
-    venue_rc_t rc = !r ? VENUE_UNAVAILABLE : r->type != REDIS_REPLY_STRING ? VENUE_NOT_FOUND
+    venue_rc_t rc = !r || r->type == REDIS_REPLY_ERROR ? VENUE_UNAVAILABLE : r->type != REDIS_REPLY_STRING ? VENUE_NOT_FOUND
                    : paper_parse(r->str, r->len, f, err, errlen) == 0 ? VENUE_FILLED : VENUE_REJECTED;
-    if (!r) snprintf(err, errlen, "paper venue: %s", c->errstr);
+    if (rc == VENUE_UNAVAILABLE) snprintf(err, errlen, "paper venue: %s", r ? r->str : c->errstr);
     if (r) freeReplyObject(r);
     return rc;
 }
@@ -128,9 +140,12 @@ static venue_rc_t paper_balance(venue_t *v, double *usdt, char *err, size_t errl
     if (!c) return VENUE_UNAVAILABLE;
     redisReply *r = redisCommand(c, "GET %s", p->k_balance);
     if (!r) return snprintf(err, errlen, "paper venue: %s", c->errstr), VENUE_UNAVAILABLE;
-    *usdt = r->type == REDIS_REPLY_STRING ? atof(r->str) : p->balance0;
+    char *end = NULL;
+    *usdt = r->type == REDIS_REPLY_STRING ? strtod(r->str, &end) : p->balance0;
+    int bad = r->type == REDIS_REPLY_ERROR || (end && (end == r->str || *end || !isfinite(*usdt)));
+    if (bad) snprintf(err, errlen, "paper venue: the balance cannot be read (%s)", r->type == REDIS_REPLY_ERROR ? r->str : "not a number");
     freeReplyObject(r);
-    return VENUE_FILLED;
+    return bad ? VENUE_UNAVAILABLE : VENUE_FILLED;
 }
 
 static venue_rc_t paper_filters(venue_t *v, const char *symbol, venue_filters_t *out, char *err, size_t errlen)
@@ -148,11 +163,16 @@ static json_t *paper_positions(venue_t *v, char *err, size_t errlen)
     if (!c) return NULL;
     redisReply *r = redisCommand(c, "HGETALL %s", p->k_positions);
     if (!r) return snprintf(err, errlen, "paper venue: %s", c->errstr), NULL;
+    if (r->type == REDIS_REPLY_ERROR) return snprintf(err, errlen, "paper venue: %s", r->str), freeReplyObject(r), NULL;
     json_t *out = json_object();
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        json_t *d = json_loads(r->element[i + 1]->str, 0, NULL);
-        double amt = json_number_value(json_object_get(d, "amt"));
-        if (amt != 0) json_object_set_new(out, r->element[i]->str, json_real(amt));
+    for (size_t i = 0; out && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        json_t *d = json_loads(r->element[i + 1]->str, 0, NULL), *amt = json_object_get(d, "amt");
+        if (!json_is_number(amt) || !isfinite(json_number_value(amt))) {
+            snprintf(err, errlen, "paper venue: the position record of %.40s cannot be read", r->element[i]->str);
+            json_decref(out), out = NULL;
+        } else if (json_number_value(amt) != 0) {
+            json_object_set_new(out, r->element[i]->str, json_real(json_number_value(amt)));
+        }
         json_decref(d);
     }
     freeReplyObject(r);

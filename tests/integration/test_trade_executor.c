@@ -2,6 +2,7 @@
  * on the paper venue and on the local test exchange (Binance rules). */
 #include "binance.h"
 #include "check.h"
+#include "digest.h"
 #include "harness.h"
 
 #include <math.h>
@@ -213,6 +214,69 @@ TEST(a_result_that_cannot_be_written_is_not_recorded_as_done)
     CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "\"DONE\""));
     if (r) freeReplyObject(r);
     CHECK_EQ(th_xlen(rc, "w1:trade.intent:dlq"), 0);
+    stop(p);
+}
+
+static long long reply_int(const char *fmt, const char *key)
+{
+    redisReply *r = redisCommand(rc, fmt, key);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+/* The paper venue's script: Redis keeps what a script wrote before it
+ * failed, so a fill either changes the order, the position and the balance
+ * together or nothing; and what it reads back (an order record, the
+ * balance) is checked, not believed. */
+TEST(a_paper_fill_is_all_or_nothing_and_a_bad_record_is_refused)
+{
+    int port;
+    const char *env[] = {"QT_RETRY_DELAY_MS=100", "QT_VENUE_BREAKER_OPEN_WAIT_MS=300", NULL};
+    pid_t p = start("w2", env, &port, 1);
+    freeReplyObject(redisCommand(rc, "HSET w2:paper:order_seq not a-counter")); /* the order id's counter breaks */
+    intent("w2", "w-1", "BTCUSDT", "BUY", 0.01, 100, 0);
+    out[0] = '\0';
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && !strstr(out, "WRONGTYPE"); th_sleep_ms(50))
+        th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out);
+    CHECK_CONTAINS(out, "WRONGTYPE"); /* the script was run and failed */
+    th_sleep_ms(500); /* and again */
+    CHECK_EQ(reply_int("EXISTS %s", "w2:paper:balance"), 0);
+    CHECK_EQ(reply_int("HLEN %s", "w2:paper:positions"), 0);
+    CHECK_EQ(reply_int("HLEN %s", "w2:paper:orders"), 0);
+    freeReplyObject(redisCommand(rc, "DEL w2:paper:order_seq"));
+    json_t *r = result_of("w2", "w-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    CHECK_EQ(reply_int("HLEN %s", "w2:paper:positions"), 1);
+    redisReply *b = redisCommand(rc, "GET w2:paper:balance");
+    CHECK(b && b->type == REDIS_REPLY_STRING);
+    if (b && b->type == REDIS_REPLY_STRING) CHECK_NEAR(atof(b->str), 10000 - 3 * 100.02 * 4e-4, 1e-6); /* charged once */
+    char cid[40] = "qt", saved[64] = "";
+    if (b && b->type == REDIS_REPLY_STRING) snprintf(saved, sizeof saved, "%s", b->str);
+    if (b) freeReplyObject(b);
+    digest_hex("w-2", 16, cid + 2);
+    freeReplyObject(redisCommand(rc, "HSET w2:paper:orders %s {\"order_id\":\"paper-9\"}", cid)); /* edited by hand */
+    intent("w2", "w-2", "ETHUSDT", "BUY", 0.01, 50, 0);
+    r = result_of("w2", "w-2");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_CONTAINS(js(r, "reason"), "the order record cannot be read (qty)");
+    json_decref(r);
+    freeReplyObject(redisCommand(rc, "SET w2:paper:balance lots"));
+    intent("w2", "w-3", "SOLUSDT", "BUY", 0.01, 20, 0);
+    th_sleep_ms(600);
+    CHECK_EQ(reply_int("HLEN %s", "w2:paper:orders"), 2); /* no order on a balance nobody can read */
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "the balance cannot be read (not a number)");
+    freeReplyObject(redisCommand(rc, "SET w2:paper:balance %s", saved));
+    r = result_of("w2", "w-3");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    long n, dups, executed;
+    results("w2", &n, &dups, &executed);
+    CHECK_EQ(n, 3);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(th_xlen(rc, "w2:trade.intent:dlq"), 0);
     stop(p);
 }
 
