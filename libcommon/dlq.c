@@ -97,8 +97,8 @@ int dlq_show(redisContext *c, const char *dlq_key, const char *entry_id, json_t 
     return 0;
 }
 
-/* MULTI; XADD origin * <original fields>; XDEL dlq id; EXEC. */
-/* State of one replay call. */
+/* State of one replay call. Each replay is one rsync_xadd_then: XADD origin
+ * * <original fields>, then XDEL dlq id only if the entry was added. */
 typedef struct dlq_replay_ctx {
     const dlq_replay_opts_t *o;
     dlq_replay_result_t *res;
