@@ -133,6 +133,15 @@ static binance_rc_t binance_perform(binance_t *b, const char *method, const char
     curl_slist_free_all(headers);
     memset(keyhdr, 0, sizeof keyhdr);
     if (cc != CURLE_OK) {
+        long sent_bytes = 0;
+        curl_off_t pretransfer_us = 0;
+        curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent_bytes);
+        curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+        /* before a single byte of the request was written: no name, no
+         * connection, no TLS, or a timeout still inside the connect */
+        r->unsent = sent_bytes == 0 && (cc == CURLE_COULDNT_RESOLVE_HOST || cc == CURLE_COULDNT_RESOLVE_PROXY ||
+                                        cc == CURLE_COULDNT_CONNECT || cc == CURLE_SSL_CONNECT_ERROR ||
+                                        (cc == CURLE_OPERATION_TIMEDOUT && pretransfer_us == 0));
         snprintf(err, errlen, "%s %s: %s", method, url_shown, body.over ? "reply too large" : curl_easy_strerror(cc));
         free(body.buf);
         return BINANCE_TRANSPORT;
@@ -171,6 +180,7 @@ binance_rc_t binance_public(binance_t *b, const char *path, const char *query, b
     memset(r, 0, sizeof *r);
     if (binance_backoff_ms(b) > 0) {
         snprintf(err, errlen, "backing off for %lld ms after a 429/418", (long long)binance_backoff_ms(b));
+        r->unsent = 1;
         return BINANCE_BACKOFF;
     }
     snprintf(url, sizeof url, "%s%s%s%s", b->cfg.base_url, path, query && *query ? "?" : "", query ? query : "");
@@ -198,11 +208,13 @@ binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, 
     memset(r, 0, sizeof *r);
     if (!b->cfg.api_key[0] || !b->cfg.api_secret[0]) {
         snprintf(err, errlen, "no API key: set QT_BINANCE_API_KEY and QT_BINANCE_API_SECRET (or their _FILE variants)");
+        r->unsent = 1;
         return BINANCE_TRANSPORT;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         if (binance_backoff_ms(b) > 0) {
             snprintf(err, errlen, "backing off for %lld ms after a 429/418", (long long)binance_backoff_ms(b));
+            r->unsent = 1;
             return BINANCE_BACKOFF;
         }
         snprintf(query, sizeof query, "%s%srecvWindow=%ld&timestamp=%lld", params, params[0] ? "&" : "",
@@ -217,4 +229,13 @@ binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, 
         binance_resync(b);
     }
     return BINANCE_TRANSPORT;
+}
+
+int binance_outcome_unknown(const binance_reply_t *r) { return r->code == -1006 || r->code == -1007; }
+
+int binance_refused(binance_rc_t rc, const binance_reply_t *r)
+{
+    if (rc == BINANCE_BACKOFF || r->unsent) return 1;
+    return rc == BINANCE_HTTP && r->http_status >= 400 && r->http_status < 500 && r->http_status != 408 &&
+           !binance_outcome_unknown(r);
 }

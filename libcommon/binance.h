@@ -32,6 +32,8 @@ typedef struct binance_reply {
     int code;           /* Binance error code (negative), 0 if none */
     char msg[256];      /* Binance error message */
     long used_weight;   /* X-MBX-USED-WEIGHT-1M, -1 if absent */
+    int unsent;         /* 1: the request provably never reached the exchange (our back-off,
+                           no key, no connection); 0: it may have */
 } binance_reply_t;
 
 typedef enum {
@@ -62,6 +64,16 @@ binance_rc_t binance_public(binance_t *b, const char *path, const char *query, b
 binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, const char *params,
                             binance_reply_t *r, char *err, size_t errlen);
 void binance_reply_clear(binance_reply_t *r);
+
+/* 1 when the exchange provably did not act on the request: it never reached
+ * the exchange, or the exchange answered 4xx (the sender's problem, 429 and
+ * 418 included) other than 408 and other than codes -1006/-1007 (Binance:
+ * after a 5xx, a 408 or those codes the outcome is unknown, "could have been
+ * a success"). 0 when it may have acted (a timeout after the request went
+ * out, 5xx, or a 2xx answer). */
+int binance_refused(binance_rc_t rc, const binance_reply_t *r);
+/* 1 for the codes Binance sends when the outcome of a request is unknown. */
+int binance_outcome_unknown(const binance_reply_t *r);
 
 /* Milliseconds until calls may go out again after a 429/418 (0 if none). */
 int64_t binance_backoff_ms(const binance_t *b);

@@ -21,7 +21,7 @@ struct executor {
     breaker_t *breaker;
     redisContext *rc;
     struct event *tick;
-    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, stale;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale;
     int venue_failed; /* while an intent is handled: a venue call got no answer */
     long max_age_ms;  /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
     char last_error[256];
@@ -123,15 +123,15 @@ static int ex_executed(executor_t *x, const ex_intent_t *in, const venue_fill_t 
     return 0;
 }
 
-/* SET the intent's record to SENT, with mode NX (the claim: no order request
- * yet, so no "at") or XX (an order request starts now: "at" is now). The
+/* SET the intent's record to SENT, with mode NX (the claim) or XX; at: when
+ * an order request for it starts (wall ms; 0: none in flight, no "at"). The
  * reply, for the caller to free; *cp NULL (err set) when Redis is unreachable. */
-static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char *mode, redisContext **cp, char *err,
-                               size_t errlen)
+static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char *mode, long long at_ms, redisContext **cp,
+                               char *err, size_t errlen)
 {
     char rec[160], at[40] = "";
     if (!(*cp = ex_conn(x, err, errlen))) return NULL;
-    if (strcmp(mode, "XX") == 0) snprintf(at, sizeof at, ",\"at\":%lld", (long long)clock_wall_ms());
+    if (at_ms > 0) snprintf(at, sizeof at, ",\"at\":%lld", at_ms);
     snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\"%s}", in->cid, at);
     const char *set[] = {"SET", in->key, rec, mode, "EX", EX_RECORD_TTL};
     return redisCommandArgv(*cp, 6, set, NULL);
@@ -143,7 +143,7 @@ static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char 
 static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, char *err, size_t errlen)
 {
     redisContext *c;
-    redisReply *r = ex_set_sent(x, in, "NX", &c, err, errlen);
+    redisReply *r = ex_set_sent(x, in, "NX", 0, &c, err, errlen);
     if (!c) return -1;
     if (!r || r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "idempotency record: %s", r ? r->str : c->errstr);
@@ -163,12 +163,14 @@ static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, ch
     return done ? 2 : 0;
 }
 
-/* Note in the record that an order request for it starts now; -1 with err
- * when Redis cannot say so (then no order goes out). */
-static int ex_mark_sending(executor_t *x, const ex_intent_t *in, char *err, size_t errlen)
+/* Note in the record that an order request for it starts now (at_ms), or
+ * (0) that the request provably did not reach the venue, so the next
+ * attempt need not wait out an in-flight window; -1 with err when Redis
+ * cannot say so (then no order goes out; or the window stays, to be safe). */
+static int ex_mark_sending(executor_t *x, const ex_intent_t *in, long long at_ms, char *err, size_t errlen)
 {
     redisContext *c;
-    redisReply *r = ex_set_sent(x, in, "XX", &c, err, errlen);
+    redisReply *r = ex_set_sent(x, in, "XX", at_ms, &c, err, errlen);
     if (!c) return -1;
     int ok = r && r->type == REDIS_REPLY_STATUS;
     if (!ok) snprintf(err, errlen, "idempotency record: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "record gone" : c->errstr);
@@ -252,8 +254,13 @@ static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, long l
     if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "balance", err, errlen);
     if (qty <= 0) return ex_outcome(ex_failed(x, in, reason, "MIN_SIZE", 0, err, errlen));
     venue_order_t o = {in->symbol, in->side, in->cid, qty, in->ref_price, in->leverage, in->reduce_only};
-    if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, err, errlen) < 0) return BUS_RETRY;
+    if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, (long long)clock_wall_ms(), err, errlen) < 0) return BUS_RETRY;
     vr = x->venue->ops->place(x->venue, &o, &fill, code, err, errlen);
+    if (vr == VENUE_NOT_SENT) { /* refused or never sent: nothing in flight to wait for */
+        char ignore[256];
+        if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, 0, ignore, sizeof ignore) == 0) x->unsent++;
+        return ex_unavailable(x, "order (not taken by the venue)", err, errlen);
+    }
     if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order", err, errlen);
     if (vr == VENUE_REJECTED) {
         snprintf(reason, sizeof reason, "%s", err);
@@ -362,12 +369,12 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
+    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", "received",
                      (json_int_t)x->received, "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
                      "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
                      (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
-                     (json_int_t)x->in_flight_waits, "refused_stale", (json_int_t)x->stale, "last_error", x->last_error,
+                     (json_int_t)x->in_flight_waits, "orders_not_taken", (json_int_t)x->unsent, "refused_stale", (json_int_t)x->stale, "last_error", x->last_error,
                      "reconciliation", x->reconcile ? x->reconcile : json_null());
 }
 

@@ -33,7 +33,9 @@ typedef enum {
     VENUE_FILLED = 0,   /* the order exists and filled */
     VENUE_REJECTED = 1, /* refused for good (reason in err): publish trade.failed */
     VENUE_UNAVAILABLE = 2, /* no answer / 5xx / rate limited: try again later */
-    VENUE_NOT_FOUND = 3    /* query: no order with that client order id */
+    VENUE_NOT_FOUND = 3,   /* query: no order with that client order id */
+    VENUE_NOT_SENT = 4     /* place: like UNAVAILABLE, but the venue provably did not act on
+                              the request (never sent, or refused as 429/4xx): nothing in flight */
 } venue_rc_t;
 
 typedef struct venue_ops {

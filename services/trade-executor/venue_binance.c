@@ -21,12 +21,13 @@ typedef struct bvenue {
     double fee_bps;
 } bvenue_t;
 
-/* HTTP errors with a Binance code are final; the rest (5xx, 429, no answer) pass. */
+/* 4xx errors with a Binance code are final; the rest (5xx, 408, 429/418,
+ * no answer, the "outcome unknown" codes -1006/-1007) pass. */
 static venue_rc_t bv_classify(binance_rc_t rc, const binance_reply_t *r)
 {
     if (rc == BINANCE_OK) return VENUE_FILLED;
     if (rc == BINANCE_HTTP && r->http_status >= 400 && r->http_status < 500 && r->http_status != 429 &&
-        r->http_status != 418 && r->code != 0)
+        r->http_status != 418 && r->http_status != 408 && r->code != 0 && !binance_outcome_unknown(r))
         return VENUE_REJECTED;
     return VENUE_UNAVAILABLE;
 }
@@ -107,6 +108,7 @@ static venue_rc_t bv_place(venue_t *base, const venue_order_t *o, venue_fill_t *
     venue_rc_t vr = bv_classify(rc, &r);
     if (vr == VENUE_REJECTED) snprintf(code, 16, "%d", r.code);
     int placed_before = vr == VENUE_REJECTED && r.code == -4116; /* ClientOrderId is duplicated */
+    if (vr == VENUE_UNAVAILABLE && binance_refused(rc, &r)) vr = VENUE_NOT_SENT; /* no order in flight */
     if (vr == VENUE_FILLED) vr = bv_order(r.body, f, v->fee_bps, err, errlen);
     binance_reply_clear(&r);
     if (placed_before || (rc == BINANCE_OK && vr == VENUE_UNAVAILABLE)) { /* that order, or one not final yet: look it up */

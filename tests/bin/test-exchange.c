@@ -10,7 +10,7 @@
  * (ACK, the default) status NEW, executedQty 0 and avgPrice 0, though the
  * order has filled — a query by client order id shows the fill. Klines
  * come from a deterministic price path. Faults for tests:
- *   POST /_test/fault?status=429|418|500|503&count=N&retry_after=S
+ *   POST /_test/fault?status=429|418|500|503&count=N&retry_after=S[&method=M&path=P]
  *   POST /_test/fault?delay_ms=MS&count=N[&method=M&path=P]   (slow replies:
  *        the request is handled, and so an order placed, only after MS;
  *        method and path pick which requests)
@@ -356,7 +356,8 @@ static void tx_handle(struct evhttp_request *req, void *arg)
         delay_count--;
         struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
         event_base_once(base, -1, EV_TIMEOUT, tx_delayed, req, &tv);
-    } else if (stats_requests++, fault_count > 0) {
+    } else if (stats_requests++, fault_count > 0 && (!delay_method[0] || strcmp(delay_method, m) == 0) &&
+               (!delay_path[0] || strcmp(delay_path, path) == 0)) {
         char ra[16];
         fault_count--;
         if (fault_retry) snprintf(ra, sizeof ra, "%d", fault_retry), evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);

@@ -140,6 +140,57 @@ TEST(faults_rate_limits_and_timeouts)
     binance_free(b);
 }
 
+/* What the executor may believe after an order request failed: the exchange
+ * provably did not act on it (never reached it, or a 4xx such as 429), or
+ * it may have (the request went out and no answer came, or a 5xx). */
+TEST(a_request_that_never_reached_the_exchange_is_told_from_one_that_may_have)
+{
+    binance_reply_t r;
+    char err[512], saved[64];
+    const char *order = "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001&newClientOrderId=qt-reach-";
+    char params[200];
+    snprintf(saved, sizeof saved, "%s", base);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", th_free_port()); /* nobody listens */
+    binance_t *b = client("secret-1", 500);
+    snprintf(params, sizeof params, "%s1", order);
+    CHECK_EQ(binance_signed(b, "POST", "/fapi/v1/order", params, &r, err, sizeof err), BINANCE_TRANSPORT);
+    CHECK_EQ(r.unsent, 1);
+    CHECK_EQ(binance_refused(BINANCE_TRANSPORT, &r), 1);
+    binance_reply_clear(&r);
+    binance_free(b);
+    snprintf(base, sizeof base, "%s", saved);
+    b = client("secret-1", 500);
+    fault("delay_ms=1500&count=1&method=POST&path=/fapi/v1/order");
+    snprintf(params, sizeof params, "%s2", order);
+    binance_rc_t rc = binance_signed(b, "POST", "/fapi/v1/order", params, &r, err, sizeof err);
+    CHECK_EQ(rc, BINANCE_TRANSPORT); /* timed out after the request went out: the order is taken 1.5 s later */
+    CHECK_EQ(r.unsent, 0);
+    CHECK_EQ(binance_refused(rc, &r), 0);
+    binance_reply_clear(&r);
+    fault("status=503&count=1&method=POST&path=/fapi/v1/order");
+    rc = binance_signed(b, "POST", "/fapi/v1/order", params, &r, err, sizeof err);
+    CHECK_EQ(r.http_status, 503);
+    CHECK_EQ(binance_refused(rc, &r), 0); /* Binance: a 5xx's outcome is unknown */
+    binance_reply_clear(&r);
+    rc = binance_signed(b, "POST", "/fapi/v1/order", "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.0015&newClientOrderId=qt-reach-3",
+                        &r, err, sizeof err);
+    CHECK_EQ(r.code, -1111);
+    CHECK_EQ(binance_refused(rc, &r), 1); /* a 4xx with a code: refused */
+    binance_reply_clear(&r);
+    fault("status=429&count=1&retry_after=1&method=POST&path=/fapi/v1/order");
+    snprintf(params, sizeof params, "%s4", order);
+    rc = binance_signed(b, "POST", "/fapi/v1/order", params, &r, err, sizeof err);
+    CHECK_EQ(r.http_status, 429);
+    CHECK_EQ(binance_refused(rc, &r), 1);
+    binance_reply_clear(&r);
+    rc = binance_signed(b, "POST", "/fapi/v1/order", params, &r, err, sizeof err);
+    CHECK_EQ(rc, BINANCE_BACKOFF);
+    CHECK_EQ(binance_refused(rc, &r), 1); /* our own back-off: not sent */
+    binance_reply_clear(&r);
+    th_sleep_ms(1100);
+    binance_free(b);
+}
+
 TEST(used_weight_over_the_limit_waits_for_the_next_minute)
 {
     binance_reply_t r;

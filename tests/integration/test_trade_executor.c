@@ -480,6 +480,50 @@ TEST(binance_an_order_request_still_in_flight_is_not_sent_twice)
 
 /* A MARKET order can end EXPIRED after a partial fill (not enough liquidity)
  * or with nothing filled: what filled is what is published. */
+static long long exec_count(int port, const char *name)
+{
+    if (th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out) != 200) return -1;
+    json_t *st = json_loads(out, 0, NULL);
+    long long v = json_integer_value(json_object_get(json_object_get(st, "counts"), name));
+    json_decref(st);
+    return v;
+}
+
+/* An order the exchange refused (429: Binance documents a 4xx as not acted
+ * on) is not in flight: the intent is ordered again as soon as the venue
+ * takes calls, without the in-flight wait a 5xx (outcome unknown) gets. */
+TEST(binance_an_order_the_exchange_refused_is_not_waited_for)
+{
+    int port;
+    pid_t ex;
+    /* in-flight window: 1 s + 4 x 0.5 s + 1 s = 4 s */
+    const char *env[] = {"QT_RETRY_DELAY_MS=100", "QT_BINANCE_TIMEOUT_MS=500", "QT_BINANCE_RECV_WINDOW_MS=1000", NULL};
+    pid_t p = start_binance("b7", NULL, env, &ex, &port);
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?status=429&count=1&retry_after=1&method=POST&path=/fapi/v1/order",
+                     NULL, "", out, sizeof out), 200);
+    intent("b7", "r-1", "BTCUSDT", "BUY", 0.01, 42000, 0);
+    json_t *r = result_of("b7", "r-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    CHECK_EQ(exec_count(port, "orders_not_taken"), 1);
+    CHECK_EQ(exec_count(port, "waits_for_in_flight_orders"), 0);
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?status=503&count=1&method=POST&path=/fapi/v1/order", NULL, "", out,
+                     sizeof out), 200);
+    intent("b7", "r-2", "ETHUSDT", "BUY", 0.01, 2500, 0);
+    r = NULL;
+    for (long long end = th_now_ms() + 15000; !r && th_now_ms() < end;) r = result_of("b7", "r-2");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    CHECK(exec_count(port, "waits_for_in_flight_orders") >= 1); /* a 5xx may have been a success: waited */
+    CHECK_EQ(exec_count(port, "orders_not_taken"), 1);
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    json_t *orders = json_loads(out, 0, NULL);
+    CHECK_EQ(json_array_size(json_object_get(orders, "orders")), 2); /* one order per intent */
+    json_decref(orders);
+    CHECK_EQ(th_xlen(rc, "b7:trade.intent:dlq"), 0);
+    stop_binance(p, ex);
+}
+
 TEST(binance_partial_and_empty_fills)
 {
     int port;
