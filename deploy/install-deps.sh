@@ -1,13 +1,29 @@
 #!/bin/sh
-# install-deps.sh — install the Debian packages the build and tests need.
+# install-deps.sh [--test-tools] — install the Debian packages the build and
+# tests need; with --test-tools, the tools some tests drive besides those:
+# Debian's chromium (the dashboard test renders the page headless) and
+# docker-compose (the compose file is checked with `docker-compose config`;
+# no Docker engine is needed for that). Tests that need a missing tool say
+# so and fail only when QT_REQUIRE_TEST_TOOLS=1 (CI sets it).
 # Run as root (CI does). Otherwise it prints the exact command and fails.
 set -eu
 
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev \
 libcurl4-openssl-dev libmbedtls-dev redis-server redis-tools python3 curl"
+TEST_TOOLS="chromium docker-compose"
+
+case "${1:-}" in
+    "") what="build or test dependencies" ;;
+    --test-tools)
+        missing=""
+        for t in $TEST_TOOLS; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done
+        [ -z "$missing" ] && exit 0
+        PKGS=$TEST_TOOLS what="test tools:$missing" ;;
+    *) echo "usage: install-deps.sh [--test-tools]" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" != "0" ]; then
-    echo "install-deps: missing build or test dependencies; as root run:" >&2
+    echo "install-deps: missing $what; as root run:" >&2
     echo "  apt-get update && apt-get install -y --no-install-recommends $PKGS" >&2
     exit 1
 fi

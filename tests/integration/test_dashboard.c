@@ -4,7 +4,7 @@
  * console message and no failed request, and what it shows matches the
  * APIs. The screenshot is kept in $QT_BUILD/test-artifacts/dashboard.png.
  * Without chromium the test says so and fails only when
- * QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-test-deps.sh installs it). */
+ * QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-deps.sh --test-tools installs it). */
 #include "check.h"
 #include "stack.h"
 
@@ -79,7 +79,7 @@ TEST(the_dashboard_renders_what_the_apis_say)
 {
     char csv[300], feed[400], console[8192], buf[128], want[128];
     if (!have_chromium()) {
-        printf("# chromium is not installed (sh deploy/install-test-deps.sh); the dashboard was not rendered\n");
+        printf("# chromium is not installed (sh deploy/install-deps.sh --test-tools); the dashboard was not rendered\n");
         CHECK(getenv("QT_REQUIRE_TEST_TOOLS") == NULL || strcmp(getenv("QT_REQUIRE_TEST_TOOLS"), "1") != 0);
         return;
     }

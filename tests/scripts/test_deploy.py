@@ -6,7 +6,7 @@ build the other tests run (same make target and build packages, runtime
 packages that provide every library the native binaries link, commands that
 name those binaries), and the Kubernetes manifests' structure.
 Without docker-compose or python3-yaml it says so and fails only when
-QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-test-deps.sh installs them).
+QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-deps.sh --test-tools installs them).
 Prints "ok"/"not ok" per check and "test_deploy: N passed, M failed"."""
 import glob
 import os
@@ -174,7 +174,7 @@ def main():
     except ImportError:
         yaml = None
     if yaml is None or not shutil.which("docker-compose"):
-        print("# docker-compose or python3-yaml is missing (sh deploy/install-test-deps.sh)")
+        print("# docker-compose or python3-yaml is missing (sh deploy/install-deps.sh --test-tools)")
         check("the deployment tools are installed", os.environ.get("QT_REQUIRE_TEST_TOOLS") != "1")
         finish()
     compose_checks(yaml)
