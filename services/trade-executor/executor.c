@@ -21,7 +21,7 @@ struct executor {
     breaker_t *breaker;
     redisContext *rc;
     struct event *tick;
-    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused;
     int venue_failed; /* while an intent is handled: a venue call got no answer */
     long max_age_ms;  /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
     char last_error[256];
@@ -280,6 +280,13 @@ static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t er
                       json_integer_value(json_object_get(d, "event_time")), "", ""};
     if (strcmp(m->ev->type, "trade.intent") != 0) return BUS_OK; /* not ours */
     if (m->deliveries == 1) x->received++;
+    long long pause = x->venue->ops->pause_ms ? x->venue->ops->pause_ms(x->venue) : 0;
+    if (pause > 0) { /* the venue asked for no calls (429/418): nothing is sent, so the breaker hears nothing */
+        x->paused++;
+        bus_retry_after(x->svc->bus, pause);
+        snprintf(err, errlen, "the venue asked for a pause in calls (rate limit): trying again in %lld ms", pause);
+        return BUS_RETRY;
+    }
     if (!breaker_allow(x->breaker, clock_mono_ms())) {
         bus_pause(x->svc->bus, "venue breaker open");
         snprintf(err, errlen, "venue breaker open: %s", x->last_error);
@@ -369,13 +376,15 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    return json_pack("{s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
-                     breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", "received",
-                     (json_int_t)x->received, "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
-                     "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
-                     (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
-                     (json_int_t)x->in_flight_waits, "orders_not_taken", (json_int_t)x->unsent, "refused_stale", (json_int_t)x->stale, "last_error", x->last_error,
-                     "reconciliation", x->reconcile ? x->reconcile : json_null());
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received", (json_int_t)x->received,
+                               "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
+                               "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
+                               (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
+                               (json_int_t)x->in_flight_waits, "orders_not_taken", (json_int_t)x->unsent,
+                               "waits_for_rate_limit", (json_int_t)x->paused, "refused_stale", (json_int_t)x->stale);
+    return json_pack("{s:s, s:s, s:o, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
+                     breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", counts, "last_error",
+                     x->last_error, "reconciliation", x->reconcile ? x->reconcile : json_null());
 }
 
 static int ex_http_status(void *ud, httpd_req_t *req, json_t **out)

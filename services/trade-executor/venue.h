@@ -46,6 +46,9 @@ typedef struct venue_ops {
     venue_rc_t (*filters)(venue_t *v, const char *symbol, venue_filters_t *out, char *err, size_t errlen);
     /* {symbol: signed position amount} (new reference), or NULL with err */
     json_t *(*positions)(venue_t *v, char *err, size_t errlen);
+    /* Milliseconds until the venue takes calls again (it asked for a pause:
+     * a 429/418 back-off); 0 when calls may go out now. NULL: never pauses. */
+    long long (*pause_ms)(venue_t *v);
     void (*free)(venue_t *v);
 } venue_ops_t;
 

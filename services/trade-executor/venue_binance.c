@@ -239,7 +239,10 @@ static void bv_free(venue_t *base)
     free(v);
 }
 
-static const venue_ops_t bv_ops = {"binance-futures", bv_place, bv_query, bv_balance, bv_filters, bv_positions, bv_free};
+static long long bv_pause_ms(venue_t *base) { return (long long)binance_backoff_ms(((bvenue_t *)base)->bn); }
+
+static const venue_ops_t bv_ops = {"binance-futures", bv_place,     bv_query, bv_balance, bv_filters,
+                                   bv_positions,      bv_pause_ms, bv_free};
 
 venue_t *venue_binance_new(char *err, size_t errlen)
 {

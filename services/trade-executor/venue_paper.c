@@ -187,7 +187,7 @@ static void paper_free(venue_t *v)
 }
 
 static const venue_ops_t paper_ops = {"paper", paper_place, paper_query, paper_balance, paper_filters,
-                                      paper_positions, paper_free};
+                                      paper_positions, NULL, paper_free};
 
 venue_t *venue_paper_new(const char *ns, const void *redis_url, char *err, size_t errlen)
 {

@@ -491,7 +491,8 @@ static long long exec_count(int port, const char *name)
 
 /* An order the exchange refused (429: Binance documents a 4xx as not acted
  * on) is not in flight: the intent is ordered again as soon as the venue
- * takes calls, without the in-flight wait a 5xx (outcome unknown) gets. */
+ * takes calls, without the in-flight wait a 5xx (outcome unknown) gets. The
+ * pause a 429 asks for is not a run of failures for the venue breaker. */
 TEST(binance_an_order_the_exchange_refused_is_not_waited_for)
 {
     int port;
@@ -507,6 +508,10 @@ TEST(binance_an_order_the_exchange_refused_is_not_waited_for)
     json_decref(r);
     CHECK_EQ(exec_count(port, "orders_not_taken"), 1);
     CHECK_EQ(exec_count(port, "waits_for_in_flight_orders"), 0);
+    /* the 1 s pause the exchange asked for is waited out, not tried every 100 ms: one failed call
+     * for the breaker, not one per retry (ten of those in a row would open it) */
+    CHECK(exec_count(port, "waits_for_rate_limit") >= 1);
+    CHECK_EQ(exec_count(port, "retries"), 1);
     CHECK_EQ(th_http(export_, "POST", "/_test/fault?status=503&count=1&method=POST&path=/fapi/v1/order", NULL, "", out,
                      sizeof out), 200);
     intent("b7", "r-2", "ETHUSDT", "BUY", 0.01, 2500, 0);
