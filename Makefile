@@ -13,7 +13,7 @@ CC ?= cc
 WERROR ?= 0
 SANITIZE ?=
 MBEDTLS_LIBS ?= -lmbedcrypto
-PKGS := hiredis libevent jansson libcurl
+PKGS := hiredis libevent libevent_pthreads jansson libcurl
 
 ifeq ($(SANITIZE),)
 BUILD ?= build

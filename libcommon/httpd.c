@@ -8,7 +8,10 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,43 @@
 
 #define HTTPD_MAX_ROUTES 64
 #define HTTPD_MAX_READY 16
+#define HTTPD_CACHE 16                /* GET replies kept to answer with while the loop is held */
+#define HTTPD_CACHE_MAX (1024 * 1024) /* bytes of one kept reply */
+#define HTTPD_BEAT_MS 100
+
+/* A request handed from the server thread to the loop. The server thread
+ * owns it and is the only one to free it; the loop borrows it from QUEUED to
+ * DONE and then activates `back`. A request the loop did not take up in time
+ * is CANCELLED and answered by the server thread; when the loop comes to it,
+ * it only activates `back`, whose callback frees it. */
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
+
+struct httpd_job {
+    struct httpd_job *prev, *next; /* httpd.jobs: every job alive, under mu */
+    httpd_t *h;
+    struct evhttp_request *raw;    /* server thread only */
+    struct event *deadline;        /* server thread only */
+    struct event *back;            /* on the server thread's base: the loop is done with the job */
+    int state;                     /* under mu */
+    int64_t t0_us;
+    char method[8];
+    char *path, *query;            /* as sent (not decoded); query may be NULL */
+    char *auth;                    /* Authorization header, or NULL */
+    char *body;
+    size_t body_len;
+    int status, www_auth;          /* the reply, written by the loop */
+    char content_type[64];
+    char *reply;
+    size_t reply_len;
+};
+
+typedef struct httpd_cached {
+    char *uri;
+    char content_type[64];
+    char *body;
+    size_t len;
+    int64_t at_ms;
+} httpd_cached_t;
 
 typedef struct httpd_route_entry {
     char method[8];
@@ -27,6 +67,7 @@ typedef struct httpd_route_entry {
 } httpd_route_entry_t;
 
 typedef struct { char name[32]; httpd_ready_fn fn; void *ud; } httpd_ready_t;
+typedef struct httpd_job httpd_job_t;
 
 struct httpd {
     struct evhttp *http;
@@ -44,6 +85,20 @@ struct httpd {
     int nready;
     httpd_status_fn status_fn;
     void *status_ud;
+    /* threads: the server thread runs sbase (connections, parsing, replies);
+     * handlers run on base, the service's loop */
+    struct event_base *base, *sbase;
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    httpd_job_t *jobs;
+    struct event *beat;
+    _Atomic int64_t beat_ms;    /* the loop's last heartbeat (mono ms) */
+    _Atomic long busy_answers;  /* answered by the server thread; folded into metrics by the loop */
+    metric_t *m_busy;
+    long busy_ms, stall_ms;
+    httpd_cached_t cache[HTTPD_CACHE]; /* server thread only */
+    int cache_next;
 };
 
 json_t *httpd_error(const char *fmt, ...)
@@ -84,17 +139,13 @@ static void httpd_count(httpd_t *h, int status)
 
 int httpd_reply_text(httpd_req_t *req, int status, const char *content_type, const char *body, size_t len)
 {
-    struct evbuffer *buf = evbuffer_new();
-    if (!buf) {
-        evhttp_send_error(req->raw, 500, "out of memory");
-        return 0;
-    }
-    evbuffer_add(buf, body, len);
-    struct evkeyvalq *hdr = evhttp_request_get_output_headers(req->raw);
-    evhttp_add_header(hdr, "Content-Type", content_type);
-    evhttp_add_header(hdr, "Cache-Control", "no-store");
-    evhttp_send_reply(req->raw, status, httpd_reason(status), buf);
-    evbuffer_free(buf);
+    httpd_job_t *j = req->job;
+    char *copy = malloc(len ? len : 1);
+    free(j->reply);
+    j->reply = copy, j->reply_len = copy ? len : 0;
+    if (copy) memcpy(copy, body, len);
+    j->status = copy ? status : 500;
+    snprintf(j->content_type, sizeof j->content_type, "%s", copy ? content_type : "application/json");
     return 0;
 }
 
@@ -157,11 +208,11 @@ static int httpd_check_auth(httpd_t *h, httpd_req_t *req, json_t **out)
         *out = httpd_error("mutating endpoints are disabled: set QT_API_TOKEN to enable them");
         return 403;
     }
-    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req->raw), "Authorization");
+    const char *a = req->job->auth;
     if (a && strncmp(a, "Bearer ", 7) == 0 &&
         httpd_ct_equal(a + 7, strlen(a + 7), h->token, strlen(h->token)))
         return 0;
-    evhttp_add_header(evhttp_request_get_output_headers(req->raw), "WWW-Authenticate", "Bearer");
+    req->job->www_auth = 1;
     *out = httpd_error(a ? "invalid bearer token" : "missing Authorization: Bearer token");
     return 401;
 }
@@ -169,8 +220,7 @@ static int httpd_check_auth(httpd_t *h, httpd_req_t *req, json_t **out)
 /* Parse a JSON body if there is one. 0, or a status with *out set. */
 static int httpd_read_body(httpd_req_t *req, json_t **body, json_t **out)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req->raw);
-    size_t n = evbuffer_get_length(in);
+    size_t n = req->job->body_len;
     json_error_t je;
     *body = NULL;
     if (n == 0) return 0;
@@ -178,8 +228,7 @@ static int httpd_read_body(httpd_req_t *req, json_t **body, json_t **out)
         *out = httpd_error("body of %zu bytes is over the limit of %d", n, HTTPD_MAX_BODY);
         return 413;
     }
-    const char *p = (const char *)evbuffer_pullup(in, -1);
-    *body = json_loadb(p, n, JSON_REJECT_DUPLICATES, &je);
+    *body = json_loadb(req->job->body, n, JSON_REJECT_DUPLICATES, &je);
     if (!*body) {
         *out = httpd_error("body is not JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         return 400;
@@ -242,38 +291,242 @@ static int httpd_run(httpd_t *h, httpd_req_t *req, json_t **out)
     return st;
 }
 
+/* ---------- the server thread: connections, hand-over, replies ---------- */
+
 /* A GET from an allowed browser origin (the dashboard's) may be read by it. */
-static void httpd_cors(const httpd_t *h, httpd_req_t *req)
+static void httpd_cors(const httpd_t *h, struct evhttp_request *r)
 {
-    const char *o = evhttp_find_header(evhttp_request_get_input_headers(req->raw), "Origin");
+    const char *o = evhttp_find_header(evhttp_request_get_input_headers(r), "Origin");
     size_t n = o ? strlen(o) : 0;
-    if (!n || strcmp(req->method, "GET") != 0) return;
+    if (!n || strcmp(httpd_method(r), "GET") != 0) return;
     for (const char *p = h->cors; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
         if (strcspn(p, ",") != n || strncmp(p, o, n) != 0) continue;
-        evhttp_add_header(evhttp_request_get_output_headers(req->raw), "Access-Control-Allow-Origin", o);
-        evhttp_add_header(evhttp_request_get_output_headers(req->raw), "Vary", "Origin");
+        evhttp_add_header(evhttp_request_get_output_headers(r), "Access-Control-Allow-Origin", o);
+        evhttp_add_header(evhttp_request_get_output_headers(r), "Vary", "Origin");
         return;
     }
 }
 
+static void httpd_send(httpd_t *h, struct evhttp_request *r, int status, const char *content_type, const char *body,
+                       size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf) {
+        evhttp_send_error(r, 500, "out of memory");
+        return;
+    }
+    evbuffer_add(buf, body, len);
+    struct evkeyvalq *hdr = evhttp_request_get_output_headers(r);
+    httpd_cors(h, r);
+    evhttp_add_header(hdr, "Content-Type", content_type);
+    evhttp_add_header(hdr, "Cache-Control", "no-store");
+    evhttp_send_reply(r, status, httpd_reason(status), buf);
+    evbuffer_free(buf);
+}
+
+/* o (stolen) as one line of JSON. */
+static void httpd_send_json(httpd_t *h, struct evhttp_request *r, int status, json_t *o)
+{
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!txt) return httpd_send(h, r, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+    size_t n = strlen(txt);
+    char *line = realloc(txt, n + 2);
+    if (line) line[n++] = '\n', line[n] = '\0', txt = line;
+    httpd_send(h, r, status, "application/json", txt, n);
+    free(txt);
+}
+
+static void httpd_job_free(httpd_job_t *j)
+{
+    if (j->deadline) event_free(j->deadline);
+    if (j->back) event_free(j->back);
+    free(j->path), free(j->query), free(j->auth), free(j->body), free(j->reply);
+    free(j);
+}
+
+/* Unlink (under mu) and free. */
+static void httpd_job_drop(httpd_job_t *j)
+{
+    httpd_t *h = j->h;
+    if (j->prev) j->prev->next = j->next;
+    else h->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    httpd_job_free(j);
+}
+
+static char *httpd_uri(const httpd_job_t *j)
+{
+    size_t n = strlen(j->path) + (j->query ? strlen(j->query) + 1 : 0) + 1;
+    char *u = malloc(n);
+    if (u) snprintf(u, n, "%s%s%s", j->path, j->query ? "?" : "", j->query ? j->query : "");
+    return u;
+}
+
+/* Keep a 200 GET reply to answer with while the loop is held. */
+static void httpd_cache_put(httpd_t *h, const httpd_job_t *j)
+{
+    char *uri = httpd_uri(j);
+    if (!uri || j->reply_len > HTTPD_CACHE_MAX) return free(uri);
+    int slot = -1;
+    for (int i = 0; i < HTTPD_CACHE && slot < 0; i++)
+        if (h->cache[i].uri && strcmp(h->cache[i].uri, uri) == 0) slot = i;
+    if (slot < 0) slot = h->cache_next, h->cache_next = (h->cache_next + 1) % HTTPD_CACHE;
+    httpd_cached_t *c = &h->cache[slot];
+    char *body = malloc(j->reply_len ? j->reply_len : 1);
+    if (!body) return free(uri);
+    memcpy(body, j->reply, j->reply_len);
+    free(c->uri), free(c->body);
+    c->uri = uri, c->body = body, c->len = j->reply_len, c->at_ms = clock_mono_ms();
+    snprintf(c->content_type, sizeof c->content_type, "%s", j->content_type);
+}
+
+/* The loop is done with the job (server thread): send its answer, unless
+ * the job was answered as busy already; then free it. */
+static void httpd_job_back(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_job_t *j = arg;
+    httpd_t *h = j->h;
+    pthread_mutex_lock(&h->mu);
+    int cancelled = j->state == JOB_CANCELLED;
+    if (cancelled) httpd_job_drop(j);
+    pthread_mutex_unlock(&h->mu);
+    if (cancelled) return;
+    if (j->www_auth) evhttp_add_header(evhttp_request_get_output_headers(j->raw), "WWW-Authenticate", "Bearer");
+    httpd_send(h, j->raw, j->status, j->content_type, j->reply ? j->reply : "", j->reply_len);
+    if (j->status == 200 && (strcmp(j->method, "GET") == 0 || strcmp(j->method, "HEAD") == 0)) httpd_cache_put(h, j);
+    pthread_mutex_lock(&h->mu);
+    httpd_job_drop(j);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* The loop did not take the request up within QT_HTTP_BUSY_MS: answer it
+ * here (server thread), truthfully, and make sure the loop never runs it. */
+static void httpd_job_late(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_job_t *j = arg;
+    httpd_t *h = j->h;
+    pthread_mutex_lock(&h->mu);
+    int cancel = j->state == JOB_QUEUED;
+    if (cancel) j->state = JOB_CANCELLED; /* the loop's callback frees it */
+    pthread_mutex_unlock(&h->mu);
+    if (!cancel) return; /* running or done: its answer is on the way */
+    struct evhttp_request *r = j->raw;
+    j->raw = NULL;
+    atomic_fetch_add(&h->busy_answers, 1);
+    long held = (long)(clock_mono_ms() - atomic_load(&h->beat_ms));
+    int get = strcmp(j->method, "GET") == 0 || strcmp(j->method, "HEAD") == 0;
+    if (get && strcmp(j->path, "/health") == 0) {
+        int stalled = held >= h->stall_ms;
+        return httpd_send_json(h, r, stalled ? 503 : 200,
+                               json_pack("{s:s, s:s, s:I, s:I}", "status", stalled ? "stalled" : "busy", "service",
+                                         h->service, "uptime_s", (json_int_t)((clock_mono_ms() - h->started_ms) / 1000),
+                                         "loop_busy_ms", (json_int_t)held));
+    }
+    if (get && strcmp(j->path, "/ready") == 0)
+        return httpd_send_json(h, r, 503, json_pack("{s:b, s:s, s:s, s:I}", "ready", 0, "service", h->service, "reason",
+                                                   "busy: the service loop is held by a blocking call", "loop_busy_ms",
+                                                   (json_int_t)held));
+    char *uri = get ? httpd_uri(j) : NULL;
+    for (int i = 0; uri && i < HTTPD_CACHE; i++) {
+        const httpd_cached_t *c = &h->cache[i];
+        if (!c->uri || strcmp(c->uri, uri) != 0) continue;
+        char age[32];
+        snprintf(age, sizeof age, "%lld", (long long)(clock_mono_ms() - c->at_ms));
+        evhttp_add_header(evhttp_request_get_output_headers(r), "X-QT-Stale-Ms", age);
+        httpd_send(h, r, 200, c->content_type, c->body, c->len);
+        return free(uri);
+    }
+    free(uri);
+    evhttp_add_header(evhttp_request_get_output_headers(r), "Retry-After", "1");
+    httpd_send_json(h, r, 503, httpd_error("busy: the service loop has been held by a blocking call for %ld ms; %s", held,
+                                           get ? "try again" : "nothing was done, try again"));
+}
+
+static void httpd_job_run(evutil_socket_t fd, short what, void *arg);
+
+/* A request came in (server thread): copy it and hand it to the loop. */
 static void httpd_dispatch(struct evhttp_request *r, void *arg)
 {
     httpd_t *h = arg;
-    int64_t t0 = clock_mono_us();
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL, *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(r), "Authorization");
+    struct evbuffer *in = evhttp_request_get_input_buffer(r);
+    size_t n = evbuffer_get_length(in);
+    httpd_job_t *j = calloc(1, sizeof *j);
+    if (j) {
+        j->h = h, j->raw = r, j->t0_us = clock_mono_us();
+        snprintf(j->method, sizeof j->method, "%s", httpd_method(r));
+        j->path = strdup(path ? path : "");
+        j->query = query ? strdup(query) : NULL;
+        j->auth = auth ? strdup(auth) : NULL;
+        j->body = malloc(n ? n : 1), j->body_len = n;
+        j->deadline = evtimer_new(h->sbase, httpd_job_late, j);
+        j->back = event_new(h->sbase, -1, 0, httpd_job_back, j);
+    }
+    if (!j || !j->path || (query && !j->query) || (auth && !j->auth) || !j->body || !j->deadline || !j->back) {
+        if (j) httpd_job_free(j);
+        return evhttp_send_error(r, 503, "out of memory");
+    }
+    if (n) evbuffer_copyout(in, j->body, n);
+    pthread_mutex_lock(&h->mu);
+    j->next = h->jobs;
+    if (h->jobs) h->jobs->prev = j;
+    h->jobs = j;
+    pthread_mutex_unlock(&h->mu);
+    struct timeval zero = {0, 0}, late = {h->busy_ms / 1000, (h->busy_ms % 1000) * 1000};
+    evtimer_add(j->deadline, &late);
+    if (event_base_once(h->base, -1, EV_TIMEOUT, httpd_job_run, j, &zero) < 0) {
+        httpd_job_late(-1, 0, j); /* cannot reach the loop: answer as busy */
+        pthread_mutex_lock(&h->mu);
+        httpd_job_drop(j);
+        pthread_mutex_unlock(&h->mu);
+    }
+}
+
+static void *httpd_thread(void *arg)
+{
+    httpd_t *h = arg;
+    event_base_loop(h->sbase, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* ---------- the loop: handlers ---------- */
+
+static void httpd_beat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_t *h = arg;
+    atomic_store(&h->beat_ms, clock_mono_ms());
+    long n = atomic_exchange(&h->busy_answers, 0);
+    if (n > 0) metric_add(h->m_busy, (double)n);
+}
+
+/* Run a handed-over request (the loop) and hand the answer back. */
+static void httpd_job_run(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_job_t *j = arg;
+    httpd_t *h = j->h;
+    pthread_mutex_lock(&h->mu);
+    int cancelled = j->state == JOB_CANCELLED;
+    if (!cancelled) j->state = JOB_RUNNING;
+    pthread_mutex_unlock(&h->mu);
+    if (cancelled) return event_active(j->back, EV_TIMEOUT, 1); /* answered as busy: the server thread frees it */
+    atomic_store(&h->beat_ms, clock_mono_ms());
     struct evkeyvalq query = {0};
     json_t *out = NULL;
-    char *path = NULL;
-    httpd_req_t req = {r, httpd_method(r), NULL, "", NULL, NULL};
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
-    const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
     size_t plen = 0;
     int status;
-    path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
-    httpd_cors(h, &req);
+    char *path = evhttp_uridecode(j->path, 0, &plen);
+    httpd_req_t req = {j, j->method, NULL, "", NULL, NULL};
     if (!path || plen != strlen(path)) {
         out = httpd_error("malformed request path");
         status = 400;
-    } else if (uri && evhttp_uri_get_query(uri) && evhttp_parse_query_str(evhttp_uri_get_query(uri), &query) < 0) {
+    } else if (j->query && evhttp_parse_query_str(j->query, &query) < 0) {
         out = httpd_error("malformed query string");
         status = 400;
     } else {
@@ -282,10 +535,14 @@ static void httpd_dispatch(struct evhttp_request *r, void *arg)
         status = httpd_run(h, &req, &out);
     }
     if (status) httpd_reply_json(&req, status, out);
-    httpd_count(h, status ? status : 200);
-    metric_observe(h->m_latency, (double)(clock_mono_us() - t0) / 1e6);
+    httpd_count(h, j->status);
+    metric_observe(h->m_latency, (double)(clock_mono_us() - j->t0_us) / 1e6);
     evhttp_clear_headers(&query);
     free(path);
+    pthread_mutex_lock(&h->mu);
+    j->state = JOB_DONE;
+    pthread_mutex_unlock(&h->mu);
+    event_active(j->back, EV_TIMEOUT, 1);
 }
 
 static int httpd_health(void *ud, httpd_req_t *req, json_t **out)
@@ -350,13 +607,29 @@ static int httpd_bound_port(struct evhttp_bound_socket *s)
     return -1;
 }
 
+int httpd_threads_init(void)
+{
+    static int done = 0, rc = 0;
+    if (!done) done = 1, rc = evthread_use_pthreads();
+    return rc;
+}
+
 httpd_t *httpd_new(struct event_base *base, const char *service, const char *bind, int port,
                    const char *token, metrics_t *metrics, char *err, size_t errlen)
 {
     httpd_t *h = calloc(1, sizeof *h);
-    if (!h || !(h->http = evhttp_new(base))) {
-        snprintf(err, errlen, "out of memory");
-        free(h);
+    if (!h) return snprintf(err, errlen, "out of memory"), NULL;
+    pthread_mutex_init(&h->mu, NULL);
+    h->base = base;
+    if (httpd_threads_init() < 0 || !(h->sbase = event_base_new()) || !(h->http = evhttp_new(h->sbase)) ||
+        !(h->beat = event_new(base, -1, EV_PERSIST, httpd_beat, h))) {
+        snprintf(err, errlen, "cannot set up the HTTP server's thread (out of memory?)");
+        httpd_free(h);
+        return NULL;
+    }
+    if (config_get_long("QT_HTTP_BUSY_MS", 500, 10, 60000, &h->busy_ms, err, errlen) < 0 ||
+        config_get_long("QT_HEALTH_STALL_MS", 300000, 1000, 86400000, &h->stall_ms, err, errlen) < 0) {
+        httpd_free(h);
         return NULL;
     }
     snprintf(h->service, sizeof h->service, "%s", service);
@@ -366,7 +639,10 @@ httpd_t *httpd_new(struct event_base *base, const char *service, const char *bin
     snprintf(h->cors, sizeof h->cors, "%s", cors);
     h->metrics = metrics;
     h->started_ms = clock_mono_ms();
+    atomic_store(&h->beat_ms, h->started_ms);
     h->m_latency = metrics_histogram(metrics, "qt_http_request_seconds", "HTTP request latency", NULL, NULL, 0);
+    h->m_busy = metrics_counter(metrics, "qt_http_busy_answers_total",
+                                "HTTP requests answered by the server thread while the service loop was held", NULL);
     evhttp_set_max_body_size(h->http, 4 * HTTPD_MAX_BODY);
     evhttp_set_max_headers_size(h->http, 16384);
     evhttp_set_timeout(h->http, 30);
@@ -384,13 +660,31 @@ httpd_t *httpd_new(struct event_base *base, const char *service, const char *bin
     httpd_route(h, "GET", "/ready", 0, httpd_ready, h);
     httpd_route(h, "GET", "/metrics", 0, httpd_metrics, h);
     httpd_route(h, "GET", "/api/v1/status", 0, httpd_status, h);
+    struct timeval beat = {0, HTTPD_BEAT_MS * 1000};
+    if (event_add(h->beat, &beat) < 0 || pthread_create(&h->thread, NULL, httpd_thread, h) != 0) {
+        snprintf(err, errlen, "cannot start the HTTP server's thread");
+        httpd_free(h);
+        return NULL;
+    }
+    h->thread_started = 1;
     return h;
 }
 
 void httpd_free(httpd_t *h)
 {
     if (!h) return;
-    if (h->http) evhttp_free(h->http);
+    if (h->thread_started) {
+        event_base_loopbreak(h->sbase);
+        pthread_join(h->thread, NULL);
+    }
+    if (h->http) evhttp_free(h->http); /* with the requests still open */
+    if (h->beat) event_free(h->beat);
+    while (h->jobs) { /* handed over, never answered */
+        httpd_job_drop(h->jobs);
+    }
+    for (int i = 0; i < HTTPD_CACHE; i++) free(h->cache[i].uri), free(h->cache[i].body);
+    if (h->sbase) event_base_free(h->sbase);
+    pthread_mutex_destroy(&h->mu);
     free(h);
 }
 

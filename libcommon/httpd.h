@@ -11,7 +11,17 @@
  * A GET whose Origin is listed in QT_CORS_ORIGINS (comma-separated, default
  * the dashboard's http://127.0.0.1:8081 and http://localhost:8081) gets
  * Access-Control-Allow-Origin, so the dashboard page can read every
- * service's status; nothing else is readable cross-origin. */
+ * service's status; nothing else is readable cross-origin.
+ *
+ * Threads: connections are served by a thread of the server's own, and every
+ * route handler runs on the service's event loop (the main thread), so
+ * handlers see the service's state as before and need no locks. A loop held
+ * up by a blocking call (an exchange request, a training epoch) still gets
+ * an answer within QT_HTTP_BUSY_MS (500): /health 200 "busy" with how long
+ * the loop has been held (503 "stalled" past QT_HEALTH_STALL_MS, 300000),
+ * /ready 503 "busy", another GET the last 200 reply of the same URI (header
+ * X-QT-Stale-Ms) or 503, and a write 503 with nothing done (Retry-After: 1).
+ * The loop must be created after httpd_threads_init(). */
 #ifndef QT_HTTPD_H
 #define QT_HTTPD_H
 
@@ -24,8 +34,10 @@ typedef struct httpd httpd_t;
 struct evhttp_request;
 struct evkeyvalq;
 
+struct httpd_job;
+
 typedef struct httpd_req {
-    struct evhttp_request *raw;
+    struct httpd_job *job;   /* the request as the server thread handed it over (internal) */
     const char *method;      /* "GET", "PUT", ... */
     const char *path;        /* decoded, without the query */
     const char *rest;        /* HTTPD_PREFIX routes: what follows the prefix */
@@ -44,6 +56,10 @@ typedef json_t *(*httpd_status_fn)(void *ud);
 #define HTTPD_AUTH 1
 #define HTTPD_PREFIX 2
 #define HTTPD_MAX_BODY 65536
+
+/* Make libevent thread-aware (once, before any event base is created);
+ * -1 if it cannot be (then httpd_new fails). */
+int httpd_threads_init(void);
 
 /* Bind to bind:port (port 0 picks a free one, see httpd_port). token may be
  * "" (mutating routes off); it is copied. metrics is borrowed (may be NULL). */

@@ -55,6 +55,10 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     event_set_source(service);
     signal(SIGPIPE, SIG_IGN);
     if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
+    if (httpd_threads_init() < 0) { /* before the loop exists: the HTTP server's thread hands requests to it */
+        snprintf(err, errlen, "libevent has no thread support");
+        return -1;
+    }
     struct event_config *ec = event_config_new(); /* sub-millisecond timers are kept (timerfd), not rounded up */
     if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
     s->base = ec ? event_base_new_with_config(ec) : NULL;

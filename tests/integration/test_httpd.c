@@ -199,6 +199,66 @@ TEST(pause_stops_consumption)
     stop(w);
 }
 
+static long long echo_len(redisContext *c, const char *key)
+{
+    redisReply *r = redisCommand(c, "XLEN %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+/* A handler that blocks (here: sleeps 4 s, as an exchange call may) holds the
+ * service's loop; the server thread still answers, truthfully: /health busy
+ * (then stalled), /ready 503, a GET from its last reply, a write refused
+ * with nothing done. */
+TEST(a_held_loop_still_gets_answers)
+{
+    int port;
+    char t[200], hdr[128], reply[4096];
+    redisContext *c = th_redis_connect(&R);
+    snprintf(t, sizeof t, "QT_API_TOKEN=%s", TOKEN);
+    const char *env[] = {t, "WORKER_SLOW_US=4000000", "QT_HTTP_BUSY_MS=200", "QT_HEALTH_STALL_MS=2000", NULL};
+    pid_t w = th_service(worker_path, &R, "h7", env, logdir, "h7", &port, 1);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", TOKEN);
+    CHECK_EQ(req(port, "GET", "/api/v1/status", NULL, NULL, out), 200); /* kept for later */
+    const char *bar = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,\"low\":1,"
+                      "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
+    freeReplyObject(redisCommand(c, "XADD h7:market * id e1 type market.data.update v 1 ts 1 source t trace t data %s", bar));
+    int st = 0;
+    out[0] = '\0';
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end && !strstr(out, "\"busy\""); th_sleep_ms(20))
+        st = req(port, "GET", "/health", NULL, NULL, out);
+    CHECK_EQ(st, 200); /* alive, and says the loop is held */
+    CHECK_CONTAINS(out, "\"status\":\"busy\"");
+    CHECK_CONTAINS(out, "\"loop_busy_ms\":");
+    CHECK_EQ(req(port, "GET", "/ready", NULL, NULL, out), 503);
+    CHECK_CONTAINS(out, "busy: the service loop is held by a blocking call");
+    raw_reply(port, "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", reply, sizeof reply);
+    CHECK_CONTAINS(reply, "HTTP/1.1 200");
+    CHECK_CONTAINS(reply, "X-QT-Stale-Ms: "); /* the last answer, marked as such */
+    CHECK_CONTAINS(reply, "\"service\":\"worker\"");
+    CHECK_EQ(req(port, "GET", "/api/v1/never-asked", NULL, NULL, out), 503);
+    CHECK_CONTAINS(out, "try again");
+    CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{\"reason\":\"test\"}", out), 503);
+    CHECK_CONTAINS(out, "nothing was done");
+    th_sleep_ms(2000);
+    CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 503); /* held past QT_HEALTH_STALL_MS */
+    CHECK_CONTAINS(out, "\"status\":\"stalled\"");
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && echo_len(c, "h7:echo") < 1;) th_sleep_ms(50);
+    CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "\"status\":\"ok\"");
+    /* the refused pause was not done: the next event is handled */
+    freeReplyObject(redisCommand(c, "XADD h7:market * id e2 type market.data.update v 1 ts 1 source t trace t data %s", bar));
+    for (long long end = th_now_ms() + 15000; th_now_ms() < end && echo_len(c, "h7:echo") < 2;) th_sleep_ms(50);
+    CHECK_EQ(echo_len(c, "h7:echo"), 2);
+    th_sleep_ms(300); /* the loop counts the server thread's answers on its next beat */
+    CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
+    const char *busy = strstr(out, "\nqt_http_busy_answers_total ");
+    CHECK(busy && atol(busy + 28) >= 6);
+    redisFree(c);
+    stop(w);
+}
+
 TEST(abuse_does_not_hurt)
 {
     int port;
