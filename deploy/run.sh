@@ -75,7 +75,15 @@ start() {
     shift 2
     env "$@" QT_HTTP_PORT="$port" "$BIN/$name" >>"$DIR/logs/$name.log" 2>&1 &
     PIDS="$PIDS $!"
+    eval "NAME_$!=$name"
     echo "$!" >>"$DIR/pids"
+}
+
+# exited PID: which service it was and the end of its log, on stderr
+exited() {
+    eval "n=\${NAME_$1:-}"
+    say "$n (pid $1) exited; the end of $DIR/logs/$n.log:" >&2
+    tail -n 5 "$DIR/logs/$n.log" >&2 2>/dev/null
 }
 
 urls() {
@@ -88,7 +96,7 @@ urls() {
 wait_ready() {
     n=0
     until "$BIN/qtctl" status >/dev/null 2>&1; do
-        for p in $PIDS; do kill -0 "$p" 2>/dev/null || { "$BIN/qtctl" status; die "a service exited (logs in $DIR/logs)"; }; done
+        for p in $PIDS; do kill -0 "$p" 2>/dev/null || { "$BIN/qtctl" status; exited "$p"; die "a service exited (logs in $DIR/logs)"; }; done
         [ $n -lt 300 ] || { "$BIN/qtctl" status; die "not every service became ready in 30 s (logs in $DIR/logs)"; }
         sleep 0.1; n=$((n + 1))
     done
@@ -136,7 +144,7 @@ wait_ready
 banner
 while :; do
     for p in $PIDS; do
-        kill -0 "$p" 2>/dev/null || { say "make run: service pid $p exited (logs in $DIR/logs); stopping the rest" >&2; exit 1; }
+        kill -0 "$p" 2>/dev/null || { exited "$p"; say "make run: a service exited (logs in $DIR/logs); stopping the rest" >&2; exit 1; }
     done
     sleep 1
 done

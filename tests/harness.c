@@ -93,9 +93,36 @@ void th_watchdog(int seconds)
     alarm((unsigned)seconds);
 }
 
+int th_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, ok;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0) return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port below the kernel's ephemeral range (ip_local_port_range): one the
+ * kernel hands to bind(0) can, before the service binds it, become the local
+ * end of some process's outgoing connection (a Redis link, a health check),
+ * and the service then fails to start with "address in use". */
 int th_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    static unsigned seed;
+    int low = 32768, high = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &low, &high) != 2) low = 32768;
+        fclose(f);
+    }
+    if (!seed) seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int i = 0; low > 12000 && i < 200; i++) {
+        int p = 10000 + (int)(rand_r(&seed) % (unsigned)(low - 10000 - 8)); /* room for a few ports after it */
+        if (th_port_free(p)) return p;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* no room below the range: let the kernel pick */
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     if (fd < 0) return -1;

@@ -20,7 +20,12 @@ typedef struct th_redis {
  * `seconds` (a hung test never hangs CI). */
 void th_watchdog(int seconds);
 
+/* A free TCP port on 127.0.0.1, below the kernel's ephemeral range (so no
+ * outgoing connection takes it before the service binds it), with a few
+ * ports after it to spare. */
 int th_free_port(void);
+/* 1 when port can be bound on 127.0.0.1 now (SO_REUSEADDR, as servers do). */
+int th_port_free(int port);
 /* A fresh temp dir (removed at exit) into out. */
 int th_tempdir(char *out, size_t len);
 

@@ -16,22 +16,12 @@
 static th_redis_t R;
 static char dir[256], out[8192];
 
-static int port_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
 /* A base port with the four after it free too. */
 static int free_base(void)
 {
     for (int tries = 0; tries < 50; tries++) {
         int b = th_free_port(), ok = b < 65000;
-        for (int k = 1; ok && k < 5; k++) ok = port_free(b + k);
+        for (int k = 1; ok && k < 5; k++) ok = th_port_free(b + k);
         if (ok) return b;
     }
     return -1;
@@ -103,7 +93,7 @@ TEST(make_run_starts_the_stack_and_ctrl_c_stops_all_of_it)
     struct stat sb;
     CHECK(stat(aof, &sb) == 0 && S_ISDIR(sb.st_mode)); /* AOF on, under the folder the README names */
     stop_and_check_nothing_left(p, pids, n);
-    for (int k = 0; k < 5; k++) CHECK(port_free(base + k));
+    for (int k = 0; k < 5; k++) CHECK(th_port_free(base + k));
 }
 
 TEST(a_redis_url_that_answers_is_used)
