@@ -410,7 +410,7 @@ static void httpd_job_late(evutil_socket_t fd, short what, void *arg)
     httpd_t *h = j->h;
     pthread_mutex_lock(&h->mu);
     int cancel = j->state == JOB_QUEUED;
-    if (cancel) j->state = JOB_CANCELLED; /* the loop's callback frees it */
+    if (cancel) j->state = JOB_CANCELLED; /* handed back by the loop, then freed here (httpd_job_back) */
     pthread_mutex_unlock(&h->mu);
     if (!cancel) return; /* running or done: its answer is on the way */
     struct evhttp_request *r = j->raw;
