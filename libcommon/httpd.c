@@ -45,6 +45,7 @@ struct httpd_job {
     char *body;
     size_t body_len;
     int status, www_auth;          /* the reply, written by the loop */
+    int cacheable;                 /* a route anyone may read (no HTTPD_AUTH): its reply may be kept */
     char content_type[64];
     char *reply;
     size_t reply_len;
@@ -281,6 +282,7 @@ static int httpd_run(httpd_t *h, httpd_req_t *req, json_t **out)
                      : httpd_error("no such endpoint: %s", req->path);
         return known ? 405 : 404;
     }
+    req->job->cacheable = !(rt->flags & HTTPD_AUTH); /* a guarded reply is never handed to others later */
     if ((rt->flags & HTTPD_AUTH) && (st = httpd_check_auth(h, req, out)) != 0) return st;
     if ((st = httpd_read_body(req, &body, out)) != 0) return st;
     req->body = body;
@@ -395,7 +397,7 @@ static void httpd_job_back(evutil_socket_t fd, short what, void *arg)
     if (cancelled) return;
     if (j->www_auth) evhttp_add_header(evhttp_request_get_output_headers(j->raw), "WWW-Authenticate", "Bearer");
     httpd_send(h, j->raw, j->status, j->content_type, j->reply ? j->reply : "", j->reply_len);
-    if (j->status == 200 && (strcmp(j->method, "GET") == 0 || strcmp(j->method, "HEAD") == 0)) httpd_cache_put(h, j);
+    if (j->status == 200 && j->cacheable && (strcmp(j->method, "GET") == 0 || strcmp(j->method, "HEAD") == 0)) httpd_cache_put(h, j);
     pthread_mutex_lock(&h->mu);
     httpd_job_drop(j);
     pthread_mutex_unlock(&h->mu);

@@ -68,6 +68,15 @@ static int worker_resume(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
+/* GET /api/v1/worker/state: readable with the token only (HTTPD_AUTH) */
+static int worker_state(void *ud, httpd_req_t *req, json_t **out)
+{
+    const worker_t *w = ud;
+    (void)req;
+    *out = json_pack("{s:I}", "slow_us", (json_int_t)w->slow_us);
+    return 200;
+}
+
 int main(void)
 {
     static worker_t w;
@@ -95,6 +104,7 @@ int main(void)
     }
     httpd_route(w.svc.http, "POST", "/api/v1/worker/pause", HTTPD_AUTH, worker_pause, &w);
     httpd_route(w.svc.http, "POST", "/api/v1/worker/resume", HTTPD_AUTH, worker_resume, &w);
+    httpd_route(w.svc.http, "GET", "/api/v1/worker/state", HTTPD_AUTH, worker_state, &w);
     int rc = svc_run(&w.svc);
     svc_free(&w.svc);
     svc_free_base(&w.svc);

@@ -221,6 +221,7 @@ TEST(a_held_loop_still_gets_answers)
     pid_t w = th_service(worker_path, &R, "h7", env, logdir, "h7", &port, 1);
     snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", TOKEN);
     CHECK_EQ(req(port, "GET", "/api/v1/status", NULL, NULL, out), 200); /* kept for later */
+    CHECK_EQ(req(port, "GET", "/api/v1/worker/state", hdr, NULL, out), 200); /* guarded: never kept */
     const char *bar = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,\"low\":1,"
                       "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
     freeReplyObject(redisCommand(c, "XADD h7:market * id e1 type market.data.update v 1 ts 1 source t trace t data %s", bar));
@@ -237,6 +238,8 @@ TEST(a_held_loop_still_gets_answers)
     CHECK_CONTAINS(reply, "HTTP/1.1 200");
     CHECK_CONTAINS(reply, "X-QT-Stale-Ms: "); /* the last answer, marked as such */
     CHECK_CONTAINS(reply, "\"service\":\"worker\"");
+    CHECK_EQ(req(port, "GET", "/api/v1/worker/state", NULL, NULL, out), 503); /* not the token holder's reply */
+    CHECK(strstr(out, "slow_us") == NULL);
     CHECK_EQ(req(port, "GET", "/api/v1/never-asked", NULL, NULL, out), 503);
     CHECK_CONTAINS(out, "try again");
     CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{\"reason\":\"test\"}", out), 503);
