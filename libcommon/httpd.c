@@ -427,10 +427,13 @@ static void httpd_job_late(evutil_socket_t fd, short what, void *arg)
                                          h->service, "uptime_s", (json_int_t)((clock_mono_ms() - h->started_ms) / 1000),
                                          "loop_busy_ms", (json_int_t)held));
     }
-    if (get && strcmp(j->path, "/ready") == 0)
-        return httpd_send_json(h, r, 503, json_pack("{s:b, s:s, s:s, s:I}", "ready", 0, "service", h->service, "reason",
-                                                   "busy: the service loop is held by a blocking call", "loop_busy_ms",
+    if (get && strcmp(j->path, "/ready") == 0) { /* the shape of the loop's own answer: one failing check */
+        char why[128];
+        snprintf(why, sizeof why, "busy: the service loop is held by a blocking call (%ld ms)", held);
+        return httpd_send_json(h, r, 503, json_pack("{s:b, s:s, s:{s:{s:b, s:s}}, s:I}", "ready", 0, "service",
+                                                   h->service, "checks", "loop", "ok", 0, "reason", why, "loop_busy_ms",
                                                    (json_int_t)held));
+    }
     char *uri = get ? httpd_uri(j) : NULL;
     for (int i = 0; uri && i < HTTPD_CACHE; i++) {
         const httpd_cached_t *c = &h->cache[i];

@@ -19,9 +19,9 @@
  * up by a blocking call (an exchange request, a training epoch) still gets
  * an answer within QT_HTTP_BUSY_MS (500): /health 200 "busy" with how long
  * the loop has been held (503 "stalled" past QT_HEALTH_STALL_MS, 300000),
- * /ready 503 "busy", another GET the last 200 reply of the same URI (header
- * X-QT-Stale-Ms; never a reply of an HTTPD_AUTH route) or 503, and a write
- * 503 with nothing done (Retry-After: 1).
+ * /ready 503 (check "loop": "busy: ..."), another GET the last 200 reply
+ * of the same URI (header X-QT-Stale-Ms; never a reply of an HTTPD_AUTH
+ * route) or 503, and a write 503 with nothing done (Retry-After: 1).
  * The loop must be created after httpd_threads_init(). */
 #ifndef QT_HTTPD_H
 #define QT_HTTPD_H

@@ -233,7 +233,7 @@ TEST(a_held_loop_still_gets_answers)
     CHECK_CONTAINS(out, "\"status\":\"busy\"");
     CHECK_CONTAINS(out, "\"loop_busy_ms\":");
     CHECK_EQ(req(port, "GET", "/ready", NULL, NULL, out), 503);
-    CHECK_CONTAINS(out, "busy: the service loop is held by a blocking call");
+    CHECK_CONTAINS(out, "\"checks\":{\"loop\":{\"ok\":false,\"reason\":\"busy: the service loop is held by a blocking call (");
     raw_reply(port, "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", reply, sizeof reply);
     CHECK_CONTAINS(reply, "HTTP/1.1 200");
     CHECK_CONTAINS(reply, "X-QT-Stale-Ms: "); /* the last answer, marked as such */

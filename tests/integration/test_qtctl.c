@@ -311,6 +311,41 @@ TEST(status_config_and_mode_through_the_services)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* A service whose loop a blocking call holds (the executor waiting on the
+ * exchange) is alive, not down: status says healthy, not ready, and why. */
+TEST(status_tells_a_busy_service_from_a_dead_one)
+{
+    char worker[256], v[64], hbuf[512];
+    int port, closed = th_free_port();
+    th_bin("tests/bin/bus-worker", worker, sizeof worker);
+    const char *env[] = {"WORKER_SLOW_US=3000000", "QT_HTTP_BUSY_MS=200", NULL};
+    pid_t w = th_service(worker, &R, "qb", env, dir, "busy-worker", &port, 1);
+    redisContext *c = th_redis_connect(&R);
+    freeReplyObject(redisCommand(c, "XADD qb:market * id b1 type market.data.update v 1 ts 1 source t trace t data %s",
+                                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,"
+                                 "\"low\":1,\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}"));
+    redisFree(c);
+    hbuf[0] = '\0';
+    for (long long end = th_now_ms() + 2500; th_now_ms() < end && !strstr(hbuf, "\"busy\""); th_sleep_ms(20))
+        th_http(port, "GET", "/health", NULL, NULL, hbuf, sizeof hbuf);
+    CHECK_CONTAINS(hbuf, "\"status\":\"busy\"");
+    snprintf(v, sizeof v, "http://127.0.0.1:%d", port);
+    setenv("QT_TRADE_EXECUTOR_URL", v, 1);
+    snprintf(v, sizeof v, "http://127.0.0.1:%d", closed);
+    const char *others[] = {"QT_TRADING_ENGINE_URL", "QT_ML_THRESHOLD_URL", "QT_RL_DECISION_URL", "QT_POLICY_STORE_URL"};
+    for (int i = 0; i < 4; i++) setenv(others[i], v, 1);
+    CHECK_EQ(run("status --json", out, sizeof out), 1);
+    json_t *rows = json_loads(out, 0, NULL), *ex = json_array_get(rows, 3);
+    CHECK_STR(json_string_value(json_object_get(ex, "service")), "trade-executor");
+    CHECK(json_is_true(json_object_get(ex, "healthy"))); /* alive */
+    CHECK(json_is_false(json_object_get(ex, "ready")));
+    CHECK_CONTAINS(json_string_value(json_object_get(ex, "detail")), "loop: busy: the service loop is held");
+    json_decref(rows);
+    unsetenv("QT_TRADE_EXECUTOR_URL");
+    for (int i = 0; i < 4; i++) unsetenv(others[i]);
+    CHECK_EQ(th_stop(w, 15000), 0);
+}
+
 TEST(backtest_arguments_and_errors)
 {
     CHECK_EQ(run("backtest --help", out, sizeof out), 0);

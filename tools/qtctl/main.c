@@ -429,8 +429,9 @@ static int cmd_status(int argc, char **argv)
         snprintf(url, sizeof url, "%.255s/ready", base[i]);
         long rc = hc ? httpc_json("GET", url, NULL, NULL, 3000, &ready, why, sizeof why) : 0;
         if (!hc) ready = NULL;
-        int up = hc == 200 && json_is_string(json_object_get(health, "status")) &&
-                 strcmp(json_string_value(json_object_get(health, "status")), "ok") == 0;
+        /* "busy": alive, its loop held by a blocking call (an exchange request); /ready says so */
+        const char *hs = json_string_value(json_object_get(health, "status"));
+        int up = hc == 200 && hs && (strcmp(hs, "ok") == 0 || strcmp(hs, "busy") == 0);
         int is_ready = up && rc == 200 && json_is_true(json_object_get(ready, "ready"));
         if (!up && !*err) snprintf(err, sizeof err, "/health answered %ld", hc);
         if (up && !is_ready && !*why) { /* name each failing check */
