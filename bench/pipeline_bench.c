@@ -59,6 +59,92 @@ static long vm_hwm_kb(pid_t pid)
     return kb;
 }
 
+/* CPU seconds (user + system) pid has used so far; -1 when unreadable. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, st = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces; fields 14 and 15 follow it */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Each process's CPU per bar over the full-speed phase, and the bound the
+ * busiest one puts on throughput (one process runs on one core at most). */
+static double cpu_per_bar(const qt_stack_t *s, const double *t0, long bars)
+{
+    const char *names[STACK_NSVC + 1];
+    double us[STACK_NSVC + 1], total = 0, top = 0;
+    for (int i = 0; i <= STACK_NSVC; i++) {
+        names[i] = i < STACK_NSVC ? stack_bins[i] + 4 : "redis-server";
+        us[i] = (cpu_s(i < STACK_NSVC ? s->pid[i] : R.pid) - t0[i]) * 1e6 / (double)bars;
+        total += us[i];
+        if (us[i] > us[(int)top]) top = i;
+    }
+    fprintf(stderr, "pipeline-bench full speed, CPU per bar (us):");
+    for (int i = 0; i <= STACK_NSVC; i++) fprintf(stderr, " %s=%.0f", names[i], us[i]);
+    fprintf(stderr, " total=%.0f\n", total);
+    fprintf(stderr, "pipeline-bench full speed bounds: %s alone caps it at %.0f bars/s, the sum on 2 cores at %.0f bars/s\n",
+            names[(int)top], 1e6 / us[(int)top], 2e6 / total);
+    return us[STACK_NSVC];
+}
+
+/* Mean ns this process takes to decode (validation included) and to encode
+ * the data of one entry of type, over up to 4,000 entries of key. */
+static long json_cost(const char *key, const char *type, double *dec_ns, double *enc_ns)
+{
+    redisReply *r = redisCommand(rc, "XRANGE %s - + COUNT 4000", key);
+    long long dec = 0, enc = 0;
+    long n = 0;
+    char err[512];
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *fl = r->element[i]->element[1];
+        event_field_t f[EVENT_FIELDS_MAX];
+        size_t nf = 0;
+        int match = 0;
+        for (size_t k = 0; k + 1 < fl->elements && nf < EVENT_FIELDS_MAX; k += 2) {
+            f[nf++] = (event_field_t){fl->element[k]->str, fl->element[k]->len, fl->element[k + 1]->str, fl->element[k + 1]->len};
+            match |= !strcmp(fl->element[k]->str, "type") && !strcmp(fl->element[k + 1]->str, type);
+        }
+        event_t ev;
+        long long t = th_now_ns();
+        if (!match || event_decode(&ev, f, nf, err, sizeof err) < 0) continue;
+        long long t1 = th_now_ns();
+        char *json = event_data_json(&ev);
+        enc += th_now_ns() - t1, dec += t1 - t;
+        free(json);
+        event_clear(&ev);
+        n++;
+    }
+    if (r) freeReplyObject(r);
+    *dec_ns = n ? (double)dec / (double)n : 0, *enc_ns = n ? (double)enc / (double)n : 0;
+    return n;
+}
+
+/* The JSON work every bar costs at the least (jansson, this contract): its
+ * bar written once and read by three groups, its two signals written once and
+ * read by the engine. */
+static void json_floor(const char *ns, double redis_us)
+{
+    char key[64];
+    double bd, be, rd, re, md, me;
+    snprintf(key, sizeof key, "%s:market", ns);
+    long nb = json_cost(key, "market.data.update", &bd, &be);
+    snprintf(key, sizeof key, "%s:signal", ns);
+    long nr = json_cost(key, "rl.signal.generated", &rd, &re), nm = json_cost(key, "signal.generated", &md, &me);
+    if (!nb || !nr || !nm) return;
+    double us = (3 * bd + be + rd + re + md + me) / 1000.0;
+    fprintf(stderr, "pipeline-bench JSON per bar (ns): bar decode=%.0f encode=%.0f, rl.signal decode=%.0f encode=%.0f, "
+                    "signal decode=%.0f encode=%.0f\n", bd, be, rd, re, md, me);
+    fprintf(stderr, "pipeline-bench floor: JSON alone %.0f us per bar, redis-server %.0f us per bar: with nothing else, "
+                    "2 cores cap it at %.0f bars/s\n", us, redis_us, 2e6 / (us + redis_us));
+}
+
 static int caught_up(const char *ns)
 {
     return stack_backlog(rc, ns, "market") == 0 && stack_backlog(rc, ns, "signal") == 0;
@@ -71,9 +157,12 @@ static double full_speed(long bars, long *rss)
     write_files((int)(bars / NSYM), feed, sizeof feed);
     if (stack_start(&s, &R, rc, dir, "pb", feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
         return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
+    double cpu0[STACK_NSVC + 1];
+    for (int i = 0; i <= STACK_NSVC; i++) cpu0[i] = cpu_s(i < STACK_NSVC ? s.pid[i] : R.pid);
     long long t0 = th_now_ms();
     while (th_now_ms() - t0 < 600000 && !(th_xlen(rc, "pb:market") >= bars && caught_up("pb"))) th_sleep_ms(100);
     double secs = (double)(th_now_ms() - t0) / 1000.0;
+    json_floor("pb", cpu_per_bar(&s, cpu0, bars));
     for (int i = 0; i < STACK_NSVC; i++) rss[i] = vm_hwm_kb(s.pid[i]);
     long decided = 0;
     json_t *st = stack_api(s.port[ENGINE], "/api/v1/status");
