@@ -527,6 +527,17 @@ static int eng_http_positions(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
+/* The feed's status, where done means its last bar is in Redis: the feed
+ * counts a bar published when the bus takes it, and a reader told "done"
+ * before the bus has written it would find the stream short. */
+static json_t *eng_feed_status(const engine_t *e)
+{
+    json_t *st = feed_status(e->feed);
+    if (json_is_true(json_object_get(st, "done")) && bus_outbox_size(e->svc->bus) > 0)
+        json_object_set_new(st, "done", json_false());
+    return st;
+}
+
 static json_t *eng_status(void *ud)
 {
     engine_t *e = ud;
@@ -535,7 +546,7 @@ static json_t *eng_status(void *ud)
     breaker_state_t rb = breaker_state(e->rl_breaker, clock_mono_ms());
     return json_pack("{s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
                      "s:o, s:b}",
-                     "bus", bus_status(e->svc->bus), "feed", e->feed ? feed_status(e->feed) : json_null(), "mode",
+                     "bus", bus_status(e->svc->bus), "feed", e->feed ? eng_feed_status(e) : json_null(), "mode",
                      live_mode_name(eng_mode(e)), "rl_signals", "breaker", breaker_state_name(rb), "hybrid_fallback",
                      eng_mode(e) == MODE_HYBRID && rb == BREAKER_OPEN, "ml", "threshold", e->ml_threshold,
                      "conservative", e->ml_conservative, "max_position_size", e->ml_max_pos, "stop_loss_multiplier",
