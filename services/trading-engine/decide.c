@@ -120,17 +120,14 @@ static json_t *eng_sig_json(int present, const char *action, double conf)
 static void eng_record(engine_t *e, const sym_state_t *s, const join_t *j, live_mode_t mode, const live_decision_t *d,
                        const char *outcome, const char *reason, const char *detail, const char *intent_id)
 {
-    const char *ens_action = j->ens.dir > 0 ? "LONG" : j->ens.dir < 0 ? "SHORT" : "HOLD";
-    json_t *r = json_pack("{s:s, s:I, s:I, s:s, s:o, s:o, s:s, s:f, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", "symbol",
-                          s->symbol, "open_time", (json_int_t)j->open_time, "event_time", (json_int_t)j->event_time,
-                          "mode", live_mode_name(mode), "rl",
-                          eng_sig_json(j->rl.present, rl_action_name(j->rl.action), j->rl.confidence), "signal",
-                          eng_sig_json(j->ens.present, ens_action, j->ens.confidence), "action",
-                          rl_action_name(d->action), "confidence", d->confidence, "source_tag", d->source_tag,
-                          "outcome", outcome, "denial_reason", reason, "detail", detail, "intent_id", intent_id,
-                          "trace", j->trace);
-    json_decref(e->decisions[e->idecision]);
-    e->decisions[e->idecision] = r;
+    eng_decision_t *r = &e->decisions[e->idecision];
+    snprintf(r->symbol, sizeof r->symbol, "%s", s->symbol);
+    snprintf(r->trace, sizeof r->trace, "%s", j->trace);
+    snprintf(r->intent_id, sizeof r->intent_id, "%s", intent_id ? intent_id : "");
+    snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
+    r->open_time = j->open_time, r->event_time = j->event_time, r->mode = mode;
+    r->rl = j->rl, r->ens = j->ens, r->action = d->action, r->confidence = d->confidence;
+    r->source_tag = d->source_tag, r->outcome = outcome, r->reason = reason;
     e->idecision = (e->idecision + 1) % ENG_DECISIONS;
     if (e->ndecisions < ENG_DECISIONS) e->ndecisions++;
     e->decisions_total++;
@@ -139,6 +136,19 @@ static void eng_record(engine_t *e, const sym_state_t *s, const join_t *j, live_
     char l[64];
     snprintf(l, sizeof l, "outcome=\"%s\"", outcome);
     metric_inc(metrics_counter(e->svc->metrics, "qt_engine_decisions_total", "Decisions by outcome", l));
+}
+
+/* A recorded decision as the API shows it (a new reference). */
+static json_t *eng_decision_json(const eng_decision_t *r)
+{
+    const char *ens_action = r->ens.dir > 0 ? "LONG" : r->ens.dir < 0 ? "SHORT" : "HOLD";
+    return json_pack("{s:s, s:I, s:I, s:s, s:o, s:o, s:s, s:f, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", "symbol", r->symbol,
+                     "open_time", (json_int_t)r->open_time, "event_time", (json_int_t)r->event_time, "mode",
+                     live_mode_name(r->mode), "rl", eng_sig_json(r->rl.present, rl_action_name(r->rl.action), r->rl.confidence),
+                     "signal", eng_sig_json(r->ens.present, ens_action, r->ens.confidence), "action",
+                     rl_action_name(r->action), "confidence", r->confidence, "source_tag", r->source_tag, "outcome",
+                     r->outcome, "denial_reason", r->reason, "detail", r->detail[0] ? r->detail : NULL, "intent_id",
+                     r->intent_id[0] ? r->intent_id : NULL, "trace", r->trace);
 }
 
 /* RiskGuard on an entry; NULL when allowed. */
@@ -313,6 +323,6 @@ json_t *eng_decisions_json(const engine_t *e, long limit)
 {
     json_t *a = json_array();
     for (int k = 1; k <= e->ndecisions && k <= limit; k++)
-        json_array_append(a, e->decisions[(e->idecision - k + ENG_DECISIONS) % ENG_DECISIONS]);
+        json_array_append_new(a, eng_decision_json(&e->decisions[(e->idecision - k + ENG_DECISIONS) % ENG_DECISIONS]));
     return a;
 }

@@ -639,7 +639,6 @@ void engine_free(engine_t *e)
     dedupe_free(e->execs_seen);
     ledger_free(&e->ledger);
     for (int i = 0; i < ENG_INTENTS; i++) json_decref(e->intents[i].ctx);
-    for (int i = 0; i < ENG_DECISIONS; i++) json_decref(e->decisions[i]);
     for (int i = 0; i < e->nsyms; i++) json_decref(e->syms[i].join.votes);
     json_decref(e->config);
     json_decref(e->trading);

@@ -53,6 +53,20 @@ typedef struct engine_cfg {
     int lockstep;
 } engine_cfg_t;
 
+/* One decision as the API shows it, kept as plain values: built for every
+ * bar, rendered only when someone asks (eng_decisions_json). Every pointer is
+ * to a static string. */
+typedef struct eng_decision {
+    char symbol[24], trace[65], intent_id[65], detail[200];
+    int64_t open_time, event_time;
+    live_mode_t mode;
+    live_rl_t rl;
+    live_ens_t ens;
+    rl_action_t action;
+    double confidence;
+    const char *source_tag, *outcome, *reason; /* source_tag and reason may be NULL */
+} eng_decision_t;
+
 typedef struct engine {
     svc_t *svc;
     engine_cfg_t cfg;
@@ -65,7 +79,7 @@ typedef struct engine {
     int nsyms;
     intent_rec_t intents[ENG_INTENTS];
     int nintents, iintent;
-    json_t *decisions[ENG_DECISIONS];
+    eng_decision_t decisions[ENG_DECISIONS];
     int ndecisions, idecision;
     double ml_threshold, ml_max_pos, ml_sl_mult;
     int ml_conservative;
