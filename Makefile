@@ -109,6 +109,7 @@ $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrato
 $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
 $(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 $(BUILD)/tests/test_rsm: $(BUILD)/obj/services/ml-threshold/rsm.o
+$(BUILD)/tests/test_fuzz_corpus: $(BUILD)/obj/tests/fuzz/fuzz_event.o
 $(BUILD)/tests/test_thresholds: $(BUILD)/obj/services/ml-threshold/thresholds.o
 $(BUILD)/bench/ml_bench: $(addprefix $(BUILD)/obj/services/ml-threshold/,rsm.o thresholds.o)
 
@@ -153,9 +154,8 @@ fuzz:
 	@mkdir -p $(BUILD)/fuzz $(BUILD)/fuzz/corpus $(BUILD)/gen
 	sh proto/embed.sh $(BUILD)/gen/proto_schemas.c $(SCHEMAS)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
-	  $(shell pkg-config --cflags jansson) tests/fuzz/fuzz_event.c libcommon/event.c libcommon/clock.c \
-	  proto/proto.c proto/schema.c $(BUILD)/gen/proto_schemas.c -o $(BUILD)/fuzz/fuzz_event \
-	  $(shell pkg-config --libs jansson) $(MBEDTLS_LIBS) -lm
+	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_event.c $(LIB_SRC) $(BUILD)/gen/proto_schemas.c \
+	  -o $(BUILD)/fuzz/fuzz_event $(LDLIBS)
 	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
