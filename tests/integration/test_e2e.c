@@ -120,7 +120,6 @@ TEST(a_policy_change_takes_effect_on_the_next_decisions)
     th_sleep_ms(300); /* the change event reaches the engine */
     json_t *d = stack_api(s.port[ENGINE], "/api/v1/decisions?limit=1");
     long long cut = stack_jint(json_array_get(json_object_get(d, "decisions"), 0), "event_time", NULL);
-    long long n0 = th_count_type(rc, "pc1:trade.intent", "trade.intent");
     json_decref(d);
     th_sleep_ms(3000);
     d = stack_api(s.port[ENGINE], "/api/v1/decisions?limit=100");
@@ -133,7 +132,14 @@ TEST(a_policy_change_takes_effect_on_the_next_decisions)
     }
     json_decref(d);
     CHECK(after >= 20);
-    CHECK_EQ(th_count_type(rc, "pc1:trade.intent", "trade.intent"), n0); /* no intent after the change */
+    /* no intent for a bar after the change (one decided before it may still
+     * have been on its way to the stream when the change was made) */
+    long late = 0;
+    for (int i = 0; (v = th_event_data(rc, "pc1:trade.intent", "trade.intent", i)); i++) {
+        late += stack_jint(v, "event_time", NULL) > cut;
+        json_decref(v);
+    }
+    CHECK_EQ(late, 0);
     CHECK_EQ(stack_stop(&s), 0);
 }
 
