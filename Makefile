@@ -3,7 +3,7 @@
 #   make test            every test (unit + integration against a real redis-server)
 #   make bench           benchmarks (figures, not pass/fail)
 #   make soak            the long whole-stack checks (QT_SOAK=1: bigger replays, more modes)
-#   make fuzz            libFuzzer run on the event decoder (needs clang)
+#   make fuzz            libFuzzer runs of tests/fuzz/fuzz_*.c (needs clang)
 #   make SANITIZE=address,undefined test    sanitizer build (in build/san-*)
 #   make valgrind        unit tests under valgrind
 #   WERROR=1             warnings are errors (CI sets it)
@@ -109,7 +109,8 @@ $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrato
 $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
 $(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 $(BUILD)/tests/test_rsm: $(BUILD)/obj/services/ml-threshold/rsm.o
-$(BUILD)/tests/test_fuzz_corpus: $(BUILD)/obj/tests/fuzz/fuzz_event.o
+$(BUILD)/tests/test_fuzz_corpus: $(addprefix $(BUILD)/obj/tests/fuzz/,fuzz_event.o replay.o)
+$(BUILD)/tests/test_kline: $(addprefix $(BUILD)/obj/tests/fuzz/,fuzz_kline.o replay.o)
 $(BUILD)/tests/test_thresholds: $(BUILD)/obj/services/ml-threshold/thresholds.o
 $(BUILD)/bench/ml_bench: $(addprefix $(BUILD)/obj/services/ml-threshold/,rsm.o thresholds.o)
 
@@ -148,16 +149,23 @@ soak: all
 bench: all
 	@for b in $(BENCH_BINS); do QT_BUILD=$(BUILD) $$b || exit 1; done
 
+# Each target in tests/fuzz/fuzz_<name>.c runs FUZZ_SECONDS on its seeds
+# (tests/fuzz/corpus for the event decoder, tests/fuzz/corpus-<name> for the
+# others), keeping what it finds in $(BUILD)/fuzz/corpus-<name>.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang libclang-rt-dev" >&2; exit 1; }
-	@mkdir -p $(BUILD)/fuzz $(BUILD)/fuzz/corpus $(BUILD)/gen
+	@mkdir -p $(BUILD)/fuzz $(BUILD)/gen
 	sh proto/embed.sh $(BUILD)/gen/proto_schemas.c $(SCHEMAS)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
-	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_event.c $(LIB_SRC) $(BUILD)/gen/proto_schemas.c \
-	  -o $(BUILD)/fuzz/fuzz_event $(LDLIBS)
-	$(BUILD)/fuzz/fuzz_event -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  seeds=tests/fuzz/corpus-$$t; [ "$$t" = event ] && seeds=tests/fuzz/corpus; \
+	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s, seeds in $$seeds)"; mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
+	    $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_$$t.c $(LIB_SRC) $(BUILD)/gen/proto_schemas.c \
+	    -o $(BUILD)/fuzz/fuzz_$$t $(LDLIBS); \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus-$$t $$seeds; \
+	done
 
 .PHONY: all run test unit valgrind bench soak fuzz clean
 .SECONDARY:

@@ -33,8 +33,14 @@ static int feed_split(char *line, char **f, int max)
     return n;
 }
 
-/* ms from ms or µs (anything past year 5000 in ms is µs). */
-static int64_t feed_ms(double t) { return (int64_t)(t > 1e14 ? t / 1000.0 : t); }
+/* ms from ms or µs (anything past year 5000 in ms is µs); -1 unless t is a
+ * whole, positive time below 1e17 (µs of year 5138), which also keeps the
+ * conversion inside int64_t. */
+static int64_t feed_ms(double t)
+{
+    if (!(t >= 1 && t < 1e17) || floor(t) != t) return -1;
+    return (int64_t)(t > 1e14 ? t / 1000.0 : t);
+}
 
 int kline_parse_line(const char *line, kline_t *b, char *err, size_t errlen)
 {
@@ -51,11 +57,17 @@ int kline_parse_line(const char *line, kline_t *b, char *err, size_t errlen)
         if (feed_num(f[i], &v[i]) < 0) return snprintf(err, errlen, "%s '%.32s' is not a number", names[i], f[i]), -1;
     b->open_time = feed_ms(v[0]);
     b->open = v[1], b->high = v[2], b->low = v[3], b->close = v[4], b->volume = v[5];
-    b->close_time = n > 6 ? feed_ms(v[6]) : 0;
-    b->quote_volume = v[7], b->trades = (long)v[8], b->taker_buy_volume = v[9];
-    if (b->open_time <= 0) return snprintf(err, errlen, "open_time must be positive"), -1;
+    b->close_time = n > 6 && v[6] != 0 ? feed_ms(v[6]) : 0;
+    b->quote_volume = v[7], b->taker_buy_volume = v[9];
+    if (b->open_time <= 0) return snprintf(err, errlen, "open_time must be a whole positive time in ms or µs"), -1;
+    if (b->close_time < 0) return snprintf(err, errlen, "close_time must be a whole positive time in ms or µs"), -1;
     if (!(b->open > 0 && b->high > 0 && b->low > 0 && b->close > 0) || b->volume < 0)
         return snprintf(err, errlen, "prices must be positive and volume not negative"), -1;
+    if (b->quote_volume < 0 || b->taker_buy_volume < 0)
+        return snprintf(err, errlen, "quote_volume and taker_buy_volume must not be negative"), -1;
+    if (!(v[8] >= 0 && v[8] <= 1e15) || floor(v[8]) != v[8])
+        return snprintf(err, errlen, "count must be a whole number of trades, 0 to 1e15"), -1;
+    b->trades = (long)v[8];
     if (b->low > b->high || b->open < b->low || b->open > b->high || b->close < b->low || b->close > b->high)
         return snprintf(err, errlen, "bar is inconsistent (need low <= open, close <= high)"), -1;
     if (b->close_time && b->close_time < b->open_time)

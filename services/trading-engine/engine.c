@@ -26,7 +26,7 @@ int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data,
     event_derive_id(id_name, id);
     if (event_make(&ev, type, data, trace, id, err, sizeof err) < 0) {
         log_error("%s does not match its schema: %s", type, err);
-        return -1;
+        return -2;
     }
     int rc = bus_publish(e->svc->bus, stream, &ev, err, sizeof err);
     if (rc < 0) log_msg(LOG_ERROR, trace, "cannot publish %s: %s", type, err);
@@ -186,7 +186,8 @@ static int eng_emit_bar(void *ud, const feed_bar_t *b)
                           (json_int_t)b->close_time, "open", b->open, "high", b->high, "low", b->low, "close", b->close,
                           "volume", b->volume, "quote_volume", b->quote_volume, "trades", (json_int_t)b->trades,
                           "taker_buy_volume", b->taker_buy_volume, "closed", 1, "event_time", (json_int_t)b->close_time);
-    if (eng_publish(e, "market", "market.data.update", d, name, id) < 0) return -1;
+    int rc = eng_publish(e, "market", "market.data.update", d, name, id);
+    if (rc < 0) return rc; /* -2: the bar breaks the contract, the feed skips it */
     metric_inc(e->m_bars);
     e->lock_step = 0, e->lock_symbol[0] = '\0';
     if (!steps) {

@@ -155,6 +155,9 @@ void eng_lockstep_wake(engine_t *e);
 int eng_lockstep_on(const engine_t *e);
 /* Lockstep: something was published; the next step waits until every consumer handled it. */
 void eng_unsettled(engine_t *e);
+/* Publish data (stolen) as type on stream, its id derived from id_name: 0,
+ * -1 when the bus refused it (try again later), -2 when it breaks its schema
+ * (a bug, or a bar no retry will fix). */
 int eng_publish(engine_t *e, const char *stream, const char *type, json_t *data, const char *id_name,
                 const char *trace);
 

@@ -363,7 +363,14 @@ static void feed_tick(evutil_socket_t fd, short what, void *arg)
                 return;
             }
         }
-        if (f->emit(f->ud, &f->pending) < 0) { /* back-pressure or lockstep: try again soon or when woken */
+        int rc = f->emit(f->ud, &f->pending);
+        if (rc == -2) { /* never publishable: offering it again would stall the feed for good */
+            f->bad_rows++, f->has_pending = 0;
+            log_warn("feed %s: bar %s %lld skipped: it breaks the event contract", f->spec, f->pending.symbol,
+                     (long long)f->pending.open_time);
+            continue;
+        }
+        if (rc < 0) { /* back-pressure or lockstep: try again soon or when woken */
             f->blocked = 1;
             feed_schedule(f, 20);
             return;

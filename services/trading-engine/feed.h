@@ -25,7 +25,8 @@
 typedef kline_t feed_bar_t;
 
 typedef struct feed feed_t;
-/* Return 0 when the bar was taken, -1 to be offered the same bar again later. */
+/* Return 0 when the bar was taken, -1 to be offered the same bar again later,
+ * -2 when it can never be taken (it is counted as a bad row and skipped). */
 typedef int (*feed_emit_fn)(void *ud, const feed_bar_t *bar);
 
 /* Reads QT_FEED and friends. NULL with err for a bad setting or an

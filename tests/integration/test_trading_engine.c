@@ -128,6 +128,8 @@ TEST(replay_in_shadow_records_and_never_trades)
         if (i == 5) fprintf(f, "%lld,abc,1,1,1,1,%lld,0,0,0,0,0\n", ot, ot + 59999); /* bad: not a number */
         else if (i == 6) fprintf(f, "%lld,100,99,101,100,1,%lld,0,0,0,0,0\n", ot, ot + 59999); /* bad: high < low */
         else if (i == 7) fprintf(f, "%lld,100,101\n", ot); /* bad: too few columns */
+        else if (i == 8) fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,-10,1,100,0\n", ot, ot + 59999); /* bad: count < 0 */
+        else if (i == 9) fprintf(f, "%lld,100,101,99,100.5,3,%lld,-300,10,1,100,0\n", ot, ot + 59999); /* bad: quote < 0 */
         else fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,10,1,100,0\n", ot, (i >= 20 ? ot + 59999000 : ot + 59999));
     }
     fclose(f);
@@ -136,9 +138,9 @@ TEST(replay_in_shadow_records_and_never_trades)
     const char *env[] = {feed, NULL};
     pid_t p = start("r1", env, &port);
     CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
-    CHECK_CONTAINS(out, "\"bars_published\":37");
-    CHECK_CONTAINS(out, "\"bad_rows\":3");
-    CHECK_EQ(count("r1", "market", "market.data.update"), 37);
+    CHECK_CONTAINS(out, "\"bars_published\":35");
+    CHECK_CONTAINS(out, "\"bad_rows\":5");
+    CHECK_EQ(count("r1", "market", "market.data.update"), 35);
     json_t *b = last("r1", "market", "market.data.update");
     CHECK_EQ(json_integer_value(json_object_get(b, "open_time")), T0 + 39 * 60000LL); /* µs rows read as ms */
     CHECK_STR(jstr(b, "interval"), "1m");
