@@ -157,7 +157,8 @@ bench: all
 
 # Each target in tests/fuzz/fuzz_<name>.c runs FUZZ_SECONDS on its seeds
 # (tests/fuzz/corpus for the event decoder, tests/fuzz/corpus-<name> for the
-# others), keeping what it finds in $(BUILD)/fuzz/corpus-<name>.
+# others) with tests/fuzz/<name>.dict, keeping what it finds in
+# $(BUILD)/fuzz/corpus-<name>.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
@@ -170,7 +171,8 @@ fuzz:
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Iproto \
 	    $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_$$t.c $(LIB_SRC) $(BUILD)/gen/proto_schemas.c \
 	    -o $(BUILD)/fuzz/fuzz_$$t $(LDLIBS); \
-	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus-$$t $$seeds; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $$dict $(BUILD)/fuzz/corpus-$$t $$seeds; \
 	done
 
 .PHONY: all run test unit valgrind bench soak fuzz clean
