@@ -18,6 +18,7 @@
 #define BUS_MAX_SUBS 16
 #define BUS_MAX_PUBS 32
 #define BUS_TICK_MS 100
+#define BUS_HELD_MS 200 /* a tick this much late: the loop (or the process) was held */
 #define BUS_ACK_CHUNK 512
 #define BUS_LAG_EVERY_MS 5000
 #define BUS_RECONNECT_MIN_MS 100
@@ -109,6 +110,7 @@ struct bus {
     struct event *tick_ev;
     int started, groups_ready, groups_waiting, reading, paused, stopping, stopped, freeing;
     int64_t groups_retry_ms, read_hold_ms, pump_hold_ms, refusal_log_ms;
+    int64_t last_tick_ms; /* for telling a held loop from a silent Redis */
     int64_t retry_after_ms; /* set by bus_retry_after() in a handler, for its BUS_RETRY */
     long refusals_suppressed;
     char pause_reason[128], last_error[256];
@@ -331,6 +333,17 @@ static void link_watchdog(bus_link_t *l, int64_t now)
         snprintf(why, sizeof why, "no reply for %lld ms", (long long)(now - l->last_progress_ms));
         link_force_close(l, why);
     }
+}
+
+/* The loop was held for ms (a blocking call in a handler or a timer, or the
+ * process stopped): that time is not Redis's silence. A command queued
+ * before the hold was not even written until the loop ran again, and a reply
+ * that came meanwhile is still unread, so the link's clocks move on by ms
+ * (never past now); time the loop does run still counts in full. */
+static void link_credit(bus_link_t *l, int64_t ms, int64_t now)
+{
+    l->since_ms = l->since_ms + ms < now ? l->since_ms + ms : now;
+    l->last_progress_ms = l->last_progress_ms + ms < now ? l->last_progress_ms + ms : now;
 }
 
 static int link_init(bus_t *b, bus_link_t *l, const char *name, void (*up)(bus_t *),
@@ -729,6 +742,18 @@ static int can_consume(const bus_t *b)
     return b->groups_ready && !b->paused && !b->stopping && !b->freeing;
 }
 
+/* A read whose reply was lost (the link dropped: a watchdog close, Redis
+ * closing it for its output buffer limit, the network) may have delivered
+ * entries: Redis put them in our pending list, where only a claim after
+ * QT_CLAIM_IDLE_MS would find them, after newer ones (which a consumer that
+ * keeps the last bar per symbol takes as making them old). Re-read our
+ * pending entries before anything new. */
+static void read_lost(bus_t *b)
+{
+    for (int i = 0; i < b->nsubs; i++) scan_restart(&b->subs[i]);
+    b->oldest_first = 1;
+}
+
 static void read_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     (void)pd;
@@ -736,7 +761,11 @@ static void read_cb(redisAsyncContext *ac, void *r, void *pd)
     redisReply *reply = r;
     link_replied(link_of(ac));
     b->reading = 0;
-    if (!reply || b->freeing) return;
+    if (b->freeing) return;
+    if (!reply) { /* the link went with this read in flight */
+        read_lost(b);
+        return;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(b->last_error, sizeof b->last_error, "XREADGROUP: %.200s", reply->str);
         log_warn("XREADGROUP failed: %s", reply->str);
@@ -1124,7 +1153,9 @@ static void bus_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     bus_t *b = arg;
-    int64_t now = clock_mono_ms();
+    int64_t now = clock_mono_ms(), held = now - b->last_tick_ms - BUS_TICK_MS;
+    b->last_tick_ms = now;
+    if (held > BUS_HELD_MS) link_credit(&b->cmd, held, now), link_credit(&b->rd, held, now);
     link_watchdog(&b->cmd, now);
     link_watchdog(&b->rd, now);
     metric_set(b->m_outbox, (double)b->out_count);
@@ -1289,6 +1320,7 @@ int bus_start(bus_t *b)
     b->started = 1;
     struct timeval tv = {0, BUS_TICK_MS * 1000};
     event_add(b->tick_ev, &tv);
+    b->last_tick_ms = clock_mono_ms(); /* a hold before the first tick counts too */
     link_connect(&b->cmd);
     if (b->nsubs > 0) link_connect(&b->rd);
     return 0;

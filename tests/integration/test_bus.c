@@ -528,6 +528,77 @@ TEST(redis_frozen_longer_than_watchdog_then_recovers)
     CHECK(most <= 2);
 }
 
+/* Connections the worker on port made to Redis on link ("cmd" or "read"). */
+static long connects(int port, const char *link)
+{
+    static char body[65536];
+    char key[96];
+    snprintf(key, sizeof key, "qt_bus_redis_connects_total{link=\"%s\"} ", link);
+    if (th_http(port, "GET", "/metrics", NULL, NULL, body, sizeof body) != 200) return -1;
+    const char *l = strstr(body, key);
+    return l ? atol(l + strlen(key)) : -1;
+}
+
+/* A handler that blocks (an exchange call, a synchronous write) holds the
+ * loop: commands queued before the hold are written only after it, replies
+ * that came meanwhile are read only after it. The watchdog took that for a
+ * silent Redis and dropped the read link after every such hold. */
+TEST(a_held_loop_is_not_taken_for_a_silent_redis)
+{
+    pub_t p;
+    int port;
+    const char *env[] = {"QT_REDIS_TIMEOUT_MS=500", "QT_BLOCK_MS=200", "WORKER_SLOW_US=1500000", "QT_BATCH=1",
+                         "QT_CLAIM_IDLE_MS=600000", NULL};
+    pid_t w = worker(&R, "t11", env, &port, "t11");
+    CHECK_EQ(pub_open(&p, &R, "t11"), 0);
+    CHECK_EQ(pub_bars(&p, 0, 4, "BTCUSDT"), 0); /* each holds the worker's loop 1.5 s, 3 x the watchdog's limit */
+    pub_flush(&p, 5000);
+    CHECK_EQ(wait_until(xlen, &R, "t11:echo", 4, 20000), 0);
+    CHECK_EQ(connects(port, "read"), 1); /* no link was dropped */
+    CHECK_EQ(connects(port, "cmd"), 1);
+    CHECK_EQ(wait_pending_zero(&R, "t11:market", "worker", 5000), 0);
+    pub_close(&p);
+    kill(w, SIGTERM);
+    waitpid(w, NULL, 0);
+}
+
+/* Entries Redis delivered in a reply the read link lost (here: Redis drops
+ * the connection for a reply over its output buffer limit) are in this
+ * consumer's pending list; they must be handled at once, not when a claim
+ * finds them QT_CLAIM_IDLE_MS later, after newer entries. */
+TEST(entries_in_a_reply_lost_with_the_read_link_are_handled_at_once)
+{
+    int port;
+    char pad[4097], data[512];
+    const char *env[] = {"QT_CLAIM_IDLE_MS=600000", NULL};
+    pid_t w = worker(&R, "t12", env, &port, "t12");
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    th_sleep_ms(1500); /* past the claim the worker makes at start: the limit must cost the read link only */
+    redisReply *rep = cmd(&R, "CONFIG SET client-output-buffer-limit %s", "normal 2048 0 0");
+    CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+    if (rep) freeReplyObject(rep);
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "lost%d", i);
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%d,\"open\":1,\"high\":1,\"low\":1,"
+                 "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":%d}", 60000 * (i + 1), 60000 * (i + 1) + 59999);
+        rep = cmd(&R, "XADD t12:market * id %s type market.data.update v 1 ts 1 source t trace t data %s pad %s", id,
+                  data, pad); /* an unknown envelope field: ignored, but it makes the reply too big */
+        if (rep) freeReplyObject(rep);
+    }
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && connects(port, "read") < 2;) th_sleep_ms(50);
+    CHECK(connects(port, "read") >= 2); /* Redis dropped the read link with the entries in its reply */
+    CHECK(cmd_int(&R, "XLEN t12:echo", NULL, NULL) < 4);
+    rep = cmd(&R, "CONFIG SET client-output-buffer-limit %s", "normal 0 0 0");
+    if (rep) freeReplyObject(rep);
+    CHECK_EQ(wait_until(xlen, &R, "t12:echo", 4, 10000), 0); /* long before a claim (10 min) */
+    CHECK_EQ(wait_pending_zero(&R, "t12:market", "worker", 5000), 0);
+    kill(w, SIGTERM);
+    waitpid(w, NULL, 0);
+}
+
 /* An operator deletes the stream (and with it the group) under a running
  * consumer: the group is made again and new entries are consumed. */
 TEST(a_stream_deleted_under_a_running_consumer_gets_its_group_back)
