@@ -9,8 +9,8 @@
  *
  * Delivery is at-least-once:
  *  - the group is named after the service; the consumer is host-pid;
- *  - on start (and after each reconnect) a consumer re-reads its own pending
- *    entries, then reads new ones;
+ *  - on start, after each reconnect and after a read whose reply was lost, a
+ *    consumer re-reads its own pending entries, then reads new ones;
  *  - entries idle over QT_CLAIM_IDLE_MS in another consumer's pending list
  *    are claimed (XAUTOCLAIM) and processed here;
  *  - an entry that fails decoding or validation goes to "<stream>:dlq" at
@@ -23,7 +23,8 @@
  * Publishes are pipelined into a bounded outbox that survives Redis outages
  * and is guarded by a circuit breaker ("redis-publish").
  *
- * Handlers run on the loop thread and must not block for long. */
+ * Handlers run on the loop thread and must not block for long; time they do
+ * hold it is not counted against Redis by the watchdog. */
 #ifndef QT_BUS_H
 #define QT_BUS_H
 
