@@ -269,6 +269,9 @@ TEST(thresholds_adapt_on_event_time_and_conservative_mode_ends)
     CHECK_CONTAINS(out, "\"conservative\":true");
     for (int k = 0; k < 10; k++) snprintf(trace, sizeof trace, "w%d", k), trade("a1", trace, "LONG", 1.5, t += 3600000LL, "{}", 0);
     CHECK(wait_body(port, "/api/v1/thresholds", "\"conservative\":false", 5000));
+    /* the view changes when the event is handed to the bus; Redis has it a moment later */
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && th_count_type(rc, "a1:signal", "ml.threshold.adjusted") < 2;)
+        th_sleep_ms(20);
     CHECK_EQ(th_count_type(rc, "a1:signal", "ml.threshold.adjusted"), 2);
     a = th_event_data(rc, "a1:signal", "ml.threshold.adjusted", -1);
     CHECK(json_is_false(json_object_get(a, "conservative")));

@@ -333,6 +333,7 @@ TEST(rate_limit_per_hour_of_event_time)
         rl("q1", syms[k], k, "LONG_SMALL", 0.9);
     }
     CHECK_EQ(wait_body(port, "/api/v1/decisions", "\"outcome\":\"RATE_LIMITED\"", 5000), 0);
+    CHECK_EQ(wait_count("q1", "trade.intent", "trade.intent", 2, 5000), 0); /* the bus may still be writing them */
     CHECK_EQ(count("q1", "trade.intent", "trade.intent"), 2);
     bar("q1", "EEEUSDT", 61, 10, 11, 9, 10); /* an hour of event time later */
     rl("q1", "EEEUSDT", 61, "LONG_SMALL", 0.9);
