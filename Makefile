@@ -43,8 +43,11 @@ WARN += -Werror
 endif
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibcommon -Iproto -Itests $(addprefix -I,$(wildcard services/* tools/*)) \
-              $(shell pkg-config --cflags $(PKGS))
+# Every object sees libcommon/, proto/ and its own folder; tests and
+# benchmarks also tests/, and a unit test the one service folder whose
+# modules it tests (TEST_INC below). No target sees every service at once.
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Ilibcommon -Iproto $(shell pkg-config --cflags $(PKGS))
+OBJ_INC = -I$(patsubst %/,%,$(dir $<)) $(if $(filter tests/% bench/%,$<),-Itests) $(addprefix -I,$(TEST_INC))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -levent_core $(MBEDTLS_LIBS) -lm
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -86,7 +89,13 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(OBJ_INC) -MMD -MP -c $< -o $@
+
+# The service or tool folder each unit test or benchmark tests.
+$(BUILD)/obj/tests/unit/test_trading_logic.o $(BUILD)/obj/tests/unit/test_engine_modules.o: TEST_INC := services/trading-engine
+$(BUILD)/obj/tests/unit/test_orchestrator.o: TEST_INC := services/policy-store
+$(BUILD)/obj/tests/unit/test_ppo.o: TEST_INC := tools/rl-train
+$(BUILD)/obj/tests/unit/test_rsm.o $(BUILD)/obj/tests/unit/test_thresholds.o $(BUILD)/obj/bench/ml_bench.o: TEST_INC := services/ml-threshold
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -113,6 +122,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 # Unit tests of a service's modules link those objects too.
 $(BUILD)/tests/test_orchestrator: $(BUILD)/obj/services/policy-store/orchestrator.o
 $(BUILD)/tests/test_trading_logic: $(addprefix $(BUILD)/obj/services/trading-engine/,live.o riskguard.o ledger.o)
+$(BUILD)/tests/test_engine_modules: $(addprefix $(BUILD)/obj/services/trading-engine/,\
+  intents.o equity.o joins.o decide.o declog.o book.o live.o riskguard.o ledger.o)
 $(BUILD)/tests/test_ppo: $(addprefix $(BUILD)/obj/tools/rl-train/,ppo.o env.o)
 $(BUILD)/tests/test_rsm: $(BUILD)/obj/services/ml-threshold/rsm.o
 $(BUILD)/tests/test_fuzz_corpus: $(addprefix $(BUILD)/obj/tests/fuzz/,fuzz_event.o replay.o)

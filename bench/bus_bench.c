@@ -143,7 +143,7 @@ int main(void)
     th_redis_t r;
     long n = getenv("BENCH_EVENTS") ? atol(getenv("BENCH_EVENTS")) : 200000;
     th_watchdog(900);
-    log_init("bus-bench");
+    log_init("bus-bench", NULL);
     log_set_level(LOG_WARN);
     event_set_source("bus-bench");
     if (th_redis_start(&r, 0) < 0) return 1;

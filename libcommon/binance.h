@@ -1,9 +1,10 @@
 /* binance.h — Binance USDⓈ-M futures REST client: libcurl for HTTP,
  * HMAC-SHA256 signing with mbedTLS over the exact query string.
  *
- * Calls are synchronous with short timeouts (QT_BINANCE_TIMEOUT_MS, 3000):
- * callers make one call at a time (a kline poll, an order whose outcome must
- * be known before its intent is acknowledged). The client honours 429 and
+ * Calls run on the caller's libevent loop (binance_attach, binance_call:
+ * libcurl's multi interface, none blocks the loop), or block with short
+ * timeouts (QT_BINANCE_TIMEOUT_MS, 3000: binance_public, binance_signed) for
+ * tools and start-up. Either way the client honours 429 and
  * 418 (no calls until Retry-After has passed), waits for the next minute
  * when X-MBX-USED-WEIGHT-1M passes QT_BINANCE_WEIGHT_LIMIT, and on -1021 (timestamp outside recvWindow)
  * re-syncs with the server clock once and retries. The API secret never
@@ -64,6 +65,22 @@ binance_rc_t binance_public(binance_t *b, const char *path, const char *query, b
 binance_rc_t binance_signed(binance_t *b, const char *method, const char *path, const char *params,
                             binance_reply_t *r, char *err, size_t errlen);
 void binance_reply_clear(binance_reply_t *r);
+
+/* ---- calls on the loop ---- */
+struct event_base;
+/* Let b make calls on base's loop (once). -1 when out of memory. */
+int binance_attach(binance_t *b, struct event_base *base);
+typedef struct binance_call binance_call_t;
+/* done(ud, rc, r, err) runs later on the loop, exactly once — also for a call
+ * that could not start (back-off, no key: r->unsent) and, with
+ * BINANCE_TRANSPORT, for calls still running when b is freed. r and err are
+ * borrowed for the callback (take a reference to r->body to keep it). */
+typedef void (*binance_done_fn)(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err);
+/* The asynchronous binance_signed (signed_call) or binance_public (params:
+ * the query, may be NULL): 0, or -1 when out of memory or not attached (done
+ * is then not called). A -1021 re-syncs the clock and sends once more. */
+int binance_call(binance_t *b, const char *method, const char *path, const char *params, int signed_call,
+                 binance_done_fn done, void *ud);
 
 /* 1 when the exchange provably did not act on the request: it never reached
  * the exchange, or the exchange answered 4xx (the sender's problem, 429 and

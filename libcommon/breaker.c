@@ -1,6 +1,5 @@
 /* breaker.c — count-based sliding-window circuit breaker (see breaker.h). */
 #include "breaker.h"
-#include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,29 +29,6 @@ void breaker_config_default(breaker_config_t *cfg)
     cfg->slow_rate = 1.0;
     cfg->open_wait_ms = 30000;
     cfg->half_open_calls = 3;
-}
-
-int breaker_config_env(breaker_config_t *cfg, const char *prefix, char *err, size_t errlen)
-{
-    char n[7][96];
-    static const char *const suffix[] = {"WINDOW", "MIN_CALLS", "FAILURE_RATE", "SLOW_CALL_MS",
-                                         "SLOW_RATE", "OPEN_WAIT_MS", "HALF_OPEN_CALLS"};
-    for (int i = 0; i < 7; i++) snprintf(n[i], sizeof n[i], "%s_%s", prefix, suffix[i]);
-    long w, mc, sc, ow, hc;
-    if (config_get_long(n[0], cfg->window_size, 1, 1000, &w, err, errlen) < 0 ||
-        config_get_long(n[1], cfg->min_calls, 1, 1000, &mc, err, errlen) < 0 ||
-        config_get_double(n[2], cfg->failure_rate, 0.01, 1.0, &cfg->failure_rate, err, errlen) < 0 ||
-        config_get_long(n[3], (long)cfg->slow_call_ms, 0, 3600000, &sc, err, errlen) < 0 ||
-        config_get_double(n[4], cfg->slow_rate, 0.01, 1.0, &cfg->slow_rate, err, errlen) < 0 ||
-        config_get_long(n[5], (long)cfg->open_wait_ms, 1, 86400000, &ow, err, errlen) < 0 ||
-        config_get_long(n[6], cfg->half_open_calls, 1, 1000, &hc, err, errlen) < 0)
-        return -1;
-    cfg->window_size = (int)w;
-    cfg->min_calls = (int)mc;
-    cfg->slow_call_ms = sc;
-    cfg->open_wait_ms = ow;
-    cfg->half_open_calls = (int)hc;
-    return 0;
 }
 
 breaker_t *breaker_new(const char *name, const breaker_config_t *cfg)

@@ -33,11 +33,8 @@ typedef struct breaker breaker_t;
 typedef void (*breaker_change_fn)(void *ud, const breaker_t *b, breaker_state_t from,
                                   breaker_state_t to);
 
+/* The defaults; config_get_breaker() (config.h) reads a breaker's overrides. */
 void breaker_config_default(breaker_config_t *cfg);
-/* Loads overrides from PREFIX_WINDOW, PREFIX_MIN_CALLS, PREFIX_FAILURE_RATE,
- * PREFIX_SLOW_CALL_MS, PREFIX_SLOW_RATE, PREFIX_OPEN_WAIT_MS,
- * PREFIX_HALF_OPEN_CALLS. Returns -1 with err naming the variable. */
-int breaker_config_env(breaker_config_t *cfg, const char *prefix, char *err, size_t errlen);
 
 /* name is copied. Returns NULL on OOM or an invalid config. Free with breaker_free. */
 breaker_t *breaker_new(const char *name, const breaker_config_t *cfg);

@@ -1,12 +1,15 @@
 /* bus.c — Redis Streams bus on hiredis async + libevent (see bus.h). */
 #include "bus.h"
+#include "dlq.h"
+#include "outbox.h"
 #include "proto.h"
+#include "rsync.h"
+#include "redislink.h"
 #include "clock.h"
 #include "log.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libevent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -21,27 +24,8 @@
 #define BUS_HELD_MS 200 /* a tick this much late: the loop (or the process) was held */
 #define BUS_ACK_CHUNK 512
 #define BUS_LAG_EVERY_MS 5000
-#define BUS_RECONNECT_MIN_MS 100
-#define BUS_RECONNECT_MAX_MS 5000
 #define BUS_ERROR_HOLD_MS 500
 #define BUS_SID_MAX 48 /* "<ms>-<seq>" fits in 41 */
-#define BUS_READ_BUF_KEEP (1024 * 1024) /* bytes of read buffer a link keeps between replies */
-
-/* HELLO: connected, waiting for Redis to answer a PING before anything else is sent. */
-typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_HELLO, LINK_UP } link_state_t;
-
-typedef struct bus_link {
-    bus_t *bus;
-    const char *name;
-    redisAsyncContext *ac;
-    link_state_t state;
-    int64_t since_ms, last_progress_ms, allowance_ms;
-    int inflight, attempts, doomed, forced;
-    struct event *reconnect_ev;
-    metric_t *m_reconnects, *m_up;
-    void (*on_up)(bus_t *);
-    void (*on_down)(bus_t *);
-} bus_link_t;
 
 typedef struct bus_sub {
     char name[64], key[160], dlq_key[168];
@@ -63,23 +47,14 @@ typedef struct bus_pub {
     metric_t *m_out;
 } bus_pub_t;
 
-typedef struct bus_out {
-    struct bus_out *prev, *next;
-    bus_t *bus;
-    char *cmd;
-    size_t len;
-    uint64_t seq;
-    int inflight;
-    int sub; /* >= 0: a DLQ copy of sub's entry_id, acked once confirmed */
-    char entry_id[BUS_SID_MAX];
-    metric_t *m_ok;
-} bus_out_t;
-
-typedef struct bus_ack {
-    int sub;
-    uint64_t wait_seq;
+struct bus_pending {
+    struct bus_pending *next;
+    int si;
     char id[BUS_SID_MAX];
-} bus_ack_t;
+    long deliveries;
+    char trace[EVENT_ID_MAX + 1];
+    redisReply *fields; /* a copy, for a dead letter */
+};
 
 typedef struct bus_ackcmd {
     bus_t *bus;
@@ -92,18 +67,23 @@ struct bus {
     struct event_base *base;
     qt_config_t cfg;
     char group[64], consumer[128], host[64];
-    bus_link_t cmd, rd;
+    rlink_t cmd, rd;
     bus_sub_t subs[BUS_MAX_SUBS];
     int nsubs;
     bus_pub_t pubs[BUS_MAX_PUBS];
     int npubs;
-    bus_out_t *out_head, *out_tail, *out_cursor;
-    size_t out_count, out_pub_count, dlq_outstanding;
+    outbox_t ob; /* publishes and DLQ copies until confirmed, and the acks that wait for them */
     int reclaims;      /* take-overs of dead consumers' entries under way */
     int oldest_first;  /* (re)started: read new entries only once those and our own pending are handled */
-    uint64_t seq_issued;
-    bus_ack_t *acks;
-    size_t ack_head, ack_len, ack_cap, acks_inflight;
+    size_t acks_inflight;
+    bus_pending_t *deferred; /* entries handlers finish later */
+    size_t ndeferred;
+    /* the entry whose handler runs now, for bus_defer() */
+    int cur_si;
+    const char *cur_id, *cur_trace;
+    const redisReply *cur_fields;
+    long cur_deliveries;
+    bus_pending_t *cur_token;
     breaker_t *breaker;
     metrics_t *metrics;
     metric_t *m_outbox, *m_pub_errors, *m_refused, *m_breaker;
@@ -123,6 +103,7 @@ struct bus {
 };
 
 static void read_next(bus_t *b);
+static bus_t *bus_of(const redisAsyncContext *ac) { return rlink_of(ac)->ud; }
 static void scan_next(bus_t *b, int si);
 static void ack_flush(bus_t *b);
 static void outbox_pump(bus_t *b);
@@ -131,281 +112,14 @@ static void groups_create(bus_t *b);
 static void scan_restart(bus_sub_t *s);
 static long long reply_map_int(const redisReply *m, const char *key, int *found);
 
-/* ---------- links ---------- */
-
-static bus_link_t *link_of(const redisAsyncContext *ac) { return ac->data; }
-
-static void link_sent(bus_link_t *l)
-{
-    if (l->inflight++ == 0) l->last_progress_ms = clock_mono_ms();
-}
-
-static void link_replied(bus_link_t *l)
-{
-    if (l->inflight > 0) l->inflight--;
-    l->last_progress_ms = clock_mono_ms();
-}
-
-static int link_send_any(bus_link_t *l, redisCallbackFn *fn, void *pd, int argc, const char **argv,
-                         const size_t *lens)
-{
-    if (redisAsyncCommandArgv(l->ac, fn, pd, argc, argv, lens) != REDIS_OK) return -1;
-    link_sent(l);
-    return 0;
-}
-
-static int link_send(bus_link_t *l, redisCallbackFn *fn, void *pd, int argc, const char **argv,
-                     const size_t *lens)
-{
-    if (l->state != LINK_UP || l->doomed) return -1;
-    return link_send_any(l, fn, pd, argc, argv, lens);
-}
-
-/* Exponential backoff with jitter: half fixed, half random. */
-static void link_schedule_reconnect(bus_link_t *l)
-{
-    bus_t *b = l->bus;
-    if (b->freeing || (b->stopped) || (l == &b->rd && b->stopping)) return;
-    int64_t d = BUS_RECONNECT_MIN_MS << (l->attempts < 6 ? l->attempts : 6);
-    if (d > BUS_RECONNECT_MAX_MS) d = BUS_RECONNECT_MAX_MS;
-    d = d / 2 + rand() % (d / 2 + 1);
-    l->attempts++;
-    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
-    evtimer_add(l->reconnect_ev, &tv);
-}
-
-static void link_went_down(bus_link_t *l, const char *why)
-{
-    int was_up = l->state == LINK_UP;
-    l->ac = NULL;
-    l->state = LINK_DOWN;
-    l->inflight = 0;
-    l->doomed = 0;
-    if (!l->bus->freeing && !l->forced) { /* a forced close said why already */
-        snprintf(l->bus->last_error, sizeof l->bus->last_error, "redis %s link: %s", l->name, why);
-        if (was_up) log_warn("redis %s link down: %s", l->name, why);
-    }
-    l->forced = 0;
-    metric_set(l->m_up, 0);
-    if (l->on_down && !l->bus->freeing) l->on_down(l->bus);
-    link_schedule_reconnect(l);
-}
-
-/* Close a link from outside hiredis callbacks: pending callbacks get NULL. */
-static void link_force_close(bus_link_t *l, const char *why)
-{
-    redisAsyncContext *ac = l->ac;
-    if (!ac) return;
-    if (!l->bus->freeing) log_warn("redis %s link: %s; reconnecting", l->name, why);
-    snprintf(l->bus->last_error, sizeof l->bus->last_error, "redis %s link: %s", l->name, why);
-    l->forced = 1; /* already said why */
-    redisAsyncFree(ac); /* calls disconnect_cb only if it was connected */
-    if (l->ac == ac) link_went_down(l, why);
-}
-
-static void link_disconnect_cb(const redisAsyncContext *ac, int status)
-{
-    bus_link_t *l = link_of(ac);
-    if (!l || l->ac != ac) return;
-    link_went_down(l, status == REDIS_OK ? "connection closed" : (ac->errstr[0] ? ac->errstr : "error"));
-}
-
-static void link_auth_cb(redisAsyncContext *ac, void *r, void *pd)
-{
-    bus_link_t *l = link_of(ac);
-    redisReply *reply = r;
-    link_replied(l);
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        log_error("redis %s link: %s refused: %s (check REDIS_URL)", l->name, (const char *)pd, reply->str);
-        l->doomed = 1; /* closed by the watchdog, outside this callback */
-    }
-}
-
-/* AUTH and SELECT go first in the pipeline, then the PING that says Redis
- * is answering this connection. */
-static void link_prepare(bus_link_t *l)
-{
-    const redis_url_t *u = &l->bus->cfg.redis;
-    char db[16];
-    if (u->password[0]) {
-        const char *argv[] = {"AUTH", u->password};
-        link_send_any(l, link_auth_cb, (void *)"AUTH", 2, argv, NULL);
-    }
-    if (u->db) {
-        snprintf(db, sizeof db, "%d", u->db);
-        const char *argv[] = {"SELECT", db};
-        link_send_any(l, link_auth_cb, (void *)"SELECT", 2, argv, NULL);
-    }
-}
-
-/* Redis answered: only now is anything else sent. A Redis that accepts
- * connections but does not answer (frozen, overloaded) gets nothing but the
- * PING, so a watchdog close never leaves a second copy of the outbox queued
- * on a dead connection that Redis would still read later. */
-static void link_hello_cb(redisAsyncContext *ac, void *r, void *pd)
-{
-    bus_link_t *l = link_of(ac);
-    (void)pd;
-    if (!l || l->ac != ac) return;
-    link_replied(l);
-    if (!r || l->doomed || l->state != LINK_HELLO) return;
-    l->state = LINK_UP;
-    l->since_ms = l->last_progress_ms = clock_mono_ms();
-    if (l->attempts > 1) log_info("redis %s link up after %d attempts", l->name, l->attempts);
-    l->attempts = 0;
-    metric_set(l->m_up, 1);
-    if (l->on_up) l->on_up(l->bus);
-}
-
-static void link_connect_cb(const redisAsyncContext *ac, int status)
-{
-    bus_link_t *l = link_of(ac);
-    if (status != REDIS_OK) { /* hiredis frees ac after this returns */
-        if (l->attempts <= 1 || l->attempts % 20 == 0)
-            log_warn("redis %s link: connect failed: %s", l->name, ac->errstr);
-        snprintf(l->bus->last_error, sizeof l->bus->last_error, "redis %s link: connect failed: %s",
-                 l->name, ac->errstr);
-        l->ac = NULL;
-        l->state = LINK_DOWN;
-        link_schedule_reconnect(l);
-        return;
-    }
-    l->state = LINK_HELLO;
-    l->since_ms = l->last_progress_ms = clock_mono_ms();
-    link_prepare(l);
-    const char *ping[] = {"PING"};
-    link_send_any(l, link_hello_cb, NULL, 1, ping, NULL); /* unsent (out of memory): the watchdog closes it */
-}
-
-static void link_connect(bus_link_t *l)
-{
-    const redis_url_t *u = &l->bus->cfg.redis;
-    redisAsyncContext *ac = u->unix_path[0] ? redisAsyncConnectUnix(u->unix_path)
-                                            : redisAsyncConnect(u->host, u->port);
-    metric_inc(l->m_reconnects);
-    if (!ac || ac->err) {
-        log_warn("redis %s link: %s", l->name, ac ? ac->errstr : "out of memory");
-        if (ac) redisAsyncFree(ac);
-        link_schedule_reconnect(l);
-        return;
-    }
-    /* hiredis frees its read buffer whenever it is empty and over 16 KB, so a
-     * link that reads QT_BATCH entries at a time grew it from nothing, copy by
-     * copy, for every reply (a profile had this at 4 % of the engine's CPU).
-     * Keep up to BUS_READ_BUF_KEEP of it between replies. */
-    ac->c.reader->maxbuf = BUS_READ_BUF_KEEP;
-    ac->data = l;
-    if (redisLibeventAttach(ac, l->bus->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        link_schedule_reconnect(l);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, link_connect_cb);
-    redisAsyncSetDisconnectCallback(ac, link_disconnect_cb);
-    l->ac = ac;
-    l->state = LINK_CONNECTING;
-    l->since_ms = clock_mono_ms();
-}
-
-static void link_reconnect_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    bus_link_t *l = arg;
-    if (l->state == LINK_DOWN && !l->bus->freeing) link_connect(l);
-}
-
-/* hiredis 0.14 has no async timeouts: close a link that hangs. */
-static void link_watchdog(bus_link_t *l, int64_t now)
-{
-    char why[96];
-    int64_t limit = l->bus->cfg.redis_timeout_ms;
-    if (l->doomed) {
-        link_force_close(l, "authentication or database selection failed");
-    } else if (l->state == LINK_CONNECTING && now - l->since_ms > limit) {
-        snprintf(why, sizeof why, "connect timed out after %lld ms", (long long)(now - l->since_ms));
-        link_force_close(l, why);
-    } else if (l->state == LINK_HELLO && now - l->since_ms > limit) {
-        snprintf(why, sizeof why, "connected, but no answer to PING for %lld ms", (long long)(now - l->since_ms));
-        link_force_close(l, why);
-    } else if (l->state == LINK_UP && l->inflight > 0 &&
-               now - l->last_progress_ms > limit + l->allowance_ms) {
-        snprintf(why, sizeof why, "no reply for %lld ms", (long long)(now - l->last_progress_ms));
-        link_force_close(l, why);
-    }
-}
-
-/* The loop was held for ms (a blocking call in a handler or a timer, or the
- * process stopped): that time is not Redis's silence. A command queued
- * before the hold was not even written until the loop ran again, and a reply
- * that came meanwhile is still unread, so the link's clocks move on by ms
- * (never past now); time the loop does run still counts in full. */
-static void link_credit(bus_link_t *l, int64_t ms, int64_t now)
-{
-    l->since_ms = l->since_ms + ms < now ? l->since_ms + ms : now;
-    l->last_progress_ms = l->last_progress_ms + ms < now ? l->last_progress_ms + ms : now;
-}
-
-static int link_init(bus_t *b, bus_link_t *l, const char *name, void (*up)(bus_t *),
-                     void (*down)(bus_t *))
-{
-    char labels[64];
-    l->bus = b;
-    l->name = name;
-    l->on_up = up;
-    l->on_down = down;
-    l->reconnect_ev = evtimer_new(b->base, link_reconnect_cb, l);
-    snprintf(labels, sizeof labels, "link=\"%s\"", name);
-    l->m_reconnects = metrics_counter(b->metrics, "qt_bus_redis_connects_total",
-                                      "Connection attempts to Redis", labels);
-    l->m_up = metrics_gauge(b->metrics, "qt_bus_redis_link_up", "1 when the Redis link is up", labels);
-    return l->reconnect_ev ? 0 : -1;
-}
-
 /* ---------- outbox: publishes and DLQ copies, in order, confirmed ---------- */
 
-static uint64_t outbox_floor(const bus_t *b)
+/* Queue an ack of sub's entry id after wait_seq (see outbox.h). */
+static void ack_push(bus_t *b, int sub, const char *id, uint64_t wait_seq)
 {
-    return b->out_head ? b->out_head->seq - 1 : b->seq_issued;
+    if (outbox_ack(&b->ob, sub, id, wait_seq) < 0) /* left pending in Redis: re-read and handled again later */
+        log_error("out of memory queueing an ack for %s", id);
 }
-
-static int outbox_append(bus_t *b, char *cmd, size_t len, int sub, const char *entry_id, metric_t *m_ok)
-{
-    bus_out_t *o = calloc(1, sizeof *o);
-    if (!o) return -1;
-    o->bus = b;
-    o->cmd = cmd;
-    o->len = len;
-    o->seq = ++b->seq_issued;
-    o->sub = sub;
-    o->m_ok = m_ok;
-    if (entry_id) snprintf(o->entry_id, sizeof o->entry_id, "%s", entry_id);
-    o->prev = b->out_tail;
-    if (b->out_tail) b->out_tail->next = o;
-    else b->out_head = o;
-    b->out_tail = o;
-    if (!b->out_cursor) b->out_cursor = o;
-    b->out_count++;
-    if (sub >= 0) b->dlq_outstanding++;
-    else b->out_pub_count++;
-    return 0;
-}
-
-static void outbox_unlink(bus_t *b, bus_out_t *o)
-{
-    if (o->prev) o->prev->next = o->next;
-    else b->out_head = o->next;
-    if (o->next) o->next->prev = o->prev;
-    else b->out_tail = o->prev;
-    if (b->out_cursor == o) b->out_cursor = o->next;
-    b->out_count--;
-    if (o->sub >= 0) b->dlq_outstanding--;
-    else b->out_pub_count--;
-    redisFreeCommand(o->cmd);
-    free(o);
-}
-
-static void ack_push(bus_t *b, int sub, const char *id, uint64_t wait_seq);
 
 /* One warning a second at most, however many publishes a refusal hits. */
 static void bus_log_refusal(bus_t *b, const char *why)
@@ -422,13 +136,12 @@ static void bus_log_refusal(bus_t *b, const char *why)
 
 static void outbox_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_out_t *o = pd;
-    bus_t *b = o->bus;
+    outbox_item_t *o = pd;
+    bus_t *b = o->owner;
     redisReply *reply = r;
-    link_replied(link_of(ac));
-    o->inflight = 0;
+    rlink_replied(rlink_of(ac));
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        if (!b->out_cursor || o->seq < b->out_cursor->seq) b->out_cursor = o;
+        outbox_failed(&b->ob, o);
         if (!reply) return; /* link lost: resent after reconnect */
         breaker_record(b->breaker, 0, 0, clock_mono_ms());
         metric_inc(b->m_pub_errors);
@@ -438,9 +151,8 @@ static void outbox_cb(redisAsyncContext *ac, void *r, void *pd)
         return;
     }
     breaker_record(b->breaker, 1, 0, clock_mono_ms());
-    metric_inc(o->m_ok);
-    if (o->sub >= 0) ack_push(b, o->sub, o->entry_id, 0);
-    outbox_unlink(b, o);
+    metric_inc(o->tag);
+    outbox_confirmed(&b->ob, o);
     if (!b->freeing) {
         ack_flush(b);
         read_next(b);
@@ -450,51 +162,26 @@ static void outbox_cb(redisAsyncContext *ac, void *r, void *pd)
 static void outbox_pump(bus_t *b)
 {
     int64_t now = clock_mono_ms();
-    if (b->cmd.state != LINK_UP || b->cmd.doomed || now < b->pump_hold_ms) return;
-    while (b->out_cursor) {
-        bus_out_t *o = b->out_cursor;
+    outbox_item_t *o;
+    if (!rlink_up(&b->cmd) || now < b->pump_hold_ms) return;
+    while ((o = outbox_cursor(&b->ob))) {
         if (!o->inflight) {
             if (!breaker_allow(b->breaker, now)) return;
-            if (redisAsyncFormattedCommand(b->cmd.ac, outbox_cb, o, o->cmd, o->len) != REDIS_OK) return;
-            link_sent(&b->cmd);
+            if (rlink_send_formatted(&b->cmd, outbox_cb, o, o->cmd, o->len) < 0) return;
             o->inflight = 1;
         }
-        b->out_cursor = o->next;
+        outbox_advance(&b->ob);
     }
 }
 
 /* ---------- acks: sent once everything published before them is confirmed ---------- */
-
-static void ack_push(bus_t *b, int sub, const char *id, uint64_t wait_seq)
-{
-    if (b->ack_head + b->ack_len == b->ack_cap) {
-        if (b->ack_head > 0) { /* compact */
-            memmove(b->acks, b->acks + b->ack_head, b->ack_len * sizeof *b->acks);
-            b->ack_head = 0;
-        }
-        if (b->ack_len == b->ack_cap) {
-            size_t cap = b->ack_cap ? b->ack_cap * 2 : 1024;
-            bus_ack_t *a = realloc(b->acks, cap * sizeof *a);
-            if (!a) { /* left pending in Redis: re-read and handled again later */
-                log_error("out of memory queueing an ack for %s", id);
-                return;
-            }
-            b->acks = a;
-            b->ack_cap = cap;
-        }
-    }
-    bus_ack_t *a = &b->acks[b->ack_head + b->ack_len++];
-    a->sub = sub;
-    a->wait_seq = wait_seq;
-    snprintf(a->id, sizeof a->id, "%s", id);
-}
 
 static void ack_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     bus_ackcmd_t *c = pd;
     bus_t *b = c->bus;
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     b->acks_inflight--;
     if (reply && reply->type != REDIS_REPLY_ERROR) {
         metric_add(b->subs[c->sub].m_acked, (double)c->n);
@@ -505,12 +192,17 @@ static void ack_cb(redisAsyncContext *ac, void *r, void *pd)
     free(c);
 }
 
-/* Send one XACK for up to BUS_ACK_CHUNK ready acks of one stream. */
-static int ack_send_chunk(bus_t *b, int sub, size_t *taken)
+/* Send one XACK for the ready acks at the head of the queue (up to
+ * BUS_ACK_CHUNK, one stream): 0, or -1 when it cannot go now. */
+static int ack_send_chunk(bus_t *b)
 {
     const char *argv[3 + BUS_ACK_CHUNK];
+    const outbox_ack_t *first;
+    int sub;
+    size_t n = outbox_acks_ready(&b->ob, BUS_ACK_CHUNK, &sub, &first);
+    if (n == 0) return -1;
     bus_ackcmd_t *c = calloc(1, sizeof *c);
-    if (!c || !(c->ids = malloc(BUS_ACK_CHUNK * sizeof *c->ids))) {
+    if (!c || !(c->ids = malloc(n * sizeof *c->ids))) {
         free(c);
         return -1;
     }
@@ -519,33 +211,24 @@ static int ack_send_chunk(bus_t *b, int sub, size_t *taken)
     argv[0] = "XACK";
     argv[1] = b->subs[sub].key;
     argv[2] = b->group;
-    uint64_t floor = outbox_floor(b);
-    size_t i = b->ack_head, end = b->ack_head + b->ack_len;
-    for (; i < end && c->n < BUS_ACK_CHUNK && b->acks[i].wait_seq <= floor && b->acks[i].sub == sub; i++) {
-        memcpy(c->ids[c->n], b->acks[i].id, BUS_SID_MAX);
+    for (; c->n < n; c->n++) {
+        memcpy(c->ids[c->n], first[c->n].id, BUS_SID_MAX);
         argv[3 + c->n] = c->ids[c->n];
-        c->n++;
     }
-    if (link_send(&b->cmd, ack_cb, c, 3 + (int)c->n, argv, NULL) < 0) {
+    if (rlink_send(&b->cmd, ack_cb, c, 3 + (int)c->n, argv, NULL) < 0) {
         free(c->ids);
         free(c);
         return -1;
     }
     b->acks_inflight++;
-    *taken = c->n;
+    outbox_acks_taken(&b->ob, n);
     return 0;
 }
 
 static void ack_flush(bus_t *b)
 {
-    uint64_t floor = outbox_floor(b);
-    while (b->ack_len > 0 && b->acks[b->ack_head].wait_seq <= floor) {
-        size_t n = 0;
-        if (ack_send_chunk(b, b->acks[b->ack_head].sub, &n) < 0) return;
-        b->ack_head += n;
-        b->ack_len -= n;
+    while (ack_send_chunk(b) == 0) {
     }
-    if (b->ack_len == 0) b->ack_head = 0;
 }
 
 /* ---------- entry handling ---------- */
@@ -563,14 +246,14 @@ static void dead_letter(bus_t *b, int si, const char *id, const redisReply *fiel
 {
     bus_sub_t *s = &b->subs[si];
     size_t nf = fields ? fields->elements : 0, argc = 0;
-    const char **argv = malloc((6 + nf + 14) * sizeof *argv);
-    size_t *lens = malloc((6 + nf + 14) * sizeof *lens);
+    const char **argv = malloc((6 + nf + 2 * DLQ_META_FIELDS) * sizeof *argv);
+    size_t *lens = malloc((6 + nf + 2 * DLQ_META_FIELDS) * sizeof *lens);
     char dl[24], at[24], *cmd = NULL;
     snprintf(dl, sizeof dl, "%ld", deliveries);
     snprintf(at, sizeof at, "%lld", (long long)clock_wall_ms());
     const char *head[] = {"XADD", s->dlq_key, "MAXLEN", "~", b->dlq_maxlen_s, "*"};
-    const char *meta[] = {"origin_stream", s->key, "origin_id", id, "group", b->group,
-                          "consumer", b->consumer, "deliveries", dl, "error", why, "failed_at", at};
+    const char *meta[2 * DLQ_META_FIELDS];
+    dlq_meta_fields(&(dlq_meta_t){s->key, id, b->group, b->consumer, dl, why, at}, meta);
     if (!argv || !lens) goto oom;
     for (size_t i = 0; i < 6; i++) argv[argc] = head[i], lens[argc++] = strlen(head[i]);
     for (size_t i = 0; i < nf; i++) {
@@ -579,9 +262,9 @@ static void dead_letter(bus_t *b, int si, const char *id, const redisReply *fiel
         argv[argc] = str ? e->str : "";
         lens[argc++] = str ? e->len : 0;
     }
-    for (size_t i = 0; i < 14; i++) argv[argc] = meta[i], lens[argc++] = strlen(meta[i]);
+    for (size_t i = 0; i < 2 * DLQ_META_FIELDS; i++) argv[argc] = meta[i], lens[argc++] = strlen(meta[i]);
     int len = redisFormatCommandArgv(&cmd, (int)argc, argv, lens);
-    if (len < 0 || outbox_append(b, cmd, (size_t)len, si, id, s->m_dead) < 0) goto oom;
+    if (len < 0 || outbox_append(&b->ob, cmd, (size_t)len, si, id, s->m_dead) < 0) goto oom;
     free(argv);
     free(lens);
     log_msg(LOG_WARN, trace, "dead-lettered %s entry %s after %ld deliveries: %s", s->key, id, deliveries, why);
@@ -623,7 +306,7 @@ static void handle_result(bus_t *b, int si, const char *id, const redisReply *fi
     bus_sub_t *s = &b->subs[si];
     char why[600];
     if (r == BUS_OK) {
-        ack_push(b, si, id, b->seq_issued);
+        ack_push(b, si, id, outbox_issued(&b->ob));
     } else if (r == BUS_DEAD) {
         dead_letter(b, si, id, fields, deliveries, err[0] ? err : "handler refused the event", trace);
     } else if (deliveries >= b->cfg.max_deliveries) {
@@ -668,6 +351,8 @@ static int sub_skips(const bus_sub_t *s, const redisReply *fields)
 }
 
 /* One entry: decode, check deliveries, run the handler, ack / retry / DLQ. */
+static int bus_is_deferred(const bus_t *b, int si, const char *id);
+
 static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries)
 {
     bus_sub_t *s = &b->subs[si];
@@ -675,6 +360,7 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
     size_t nf = 0;
     char err[512] = "";
     event_t ev;
+    if (bus_is_deferred(b, si, id)) return; /* its handler is still at it */
     if (!fields || fields->type == REDIS_REPLY_NIL) { /* deleted (trimmed) while pending */
         metric_inc(s->m_deleted);
         log_warn("%s entry %s was deleted before it was processed", s->key, id);
@@ -700,11 +386,80 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
     }
     bus_msg_t msg = {s->key, id, &ev, deliveries};
     int64_t t0 = clock_mono_us();
+    b->cur_si = si, b->cur_id = id, b->cur_trace = ev.trace, b->cur_fields = fields, b->cur_deliveries = deliveries;
+    b->cur_token = NULL;
     bus_result_t r = s->fn(s->ud, &msg, err, sizeof err);
+    bus_pending_t *token = b->cur_token;
+    b->cur_id = NULL, b->cur_token = NULL;
     metric_observe(s->m_latency, (double)(clock_mono_us() - t0) / 1e6);
-    handle_result(b, si, id, fields, deliveries, r, err, ev.trace);
+    if (r == BUS_LATER && !token) {
+        r = BUS_RETRY;
+        snprintf(err, sizeof err, "the handler said later without bus_defer() (a bug)");
+    } else if (r != BUS_LATER && token) {
+        log_error("%s entry %s: the handler deferred it and returned at once (a bug)", s->key, id);
+    }
+    if (r != BUS_LATER) handle_result(b, si, id, fields, deliveries, r, err, ev.trace);
     event_clear(&ev);
 }
+
+static int bus_is_deferred(const bus_t *b, int si, const char *id)
+{
+    for (const bus_pending_t *p = b->deferred; p; p = p->next)
+        if (p->si == si && strcmp(p->id, id) == 0) return 1;
+    return 0;
+}
+
+/* A deep copy of a reply (freeReplyObject frees it); NULL when out of memory. */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->type = r->type, c->integer = r->integer;
+    if (r->str && (c->str = malloc(r->len + 1))) memcpy(c->str, r->str, r->len), c->str[r->len] = '\0', c->len = r->len;
+    if (r->str && !c->str) goto oom;
+    if (r->elements && !(c->element = calloc(r->elements, sizeof *c->element))) goto oom;
+    for (size_t i = 0; i < r->elements; i++, c->elements = i)
+        if (!(c->element[i] = reply_copy(r->element[i]))) goto oom;
+    return c;
+oom:
+    freeReplyObject(c);
+    return NULL;
+}
+
+bus_pending_t *bus_defer(bus_t *b)
+{
+    if (!b->cur_id || b->cur_token) return b->cur_token;
+    bus_pending_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->fields = reply_copy(b->cur_fields))) {
+        free(p);
+        return NULL;
+    }
+    p->si = b->cur_si, p->deliveries = b->cur_deliveries;
+    snprintf(p->id, sizeof p->id, "%s", b->cur_id);
+    snprintf(p->trace, sizeof p->trace, "%s", b->cur_trace ? b->cur_trace : "");
+    p->next = b->deferred;
+    b->deferred = p;
+    b->ndeferred++;
+    b->cur_token = p;
+    return p;
+}
+
+void bus_finish(bus_t *b, bus_pending_t *p, bus_result_t r, const char *err)
+{
+    bus_pending_t **pp = &b->deferred;
+    while (*pp && *pp != p) pp = &(*pp)->next;
+    if (*pp) *pp = p->next, b->ndeferred--;
+    if (r == BUS_LATER) r = BUS_RETRY;
+    handle_result(b, p->si, p->id, p->fields, p->deliveries, r, err ? err : "", p->trace[0] ? p->trace : NULL);
+    freeReplyObject(p->fields);
+    free(p);
+    if (!b->freeing) {
+        ack_flush(b);
+        read_next(b);
+    }
+}
+
+size_t bus_deferred(const bus_t *b) { return b->ndeferred; }
 
 /* Look up the delivery count XPENDING gave for id (before this delivery). */
 static long scan_count(const bus_sub_t *s, const char *id)
@@ -757,9 +512,9 @@ static void read_lost(bus_t *b)
 static void read_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     (void)pd;
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     b->reading = 0;
     if (b->freeing) return;
     if (!reply) { /* the link went with this read in flight */
@@ -801,20 +556,20 @@ static int oldest_handled(bus_t *b)
 
 static void read_next(bus_t *b)
 {
-    if (b->reading || b->nsubs == 0 || b->rd.state != LINK_UP || !can_consume(b) || !oldest_handled(b)) return;
+    if (b->reading || b->nsubs == 0 || b->rd.state != RLINK_UP || !can_consume(b) || !oldest_handled(b)) return;
     if (clock_mono_ms() < b->read_hold_ms) return;
-    if (b->out_pub_count * 2 >= (size_t)b->cfg.outbox_max) return; /* back-pressure */
-    if (link_send(&b->rd, read_cb, NULL, b->read_argc, b->read_argv, NULL) == 0) b->reading = 1;
+    if (b->ob.pubs * 2 >= (size_t)b->cfg.outbox_max) return; /* back-pressure */
+    if (rlink_send(&b->rd, read_cb, NULL, b->read_argc, b->read_argv, NULL) == 0) b->reading = 1;
 }
 
 /* ---------- re-reading own pending entries (cmd link) ---------- */
 
 static void scan_pending_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     bus_sub_t *s = &b->subs[(intptr_t)pd];
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     s->scan_n = 0;
     if (!reply || reply->type != REDIS_REPLY_ARRAY) return;
     for (size_t i = 0; i < reply->elements && s->scan_n < (size_t)b->cfg.batch; i++) {
@@ -828,11 +583,11 @@ static void scan_pending_cb(redisAsyncContext *ac, void *r, void *pd)
 
 static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     int si = (int)(intptr_t)pd;
     bus_sub_t *s = &b->subs[si];
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     s->scanning = 0;
     if (!reply || b->freeing) return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
@@ -857,15 +612,15 @@ static void scan_next(bus_t *b, int si)
 {
     bus_sub_t *s = &b->subs[si];
     char start[BUS_SID_MAX + 1];
-    if (!s->scan_needed || s->scanning || b->cmd.state != LINK_UP || !can_consume(b)) return;
-    if (b->ack_len > 0 || b->acks_inflight > 0 || b->dlq_outstanding > 0) return;
+    if (!s->scan_needed || s->scanning || b->cmd.state != RLINK_UP || !can_consume(b)) return;
+    if (b->ob.ack_len > 0 || b->acks_inflight > 0 || b->ob.dlqs > 0) return;
     if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, sizeof start, "-");
     else snprintf(start, sizeof start, "(%s", s->scan_cursor);
     const char *pv[] = {"XPENDING", s->key, b->group, start, "+", b->count_s, b->consumer};
     const char *rv[] = {"XREADGROUP", "GROUP", b->group, b->consumer, "COUNT", b->count_s,
                         "STREAMS", s->key, s->scan_cursor};
-    if (link_send(&b->cmd, scan_pending_cb, (void *)(intptr_t)si, 7, pv, NULL) < 0) return;
-    if (link_send(&b->cmd, scan_read_cb, (void *)(intptr_t)si, 9, rv, NULL) < 0) return;
+    if (rlink_send(&b->cmd, scan_pending_cb, (void *)(intptr_t)si, 7, pv, NULL) < 0) return;
+    if (rlink_send(&b->cmd, scan_read_cb, (void *)(intptr_t)si, 9, rv, NULL) < 0) return;
     s->scanning = 1;
 }
 
@@ -879,10 +634,10 @@ static void scan_restart(bus_sub_t *s)
 
 static void claim_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     bus_sub_t *s = &b->subs[(intptr_t)pd];
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     if (!reply || b->freeing) return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         if (reply->type == REDIS_REPLY_ERROR) log_warn("XAUTOCLAIM %s: %s", s->key, reply->str);
@@ -910,7 +665,7 @@ static void claim_next(bus_t *b, int si)
     snprintf(idle, sizeof idle, "%ld", b->cfg.claim_idle_ms);
     const char *argv[] = {"XAUTOCLAIM", s->key, b->group, b->consumer, idle, s->claim_cursor,
                           "COUNT", b->count_s, "JUSTID"};
-    link_send(&b->cmd, claim_cb, (void *)(intptr_t)si, 9, argv, NULL);
+    rlink_send(&b->cmd, claim_cb, (void *)(intptr_t)si, 9, argv, NULL);
 }
 
 /* ---------- dead consumers of this host: their entries come back at once ---------- */
@@ -935,7 +690,7 @@ static void reclaim_claimed_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     bus_reclaim_t *rc = pd;
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 && !rc->bus->freeing) {
         bus_sub_t *s = &rc->bus->subs[rc->sub];
         metric_add(s->m_claimed, (double)reply->elements);
@@ -953,7 +708,7 @@ static void reclaim_pending_cb(redisAsyncContext *ac, void *r, void *pd)
     bus_reclaim_t *rc = pd;
     bus_t *b = rc->bus;
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 || b->freeing) {
         reclaim_done(b);
         free(rc);
@@ -972,16 +727,16 @@ static void reclaim_pending_cb(redisAsyncContext *ac, void *r, void *pd)
         if (reply->element[i]->type == REDIS_REPLY_ARRAY && reply->element[i]->elements >= 1)
             argv[argc++] = reply->element[i]->element[0]->str;
     argv[argc++] = "JUSTID";
-    if (link_send(&b->cmd, reclaim_claimed_cb, rc, argc, argv, NULL) < 0) reclaim_done(b), free(rc);
+    if (rlink_send(&b->cmd, reclaim_claimed_cb, rc, argc, argv, NULL) < 0) reclaim_done(b), free(rc);
     free(argv);
 }
 
 static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     int si = (int)(intptr_t)pd;
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements && !b->freeing; i++) {
         const redisReply *c = reply->element[i];
         const char *name = NULL;
@@ -994,7 +749,7 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
         if (!name || !bus_consumer_dead(b, name)) continue;
         if (pending == 0) { /* gone and owing nothing: tidy the group */
             const char *argv[] = {"XGROUP", "DELCONSUMER", b->subs[si].key, b->group, name};
-            link_send(&b->cmd, NULL, NULL, 5, argv, NULL);
+            rlink_send(&b->cmd, NULL, NULL, 5, argv, NULL);
             continue;
         }
         bus_reclaim_t *rc = calloc(1, sizeof *rc);
@@ -1002,7 +757,7 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
         rc->bus = b, rc->sub = si;
         snprintf(rc->consumer, sizeof rc->consumer, "%s", name);
         const char *argv[] = {"XPENDING", b->subs[si].key, b->group, "-", "+", b->count_s, rc->consumer};
-        if (link_send(&b->cmd, reclaim_pending_cb, rc, 7, argv, NULL) < 0) free(rc);
+        if (rlink_send(&b->cmd, reclaim_pending_cb, rc, 7, argv, NULL) < 0) free(rc);
         else b->reclaims++;
     }
     reclaim_done(b);
@@ -1011,7 +766,7 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
 static void reclaim_dead(bus_t *b, int si)
 {
     const char *argv[] = {"XINFO", "CONSUMERS", b->subs[si].key, b->group};
-    if (link_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL) == 0) b->reclaims++;
+    if (rlink_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL) == 0) b->reclaims++;
 }
 
 /* One take-over step ended; new entries may be read once all have. */
@@ -1037,10 +792,10 @@ static long long reply_map_int(const redisReply *m, const char *key, int *found)
 
 static void lag_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     bus_sub_t *s = &b->subs[(intptr_t)pd];
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         const redisReply *g = reply->element[i];
         if (g->type != REDIS_REPLY_ARRAY || g->elements < 2 || g->element[1]->type != REDIS_REPLY_STRING ||
@@ -1058,10 +813,10 @@ static void lag_cb(redisAsyncContext *ac, void *r, void *pd)
 
 static void group_cb(redisAsyncContext *ac, void *r, void *pd)
 {
-    bus_t *b = link_of(ac)->bus;
+    bus_t *b = bus_of(ac);
     bus_sub_t *s = &b->subs[(intptr_t)pd];
     redisReply *reply = r;
-    link_replied(link_of(ac));
+    rlink_replied(rlink_of(ac));
     if (!reply || b->freeing) return;
     b->groups_waiting--; /* answered, well or badly */
     if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) != 0) {
@@ -1093,30 +848,32 @@ static void groups_create(bus_t *b)
     for (int i = 0; i < b->nsubs; i++) {
         const char *argv[] = {"XGROUP", "CREATE", b->subs[i].key, b->group, "0", "MKSTREAM"};
         b->subs[i].group_ok = 0;
-        if (link_send(&b->cmd, group_cb, (void *)(intptr_t)i, 6, argv, NULL) < 0) return;
+        if (rlink_send(&b->cmd, group_cb, (void *)(intptr_t)i, 6, argv, NULL) < 0) return;
         b->groups_waiting++;
     }
 }
 
-static void cmd_up(bus_t *b)
+static void cmd_up(void *ud)
 {
+    bus_t *b = ud;
     b->pump_hold_ms = 0;
     groups_create(b);
     outbox_pump(b);
     ack_flush(b);
 }
 
-static void cmd_down(bus_t *b)
+static void cmd_down(void *ud)
 {
+    bus_t *b = ud;
     b->groups_ready = 0;
     b->groups_waiting = 0;
     for (int i = 0; i < b->nsubs; i++) b->subs[i].scanning = 0;
-    b->out_cursor = b->out_head; /* everything unconfirmed goes again */
+    outbox_rewind(&b->ob); /* everything unconfirmed goes again */
     breaker_record(b->breaker, 0, 0, clock_mono_ms());
 }
 
-static void rd_up(bus_t *b) { read_next(b); }
-static void rd_down(bus_t *b) { b->reading = 0; }
+static void rd_up(void *ud) { read_next(ud); }
+static void rd_down(void *ud) { ((bus_t *)ud)->reading = 0; }
 
 /* ---------- the tick: watchdog, retries, claims, lag, drain ---------- */
 
@@ -1124,7 +881,7 @@ static int bus_drained(const bus_t *b)
 {
     int scanning = 0;
     for (int i = 0; i < b->nsubs; i++) scanning |= b->subs[i].scanning;
-    return !b->out_head && !b->ack_len && !b->acks_inflight && !b->reading && !scanning;
+    return !b->ob.head && !b->ob.ack_len && !b->acks_inflight && !b->reading && !scanning && !b->deferred;
 }
 
 static void bus_tick_sub(bus_t *b, int si, int64_t now)
@@ -1144,7 +901,7 @@ static void bus_tick_sub(bus_t *b, int si, int64_t now)
     if (now >= s->next_lag_ms) {
         const char *argv[] = {"XINFO", "GROUPS", s->key};
         s->next_lag_ms = now + BUS_LAG_EVERY_MS;
-        link_send(&b->cmd, lag_cb, (void *)(intptr_t)si, 3, argv, NULL);
+        rlink_send(&b->cmd, lag_cb, (void *)(intptr_t)si, 3, argv, NULL);
     }
 }
 
@@ -1155,12 +912,12 @@ static void bus_tick(evutil_socket_t fd, short what, void *arg)
     bus_t *b = arg;
     int64_t now = clock_mono_ms(), held = now - b->last_tick_ms - BUS_TICK_MS;
     b->last_tick_ms = now;
-    if (held > BUS_HELD_MS) link_credit(&b->cmd, held, now), link_credit(&b->rd, held, now);
-    link_watchdog(&b->cmd, now);
-    link_watchdog(&b->rd, now);
-    metric_set(b->m_outbox, (double)b->out_count);
+    if (held > BUS_HELD_MS) rlink_credit(&b->cmd, held, now), rlink_credit(&b->rd, held, now);
+    rlink_watchdog(&b->cmd, now);
+    rlink_watchdog(&b->rd, now);
+    metric_set(b->m_outbox, (double)b->ob.count);
     metric_set(b->m_breaker, (double)breaker_state(b->breaker, now));
-    if (b->cmd.state == LINK_UP) {
+    if (b->cmd.state == RLINK_UP) {
         if (!b->groups_ready && b->groups_waiting == 0 && now >= b->groups_retry_ms) groups_create(b);
         outbox_pump(b);
         ack_flush(b);
@@ -1170,8 +927,8 @@ static void bus_tick(evutil_socket_t fd, short what, void *arg)
     if (b->stopping && !b->stopped && (bus_drained(b) || now >= b->stop_deadline_ms)) {
         if (!bus_drained(b))
             log_warn("drain limit reached with %zu publishes and %zu acks outstanding; "
-                     "unacked entries will be delivered again", b->out_count, b->ack_len);
-        b->stopped = 1;
+                     "unacked entries will be delivered again", b->ob.count, b->ob.ack_len);
+        b->stopped = 1, b->cmd.no_reconnect = 1;
         if (b->stop_done) b->stop_done(b->stop_ud);
     }
 }
@@ -1209,7 +966,6 @@ static int bus_init_metrics(bus_t *b)
 
 bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metrics, char *err, size_t errlen)
 {
-    breaker_config_t bc;
     bus_t *b = calloc(1, sizeof *b);
     if (!b) {
         snprintf(err, errlen, "out of memory");
@@ -1218,6 +974,7 @@ bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metri
     b->base = base;
     b->cfg = *cfg;
     b->metrics = metrics;
+    b->ob.owner = b;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
@@ -1228,14 +985,13 @@ bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metri
     snprintf(b->block_s, sizeof b->block_s, "%ld", cfg->block_ms);
     snprintf(b->maxlen_s, sizeof b->maxlen_s, "%ld", cfg->stream_maxlen);
     snprintf(b->dlq_maxlen_s, sizeof b->dlq_maxlen_s, "%ld", cfg->dlq_maxlen);
-    breaker_config_default(&bc);
-    bc.open_wait_ms = 2000; /* Redis comes back fast; do not sit out 30 s */
-    if (breaker_config_env(&bc, "QT_REDIS_BREAKER", err, errlen) < 0) goto fail;
-    b->breaker = breaker_new("redis-publish", &bc);
+    b->breaker = breaker_new("redis-publish", &cfg->redis_breaker);
     b->tick_ev = event_new(base, -1, EV_PERSIST, bus_tick, b);
     if (!b->breaker || !b->tick_ev || bus_init_metrics(b) < 0 ||
-        link_init(b, &b->cmd, "cmd", cmd_up, cmd_down) < 0 ||
-        link_init(b, &b->rd, "read", rd_up, rd_down) < 0) {
+        rlink_init(&b->cmd, base, "cmd", &b->cfg.redis, b->cfg.redis_timeout_ms, metrics, b->last_error,
+                   sizeof b->last_error, cmd_up, cmd_down, b) < 0 ||
+        rlink_init(&b->rd, base, "read", &b->cfg.redis, b->cfg.redis_timeout_ms, metrics, b->last_error,
+                   sizeof b->last_error, rd_up, rd_down, b) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1321,8 +1077,8 @@ int bus_start(bus_t *b)
     struct timeval tv = {0, BUS_TICK_MS * 1000};
     event_add(b->tick_ev, &tv);
     b->last_tick_ms = clock_mono_ms(); /* a hold before the first tick counts too */
-    link_connect(&b->cmd);
-    if (b->nsubs > 0) link_connect(&b->rd);
+    rlink_connect(&b->cmd);
+    if (b->nsubs > 0) rlink_connect(&b->rd);
     return 0;
 }
 
@@ -1340,21 +1096,30 @@ static bus_pub_t *bus_pub(bus_t *b, const char *name)
     return p;
 }
 
-int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen)
+/* Queue ev's XADD to stream p — or, with then, the script that adds it and
+ * then runs then->cmd on then->key (rsync_xadd_then). */
+typedef struct bus_then {
+    const char *cmd, *key;
+    int argc;
+    const char *const *argv;
+} bus_then_t;
+
+static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_then_t *then, char *err, size_t errlen)
 {
     bus_pub_t *p = bus_pub(b, name);
     event_field_t f[EVENT_ENVELOPE_FIELDS];
     event_numbuf_t nb;
-    const char *argv[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};
-    size_t lens[6 + 2 * EVENT_ENVELOPE_FIELDS];
-    char *cmd = NULL;
+    const char *x[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};
+    const char *argv[RSYNC_XADD_THEN_ARGV];
+    size_t xl[6 + 2 * EVENT_ENVELOPE_FIELDS], lens[RSYNC_XADD_THEN_ARGV];
+    char *cmd = NULL, n[16];
     if (!p) {
         snprintf(err, errlen, "stream name '%.64s' is not valid", name);
         return -1;
     }
-    if (b->out_pub_count >= (size_t)b->cfg.outbox_max) {
+    if (b->ob.pubs >= (size_t)b->cfg.outbox_max) {
         metric_inc(b->m_refused);
-        snprintf(err, errlen, "outbox full: %zu events wait for Redis (QT_OUTBOX_MAX)", b->out_pub_count);
+        snprintf(err, errlen, "outbox full: %zu events wait for Redis (QT_OUTBOX_MAX)", b->ob.pubs);
         return -1;
     }
     char *data = event_data_json(ev);
@@ -1362,22 +1127,38 @@ int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t
         snprintf(err, errlen, "out of memory encoding %s", ev->type);
         return -1;
     }
-    argv[1] = p->key;
-    for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+    x[1] = p->key;
+    for (int i = 0; i < 6; i++) xl[i] = strlen(x[i]);
     event_to_fields(ev, data, f, &nb);
     for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++) {
-        argv[6 + 2 * i] = f[i].name, lens[6 + 2 * i] = f[i].name_len;
-        argv[7 + 2 * i] = f[i].val, lens[7 + 2 * i] = f[i].val_len;
+        x[6 + 2 * i] = f[i].name, xl[6 + 2 * i] = f[i].name_len;
+        x[7 + 2 * i] = f[i].val, xl[7 + 2 * i] = f[i].val_len;
     }
-    int len = redisFormatCommandArgv(&cmd, 6 + 2 * EVENT_ENVELOPE_FIELDS, argv, lens);
+    int argc = 6 + 2 * EVENT_ENVELOPE_FIELDS, len = -1;
+    if (!then) len = redisFormatCommandArgv(&cmd, argc, x, xl);
+    else if ((argc = rsync_xadd_then_args(p->key, argc - 2, x + 2, xl + 2, then->cmd, then->key, then->argc, then->argv,
+                                          argv, lens, n)) >= 0)
+        len = redisFormatCommandArgv(&cmd, argc, argv, lens);
     free(data);
-    if (len < 0 || outbox_append(b, cmd, (size_t)len, -1, NULL, p->m_out) < 0) {
+    if (len < 0 || outbox_append(&b->ob, cmd, (size_t)len, -1, NULL, p->m_out) < 0) {
         if (cmd) redisFreeCommand(cmd);
         snprintf(err, errlen, "out of memory queueing %s", ev->type);
         return -1;
     }
     outbox_pump(b);
     return 0;
+}
+
+int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen)
+{
+    return bus_queue(b, name, ev, NULL, err, errlen);
+}
+
+int bus_publish_then(bus_t *b, const char *name, const event_t *ev, const char *cmd, const char *key, int argc,
+                     const char *const *argv, char *err, size_t errlen)
+{
+    bus_then_t then = {cmd, key, argc, argv};
+    return bus_queue(b, name, ev, &then, err, errlen);
 }
 
 typedef struct bus_call {
@@ -1388,18 +1169,19 @@ typedef struct bus_call {
 static void bus_call_cb(redisAsyncContext *ac, void *r, void *pd)
 {
     bus_call_t *c = pd;
-    link_replied(link_of(ac));
-    if (c->fn) c->fn(c->ud, link_of(ac)->bus->freeing ? NULL : r); /* always called: ud may own memory */
+    rlink_replied(rlink_of(ac));
+    if (c->fn) c->fn(c->ud, bus_of(ac)->freeing ? NULL : r); /* always called: ud may own memory */
     free(c);
 }
 
 int bus_redis(bus_t *b, bus_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
 {
+    if (b->freeing) return -1; /* a callback of the free itself asking for more */
     bus_call_t *c = malloc(sizeof *c);
     if (!c) return -1;
     c->fn = fn;
     c->ud = ud;
-    if (link_send(&b->cmd, bus_call_cb, c, argc, argv, lens) < 0) {
+    if (rlink_send(&b->cmd, bus_call_cb, c, argc, argv, lens) < 0) {
         free(c);
         return -1;
     }
@@ -1425,12 +1207,13 @@ void bus_stop(bus_t *b, void (*done)(void *ud), void *ud)
 {
     if (b->stopping) return;
     b->stopping = 1;
+    b->rd.no_reconnect = 1; /* nothing more is read */
     b->stop_done = done;
     b->stop_ud = ud;
     b->stop_deadline_ms = clock_mono_ms() + b->cfg.drain_ms;
-    log_info("draining: %zu publishes and %zu acks outstanding", b->out_count, b->ack_len);
+    log_info("draining: %zu publishes and %zu acks outstanding", b->ob.count, b->ob.ack_len);
     if (!b->started) {
-        b->stopped = 1;
+        b->stopped = 1, b->cmd.no_reconnect = 1;
         if (done) done(ud);
     }
 }
@@ -1439,37 +1222,40 @@ void bus_free(bus_t *b)
 {
     if (!b) return;
     b->freeing = 1;
-    if (b->cmd.ac) redisAsyncFree(b->cmd.ac);
-    if (b->rd.ac) redisAsyncFree(b->rd.ac);
-    while (b->out_head) outbox_unlink(b, b->out_head);
+    rlink_free(&b->cmd);
+    rlink_free(&b->rd);
+    outbox_free(&b->ob);
+    while (b->deferred) { /* their entries stay pending in Redis */
+        bus_pending_t *p = b->deferred;
+        b->deferred = p->next;
+        freeReplyObject(p->fields);
+        free(p);
+    }
     for (int i = 0; i < b->nsubs; i++) {
         free(b->subs[i].scan_ids);
         free(b->subs[i].scan_counts);
     }
-    if (b->cmd.reconnect_ev) event_free(b->cmd.reconnect_ev);
-    if (b->rd.reconnect_ev) event_free(b->rd.reconnect_ev);
     if (b->tick_ev) event_free(b->tick_ev);
     breaker_free(b->breaker);
-    free(b->acks);
     free(b->read_argv);
     free(b);
 }
 
 int bus_ready(const bus_t *b, char *why, size_t whylen)
 {
-    if (b->cmd.state != LINK_UP) snprintf(why, whylen, "redis command link is down: %s", b->last_error);
-    else if (b->nsubs && b->rd.state != LINK_UP) snprintf(why, whylen, "redis read link is down: %s", b->last_error);
+    if (b->cmd.state != RLINK_UP) snprintf(why, whylen, "redis command link is down: %s", b->last_error);
+    else if (b->nsubs && b->rd.state != RLINK_UP) snprintf(why, whylen, "redis read link is down: %s", b->last_error);
     else if (!b->groups_ready) snprintf(why, whylen, "consumer groups not ready: %s", b->last_error);
     else if (b->breaker && breaker_state(b->breaker, clock_mono_ms()) == BREAKER_OPEN)
         snprintf(why, whylen, "redis-publish breaker is open: %s", b->last_error);
-    else if (b->out_pub_count >= (size_t)b->cfg.outbox_max) snprintf(why, whylen, "outbox is full");
+    else if (b->ob.pubs >= (size_t)b->cfg.outbox_max) snprintf(why, whylen, "outbox is full");
     else return 1;
     return 0;
 }
 
-static const char *link_state_name(link_state_t s)
+static const char *link_state_name(rlink_state_t s)
 {
-    return s == LINK_UP ? "up" : s == LINK_CONNECTING || s == LINK_HELLO ? "connecting" : "down";
+    return s == RLINK_UP ? "up" : s == RLINK_CONNECTING || s == RLINK_HELLO ? "connecting" : "down";
 }
 
 json_t *bus_status(const bus_t *b)
@@ -1485,12 +1271,12 @@ json_t *bus_status(const bus_t *b)
     return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:b, s:s?, s:s, s:o}",
         "group", b->group, "consumer", b->consumer,
         "cmd_link", link_state_name(b->cmd.state), "read_link", link_state_name(b->rd.state),
-        "outbox", (json_int_t)b->out_count,
+        "outbox", (json_int_t)b->ob.count,
         "publish_breaker", breaker_state_name(breaker_state(b->breaker, clock_mono_ms())),
         "paused", b->paused, "pause_reason", b->paused ? b->pause_reason : NULL,
         "last_error", b->last_error, "streams", streams);
 }
 
-size_t bus_outbox_size(const bus_t *b) { return b->out_count; }
-int bus_outbox_sent(const bus_t *b) { return b->out_cursor == NULL && b->cmd.state == LINK_UP; }
+size_t bus_outbox_size(const bus_t *b) { return b->ob.count; }
+int bus_outbox_sent(const bus_t *b) { return outbox_cursor(&b->ob) == NULL && b->cmd.state == RLINK_UP; }
 breaker_t *bus_breaker(const bus_t *b) { return b->breaker; }

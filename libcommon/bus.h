@@ -42,7 +42,9 @@ struct redisReply;
 typedef enum {
     BUS_OK = 0,    /* handled: ack */
     BUS_RETRY = 1, /* transient failure: deliver again later */
-    BUS_DEAD = 2   /* will never succeed: dead-letter now */
+    BUS_DEAD = 2,  /* will never succeed: dead-letter now */
+    BUS_LATER = 3  /* going on without blocking the loop: the handler called
+                      bus_defer() and finishes the entry with bus_finish() */
 } bus_result_t;
 
 typedef struct bus_msg {
@@ -79,6 +81,12 @@ int bus_start(bus_t *b);
  * should return BUS_RETRY so its input is delivered again later). */
 int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen);
 
+/* The same, and once the entry is added, one more write `cmd key argv...`
+ * in the same script (SET a record that says the event was published):
+ * both happen or neither. Ordered and confirmed as every publish. */
+int bus_publish_then(bus_t *b, const char *name, const event_t *ev, const char *cmd, const char *key, int argc,
+                     const char *const *argv, char *err, size_t errlen);
+
 /* Called exactly once: with the reply (borrowed: it dies when the callback
  * returns), or with NULL when the link dropped or the bus is being freed. */
 typedef void (*bus_reply_fn)(void *ud, const struct redisReply *reply);
@@ -101,6 +109,28 @@ void bus_resume(bus_t *b);
  * are waiting for a retry come back no sooner either. */
 #define BUS_RETRY_AFTER_MAX_MS 60000
 void bus_retry_after(bus_t *b, int64_t ms);
+
+/* Entries a handler finishes later (an order waiting on the exchange, a
+ * write waiting on Redis) while the loop goes on with other entries.
+ *
+ * A handler calls bus_defer() and returns BUS_LATER; it later calls
+ * bus_finish() exactly once with what it would have returned. Until then
+ * the entry is not acked (a crash delivers it again after a restart) and is
+ * never handed to a handler of this bus again (a re-read of our pending
+ * entries or a claim skips it). The drain waits for deferred entries. */
+typedef struct bus_pending bus_pending_t;
+/* Only inside a handler: a token for the entry being handled, or NULL when
+ * out of memory (then return BUS_RETRY). Owned by the caller until bus_finish. */
+bus_pending_t *bus_defer(bus_t *b);
+/* (bus_free answers what is still on its way with NULL replies; bus_finish
+ * and bus_redis are safe inside those callbacks; tokens not finished by then
+ * are freed with the bus.) */
+/* Finish a deferred entry as if its handler had returned r now (err: the
+ * reason for BUS_RETRY or BUS_DEAD, may be NULL; call bus_retry_after()
+ * first to set a retry's delay). Frees p. r must not be BUS_LATER. */
+void bus_finish(bus_t *b, bus_pending_t *p, bus_result_t r, const char *err);
+/* Entries deferred and not finished yet. */
+size_t bus_deferred(const bus_t *b);
 
 /* Drain: stop reading, wait for outstanding publishes, DLQ writes and acks,
  * then call done (at most QT_DRAIN_MS later). */

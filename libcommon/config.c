@@ -217,6 +217,29 @@ int config_parse_redis_url(const char *url, redis_url_t *out, char *err, size_t 
 typedef struct { const char *name; long def, min, max; size_t off; } config_long_spec_t;
 
 #define QT_LONG(n, d, lo, hi, field) {n, d, lo, hi, offsetof(qt_config_t, field)}
+int config_get_breaker(const char *prefix, breaker_config_t *cfg, char *err, size_t errlen)
+{
+    char n[7][96];
+    static const char *const suffix[] = {"WINDOW", "MIN_CALLS", "FAILURE_RATE", "SLOW_CALL_MS",
+                                         "SLOW_RATE", "OPEN_WAIT_MS", "HALF_OPEN_CALLS"};
+    for (int i = 0; i < 7; i++) snprintf(n[i], sizeof n[i], "%s_%s", prefix, suffix[i]);
+    long w, mc, sc, ow, hc;
+    if (config_get_long(n[0], cfg->window_size, 1, 1000, &w, err, errlen) < 0 ||
+        config_get_long(n[1], cfg->min_calls, 1, 1000, &mc, err, errlen) < 0 ||
+        config_get_double(n[2], cfg->failure_rate, 0.01, 1.0, &cfg->failure_rate, err, errlen) < 0 ||
+        config_get_long(n[3], (long)cfg->slow_call_ms, 0, 3600000, &sc, err, errlen) < 0 ||
+        config_get_double(n[4], cfg->slow_rate, 0.01, 1.0, &cfg->slow_rate, err, errlen) < 0 ||
+        config_get_long(n[5], (long)cfg->open_wait_ms, 1, 86400000, &ow, err, errlen) < 0 ||
+        config_get_long(n[6], cfg->half_open_calls, 1, 1000, &hc, err, errlen) < 0)
+        return -1;
+    cfg->window_size = (int)w;
+    cfg->min_calls = (int)mc;
+    cfg->slow_call_ms = sc;
+    cfg->open_wait_ms = ow;
+    cfg->half_open_calls = (int)hc;
+    return 0;
+}
+
 static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_CLAIM_IDLE_MS", 30000, 10, 86400000L, claim_idle_ms),
     QT_LONG("QT_MAX_DELIVERIES", 5, 1, 1000, max_deliveries),
@@ -228,6 +251,8 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_REDIS_TIMEOUT_MS", 5000, 100, 600000, redis_timeout_ms),
     QT_LONG("QT_RETRY_DELAY_MS", 1000, 1, 600000, retry_delay_ms),
     QT_LONG("QT_DRAIN_MS", 10000, 0, 600000, drain_ms),
+    QT_LONG("QT_HTTP_BUSY_MS", 500, 10, 60000, http_busy_ms),
+    QT_LONG("QT_HEALTH_STALL_MS", 300000, 1000, 86400000, health_stall_ms),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */
@@ -257,6 +282,8 @@ int config_common_load(qt_config_t *cfg, const char *service, long default_port,
     config_get_str("QT_NAMESPACE", "qt", &cfg->ns);
     config_get_str("REDIS_URL", "redis://127.0.0.1:6379/0", &cfg->redis_url_str);
     config_get_str("QT_HTTP_BIND", "127.0.0.1", &cfg->http_bind);
+    config_get_str("QT_CORS_ORIGINS", "http://127.0.0.1:8081,http://localhost:8081", &cfg->cors_origins);
+    config_get_str("QT_LOG_LEVEL", "info", &cfg->log_level);
     if (config_check_ns(cfg->ns, err, errlen) < 0 ||
         config_parse_redis_url(cfg->redis_url_str, &cfg->redis, err, errlen) < 0 ||
         config_get_long("QT_HTTP_PORT", default_port, 0, 65535, &cfg->http_port, err, errlen) < 0 ||
@@ -267,5 +294,7 @@ int config_common_load(qt_config_t *cfg, const char *service, long default_port,
         long *dst = (long *)(void *)((char *)cfg + s->off);
         if (config_get_long(s->name, s->def, s->min, s->max, dst, err, errlen) < 0) return -1;
     }
-    return 0;
+    breaker_config_default(&cfg->redis_breaker);
+    cfg->redis_breaker.open_wait_ms = 2000; /* Redis comes back fast; do not sit out 30 s */
+    return config_get_breaker("QT_REDIS_BREAKER", &cfg->redis_breaker, err, errlen);
 }

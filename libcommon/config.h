@@ -7,6 +7,8 @@
 #ifndef QT_CONFIG_H
 #define QT_CONFIG_H
 
+#include "breaker.h"
+
 #include <stddef.h>
 
 int config_get_str(const char *name, const char *def, const char **out);
@@ -51,7 +53,17 @@ typedef struct qt_config {
     long redis_timeout_ms;   /* QT_REDIS_TIMEOUT_MS, 5000: watchdog for a silent link */
     long retry_delay_ms;     /* QT_RETRY_DELAY_MS, 1000: before a RETRY entry is re-read */
     long drain_ms;           /* QT_DRAIN_MS, 10000: SIGTERM drain limit */
+    long http_busy_ms;       /* QT_HTTP_BUSY_MS, 500: the HTTP thread answers alone past it */
+    long health_stall_ms;    /* QT_HEALTH_STALL_MS, 300000: /health says stalled past it */
+    const char *cors_origins; /* QT_CORS_ORIGINS: origins whose browsers may read GETs */
+    const char *log_level;   /* QT_LOG_LEVEL: debug, info, warn or error */
+    breaker_config_t redis_breaker; /* QT_REDIS_BREAKER_*: the bus's publish breaker */
 } qt_config_t;
+
+/* A breaker's settings from <prefix>_WINDOW, _MIN_CALLS, _FAILURE_RATE,
+ * _SLOW_CALL_MS, _SLOW_RATE, _OPEN_WAIT_MS and _HALF_OPEN_CALLS over the
+ * defaults already in cfg. -1 with err naming a bad variable. */
+int config_get_breaker(const char *prefix, breaker_config_t *cfg, char *err, size_t errlen);
 
 int config_common_load(qt_config_t *cfg, const char *service, long default_port,
                        char *err, size_t errlen);

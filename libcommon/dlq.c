@@ -11,6 +11,13 @@
 static const char *const dlq_meta[DLQ_META_FIELDS] = {
     "origin_stream", "origin_id", "group", "consumer", "deliveries", "error", "failed_at"};
 
+void dlq_meta_fields(const dlq_meta_t *m, const char *out[2 * DLQ_META_FIELDS])
+{
+    const char *v[DLQ_META_FIELDS] = {m->origin_stream, m->origin_id, m->group,    m->consumer,
+                                      m->deliveries,    m->error,     m->failed_at};
+    for (int i = 0; i < DLQ_META_FIELDS; i++) out[2 * i] = dlq_meta[i], out[2 * i + 1] = v[i];
+}
+
 /* Is fields (a flat name/value array) a DLQ entry? Checks the trailing metadata. */
 static int dlq_is_entry(const redisReply *f)
 {

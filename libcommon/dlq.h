@@ -4,8 +4,8 @@
  * metadata pairs, in this order: origin_stream, origin_id, group, consumer,
  * deliveries, error, failed_at (see bus.h). Replay re-adds the original
  * fields (with the operator's fixes) to the origin stream and deletes the
- * DLQ entry, atomically (MULTI/EXEC), so an entry is never both replayed
- * and kept, or lost. */
+ * DLQ entry, atomically (one script, rsync_xadd_then in rsync.h), so an
+ * entry is never both replayed and kept, or lost. */
 #ifndef QT_DLQ_H
 #define QT_DLQ_H
 
@@ -14,6 +14,19 @@
 #include <stddef.h>
 
 #define DLQ_META_FIELDS 7
+
+/* The metadata of a dead letter, in the order of the layout above. */
+typedef struct dlq_meta {
+    const char *origin_stream, *origin_id, *group, *consumer;
+    const char *deliveries; /* decimal */
+    const char *error;
+    const char *failed_at;  /* epoch ms, decimal */
+} dlq_meta_t;
+
+/* The metadata as the 2 * DLQ_META_FIELDS name/value strings that close a
+ * DLQ entry (borrowed from m and static names). The bus writes dead letters
+ * with it; this file reads them. */
+void dlq_meta_fields(const dlq_meta_t *m, const char *out[2 * DLQ_META_FIELDS]);
 
 /* Up to count entries, oldest first, as a JSON array of
  * {"dlq_id", "origin_stream", "origin_id", "group", "consumer",

@@ -1,6 +1,5 @@
 /* httpd.c — route table, JSON replies, auth guard and built-in endpoints. */
 #include "httpd.h"
-#include "config.h"
 #include "clock.h"
 #include "log.h"
 
@@ -331,7 +330,10 @@ static void httpd_send_json(httpd_t *h, struct evhttp_request *r, int status, js
 {
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!txt) return httpd_send(h, r, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+    if (!txt) {
+        httpd_send(h, r, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);
+        return;
+    }
     size_t n = strlen(txt);
     char *line = realloc(txt, n + 2);
     if (line) line[n++] = '\n', line[n] = '\0', txt = line;
@@ -369,14 +371,20 @@ static char *httpd_uri(const httpd_job_t *j)
 static void httpd_cache_put(httpd_t *h, const httpd_job_t *j)
 {
     char *uri = httpd_uri(j);
-    if (!uri || j->reply_len > HTTPD_CACHE_MAX) return free(uri);
+    if (!uri || j->reply_len > HTTPD_CACHE_MAX) {
+        free(uri);
+        return;
+    }
     int slot = -1;
     for (int i = 0; i < HTTPD_CACHE && slot < 0; i++)
         if (h->cache[i].uri && strcmp(h->cache[i].uri, uri) == 0) slot = i;
     if (slot < 0) slot = h->cache_next, h->cache_next = (h->cache_next + 1) % HTTPD_CACHE;
     httpd_cached_t *c = &h->cache[slot];
     char *body = malloc(j->reply_len ? j->reply_len : 1);
-    if (!body) return free(uri);
+    if (!body) {
+        free(uri);
+        return;
+    }
     memcpy(body, j->reply, j->reply_len);
     free(c->uri), free(c->body);
     c->uri = uri, c->body = body, c->len = j->reply_len, c->at_ms = clock_mono_ms();
@@ -422,17 +430,19 @@ static void httpd_job_late(evutil_socket_t fd, short what, void *arg)
     int get = strcmp(j->method, "GET") == 0 || strcmp(j->method, "HEAD") == 0;
     if (get && strcmp(j->path, "/health") == 0) {
         int stalled = held >= h->stall_ms;
-        return httpd_send_json(h, r, stalled ? 503 : 200,
+        httpd_send_json(h, r, stalled ? 503 : 200,
                                json_pack("{s:s, s:s, s:I, s:I}", "status", stalled ? "stalled" : "busy", "service",
                                          h->service, "uptime_s", (json_int_t)((clock_mono_ms() - h->started_ms) / 1000),
                                          "loop_busy_ms", (json_int_t)held));
+        return;
     }
     if (get && strcmp(j->path, "/ready") == 0) { /* the shape of the loop's own answer: one failing check */
         char why[128];
         snprintf(why, sizeof why, "busy: the service loop is held by a blocking call (%ld ms)", held);
-        return httpd_send_json(h, r, 503, json_pack("{s:b, s:s, s:{s:{s:b, s:s}}, s:I}", "ready", 0, "service",
+        httpd_send_json(h, r, 503, json_pack("{s:b, s:s, s:{s:{s:b, s:s}}, s:I}", "ready", 0, "service",
                                                    h->service, "checks", "loop", "ok", 0, "reason", why, "loop_busy_ms",
                                                    (json_int_t)held));
+        return;
     }
     char *uri = get ? httpd_uri(j) : NULL;
     for (int i = 0; uri && i < HTTPD_CACHE; i++) {
@@ -442,7 +452,8 @@ static void httpd_job_late(evutil_socket_t fd, short what, void *arg)
         snprintf(age, sizeof age, "%lld", (long long)(clock_mono_ms() - c->at_ms));
         evhttp_add_header(evhttp_request_get_output_headers(r), "X-QT-Stale-Ms", age);
         httpd_send(h, r, 200, c->content_type, c->body, c->len);
-        return free(uri);
+        free(uri);
+        return;
     }
     free(uri);
     evhttp_add_header(evhttp_request_get_output_headers(r), "Retry-After", "1");
@@ -474,7 +485,8 @@ static void httpd_dispatch(struct evhttp_request *r, void *arg)
     }
     if (!j || !j->path || (query && !j->query) || (auth && !j->auth) || !j->body || !j->deadline || !j->back) {
         if (j) httpd_job_free(j);
-        return evhttp_send_error(r, 503, "out of memory");
+        evhttp_send_error(r, 503, "out of memory");
+        return;
     }
     if (n) evbuffer_copyout(in, j->body, n);
     pthread_mutex_lock(&h->mu);
@@ -510,6 +522,18 @@ static void httpd_beat(evutil_socket_t fd, short what, void *arg)
     if (n > 0) metric_add(h->m_busy, (double)n);
 }
 
+/* The loop is done with the job: count it and hand the answer back. */
+static void httpd_job_answered(httpd_job_t *j)
+{
+    httpd_t *h = j->h;
+    httpd_count(h, j->status);
+    metric_observe(h->m_latency, (double)(clock_mono_us() - j->t0_us) / 1e6);
+    pthread_mutex_lock(&h->mu);
+    j->state = JOB_DONE;
+    pthread_mutex_unlock(&h->mu);
+    event_active(j->back, EV_TIMEOUT, 1);
+}
+
 /* Run a handed-over request (the loop) and hand the answer back. */
 static void httpd_job_run(evutil_socket_t fd, short what, void *arg)
 {
@@ -520,7 +544,10 @@ static void httpd_job_run(evutil_socket_t fd, short what, void *arg)
     int cancelled = j->state == JOB_CANCELLED;
     if (!cancelled) j->state = JOB_RUNNING;
     pthread_mutex_unlock(&h->mu);
-    if (cancelled) return event_active(j->back, EV_TIMEOUT, 1); /* answered as busy: the server thread frees it */
+    if (cancelled) {
+        event_active(j->back, EV_TIMEOUT, 1);
+        return;
+    } /* answered as busy: the server thread frees it */
     atomic_store(&h->beat_ms, clock_mono_ms());
     struct evkeyvalq query = {0};
     json_t *out = NULL;
@@ -539,15 +566,20 @@ static void httpd_job_run(evutil_socket_t fd, short what, void *arg)
         req.query = &query;
         status = httpd_run(h, &req, &out);
     }
-    if (status) httpd_reply_json(&req, status, out);
-    httpd_count(h, j->status);
-    metric_observe(h->m_latency, (double)(clock_mono_us() - j->t0_us) / 1e6);
     evhttp_clear_headers(&query);
     free(path);
-    pthread_mutex_lock(&h->mu);
-    j->state = JOB_DONE;
-    pthread_mutex_unlock(&h->mu);
-    event_active(j->back, EV_TIMEOUT, 1);
+    if (status == HTTPD_LATER) return; /* the handler answers with httpd_answer() */
+    if (status) httpd_reply_json(&req, status, out);
+    httpd_job_answered(j);
+}
+
+httpd_later_t *httpd_later(httpd_req_t *req) { return req->job; }
+
+void httpd_answer(httpd_later_t *j, int status, json_t *out)
+{
+    httpd_req_t req = {j, j->method, NULL, "", NULL, NULL};
+    httpd_reply_json(&req, status, out);
+    httpd_job_answered(j);
 }
 
 static int httpd_health(void *ud, httpd_req_t *req, json_t **out)
@@ -619,8 +651,7 @@ int httpd_threads_init(void)
     return rc;
 }
 
-httpd_t *httpd_new(struct event_base *base, const char *service, const char *bind, int port,
-                   const char *token, metrics_t *metrics, char *err, size_t errlen)
+httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *metrics, char *err, size_t errlen)
 {
     httpd_t *h = calloc(1, sizeof *h);
     if (!h) return snprintf(err, errlen, "out of memory"), NULL;
@@ -632,16 +663,10 @@ httpd_t *httpd_new(struct event_base *base, const char *service, const char *bin
         httpd_free(h);
         return NULL;
     }
-    if (config_get_long("QT_HTTP_BUSY_MS", 500, 10, 60000, &h->busy_ms, err, errlen) < 0 ||
-        config_get_long("QT_HEALTH_STALL_MS", 300000, 1000, 86400000, &h->stall_ms, err, errlen) < 0) {
-        httpd_free(h);
-        return NULL;
-    }
-    snprintf(h->service, sizeof h->service, "%s", service);
-    snprintf(h->token, sizeof h->token, "%s", token ? token : "");
-    const char *cors;
-    config_get_str("QT_CORS_ORIGINS", "http://127.0.0.1:8081,http://localhost:8081", &cors);
-    snprintf(h->cors, sizeof h->cors, "%s", cors);
+    h->busy_ms = c->busy_ms, h->stall_ms = c->stall_ms;
+    snprintf(h->service, sizeof h->service, "%s", c->service);
+    snprintf(h->token, sizeof h->token, "%s", c->token ? c->token : "");
+    snprintf(h->cors, sizeof h->cors, "%s", c->cors ? c->cors : "");
     h->metrics = metrics;
     h->started_ms = clock_mono_ms();
     atomic_store(&h->beat_ms, h->started_ms);
@@ -654,9 +679,10 @@ httpd_t *httpd_new(struct event_base *base, const char *service, const char *bin
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(h->http, httpd_dispatch, h);
-    h->sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)port);
+    h->sock = evhttp_bind_socket_with_handle(h->http, c->bind, (ev_uint16_t)c->port);
     if (!h->sock) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s (QT_HTTP_BIND/QT_HTTP_PORT)", bind, port, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s:%d: %s (QT_HTTP_BIND/QT_HTTP_PORT)", c->bind, c->port,
+                 strerror(errno));
         httpd_free(h);
         return NULL;
     }

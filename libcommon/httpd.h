@@ -47,8 +47,18 @@ typedef struct httpd_req {
 } httpd_req_t;
 
 /* Return the HTTP status and set *out to the reply (stolen; NULL gives a
- * default body), or return 0 after replying with httpd_reply_text(). */
+ * default body), or return 0 after replying with httpd_reply_text(), or
+ * HTTPD_LATER after taking httpd_later(req) to answer once an asynchronous
+ * call came back (the request's fields die when the handler returns: copy
+ * what the answer needs). */
 typedef int (*httpd_fn)(void *ud, httpd_req_t *req, json_t **out);
+#define HTTPD_LATER (-2)
+typedef struct httpd_job httpd_later_t;
+/* Inside a handler: the request, to answer later. */
+httpd_later_t *httpd_later(httpd_req_t *req);
+/* Answer a request taken with httpd_later() (on the loop), exactly once:
+ * status and out (stolen, NULL gives a default body) as a handler returns them. */
+void httpd_answer(httpd_later_t *later, int status, json_t *out);
 /* Readiness check: 1 if ready; otherwise 0 with the reason in why. */
 typedef int (*httpd_ready_fn)(void *ud, char *why, size_t whylen);
 /* Status object for /api/v1/status (new reference). */
@@ -62,10 +72,20 @@ typedef json_t *(*httpd_status_fn)(void *ud);
  * -1 if it cannot be (then httpd_new fails). */
 int httpd_threads_init(void);
 
-/* Bind to bind:port (port 0 picks a free one, see httpd_port). token may be
- * "" (mutating routes off); it is copied. metrics is borrowed (may be NULL). */
-httpd_t *httpd_new(struct event_base *base, const char *service, const char *bind, int port,
-                   const char *token, metrics_t *metrics, char *err, size_t errlen);
+/* What the server is told (svc fills it from qt_config_t). Strings are copied. */
+typedef struct httpd_config {
+    const char *service;
+    const char *bind;  /* address to listen on */
+    int port;          /* 0 picks a free one, see httpd_port */
+    const char *token; /* "" or NULL: mutating routes off */
+    long busy_ms;      /* the server thread answers alone when the loop has not taken a request by then */
+    long stall_ms;     /* /health says "stalled" once the loop is held this long */
+    const char *cors;  /* comma-separated origins whose browsers may read GET replies */
+} httpd_config_t;
+
+/* Bind and serve on a thread of its own; handlers run on base's loop.
+ * metrics is borrowed (may be NULL). */
+httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *metrics, char *err, size_t errlen);
 void httpd_free(httpd_t *h);
 int httpd_port(const httpd_t *h);
 

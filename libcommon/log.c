@@ -14,9 +14,8 @@ static char log_service[64] = "qt";
 static log_level_t log_level = LOG_INFO;
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 
-void log_init(const char *service)
+void log_init(const char *service, const char *lvl)
 {
-    const char *lvl = getenv("QT_LOG_LEVEL");
     snprintf(log_service, sizeof log_service, "%s", service ? service : "qt");
     for (int i = 0; lvl && i < 4; i++)
         if (strcasecmp(lvl, log_names[i]) == 0) log_level = (log_level_t)i;

@@ -9,7 +9,8 @@ typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
 /* Set the service name shown on every line (copied) and the level from
  * QT_LOG_LEVEL (debug|info|warn|error, default info). */
-void log_init(const char *service);
+/* level: "debug", "info", "warn" or "error" (any case); NULL or another word keeps info. */
+void log_init(const char *service, const char *level);
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
 

@@ -1,5 +1,6 @@
 /* model.c — PPO actor-critic MLP: file format and forward pass (see model.h). */
 #include "model.h"
+#include "prng.h"
 #include "atomicfile.h"
 #include "digest.h"
 
@@ -129,8 +130,7 @@ void model_init_random(model_t *m, unsigned long long seed, const char *version)
     uint64_t s = seed;
     for (int i = 0, n = model_parts(m, parts); i < n; i++)
         for (size_t k = 0; k < parts[i].n; k++) {
-            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-            double u = ((s >> 11) + 0.5) / 9007199254740992.0 * 2 - 1; /* uniform (-1, 1) */
+            double u = prng_uniform(&s) * 2 - 1; /* uniform (-1, 1) */
             parts[i].p[k] = (float)(u * scale[i] * sqrt(3.0));
         }
 }

@@ -1,5 +1,5 @@
 /* obs.h — per-symbol feature state and the 64-dim observation of
- * proto/features.h, shared by live services and trainers. */
+ * proto/feature_layout.h, shared by live services and trainers. */
 #ifndef QT_OBS_H
 #define QT_OBS_H
 

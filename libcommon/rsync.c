@@ -47,23 +47,32 @@ static const char xadd_then_lua[] =
     "redis.call(ARGV[n + 2], KEYS[2], unpack(ARGV, n + 3))\n"
     "return id\n";
 
-int rsync_xadd_then(redisContext *c, const char *stream, int xargc, const char *const *xargv, const size_t *xlens,
-                    const char *cmd, const char *key, int cargc, const char *const *cargv, char *err, size_t errlen)
+int rsync_xadd_then_args(const char *stream, int xargc, const char *const *xargv, const size_t *xlens, const char *cmd,
+                         const char *key, int cargc, const char *const *cargv, const char **argv, size_t *lens,
+                         char n[16])
 {
-    const char *argv[7 + 2 * RSYNC_XADD_THEN_MAX];
-    size_t lens[7 + 2 * RSYNC_XADD_THEN_MAX];
-    char n[16];
     int argc = 0;
-    if (xargc < 1 || xargc > RSYNC_XADD_THEN_MAX || cargc < 0 || cargc > RSYNC_XADD_THEN_MAX) {
-        snprintf(err, errlen, "rsync_xadd_then: %d + %d arguments (at most %d each)", xargc, cargc, RSYNC_XADD_THEN_MAX);
-        return -1;
-    }
-    snprintf(n, sizeof n, "%d", xargc);
+    if (xargc < 1 || xargc > RSYNC_XADD_THEN_MAX || cargc < 0 || cargc > RSYNC_XADD_THEN_MAX) return -1;
+    snprintf(n, 16, "%d", xargc);
     const char *head[] = {"EVAL", xadd_then_lua, "2", stream, key, n};
     for (int i = 0; i < 6; i++) argv[argc] = head[i], lens[argc++] = strlen(head[i]);
     for (int i = 0; i < xargc; i++) argv[argc] = xargv[i], lens[argc++] = xlens ? xlens[i] : strlen(xargv[i]);
     argv[argc] = cmd, lens[argc++] = strlen(cmd);
     for (int i = 0; i < cargc; i++) argv[argc] = cargv[i], lens[argc++] = strlen(cargv[i]);
+    return argc;
+}
+
+int rsync_xadd_then(redisContext *c, const char *stream, int xargc, const char *const *xargv, const size_t *xlens,
+                    const char *cmd, const char *key, int cargc, const char *const *cargv, char *err, size_t errlen)
+{
+    const char *argv[RSYNC_XADD_THEN_ARGV];
+    size_t lens[RSYNC_XADD_THEN_ARGV];
+    char n[16];
+    int argc = rsync_xadd_then_args(stream, xargc, xargv, xlens, cmd, key, cargc, cargv, argv, lens, n);
+    if (argc < 0) {
+        snprintf(err, errlen, "rsync_xadd_then: %d + %d arguments (at most %d each)", xargc, cargc, RSYNC_XADD_THEN_MAX);
+        return -1;
+    }
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
     int ok = r && r->type == REDIS_REPLY_STRING;
     if (!ok) snprintf(err, errlen, "XADD to %s then %s %s: %s", stream, cmd, key,

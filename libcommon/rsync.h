@@ -1,6 +1,7 @@
-/* rsync.h — a synchronous Redis connection for tools and tests (qtctl,
- * DLQ operations): connect with a timeout, AUTH and SELECT from a REDIS_URL.
- * Services use the async bus instead. */
+/* rsync.h — a synchronous Redis connection: connect with a timeout, AUTH
+ * and SELECT from a REDIS_URL. For tools and tests (qtctl, DLQ operations)
+ * and for a service's start-up reads before its loop runs (the engine's
+ * rebuild, restoring checkpoints); on a running loop services use the bus. */
 #ifndef QT_RSYNC_H
 #define QT_RSYNC_H
 
@@ -20,7 +21,15 @@ redisContext *rsync_connect(const redis_url_t *u, int timeout_ms, char *err, siz
  * or a DLQ copy deleted with no entry added. 0, or -1 with err (nothing was
  * written when the XADD failed). lens may be NULL for NUL-terminated args. */
 #define RSYNC_XADD_THEN_MAX 160
+#define RSYNC_XADD_THEN_ARGV (7 + 2 * RSYNC_XADD_THEN_MAX)
 int rsync_xadd_then(redisContext *c, const char *stream, int xargc, const char *const *xargv, const size_t *xlens,
                     const char *cmd, const char *key, int cargc, const char *const *cargv, char *err, size_t errlen);
+
+/* The same script's arguments into argv/lens (RSYNC_XADD_THEN_ARGV places;
+ * n holds a number they point to): their count, or -1 when there are too
+ * many. For sending it another way (the bus sends it asynchronously). */
+int rsync_xadd_then_args(const char *stream, int xargc, const char *const *xargv, const size_t *xlens, const char *cmd,
+                         const char *key, int cargc, const char *const *cargv, const char **argv, size_t *lens,
+                         char n[16]);
 
 #endif

@@ -51,10 +51,10 @@ static void svc_signal(evutil_socket_t sig, short what, void *arg)
 int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    log_init(service);
     event_set_source(service);
     signal(SIGPIPE, SIG_IGN);
     if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
+    log_init(service, s->cfg.log_level);
     if (httpd_threads_init() < 0) { /* before the loop exists: the HTTP server's thread hands requests to it */
         snprintf(err, errlen, "libevent has no thread support");
         return -1;
@@ -71,8 +71,9 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     }
     s->bus = bus_new(s->base, &s->cfg, s->metrics, err, errlen);
     if (!s->bus) return -1;
-    s->http = httpd_new(s->base, service, s->cfg.http_bind, (int)s->cfg.http_port, s->cfg.api_token,
-                        s->metrics, err, errlen);
+    httpd_config_t hc = {service,  s->cfg.http_bind,      (int)s->cfg.http_port,  s->cfg.api_token,
+                         s->cfg.http_busy_ms, s->cfg.health_stall_ms, s->cfg.cors_origins};
+    s->http = httpd_new(s->base, &hc, s->metrics, err, errlen);
     if (!s->http) return -1;
     httpd_add_ready(s->http, "redis", svc_bus_ready, s->bus);
     httpd_set_status(s->http, svc_status, s);
@@ -105,8 +106,8 @@ void svc_free(svc_t *s)
     if (s->ev_term) event_free(s->ev_term);
     if (s->ev_int) event_free(s->ev_int);
     if (s->ev_hup) event_free(s->ev_hup);
+    bus_free(s->bus);   /* first: what it answers on the way out may answer HTTP requests (httpd_answer) */
     httpd_free(s->http);
-    bus_free(s->bus);
     metrics_free(s->metrics);
     s->ev_term = s->ev_int = s->ev_hup = NULL;
     s->http = NULL, s->bus = NULL, s->metrics = NULL;

@@ -1,6 +1,6 @@
 /* feature_layout.h — the 64-dim observation's layout, version 1: index → name →
  * scaling. Training and live code both build observations from this table
- * (libcommon/features.c); it never differs between them. Changing it means a
+ * (libcommon/obs.c); it never differs between them. Changing it means a
  * new version and retrained models. */
 #ifndef QT_FEATURE_LAYOUT_H
 #define QT_FEATURE_LAYOUT_H

@@ -1,6 +1,7 @@
 /* proto.c — the event-type registry: embedded schemas, compiled once, plus
  * the cross-field rules a schema cannot express. */
 #include "proto.h"
+#include "keys.h"
 #include "schema.h"
 
 #include <math.h>
@@ -166,3 +167,5 @@ int proto_validate(const char *type, int version, const json_t *data, char *err,
             return -1;
     return 0;
 }
+
+void proto_key(char *out, size_t len, const char *ns, const char *name) { snprintf(out, len, "%s:%s", ns, name); }

@@ -1,5 +1,6 @@
 /* ensemble.c — bars and external votes → signal.generated (see ensemble.h). */
 #include "ensemble.h"
+#include "keys.h"
 #include "symtab.h"
 #include "clock.h"
 #include "digest.h"
@@ -481,7 +482,7 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     struct timeval tv = {0, 50000};
     for (int i = 0; i < e->n; i++) names[i] = e->names[i];
     if (!(e->learner = learner_new(svc, names, e->n, err, errlen))) return -1;
-    snprintf(e->k_pending, sizeof e->k_pending, "%s:ml:pending", svc->cfg.ns);
+    proto_key(e->k_pending, sizeof e->k_pending, svc->cfg.ns, QT_KEY_ML_PENDING);
     e->m_predict = metrics_histogram(svc->metrics, "qt_ml_predict_seconds", "Member predictions for one bar", NULL, NULL, 0);
     e->m_signals = metrics_counter(svc->metrics, "qt_ml_signals_total", "signal.generated published", NULL);
     e->m_counted = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"counted\"");
@@ -491,10 +492,10 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     e->tick = event_new(svc->base, -1, EV_PERSIST, ens_tick, e);
     static const char *const votes_only[] = {"model.vote", NULL}; /* the signals on that stream are not ours */
     if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", ens_handle, e) < 0 ||
-        bus_subscribe_types(svc->bus, "signal", votes_only, ens_handle, e) < 0)
+        bus_subscribe_types(svc->bus, "signal", votes_only, ens_handle, e) < 0 ||
+        httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e) < 0 ||
+        httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e) < 0)
         return snprintf(err, errlen, "cannot set up the ensemble"), -1;
-    httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e);
-    httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e);
     httpd_set_status(svc->http, ens_status, e);
     svc->on_reload = ens_on_hup, svc->on_stop = ens_on_stop, svc->hook_ud = e;
     return 0;

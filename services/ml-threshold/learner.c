@@ -1,5 +1,6 @@
 /* learner.c — closed trades → RSM and adaptive thresholds, shared through Redis (see learner.h). */
 #include "learner.h"
+#include "keys.h"
 #include "atomicfile.h"
 #include "clock.h"
 #include "event.h"
@@ -46,6 +47,8 @@ struct learner {
     struct event *tick;
     long trades, duplicates, conflicts, skipped, adaptations_published;
     metric_t *m_update, *m_trades;
+    struct learner_job *jobs; /* closed trades being applied (the head) or waiting, in order */
+    int closing;
 };
 
 typedef struct trade {
@@ -221,27 +224,177 @@ static int learner_trade(const event_t *ev, trade_t *t)
     return 0;
 }
 
-static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
-{
-    learner_t *l = ud;
+/* ---------- closed trades, one at a time, without blocking the loop ---------- */
+
+/* A closed trade on its way into the shared state: compare-and-set through
+ * the bus, and on a conflict the state read back and the update made again
+ * (at most LEARNER_ATTEMPTS times). Trades are applied one at a time, in the
+ * order they arrive, as the synchronous version did. */
+typedef struct learner_job {
+    struct learner_job *next;
+    learner_t *l;
+    bus_pending_t *token;
+    event_t ev; /* a copy of the envelope, holding a reference to the data (the votes point into it) */
     trade_t t;
-    int changed = 0;
-    if (strcmp(m->ev->type, "position.closed") != 0 && strcmp(m->ev->type, "feedback.prediction.outcome") != 0) return BUS_OK;
-    if (learner_trade(m->ev, &t) < 0) return l->skipped++, BUS_OK;
-    int64_t t0 = clock_mono_us();
-    int rc = learner_commit(l, learner_apply_trade, &t, t.key, t.event_time, &changed, err, errlen);
-    if (rc < 0) return BUS_RETRY;
-    metric_observe(l->m_update, (double)(clock_mono_us() - t0) / 1e6);
-    if (rc == 1) { /* recorded before: its threshold events again, in case they were lost */
+    rsm_t r;    /* the state this attempt writes */
+    thr_t th;
+    int changed, attempt, last_rc;
+    int64_t t0;
+    char err[256];
+} learner_job_t;
+
+static void learner_job_next(learner_t *l);
+static void learner_cas_send(learner_job_t *j);
+
+static void learner_job_end(learner_job_t *j, bus_result_t r)
+{
+    learner_t *l = j->l;
+    l->jobs = j->next;
+    if (!l->closing) bus_finish(l->svc->bus, j->token, r, j->err);
+    event_clear(&j->ev);
+    free(j);
+    if (!l->closing) learner_job_next(l);
+}
+
+/* Written (rc 1) or recorded before (rc -1): the threshold events, if they changed. */
+static void learner_job_done(learner_job_t *j, int rc)
+{
+    learner_t *l = j->l;
+    int changed = j->changed;
+    if (rc == -1) { /* recorded before: its threshold events again, in case they were lost */
         l->duplicates++;
-        changed = strcmp(l->change_key, t.key) == 0;
+        changed = strcmp(l->change_key, j->t.key) == 0;
     } else {
         l->trades++;
         metric_inc(l->m_trades);
+        metric_observe(l->m_update, (double)(clock_mono_us() - j->t0) / 1e6);
     }
-    if (changed && learner_publish_thresholds(l, t.key, t.event_time, m->ev->trace) < 0)
-        return snprintf(err, errlen, "outbox full"), BUS_RETRY;
-    return BUS_OK;
+    if (changed && learner_publish_thresholds(l, j->t.key, j->t.event_time, j->ev.trace) < 0) {
+        snprintf(j->err, sizeof j->err, "outbox full");
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    learner_job_end(j, BUS_OK);
+}
+
+static void learner_refetch_cb(void *ud, const struct redisReply *r)
+{
+    learner_job_t *j = ud;
+    learner_t *l = j->l;
+    if (l->closing) {
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        snprintf(j->err, sizeof j->err, "redis: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer to HMGET");
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    if (r->element[1]->type == REDIS_REPLY_STRING &&
+        learner_adopt(l, r->element[1]->str, r->element[1]->len, atoll(r->element[0]->str ? r->element[0]->str : "0")) < 0) {
+        snprintf(j->err, sizeof j->err, "%s holds a malformed state", l->k_state);
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    if (j->last_rc == -1) {
+        learner_job_done(j, -1);
+        return;
+    }
+    l->conflicts++;
+    if (++j->attempt >= LEARNER_ATTEMPTS) {
+        snprintf(j->err, sizeof j->err, "the shared state kept changing under %d attempts", LEARNER_ATTEMPTS);
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    learner_cas_send(j);
+}
+
+static void learner_cas_cb(void *ud, const struct redisReply *r)
+{
+    learner_job_t *j = ud;
+    learner_t *l = j->l;
+    if (l->closing) {
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        snprintf(j->err, sizeof j->err, "redis: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "unexpected reply to the update script" : "no answer");
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    long long v = r->element[1]->integer;
+    j->last_rc = r->element[0]->integer == 1 ? 1 : r->element[0]->integer == 0 ? 0 : -1;
+    if (j->last_rc == 1) {
+        l->rsm = j->r, l->thr = j->th, l->version = v, l->dirty = 1;
+        if (j->changed) snprintf(l->change_key, sizeof l->change_key, "%s", j->t.key);
+        learner_job_done(j, 1);
+        return;
+    }
+    const char *argv[] = {"HMGET", l->k_state, "version", "state"}; /* another writer was first: read its state */
+    if (bus_redis(l->svc->bus, learner_refetch_cb, j, 4, argv, NULL) < 0) {
+        snprintf(j->err, sizeof j->err, "redis: the link is down");
+        learner_job_end(j, BUS_RETRY);
+    }
+}
+
+/* The update on a copy of the state, sent as one compare-and-set. */
+static void learner_cas_send(learner_job_t *j)
+{
+    learner_t *l = j->l;
+    char ver[32], sc[32];
+    j->r = l->rsm, j->th = l->thr;
+    j->changed = learner_apply_trade(&j->r, &j->th, &j->t);
+    char *state = learner_state_text(&j->r, &j->th, j->changed ? j->t.key : l->change_key);
+    if (!state) {
+        snprintf(j->err, sizeof j->err, "out of memory");
+        learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    snprintf(ver, sizeof ver, "%lld", l->version);
+    snprintf(sc, sizeof sc, "%lld", (long long)j->t.event_time);
+    const char *argv[] = {"EVAL", cas_script, "2", l->k_state, l->k_seen, ver, state, j->t.key, sc};
+    int rc = bus_redis(l->svc->bus, learner_cas_cb, j, 9, argv, NULL);
+    free(state);
+    if (rc < 0) {
+        snprintf(j->err, sizeof j->err, "redis: the link is down");
+        learner_job_end(j, BUS_RETRY);
+    }
+}
+
+static void learner_job_next(learner_t *l)
+{
+    if (l->jobs && !l->jobs->t0) {
+        l->jobs->t0 = clock_mono_us();
+        learner_cas_send(l->jobs);
+    }
+}
+
+static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    learner_t *l = ud;
+    if (strcmp(m->ev->type, "position.closed") != 0 && strcmp(m->ev->type, "feedback.prediction.outcome") != 0) return BUS_OK;
+    learner_job_t *j = calloc(1, sizeof *j);
+    if (!j) return snprintf(err, errlen, "out of memory"), BUS_RETRY;
+    j->l = l;
+    j->ev = *m->ev;
+    j->ev.data = json_incref(m->ev->data);
+    if (learner_trade(&j->ev, &j->t) < 0) {
+        event_clear(&j->ev);
+        free(j);
+        l->skipped++;
+        return BUS_OK;
+    }
+    if (!(j->token = bus_defer(l->svc->bus))) {
+        event_clear(&j->ev);
+        free(j);
+        return snprintf(err, errlen, "out of memory"), BUS_RETRY;
+    }
+    learner_job_t **pp = &l->jobs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = j;
+    learner_job_next(l);
+    return BUS_LATER;
 }
 
 /* ---------- HTTP ---------- */
@@ -447,14 +600,15 @@ static int learner_setup(learner_t *l, char *err, size_t errlen)
     else if (got == 0 && learner_restore_file(l, err, errlen) < 0) return -1;
     else if (got < 0) log_warn("shared state not loaded yet (%s); it is read again on the first update", why);
     l->tick = event_new(l->svc->base, -1, EV_PERSIST, learner_tick, l);
-    if (!l->tick || event_add(l->tick, &tv) < 0 || bus_subscribe(l->svc->bus, "feedback", learner_handle, l) < 0)
+    httpd_t *h = l->svc->http;
+    if (!l->tick || event_add(l->tick, &tv) < 0 || bus_subscribe(l->svc->bus, "feedback", learner_handle, l) < 0 ||
+        httpd_route(h, "GET", "/api/v1/reinforcement/diagnostics", 0, learner_http_diag, l) < 0 ||
+        httpd_route(h, "GET", "/api/v1/reinforcement/weights", 0, learner_http_weights, l) < 0 ||
+        httpd_route(h, "GET", "/api/v1/reinforcement/calibration", 0, learner_http_calibration, l) < 0 ||
+        httpd_route(h, "POST", "/api/v1/reinforcement/reset_weights", HTTPD_AUTH, learner_http_reset_weights, l) < 0 ||
+        httpd_route(h, "POST", "/api/v1/reinforcement/reset_calibration", HTTPD_AUTH, learner_http_reset_calibration, l) < 0 ||
+        httpd_route(h, "GET", "/api/v1/thresholds", 0, learner_http_thresholds, l) < 0)
         return snprintf(err, errlen, "cannot set up the learner"), -1;
-    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/diagnostics", 0, learner_http_diag, l);
-    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/weights", 0, learner_http_weights, l);
-    httpd_route(l->svc->http, "GET", "/api/v1/reinforcement/calibration", 0, learner_http_calibration, l);
-    httpd_route(l->svc->http, "POST", "/api/v1/reinforcement/reset_weights", HTTPD_AUTH, learner_http_reset_weights, l);
-    httpd_route(l->svc->http, "POST", "/api/v1/reinforcement/reset_calibration", HTTPD_AUTH, learner_http_reset_calibration, l);
-    httpd_route(l->svc->http, "GET", "/api/v1/thresholds", 0, learner_http_thresholds, l);
     return 0;
 }
 
@@ -478,8 +632,8 @@ learner_t *learner_new(svc_t *svc, const char *const *names, int n, char *err, s
     thr_init(&l->thr, &tc);
     config_get_str("RL_CHECKPOINT_PATH", "", &path);
     snprintf(l->ckpt_path, sizeof l->ckpt_path, "%s", path);
-    snprintf(l->k_state, sizeof l->k_state, "%s:ml:state", svc->cfg.ns);
-    snprintf(l->k_seen, sizeof l->k_seen, "%s:ml:seen", svc->cfg.ns);
+    proto_key(l->k_state, sizeof l->k_state, svc->cfg.ns, QT_KEY_ML_STATE);
+    proto_key(l->k_seen, sizeof l->k_seen, svc->cfg.ns, QT_KEY_ML_SEEN);
     l->m_update = metrics_histogram(svc->metrics, "qt_ml_update_seconds", "RSM update per closed trade", NULL, NULL, 0);
     l->m_trades = metrics_counter(svc->metrics, "qt_ml_trades_total", "Closed trades learned from", NULL);
     l->last_ckpt_us = clock_mono_us();
@@ -492,6 +646,13 @@ fail:
 void learner_free(learner_t *l)
 {
     if (!l) return;
+    l->closing = 1;
+    while (l->jobs) {
+        struct learner_job *j = l->jobs;
+        l->jobs = j->next;
+        event_clear(&j->ev);
+        free(j);
+    }
     if (l->tick) event_free(l->tick);
     if (l->rc) redisFree(l->rc);
     free(l);

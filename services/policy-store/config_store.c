@@ -1,5 +1,6 @@
 /* config_store.c — typed configuration keys in Redis (see config_store.h). */
 #include "config_store.h"
+#include "keys.h"
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
@@ -87,10 +88,10 @@ config_store_t *config_store_new(const qt_config_t *cfg, char *err, size_t errle
         return NULL;
     }
     cs->cfg = cfg;
-    snprintf(cs->hash, sizeof cs->hash, "%s:policy:config", cfg->ns);
-    snprintf(cs->versions, sizeof cs->versions, "%s:policy:versions", cfg->ns);
-    snprintf(cs->stream, sizeof cs->stream, "%s:policy", cfg->ns);
-    snprintf(cs->audit, sizeof cs->audit, "%s:policy:audit", cfg->ns);
+    proto_key(cs->hash, sizeof cs->hash, cfg->ns, QT_KEY_POLICY_CONFIG);
+    proto_key(cs->versions, sizeof cs->versions, cfg->ns, QT_KEY_POLICY_VERSIONS);
+    proto_key(cs->stream, sizeof cs->stream, cfg->ns, QT_STREAM_POLICY);
+    proto_key(cs->audit, sizeof cs->audit, cfg->ns, QT_KEY_POLICY_AUDIT);
     return cs;
 }
 
@@ -352,9 +353,11 @@ static int cs_http_put(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
-void config_store_routes(config_store_t *cs, httpd_t *h)
+int config_store_routes(config_store_t *cs, httpd_t *h)
 {
-    httpd_route(h, "GET", "/api/v1/policy/config", 0, cs_http_all, cs);
-    httpd_route(h, "GET", "/api/v1/policy/config/", HTTPD_PREFIX, cs_http_get, cs);
-    httpd_route(h, "PUT", "/api/v1/policy/config/", HTTPD_PREFIX | HTTPD_AUTH, cs_http_put, cs);
+    return httpd_route(h, "GET", "/api/v1/policy/config", 0, cs_http_all, cs) < 0 ||
+                   httpd_route(h, "GET", "/api/v1/policy/config/", HTTPD_PREFIX, cs_http_get, cs) < 0 ||
+                   httpd_route(h, "PUT", "/api/v1/policy/config/", HTTPD_PREFIX | HTTPD_AUTH, cs_http_put, cs) < 0
+               ? -1
+               : 0;
 }

@@ -38,8 +38,9 @@ int config_store_check(const char *key, const json_t *value, char *err, size_t e
 long config_store_set(config_store_t *cs, const char *key, const json_t *value, const char *who,
                       int *status, char *err, size_t errlen);
 
-/* HTTP: GET /api/v1/policy/config, GET and PUT /api/v1/policy/config/{key}. */
-void config_store_routes(config_store_t *cs, httpd_t *h);
+/* HTTP: GET /api/v1/policy/config, GET and PUT /api/v1/policy/config/{key}.
+ * -1 when a route cannot be added. */
+int config_store_routes(config_store_t *cs, httpd_t *h);
 
 /* A non-secret label of the API token for the audit trail: "token:<8 hex>". */
 void config_store_token_label(const char *token, char *out, size_t len);

@@ -1,14 +1,14 @@
 /* policy-store — configuration authority and the Orchestrator Policy Engine.
- * Wires config_store (typed keys, HTTP, audit) and engine (TradingPolicy)
+ * Wires config_store (typed keys, HTTP, audit) and policy_engine (TradingPolicy)
  * onto the shared service runtime. Port 8085 by default. */
 #include "config_store.h"
-#include "engine.h"
+#include "policy_engine.h"
 #include "log.h"
 #include "svc.h"
 
 #include <stdio.h>
 
-static void policy_store_stop(void *ud) { engine_checkpoint(ud); }
+static void policy_store_stop(void *ud) { policy_engine_checkpoint(ud); }
 
 int main(void)
 {
@@ -19,17 +19,16 @@ int main(void)
         return 2;
     }
     config_store_t *cs = config_store_new(&svc.cfg, err, sizeof err);
-    policy_engine_t *engine = cs ? engine_new(&svc, cs, err, sizeof err) : NULL;
-    if (!engine) {
-        fprintf(stderr, "policy-store: %s\n", err);
+    policy_engine_t *engine = cs ? policy_engine_new(&svc, cs, err, sizeof err) : NULL;
+    if (!engine || config_store_routes(cs, svc.http) < 0) {
+        fprintf(stderr, "policy-store: %s\n", engine ? "cannot add the configuration routes" : err);
         return 2;
     }
-    config_store_routes(cs, svc.http);
     svc.on_stop = policy_store_stop;
     svc.hook_ud = engine;
     int rc = svc_run(&svc);
     svc_free(&svc);
-    engine_free(engine);
+    policy_engine_free(engine);
     config_store_free(cs);
     svc_free_base(&svc); /* last: the services above freed their events on it */
     return rc;

@@ -1,12 +1,15 @@
 /* decider.c — bars → observation → PPO policy → rl.signal.generated (see decider.h). */
 #include "decider.h"
-#include "symtab.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "event.h"
+#include "keys.h"
 #include "log.h"
 #include "model.h"
 #include "obs.h"
+#include "policyview.h"
+#include "prng.h"
+#include "symtab.h"
 
 #include <hiredis/hiredis.h>
 
@@ -40,7 +43,7 @@ struct decider {
     double epsilon, eps_min, eps_decay, equity;
     int explore_in_shadow;
     uint64_t rng;
-    char mode[16];
+    policyview_t pv; /* rl_v3.live.mode */
     long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
     metric_t *m_latency, *m_decisions;
     struct event *tick;
@@ -57,17 +60,14 @@ static dec_sym_t *dec_sym(decider_t *d, const char *symbol)
     return s;
 }
 
-static double dec_rand(decider_t *d)
-{
-    d->rng = d->rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return ((d->rng >> 11) + 0.5) / 9007199254740992.0;
-}
+static const char *dec_mode(const decider_t *d) { return policyview_str(&d->pv, "rl_v3.live.mode", "SHADOW"); }
 
 static int dec_exploring(decider_t *d)
 {
-    if (strcmp(d->mode, "SHADOW") == 0 && !d->explore_in_shadow) return 0;
-    if (strcmp(d->mode, "OFF") == 0) return 0;
-    int ex = dec_rand(d) < d->epsilon;
+    const char *mode = dec_mode(d);
+    if (strcmp(mode, "SHADOW") == 0 && !d->explore_in_shadow) return 0;
+    if (strcmp(mode, "OFF") == 0) return 0;
+    int ex = prng_uniform(&d->rng) < d->epsilon;
     d->epsilon = fmax(d->eps_min, d->epsilon * d->eps_decay);
     return ex;
 }
@@ -121,7 +121,7 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     int a = 0, exploring = dec_exploring(d);
     for (int j = 1; j < MODEL_ACTIONS; j++)
         if (o.probs[j] > o.probs[a]) a = j;
-    if (exploring) a = (int)(dec_rand(d) * MODEL_ACTIONS) % MODEL_ACTIONS, d->explored++;
+    if (exploring) a = (int)(prng_uniform(&d->rng) * MODEL_ACTIONS) % MODEL_ACTIONS, d->explored++;
     s->last_action = a;
     if (dec_publish(d, s, m->ev, a, &o, exploring) < 0) {
         snprintf(err, errlen, "outbox full");
@@ -183,12 +183,7 @@ static bus_result_t dec_handle(void *ud, const bus_msg_t *m, char *err, size_t e
     decider_t *d = ud;
     if (dedupe_check(d->seen, m->ev->id)) return BUS_OK;
     if (strcmp(m->ev->type, "market.data.update") == 0) return dec_on_bar(d, m, err, errlen);
-    if (strcmp(m->ev->type, "policy.config.updated") == 0) {
-        const json_t *v = json_object_get(m->ev->data, "value");
-        if (strcmp(json_string_value(json_object_get(m->ev->data, "key")), "rl_v3.live.mode") == 0 && json_is_string(v))
-            snprintf(d->mode, sizeof d->mode, "%s", json_string_value(v));
-        return BUS_OK;
-    }
+    if (policyview_apply(&d->pv, m->ev)) return BUS_OK;
     return dec_on_feedback(d, m);
 }
 
@@ -233,7 +228,7 @@ static json_t *dec_status_json(const decider_t *d)
     json_t *counts = json_object();
     for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, actions[j], json_integer(d->action_counts[j]));
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
-                     d->model->version, "model_path", d->model_path, "mode", d->mode, "decisions",
+                     d->model->version, "model_path", d->model_path, "mode", dec_mode(d), "decisions",
                      (json_int_t)d->decisions, "explored", (json_int_t)d->explored, "exploration_rate", d->epsilon,
                      "action_counts", counts, "experiences", (json_int_t)d->experiences, "inference_seconds", "p50",
                      metric_quantile(d->m_latency, 0.5), "p99", metric_quantile(d->m_latency, 0.99), "count",
@@ -255,13 +250,11 @@ static json_t *dec_status(void *ud)
     return s;
 }
 
-/* The mode from the policy hash at start and every 10 s (SHADOW until known). */
-static void dec_mode_cb(void *ud, const struct redisReply *r)
+/* The configuration from the policy hash at start and every 10 s (SHADOW until known). */
+static void dec_config_cb(void *ud, const struct redisReply *r)
 {
     decider_t *d = ud;
-    json_t *v = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, JSON_DECODE_ANY, NULL) : NULL;
-    if (json_is_string(v)) snprintf(d->mode, sizeof d->mode, "%s", json_string_value(v));
-    json_decref(v);
+    policyview_load_hash(&d->pv, r);
 }
 
 static void dec_tick(evutil_socket_t fd, short what, void *arg)
@@ -270,9 +263,9 @@ static void dec_tick(evutil_socket_t fd, short what, void *arg)
     char key[160];
     (void)fd;
     (void)what;
-    snprintf(key, sizeof key, "%s:policy:config", d->svc->cfg.ns);
-    const char *argv[] = {"HGET", key, "rl_v3.live.mode"};
-    bus_redis(d->svc->bus, dec_mode_cb, d, 3, argv, NULL);
+    proto_key(key, sizeof key, d->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
+    const char *argv[] = {"HGETALL", key};
+    bus_redis(d->svc->bus, dec_config_cb, d, 2, argv, NULL);
 }
 
 decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
@@ -280,12 +273,12 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
     const char *path;
     long seed;
     decider_t *d = calloc(1, sizeof *d);
-    if (!d || !(d->seen = dedupe_new(16384))) {
+    if (!d || policyview_init(&d->pv) < 0 || !(d->seen = dedupe_new(16384))) {
+        if (d) policyview_free(&d->pv);
         free(d);
         return snprintf(err, errlen, "out of memory"), NULL;
     }
     d->svc = svc;
-    snprintf(d->mode, sizeof d->mode, "SHADOW");
     config_get_str("QT_RL_MODEL", "models/ppo-default.bin", &path);
     snprintf(d->model_path, sizeof d->model_path, "%s", path);
     if (config_get_double("QT_RL_EXPLORATION_INITIAL", 0.1, 0, 1, &d->epsilon, err, errlen) < 0 ||
@@ -302,14 +295,14 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
     d->tick = event_new(svc->base, -1, EV_PERSIST, dec_tick, d);
     struct timeval tv = {10, 0};
     if (!d->tick || event_add(d->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", dec_handle, d) < 0 ||
-        bus_subscribe(svc->bus, "feedback", dec_handle, d) < 0 || bus_subscribe(svc->bus, "policy", dec_handle, d) < 0) {
+        bus_subscribe(svc->bus, "feedback", dec_handle, d) < 0 || bus_subscribe(svc->bus, "policy", dec_handle, d) < 0 ||
+        httpd_route(svc->http, "GET", "/api/v1/rl/status", 0, dec_http_status, d) < 0 ||
+        httpd_route(svc->http, "POST", "/api/v1/rl/reload", HTTPD_AUTH, dec_http_reload, d) < 0) {
         snprintf(err, errlen, "cannot set up rl-decision");
         decider_free(d);
         return NULL;
     }
     event_active(d->tick, EV_TIMEOUT, 0); /* read the mode soon after start */
-    httpd_route(svc->http, "GET", "/api/v1/rl/status", 0, dec_http_status, d);
-    httpd_route(svc->http, "POST", "/api/v1/rl/reload", HTTPD_AUTH, dec_http_reload, d);
     httpd_set_status(svc->http, dec_status, d);
     svc->on_reload = dec_on_hup;
     svc->hook_ud = d;
@@ -321,6 +314,7 @@ void decider_free(decider_t *d)
     if (!d) return;
     if (d->tick) event_free(d->tick);
     dedupe_free(d->seen);
+    policyview_free(&d->pv);
     free(d->model);
     free(d);
 }

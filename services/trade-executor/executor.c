@@ -1,13 +1,21 @@
-/* executor.c — intents to orders, exactly once (see executor.h). */
+/* executor.c — intents to orders, exactly once (see executor.h).
+ *
+ * Each intent is a job that goes step by step — claim its record, ask the
+ * venue what it knows, filters, balance, mark the request, place, record
+ * the result — each step an asynchronous call whose answer starts the next,
+ * so the loop never waits on the exchange or Redis: while one order hangs,
+ * other symbols' intents (a stop-loss exit) go on. Jobs of one symbol run
+ * one at a time, in the order their intents arrived. */
 #include "executor.h"
 #include "breaker.h"
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
+#include "keys.h"
 #include "log.h"
-#include "rsync.h"
 #include "venue.h"
 
+#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,28 +23,36 @@
 
 #define EX_RECORD_TTL "2592000" /* 30 days */
 
+typedef struct ex_job ex_job_t;
+
 struct executor {
     svc_t *svc;
     venue_t *venue;
     breaker_t *breaker;
-    redisContext *rc;
     struct event *tick;
+    ex_job_t *jobs, *jobs_tail; /* intents being handled or waiting for their symbol, oldest first */
     long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused;
-    int venue_failed; /* while an intent is handled: a venue call got no answer */
-    long max_age_ms;  /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
+    long max_age_ms; /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
+    int closing, reconciling;
     char last_error[256];
     json_t *reconcile;
-    metric_t *m_executed, *m_failed, *m_dups, *m_diff;
+    metric_t *m_executed, *m_failed, *m_dups, *m_diff, *m_jobs;
 };
 
-typedef struct ex_intent {
-    const event_t *ev;
-    const char *symbol, *side, *tag;
-    double size_pct, leverage, ref_price, qty;
-    int reduce_only;
-    int64_t event_time;
-    char cid[40], key[200];
-} ex_intent_t;
+/* One intent on its way. */
+struct ex_job {
+    ex_job_t *next;
+    executor_t *x;
+    bus_pending_t *token;
+    event_t ev; /* a copy of the envelope, holding a reference to the data */
+    const char *symbol, *side, *tag; /* in ev.data */
+    double size_pct, leverage, ref_price, qty, order_qty;
+    int reduce_only, fresh, started, venue_called, venue_failed;
+    int64_t event_time, t0;
+    long long sent_at; /* when its last order request began (wall ms), 0 if none went out */
+    venue_filters_t fl;
+    char cid[40], key[200], err[512];
+};
 
 /* "qt" + 32 hex of SHA-256(intent id): 34 characters, a valid Binance client order id. */
 static void ex_cid(const char *intent_id, char out[40])
@@ -45,239 +61,415 @@ static void ex_cid(const char *intent_id, char out[40])
     digest_hex(intent_id, 16, out + 2);
 }
 
-static redisContext *ex_conn(executor_t *x, char *err, size_t errlen)
+static void ex_job_start(ex_job_t *j);
+
+/* ---------- the end of a job ---------- */
+
+static void ex_job_unlink(executor_t *x, ex_job_t *j)
 {
-    if (x->rc && !x->rc->err) return x->rc;
-    if (x->rc) redisFree(x->rc);
-    x->rc = rsync_connect(&x->svc->cfg.redis, 2000, err, errlen);
-    return x->rc;
+    ex_job_t **pp = &x->jobs, *prev = NULL;
+    while (*pp && *pp != j) prev = *pp, pp = &(*pp)->next;
+    if (!*pp) return;
+    *pp = j->next;
+    if (x->jobs_tail == j) x->jobs_tail = prev;
+    metric_set(x->m_jobs, (double)bus_deferred(x->svc->bus));
 }
 
-/* Publish the result and mark the intent DONE, atomically. 0; -1 when Redis
- * failed (try again); -2 when the event breaks the contract (a bug: DLQ). */
-static int ex_finish(executor_t *x, const ex_intent_t *in, const char *type, json_t *data, char *err, size_t errlen)
+static void ex_job_free(ex_job_t *j)
 {
-    char name[128], id[37], key[160], done[200], maxlen[24];
+    event_clear(&j->ev);
+    free(j);
+}
+
+/* The intent is handled (r as a handler returns it): the bus acks, retries
+ * or dead-letters it, and the next intent of its symbol starts. */
+static void ex_done(ex_job_t *j, bus_result_t r)
+{
+    executor_t *x = j->x;
+    ex_job_unlink(x, j);
+    if (x->closing) { /* the bus may be gone: the entry stays pending and comes back after a restart */
+        ex_job_free(j);
+        return;
+    }
+    /* One breaker outcome per intent handled: a failure if any venue call got
+     * no answer (ex_unavailable recorded it), else a success — whatever the
+     * answers said (a fill, a refusal, "no such order"): the venue answered.
+     * No venue call at all: a half-open breaker gets its trial back. */
+    if (!j->venue_called) breaker_release(x->breaker, clock_mono_ms());
+    else if (!j->venue_failed) breaker_record(x->breaker, 1, clock_mono_ms() - j->t0, clock_mono_ms());
+    char sym[32];
+    snprintf(sym, sizeof sym, "%s", j->symbol ? j->symbol : "");
+    bus_finish(x->svc->bus, j->token, r, j->err);
+    ex_job_free(j);
+    for (ex_job_t *n = x->jobs; n; n = n->next) /* the next of the same symbol, in order */
+        if (!n->started && strcmp(n->symbol, sym) == 0) {
+            ex_job_start(n);
+            break;
+        }
+}
+
+/* Publish the result and mark the intent DONE, atomically, through the bus
+ * (the intent is acked only once both are written): then the job is done. */
+static void ex_finish(ex_job_t *j, const char *type, json_t *data)
+{
+    char name[128], id[37], done[200];
     event_t ev;
-    event_field_t f[EVENT_ENVELOPE_FIELDS];
-    event_numbuf_t nb;
-    redisContext *c = ex_conn(x, err, errlen);
-    snprintf(name, sizeof name, "exec:%s", in->ev->id);
+    snprintf(name, sizeof name, "exec:%s", j->ev.id);
     event_derive_id(name, id);
-    if (!c) {
-        json_decref(data);
-        return -1;
+    if (event_make(&ev, type, data, j->ev.trace, id, j->err, sizeof j->err) < 0) {
+        log_error("%s for intent %s breaks the contract (a bug): %s", type, j->ev.id, j->err);
+        ex_done(j, BUS_DEAD);
+        return;
     }
-    if (event_make(&ev, type, data, in->ev->trace, id, err, errlen) < 0) {
-        log_error("%s for intent %s breaks the contract (a bug): %s", type, in->ev->id, err);
-        return -2;
-    }
-    char *json = event_data_json(&ev);
-    event_to_fields(&ev, json, f, &nb);
-    snprintf(key, sizeof key, "%s:execution", x->svc->cfg.ns);
-    snprintf(maxlen, sizeof maxlen, "%ld", x->svc->cfg.stream_maxlen);
     snprintf(done, sizeof done, "{\"state\":\"DONE\",\"result\":\"%s\",\"event_id\":\"%s\"}", type, id);
-    const char *xargv[4 + 2 * EVENT_ENVELOPE_FIELDS] = {"MAXLEN", "~", maxlen, "*"};
-    size_t xlens[4 + 2 * EVENT_ENVELOPE_FIELDS];
-    for (int i = 0; i < 4; i++) xlens[i] = strlen(xargv[i]);
-    for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++) {
-        xargv[4 + 2 * i] = f[i].name, xlens[4 + 2 * i] = f[i].name_len;
-        xargv[5 + 2 * i] = f[i].val, xlens[5 + 2 * i] = f[i].val_len;
-    }
     const char *set[] = {done, "EX", EX_RECORD_TTL};
-    char why[300];
-    int ok = rsync_xadd_then(c, key, 4 + 2 * EVENT_ENVELOPE_FIELDS, xargv, xlens, "SET", in->key, 3, set, why, sizeof why) == 0;
-    if (!ok) snprintf(err, errlen, "cannot record the result in Redis: %s", why);
-    free(json);
+    int rc = bus_publish_then(j->x->svc->bus, QT_STREAM_EXECUTION, &ev, "SET", j->key, 3, set, j->err, sizeof j->err);
     event_clear(&ev);
-    return ok ? 0 : -1;
+    if (rc == 0 && strcmp(type, "trade.executed") == 0) j->x->executed++, metric_inc(j->x->m_executed);
+    if (rc == 0 && strcmp(type, "trade.failed") == 0) j->x->failed++, metric_inc(j->x->m_failed);
+    ex_done(j, rc < 0 ? BUS_RETRY : BUS_OK);
 }
 
-static int ex_failed(executor_t *x, const ex_intent_t *in, const char *reason, const char *code, int retryable,
-                     char *err, size_t errlen)
+static void ex_failed(ex_job_t *j, const char *reason, const char *code, int retryable)
 {
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "intent_id", in->ev->id, "symbol", in->symbol, "reason", reason,
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "intent_id", j->ev.id, "symbol", j->symbol, "reason", reason,
                           "code", code && *code ? code : "REJECTED", "retryable", retryable, "event_time",
-                          (json_int_t)in->event_time);
-    log_msg(LOG_WARN, in->ev->trace, "intent %s failed: %s", in->ev->id, reason);
-    int rc = ex_finish(x, in, "trade.failed", d, err, errlen);
-    if (rc < 0) return rc;
-    x->failed++;
-    metric_inc(x->m_failed);
-    return 0;
+                          (json_int_t)j->event_time);
+    log_msg(LOG_WARN, j->ev.trace, "intent %s failed: %s", j->ev.id, reason);
+    ex_finish(j, "trade.failed", d);
 }
 
-static int ex_executed(executor_t *x, const ex_intent_t *in, const venue_fill_t *f, char *err, size_t errlen)
+static void ex_executed(ex_job_t *j, const venue_fill_t *f)
 {
+    executor_t *x = j->x;
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:s, s:b, s:f, s:s, s:I}", "intent_id",
-                          in->ev->id, "client_order_id", in->cid, "order_id", f->order_id, "symbol", in->symbol, "side",
-                          in->side, "qty", f->qty, "price", f->price, "fee", f->fee, "fee_asset", "USDT", "venue",
-                          x->venue->ops->name, "reduce_only", in->reduce_only, "ref_price", in->ref_price,
-                          "source_tag", in->tag, "event_time", (json_int_t)in->event_time);
-    int rc = ex_finish(x, in, "trade.executed", d, err, errlen);
-    if (rc < 0) return rc;
-    x->executed++;
-    metric_inc(x->m_executed);
-    log_msg(LOG_INFO, in->ev->trace, "%s %s %.8g %s at %.8g (order %s, intent %s)", x->venue->ops->name, in->side,
-            f->qty, in->symbol, f->price, f->order_id, in->ev->id);
-    return 0;
+                          j->ev.id, "client_order_id", j->cid, "order_id", f->order_id, "symbol", j->symbol, "side",
+                          j->side, "qty", f->qty, "price", f->price, "fee", f->fee, "fee_asset", "USDT", "venue",
+                          x->venue->ops->name, "reduce_only", j->reduce_only, "ref_price", j->ref_price,
+                          "source_tag", j->tag, "event_time", (json_int_t)j->event_time);
+    log_msg(LOG_INFO, j->ev.trace, "%s %s %.8g %s at %.8g (order %s, intent %s)", x->venue->ops->name, j->side, f->qty,
+            j->symbol, f->price, f->order_id, j->ev.id);
+    ex_finish(j, "trade.executed", d);
 }
 
-/* SET the intent's record to SENT, with mode NX (the claim) or XX; at: when
- * an order request for it starts (wall ms; 0: none in flight, no "at"). The
- * reply, for the caller to free; *cp NULL (err set) when Redis is unreachable. */
-static redisReply *ex_set_sent(executor_t *x, const ex_intent_t *in, const char *mode, long long at_ms, redisContext **cp,
-                               char *err, size_t errlen)
+/* A venue call got no answer: retry later; the breaker hears of it. */
+static void ex_unavailable(ex_job_t *j, const char *what, const char *why)
+{
+    executor_t *x = j->x;
+    j->venue_failed = 1;
+    breaker_record(x->breaker, 0, 0, clock_mono_ms());
+    snprintf(x->last_error, sizeof x->last_error, "%s: %.200s", what, why);
+    if (breaker_state(x->breaker, clock_mono_ms()) == BREAKER_OPEN) bus_pause(x->svc->bus, "venue breaker open");
+    x->retried++;
+    snprintf(j->err, sizeof j->err, "%s: %.400s (will retry)", what, why);
+    ex_done(j, BUS_RETRY);
+}
+
+/* ---------- the idempotency record, through the bus ---------- */
+
+/* SET the record to SENT with mode NX (the claim) or XX; at: when an order
+ * request starts (wall ms; 0: none in flight). -1 when the link is down. */
+static int ex_set_sent(ex_job_t *j, const char *mode, long long at_ms, bus_reply_fn cb)
 {
     char rec[160], at[40] = "";
-    if (!(*cp = ex_conn(x, err, errlen))) return NULL;
     if (at_ms > 0) snprintf(at, sizeof at, ",\"at\":%lld", at_ms);
-    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\"%s}", in->cid, at);
-    const char *set[] = {"SET", in->key, rec, mode, "EX", EX_RECORD_TTL};
-    return redisCommandArgv(*cp, 6, set, NULL);
+    snprintf(rec, sizeof rec, "{\"state\":\"SENT\",\"cid\":\"%s\"%s}", j->cid, at);
+    const char *set[] = {"SET", j->key, rec, mode, "EX", EX_RECORD_TTL};
+    return bus_redis(j->x->svc->bus, cb, j, 6, set, NULL);
 }
 
-/* Claim the intent: 1 new, 0 already SENT (recover; *sent_at = when its
- * last order request began, wall ms, 0 if none went out), 2 already DONE,
- * -1 error. */
-static int ex_claim(executor_t *x, const ex_intent_t *in, long long *sent_at, char *err, size_t errlen)
+/* Redis could not be asked or did not answer: the intent comes back later. */
+static void ex_redis_trouble(ex_job_t *j, const char *what, const redisReply *r)
 {
-    redisContext *c;
-    redisReply *r = ex_set_sent(x, in, "NX", 0, &c, err, errlen);
-    if (!c) return -1;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "idempotency record: %s", r ? r->str : c->errstr);
-        if (r) freeReplyObject(r);
-        return -1;
+    snprintf(j->err, sizeof j->err, "idempotency record (%s): %s", what,
+             !r ? "Redis is not reachable now" : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    ex_done(j, BUS_RETRY);
+}
+
+static void ex_venue_steps(ex_job_t *j);
+
+static void ex_claimed(ex_job_t *j)
+{
+    executor_t *x = j->x;
+    long long age = (long long)clock_wall_ms() - (long long)j->ev.ts;
+    if (j->fresh && x->max_age_ms > 0 && !j->reduce_only && age > x->max_age_ms) {
+        char reason[200]; /* an entry decided on a market long gone; exits always go out */
+        snprintf(reason, sizeof reason,
+                 "intent is %lld ms old (QT_INTENT_MAX_AGE_MS=%ld): not ordered on a market that has moved on", age,
+                 x->max_age_ms);
+        x->stale++;
+        ex_failed(j, reason, "STALE", 0);
+        return;
     }
-    int fresh = r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    if (fresh) return 1;
-    r = redisCommand(c, "GET %s", in->key);
-    json_t *j = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
-    const char *state = json_string_value(json_object_get(j, "state"));
+    ex_venue_steps(j);
+}
+
+static void ex_record_cb(void *ud, const struct redisReply *r)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    json_t *rec = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(rec, "state"));
     int done = state && strcmp(state, "DONE") == 0;
-    *sent_at = json_is_integer(json_object_get(j, "at")) ? (long long)json_integer_value(json_object_get(j, "at")) : 0;
-    json_decref(j);
-    if (r) freeReplyObject(r);
-    return done ? 2 : 0;
-}
-
-/* Note in the record that an order request for it starts now (at_ms), or
- * (0) that the request provably did not reach the venue, so the next
- * attempt need not wait out an in-flight window; -1 with err when Redis
- * cannot say so (then no order goes out; or the window stays, to be safe). */
-static int ex_mark_sending(executor_t *x, const ex_intent_t *in, long long at_ms, char *err, size_t errlen)
-{
-    redisContext *c;
-    redisReply *r = ex_set_sent(x, in, "XX", at_ms, &c, err, errlen);
-    if (!c) return -1;
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    if (!ok) snprintf(err, errlen, "idempotency record: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "record gone" : c->errstr);
-    if (r) freeReplyObject(r);
-    return ok ? 0 : -1;
-}
-
-/* Quantity for the order, rounded down to the step; 0 with reason when too small. */
-static double ex_size(executor_t *x, const ex_intent_t *in, const venue_filters_t *fl, char *reason, size_t len,
-                      venue_rc_t *vr, char *err, size_t errlen)
-{
-    double base, qty;
-    *vr = VENUE_FILLED;
-    if (in->reduce_only) {
-        base = in->qty;
-    } else {
-        double balance;
-        if ((*vr = x->venue->ops->balance(x->venue, &balance, err, errlen)) != VENUE_FILLED) return 0;
-        base = balance * in->size_pct * in->leverage / in->ref_price;
+    j->sent_at = json_is_integer(json_object_get(rec, "at")) ? (long long)json_integer_value(json_object_get(rec, "at")) : 0;
+    json_decref(rec);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        ex_redis_trouble(j, "read", r);
+        return;
     }
-    qty = floor(base / fl->step + 1e-9) * fl->step;
+    if (done) { /* the result is already in the stream */
+        j->x->duplicates++;
+        metric_inc(j->x->m_dups);
+        ex_done(j, BUS_OK);
+        return;
+    }
+    ex_claimed(j);
+}
+
+static void ex_claim_cb(void *ud, const struct redisReply *r)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        ex_redis_trouble(j, "claim", r);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STATUS) { /* new: ours */
+        j->fresh = 1;
+        ex_claimed(j);
+        return;
+    }
+    const char *get[] = {"GET", j->key}; /* SENT before (a crash, a retry) or DONE */
+    if (bus_redis(j->x->svc->bus, ex_record_cb, j, 2, get, NULL) < 0) ex_redis_trouble(j, "read", NULL);
+}
+
+/* ---------- the venue ---------- */
+
+static void ex_place(ex_job_t *j);
+
+static void ex_placed_cb(void *ud, const venue_answer_t *a)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (a->rc == VENUE_UNAVAILABLE) {
+        ex_unavailable(j, "order", a->err);
+        return;
+    }
+    if (a->rc == VENUE_REJECTED) {
+        ex_failed(j, a->err, a->code, 0);
+        return;
+    }
+    if (a->rc == VENUE_FILLED) {
+        ex_executed(j, &a->fill);
+        return;
+    }
+    ex_unavailable(j, "order", a->err[0] ? a->err : "unexpected answer");
+}
+
+/* The request provably did not reach the venue: say so in the record, so the
+ * next attempt need not wait out an in-flight window. */
+static void ex_unsent_cb(void *ud, const struct redisReply *r)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_STATUS) j->x->unsent++;
+    char why[512];
+    snprintf(why, sizeof why, "%s", j->err);
+    ex_unavailable(j, "order (not taken by the venue)", why);
+}
+
+static void ex_placed_or_unsent_cb(void *ud, const venue_answer_t *a)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing || a->rc != VENUE_NOT_SENT) {
+        ex_placed_cb(ud, a);
+        return;
+    }
+    snprintf(j->err, sizeof j->err, "%s", a->err);
+    if (j->x->venue->in_flight_ms <= 0 || ex_set_sent(j, "XX", 0, ex_unsent_cb) < 0)
+        ex_unavailable(j, "order (not taken by the venue)", a->err);
+}
+
+static void ex_place(ex_job_t *j)
+{
+    venue_order_t o = {j->symbol, j->side, j->cid, j->order_qty, j->ref_price, j->leverage, j->reduce_only};
+    j->x->venue->ops->place(j->x->venue, &o, ex_placed_or_unsent_cb, j);
+}
+
+static void ex_marked_cb(void *ud, const struct redisReply *r)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_STATUS) { /* no order goes out unless the record says one may be in flight */
+        snprintf(j->err, sizeof j->err, "idempotency record: %s",
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : r ? "record gone" : "Redis is not reachable now");
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    ex_place(j);
+}
+
+/* Quantity for the order, rounded down to the step, from base; 0 with reason when too small. */
+static double ex_size(ex_job_t *j, double base, char *reason, size_t len)
+{
+    const venue_filters_t *fl = &j->fl;
+    double qty = floor(base / fl->step + 1e-9) * fl->step;
     qty = round(qty / fl->step) * fl->step; /* exact multiple, no float dust */
     if (qty < fl->min_qty || qty <= 0)
-        snprintf(reason, len, "quantity %.8g rounds below the minimum %.8g for %s", base, fl->min_qty, in->symbol);
-    else if (!in->reduce_only && qty * in->ref_price < fl->min_notional)
-        snprintf(reason, len, "notional %.2f USDT is below the minimum %.2f for %s", qty * in->ref_price,
-                 fl->min_notional, in->symbol);
+        snprintf(reason, len, "quantity %.8g rounds below the minimum %.8g for %s", base, fl->min_qty, j->symbol);
+    else if (!j->reduce_only && qty * j->ref_price < fl->min_notional)
+        snprintf(reason, len, "notional %.2f USDT is below the minimum %.2f for %s", qty * j->ref_price,
+                 fl->min_notional, j->symbol);
     else
         return qty;
     return 0;
 }
 
-/* What a finished (or not) result means for the intent's delivery. */
-static bus_result_t ex_outcome(int rc) { return rc == -2 ? BUS_DEAD : rc < 0 ? BUS_RETRY : BUS_OK; }
-
-static bus_result_t ex_unavailable(executor_t *x, const char *what, char *err, size_t errlen)
+static void ex_sized(ex_job_t *j, double base)
 {
-    x->venue_failed = 1;
-    breaker_record(x->breaker, 0, 0, clock_mono_ms());
-    snprintf(x->last_error, sizeof x->last_error, "%s: %.200s", what, err);
-    if (breaker_state(x->breaker, clock_mono_ms()) == BREAKER_OPEN) bus_pause(x->svc->bus, "venue breaker open");
-    x->retried++;
-    snprintf(err + strlen(err), errlen - strlen(err), " (will retry)");
-    return BUS_RETRY;
+    char reason[256];
+    if ((j->order_qty = ex_size(j, base, reason, sizeof reason)) <= 0) {
+        ex_failed(j, reason, "MIN_SIZE", 0);
+        return;
+    }
+    if (j->x->venue->in_flight_ms <= 0) {
+        ex_place(j);
+        return;
+    }
+    if (ex_set_sent(j, "XX", (long long)clock_wall_ms(), ex_marked_cb) < 0) ex_redis_trouble(j, "mark", NULL);
 }
 
-/* Place (or find) the order and record its result. sent_at: see ex_claim. */
-static bus_result_t ex_execute(executor_t *x, ex_intent_t *in, int fresh, long long sent_at, char *err, size_t errlen)
+static void ex_balance_cb(void *ud, const venue_answer_t *a)
 {
-    venue_fill_t fill;
-    venue_filters_t fl;
-    char reason[256] = "", code[16] = "";
-    venue_rc_t vr;
-    if (!fresh) { /* a crash or an unanswered request after the order was sent? ask the venue first */
-        vr = x->venue->ops->query(x->venue, in->symbol, in->cid, &fill, err, errlen);
-        if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order query", err, errlen);
-        if (vr == VENUE_REJECTED) { /* the order is there and ended with nothing filled */
-            char reason[256];
-            snprintf(reason, sizeof reason, "%s", err);
-            return ex_outcome(ex_failed(x, in, reason, "NOT_FILLED", 0, err, errlen));
-        }
-        if (vr == VENUE_FILLED) {
-            x->recovered++;
-            log_msg(LOG_INFO, in->ev->trace, "intent %s was ordered before; publishing its fill", in->ev->id);
-            return ex_outcome(ex_executed(x, in, &fill, err, errlen));
-        }
-        long long age = (long long)clock_wall_ms() - sent_at, wait = x->venue->in_flight_ms - age;
-        if (vr == VENUE_NOT_FOUND && sent_at > 0 && wait > 0) { /* not there yet is not "never" */
-            if (wait > x->venue->in_flight_ms) wait = x->venue->in_flight_ms; /* the wall clock went back */
-            x->in_flight_waits++;
-            bus_retry_after(x->svc->bus, wait);
-            snprintf(err, errlen, "order %s is not at the venue, but its last request (%lld ms ago) may still reach it: "
-                     "asking again in %lld ms before ordering anew", in->cid, age, wait);
-            return BUS_RETRY;
-        }
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
     }
-    vr = x->venue->ops->filters(x->venue, in->symbol, &fl, err, errlen);
-    if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "exchange filters", err, errlen);
-    if (vr == VENUE_REJECTED) return ex_outcome(ex_failed(x, in, err, "SYMBOL", 0, err, errlen));
-    double qty = ex_size(x, in, &fl, reason, sizeof reason, &vr, err, errlen);
-    if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "balance", err, errlen);
-    if (qty <= 0) return ex_outcome(ex_failed(x, in, reason, "MIN_SIZE", 0, err, errlen));
-    venue_order_t o = {in->symbol, in->side, in->cid, qty, in->ref_price, in->leverage, in->reduce_only};
-    if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, (long long)clock_wall_ms(), err, errlen) < 0) return BUS_RETRY;
-    vr = x->venue->ops->place(x->venue, &o, &fill, code, err, errlen);
-    if (vr == VENUE_NOT_SENT) { /* refused or never sent: nothing in flight to wait for */
-        char ignore[256];
-        if (x->venue->in_flight_ms > 0 && ex_mark_sending(x, in, 0, ignore, sizeof ignore) == 0) x->unsent++;
-        return ex_unavailable(x, "order (not taken by the venue)", err, errlen);
+    if (a->rc != VENUE_FILLED) {
+        ex_unavailable(j, "balance", a->err);
+        return;
     }
-    if (vr == VENUE_UNAVAILABLE) return ex_unavailable(x, "order", err, errlen);
-    if (vr == VENUE_REJECTED) {
-        snprintf(reason, sizeof reason, "%s", err);
-        return ex_outcome(ex_failed(x, in, reason, code, 0, err, errlen));
+    ex_sized(j, a->balance * j->size_pct * j->leverage / j->ref_price);
+}
+
+static void ex_filters_cb(void *ud, const venue_answer_t *a)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
     }
-    return ex_outcome(ex_executed(x, in, &fill, err, errlen));
+    if (a->rc == VENUE_UNAVAILABLE) {
+        ex_unavailable(j, "exchange filters", a->err);
+        return;
+    }
+    if (a->rc == VENUE_REJECTED) {
+        ex_failed(j, a->err, "SYMBOL", 0);
+        return;
+    }
+    j->fl = a->filters;
+    if (j->reduce_only) {
+        ex_sized(j, j->qty);
+        return;
+    }
+    j->x->venue->ops->balance(j->x->venue, ex_balance_cb, j);
+}
+
+/* A crash or an unanswered request after the order was sent? The venue was asked first. */
+static void ex_queried_cb(void *ud, const venue_answer_t *a)
+{
+    ex_job_t *j = ud;
+    executor_t *x = j->x;
+    if (x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (a->rc == VENUE_UNAVAILABLE) {
+        ex_unavailable(j, "order query", a->err);
+        return;
+    }
+    if (a->rc == VENUE_REJECTED) { /* there, ended with nothing filled */
+        ex_failed(j, a->err, "NOT_FILLED", 0);
+        return;
+    }
+    if (a->rc == VENUE_FILLED) {
+        x->recovered++;
+        log_msg(LOG_INFO, j->ev.trace, "intent %s was ordered before; publishing its fill", j->ev.id);
+        ex_executed(j, &a->fill);
+        return;
+    }
+    long long age = (long long)clock_wall_ms() - j->sent_at, wait = x->venue->in_flight_ms - age;
+    if (a->rc == VENUE_NOT_FOUND && j->sent_at > 0 && wait > 0) { /* not there yet is not "never" */
+        if (wait > x->venue->in_flight_ms) wait = x->venue->in_flight_ms; /* the wall clock went back */
+        x->in_flight_waits++;
+        bus_retry_after(x->svc->bus, wait);
+        snprintf(j->err, sizeof j->err,
+                 "order %s is not at the venue, but its last request (%lld ms ago) may still reach it: "
+                 "asking again in %lld ms before ordering anew", j->cid, age, wait);
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    x->venue->ops->filters(x->venue, j->symbol, ex_filters_cb, j);
+}
+
+static void ex_venue_steps(ex_job_t *j)
+{
+    executor_t *x = j->x;
+    j->venue_called = 1, j->venue_failed = 0, j->t0 = clock_mono_ms();
+    if (!j->fresh) x->venue->ops->query(x->venue, j->symbol, j->cid, ex_queried_cb, j);
+    else x->venue->ops->filters(x->venue, j->symbol, ex_filters_cb, j);
+}
+
+/* ---------- intents ---------- */
+
+static void ex_job_start(ex_job_t *j)
+{
+    j->started = 1;
+    if (ex_set_sent(j, "NX", 0, ex_claim_cb) < 0) ex_redis_trouble(j, "claim", NULL);
+}
+
+/* A job for the intent of m (its envelope copied, its data referenced). */
+static ex_job_t *ex_job_new(executor_t *x, const bus_msg_t *m)
+{
+    const json_t *d = m->ev->data;
+    ex_job_t *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->x = x;
+    j->ev = *m->ev;
+    j->ev.data = json_incref(m->ev->data);
+    j->symbol = json_string_value(json_object_get(d, "symbol"));
+    j->side = json_string_value(json_object_get(d, "side"));
+    j->tag = json_string_value(json_object_get(d, "source_tag"));
+    j->size_pct = json_number_value(json_object_get(d, "size_pct"));
+    j->leverage = json_number_value(json_object_get(d, "leverage"));
+    j->ref_price = json_number_value(json_object_get(d, "ref_price"));
+    j->qty = json_number_value(json_object_get(d, "qty"));
+    j->reduce_only = json_is_true(json_object_get(d, "reduce_only"));
+    j->event_time = json_integer_value(json_object_get(d, "event_time"));
+    ex_cid(m->ev->id, j->cid);
+    snprintf(j->key, sizeof j->key, "%s:%s%s", x->svc->cfg.ns, QT_KEY_EXEC_PREFIX, m->ev->id);
+    return j;
 }
 
 static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     executor_t *x = ud;
-    const json_t *d = m->ev->data;
-    ex_intent_t in = {m->ev, json_string_value(json_object_get(d, "symbol")), json_string_value(json_object_get(d, "side")),
-                      json_string_value(json_object_get(d, "source_tag")), json_number_value(json_object_get(d, "size_pct")),
-                      json_number_value(json_object_get(d, "leverage")), json_number_value(json_object_get(d, "ref_price")),
-                      json_number_value(json_object_get(d, "qty")), json_is_true(json_object_get(d, "reduce_only")),
-                      json_integer_value(json_object_get(d, "event_time")), "", ""};
     if (strcmp(m->ev->type, "trade.intent") != 0) return BUS_OK; /* not ours */
     if (m->deliveries == 1) x->received++;
     long long pause = x->venue->ops->pause_ms ? x->venue->ops->pause_ms(x->venue) : 0;
@@ -292,48 +484,37 @@ static bus_result_t ex_handle(void *ud, const bus_msg_t *m, char *err, size_t er
         snprintf(err, errlen, "venue breaker open: %s", x->last_error);
         return BUS_RETRY;
     }
-    ex_cid(m->ev->id, in.cid);
-    snprintf(in.key, sizeof in.key, "%s:exec:%s", x->svc->cfg.ns, m->ev->id);
-    long long sent_at = 0;
-    int64_t t0 = clock_mono_ms();
-    int claim = ex_claim(x, &in, &sent_at, err, errlen);
-    if (claim < 0 || claim == 2) { /* no venue call: a half-open breaker gets its trial back */
+    ex_job_t *j = ex_job_new(x, m);
+    if (!j || !(j->token = bus_defer(x->svc->bus))) {
+        if (j) ex_job_free(j);
         breaker_release(x->breaker, clock_mono_ms());
-        if (claim < 0) return BUS_RETRY; /* Redis trouble: the bus retries */
-        x->duplicates++;                 /* the result is already in the stream */
-        metric_inc(x->m_dups);
-        return BUS_OK;
+        snprintf(err, errlen, "out of memory");
+        return BUS_RETRY;
     }
-    long long age = (long long)clock_wall_ms() - (long long)m->ev->ts;
-    if (claim == 1 && x->max_age_ms > 0 && !in.reduce_only && age > x->max_age_ms) {
-        char reason[200]; /* an entry decided on a market long gone; exits always go out */
-        snprintf(reason, sizeof reason, "intent is %lld ms old (QT_INTENT_MAX_AGE_MS=%ld): not ordered on a market that has moved on",
-                 age, x->max_age_ms);
-        breaker_release(x->breaker, clock_mono_ms());
-        x->stale++;
-        return ex_outcome(ex_failed(x, &in, reason, "STALE", 0, err, errlen));
-    }
-    /* One breaker outcome per intent handled: a failure if any venue call got
-     * no answer (ex_unavailable records it), else a success — whatever the
-     * answers said (a fill, a refusal, "no such order"): the venue answered. */
-    x->venue_failed = 0;
-    bus_result_t r = ex_execute(x, &in, claim == 1, sent_at, err, errlen);
-    if (!x->venue_failed) breaker_record(x->breaker, 1, clock_mono_ms() - t0, clock_mono_ms());
-    return r;
+    int busy = 0; /* an earlier intent of the symbol is on its way: this one waits for it */
+    for (ex_job_t *n = x->jobs; n && !busy; n = n->next) busy = strcmp(n->symbol, j->symbol) == 0;
+    if (x->jobs_tail) x->jobs_tail->next = j;
+    else x->jobs = j;
+    x->jobs_tail = j;
+    metric_set(x->m_jobs, (double)bus_deferred(x->svc->bus));
+    if (!busy) ex_job_start(j);
+    return BUS_LATER;
 }
 
 /* ---------- reconciliation, ticking, HTTP ---------- */
 
-static void ex_reconcile(executor_t *x)
+typedef struct ex_recon {
+    executor_t *x;
+    json_t *venue_pos; /* or NULL */
+    char err[512];
+} ex_recon_t;
+
+/* Both sides are in (engine_pos stolen, rc's venue positions too): compare. */
+static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
 {
-    char err[256];
-    json_t *venue_pos = x->venue->ops->positions(x->venue, err, sizeof err), *engine_pos = json_object();
-    redisContext *c = ex_conn(x, err, sizeof err);
-    redisReply *r = c ? redisCommand(c, "GET %s:engine:state", x->svc->cfg.ns) : NULL;
-    json_t *st = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
-    if (r) freeReplyObject(r);
-    if (json_is_object(json_object_get(st, "positions"))) json_object_update(engine_pos, json_object_get(st, "positions"));
-    json_decref(st);
+    executor_t *x = rc->x;
+    json_t *venue_pos = rc->venue_pos;
+    const char *err = rc->err;
     json_t *diffs = json_array(), *all = json_object();
     const char *k;
     json_t *v;
@@ -354,6 +535,48 @@ static void ex_reconcile(executor_t *x)
                              "venue", venue_pos ? venue_pos : json_null(), "engine", engine_pos, "differences", diffs,
                              "at", (json_int_t)clock_wall_ms());
     json_decref(all);
+    x->reconciling = 0;
+    free(rc);
+}
+
+static void ex_engine_pos_cb(void *ud, const struct redisReply *r)
+{
+    ex_recon_t *k = ud;
+    if (k->x->closing) {
+        json_decref(k->venue_pos);
+        free(k);
+        return;
+    }
+    json_t *st = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    json_t *engine_pos = json_object();
+    if (json_is_object(st)) json_object_update(engine_pos, st);
+    json_decref(st);
+    ex_reconcile_done(k, engine_pos);
+}
+
+static void ex_venue_pos_cb(void *ud, const venue_answer_t *a)
+{
+    ex_recon_t *k = ud;
+    char key[160];
+    if (k->x->closing) {
+        free(k);
+        return;
+    }
+    k->venue_pos = a->rc == VENUE_FILLED && a->positions ? json_incref(a->positions) : NULL;
+    snprintf(k->err, sizeof k->err, "%s", a->err);
+    proto_key(key, sizeof key, k->x->svc->cfg.ns, QT_KEY_ENGINE_POSITIONS);
+    const char *get[] = {"GET", key};
+    if (bus_redis(k->x->svc->bus, ex_engine_pos_cb, k, 2, get, NULL) < 0) ex_reconcile_done(k, json_object());
+}
+
+/* Compare the venue's open positions with the engine's (asynchronously). */
+static void ex_reconcile(executor_t *x)
+{
+    ex_recon_t *k = calloc(1, sizeof *k);
+    if (!k) return;
+    k->x = x;
+    x->reconciling = 1;
+    x->venue->ops->positions(x->venue, ex_venue_pos_cb, k);
 }
 
 static void ex_tick(evutil_socket_t fd, short what, void *arg)
@@ -361,7 +584,7 @@ static void ex_tick(evutil_socket_t fd, short what, void *arg)
     executor_t *x = arg;
     (void)fd;
     (void)what;
-    if (!x->reconcile) ex_reconcile(x);
+    if (!x->reconcile && !x->reconciling) ex_reconcile(x);
     if (breaker_state(x->breaker, clock_mono_ms()) != BREAKER_OPEN) bus_resume(x->svc->bus); /* half-open: try again */
 }
 
@@ -402,6 +625,15 @@ static json_t *ex_status(void *ud)
     return s;
 }
 
+/* QT_VENUE=paper (default) or binance-futures. */
+static venue_t *ex_venue_new(const char *kind, svc_t *svc, char *err, size_t errlen)
+{
+    if (strcmp(kind, "paper") == 0) return venue_paper_new(svc->base, svc->bus, svc->cfg.ns, err, errlen);
+    if (strcmp(kind, "binance-futures") == 0) return venue_binance_new(svc->base, err, errlen);
+    snprintf(err, errlen, "QT_VENUE: '%.40s' is not paper or binance-futures", kind);
+    return NULL;
+}
+
 executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
 {
     const char *kind;
@@ -412,8 +644,8 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     config_get_str("QT_VENUE", "paper", &kind);
     breaker_config_default(&bc);
     if (config_get_long("QT_INTENT_MAX_AGE_MS", 60000, 0, 86400000L, &x->max_age_ms, err, errlen) < 0 ||
-        breaker_config_env(&bc, "QT_VENUE_BREAKER", err, errlen) < 0 || !(x->breaker = breaker_new("venue", &bc)) ||
-        !(x->venue = venue_new(kind, svc->cfg.ns, &svc->cfg.redis, err, errlen))) {
+        config_get_breaker("QT_VENUE_BREAKER", &bc, err, errlen) < 0 || !(x->breaker = breaker_new("venue", &bc)) ||
+        !(x->venue = ex_venue_new(kind, svc, err, errlen))) {
         executor_free(x);
         return NULL;
     }
@@ -423,25 +655,38 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     x->m_failed = metrics_counter(svc->metrics, "qt_executor_failed_total", "Intents refused or rejected", l);
     x->m_dups = metrics_counter(svc->metrics, "qt_executor_duplicates_total", "Intents delivered again after their result", l);
     x->m_diff = metrics_gauge(svc->metrics, "qt_executor_reconcile_differences", "Positions that differ from the engine's", l);
+    x->m_jobs = metrics_gauge(svc->metrics, "qt_executor_intents_in_progress", "Intents on their way to the venue", l);
     x->tick = event_new(svc->base, -1, EV_PERSIST, ex_tick, x);
     struct timeval tv = {0, 500000};
-    if (!x->tick || event_add(x->tick, &tv) < 0 || bus_subscribe(svc->bus, "trade.intent", ex_handle, x) < 0) {
+    if (!x->tick || event_add(x->tick, &tv) < 0 || bus_subscribe(svc->bus, QT_STREAM_TRADE_INTENT, ex_handle, x) < 0 ||
+        httpd_route(svc->http, "GET", "/api/v1/executor/status", 0, ex_http_status, x) < 0 ||
+        httpd_add_ready(svc->http, "venue", ex_ready, x) < 0) {
         snprintf(err, errlen, "cannot set up the executor");
         executor_free(x);
         return NULL;
     }
-    httpd_route(svc->http, "GET", "/api/v1/executor/status", 0, ex_http_status, x);
-    httpd_add_ready(svc->http, "venue", ex_ready, x);
     httpd_set_status(svc->http, ex_status, x);
     return x;
+}
+
+void executor_close(executor_t *x)
+{
+    if (!x || x->closing) return;
+    x->closing = 1; /* answers that still come free their jobs; the entries stay pending */
+    if (x->venue) x->venue->ops->free(x->venue);
+    x->venue = NULL;
 }
 
 void executor_free(executor_t *x)
 {
     if (!x) return;
+    executor_close(x);
     if (x->tick) event_free(x->tick);
-    if (x->venue) x->venue->ops->free(x->venue);
-    if (x->rc) redisFree(x->rc);
+    while (x->jobs) {
+        ex_job_t *j = x->jobs;
+        x->jobs = j->next;
+        ex_job_free(j);
+    }
     breaker_free(x->breaker);
     json_decref(x->reconcile);
     free(x);

@@ -23,6 +23,7 @@ int main(void)
         return 2;
     }
     int rc = svc_run(&svc);
+    executor_close(x);
     svc_free(&svc);
     executor_free(x);
     svc_free_base(&svc); /* last: the services above freed their events on it */

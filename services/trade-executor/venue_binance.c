@@ -2,7 +2,9 @@
  * MARKET orders with newClientOrderId and reduceOnly, fills queried by
  * origClientOrderId, LOT_SIZE / MIN_NOTIONAL filters from exchangeInfo
  * (cached), leverage set once per symbol. Fees are estimated at
- * QT_BINANCE_FEE_BPS (taker, 4) of the notional: the order reply carries none. */
+ * QT_BINANCE_FEE_BPS (taker, 4) of the notional: the order reply carries none.
+ * Every call runs on the loop (binance_call: libcurl multi), so an order
+ * waiting on a slow exchange holds no other intent. */
 #include "binance.h"
 #include "config.h"
 #include "log.h"
@@ -66,20 +68,6 @@ static venue_rc_t bv_order(const json_t *o, venue_fill_t *f, double fee_bps, cha
     return VENUE_REJECTED;
 }
 
-static void bv_leverage(bvenue_t *v, const char *symbol, double lev)
-{
-    char params[128], err[256];
-    binance_reply_t r;
-    const json_t *have = json_object_get(v->leverage, symbol);
-    if (have && json_number_value(have) == lev) return;
-    snprintf(params, sizeof params, "symbol=%s&leverage=%d", symbol, (int)lev);
-    if (binance_signed(v->bn, "POST", "/fapi/v1/leverage", params, &r, err, sizeof err) == BINANCE_OK)
-        json_object_set_new(v->leverage, symbol, json_real(lev));
-    else
-        log_warn("cannot set leverage %g on %s: %s", lev, symbol, err);
-    binance_reply_clear(&r);
-}
-
 /* A quantity as Binance takes it: plain decimal digits, at most 8 after the
  * point, no exponent ("%g" would write 1e-05 or 3e+08, refused with -1100). */
 static void bv_decimal(double x, char *out, size_t len)
@@ -92,92 +80,202 @@ static void bv_decimal(double x, char *out, size_t len)
     if (end == dot) *end = '\0';
 }
 
-static venue_rc_t bv_place(venue_t *base, const venue_order_t *o, venue_fill_t *f, char *code, char *err, size_t errlen)
+/* One venue call in flight, with the copies of what it was asked. */
+typedef struct bv_call {
+    bvenue_t *v;
+    venue_done_fn done;
+    void *ud;
+    char symbol[32], side[8], cid[48], params[512];
+    double leverage;
+    int reduce_only;
+    venue_answer_t a;
+} bv_call_t;
+
+static bv_call_t *bv_call_new(bvenue_t *v, const char *symbol, venue_done_fn done, void *ud)
 {
-    bvenue_t *v = (bvenue_t *)base;
-    char params[512], qty[48];
-    binance_reply_t r;
-    code[0] = '\0';
-    if (!o->reduce_only) bv_leverage(v, o->symbol, o->leverage);
+    bv_call_t *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->v = v, k->done = done, k->ud = ud;
+    snprintf(k->symbol, sizeof k->symbol, "%s", symbol ? symbol : "");
+    return k;
+}
+
+static void bv_call_end(bv_call_t *k)
+{
+    k->done(k->ud, &k->a);
+    json_decref(k->a.positions);
+    free(k);
+}
+
+/* Start a Binance call for k, or answer UNAVAILABLE at once (later) when it cannot start. */
+static void bv_send(bv_call_t *k, const char *method, const char *path, const char *params, int signed_call,
+                    binance_done_fn cb)
+{
+    if (binance_call(k->v->bn, method, path, params, signed_call, cb, k) == 0) return;
+    venue_answer_set(&k->a, VENUE_UNAVAILABLE, "out of memory calling the exchange");
+    venue_answer_later(&k->v->base, &k->a, k->done, k->ud);
+    free(k);
+}
+
+/* A call that cannot start (out of memory): its answer, later. */
+static void bv_fail_later(bvenue_t *v, venue_done_fn done, void *ud)
+{
+    venue_answer_t a = {0};
+    venue_answer_set(&a, VENUE_UNAVAILABLE, "out of memory");
+    venue_answer_later(&v->base, &a, done, ud);
+}
+
+/* ---- query: GET /fapi/v1/order by origClientOrderId ---- */
+
+/* An order lookup's answer into k->a (NOT_FOUND: the exchange has no such order). */
+static void bv_lookup_answer(bv_call_t *k, binance_rc_t rc, const binance_reply_t *r, const char *err)
+{
+    venue_rc_t vr = bv_classify(rc, r);
+    snprintf(k->a.err, sizeof k->a.err, "%s", err);
+    if (vr == VENUE_REJECTED && r->code == -2013) vr = VENUE_NOT_FOUND; /* Order does not exist. */
+    if (vr == VENUE_FILLED) vr = bv_order(r->body, &k->a.fill, k->v->fee_bps, k->a.err, sizeof k->a.err);
+    k->a.rc = vr;
+}
+
+static void bv_query_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
+    bv_lookup_answer(k, rc, r, err);
+    bv_call_end(k);
+}
+
+static void bv_query_start(bv_call_t *k, const char *cid)
+{
+    char params[256];
+    snprintf(params, sizeof params, "symbol=%s&origClientOrderId=%s", k->symbol, cid);
+    bv_send(k, "GET", "/fapi/v1/order", params, 1, bv_query_cb);
+}
+
+static void bv_query(venue_t *base, const char *symbol, const char *cid, venue_done_fn done, void *ud)
+{
+    bv_call_t *k = bv_call_new((bvenue_t *)base, symbol, done, ud);
+    if (!k) {
+        bv_fail_later((bvenue_t *)base, done, ud);
+        return;
+    }
+    bv_query_start(k, cid);
+}
+
+/* ---- place: leverage once per symbol, then a MARKET order ---- */
+
+/* After the order: that order placed before, or one not final yet, is looked up. */
+static void bv_place_lookup_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
+    bv_lookup_answer(k, rc, r, err);
+    if (k->a.rc == VENUE_NOT_FOUND) /* accepted, yet not shown: ask again later, never order again now */
+        venue_answer_set(&k->a, VENUE_UNAVAILABLE, "order %s was accepted but the exchange does not show it yet", k->cid);
+    if (k->a.rc == VENUE_REJECTED && !k->a.code[0]) snprintf(k->a.code, sizeof k->a.code, "NOT_FILLED");
+    bv_call_end(k);
+}
+
+static void bv_order_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
+    venue_rc_t vr = bv_classify(rc, r);
+    snprintf(k->a.err, sizeof k->a.err, "%s", err);
+    if (vr == VENUE_REJECTED) snprintf(k->a.code, sizeof k->a.code, "%d", r->code);
+    int placed_before = vr == VENUE_REJECTED && r->code == -4116; /* ClientOrderId is duplicated */
+    if (vr == VENUE_UNAVAILABLE && binance_refused(rc, r)) vr = VENUE_NOT_SENT; /* no order in flight */
+    if (vr == VENUE_FILLED) vr = bv_order(r->body, &k->a.fill, k->v->fee_bps, k->a.err, sizeof k->a.err);
+    if (placed_before || (rc == BINANCE_OK && vr == VENUE_UNAVAILABLE)) {
+        char params[256];
+        k->a.code[0] = '\0';
+        snprintf(params, sizeof params, "symbol=%s&origClientOrderId=%s", k->symbol, k->cid);
+        if (binance_call(k->v->bn, "GET", "/fapi/v1/order", params, 1, bv_place_lookup_cb, k) == 0) return;
+        venue_answer_set(&k->a, VENUE_UNAVAILABLE, "out of memory looking up order %s", k->cid);
+    } else {
+        k->a.rc = vr;
+    }
+    if (k->a.rc == VENUE_REJECTED && !k->a.code[0]) snprintf(k->a.code, sizeof k->a.code, "NOT_FILLED");
+    bv_call_end(k);
+}
+
+static void bv_order_send(bv_call_t *k)
+{
     /* RESULT: the reply carries the order's final state; the default (ACK)
      * says NEW with nothing executed even for a MARKET order that filled */
+    bv_send(k, "POST", "/fapi/v1/order", k->params, 1, bv_order_cb);
+}
+
+static void bv_leverage_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
+    (void)r;
+    if (rc == BINANCE_OK) json_object_set_new(k->v->leverage, k->symbol, json_real(k->leverage));
+    else log_warn("cannot set leverage %g on %s: %s", k->leverage, k->symbol, err);
+    bv_order_send(k);
+}
+
+static void bv_place(venue_t *base, const venue_order_t *o, venue_done_fn done, void *ud)
+{
+    bvenue_t *v = (bvenue_t *)base;
+    char qty[48], params[128];
+    bv_call_t *k = bv_call_new(v, o->symbol, done, ud);
+    if (!k) {
+        bv_fail_later(v, done, ud);
+        return;
+    }
+    snprintf(k->side, sizeof k->side, "%s", o->side);
+    snprintf(k->cid, sizeof k->cid, "%s", o->cid);
+    k->leverage = o->leverage, k->reduce_only = o->reduce_only;
     bv_decimal(o->qty, qty, sizeof qty);
-    snprintf(params, sizeof params, "symbol=%s&side=%s&type=MARKET&quantity=%s&newClientOrderId=%s%s&newOrderRespType=RESULT",
-             o->symbol, o->side, qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
-    binance_rc_t rc = binance_signed(v->bn, "POST", "/fapi/v1/order", params, &r, err, errlen);
-    venue_rc_t vr = bv_classify(rc, &r);
-    if (vr == VENUE_REJECTED) snprintf(code, 16, "%d", r.code);
-    int placed_before = vr == VENUE_REJECTED && r.code == -4116; /* ClientOrderId is duplicated */
-    if (vr == VENUE_UNAVAILABLE && binance_refused(rc, &r)) vr = VENUE_NOT_SENT; /* no order in flight */
-    if (vr == VENUE_FILLED) vr = bv_order(r.body, f, v->fee_bps, err, errlen);
-    binance_reply_clear(&r);
-    if (placed_before || (rc == BINANCE_OK && vr == VENUE_UNAVAILABLE)) { /* that order, or one not final yet: look it up */
-        code[0] = '\0';
-        vr = base->ops->query(base, o->symbol, o->cid, f, err, errlen);
+    snprintf(k->params, sizeof k->params,
+             "symbol=%s&side=%s&type=MARKET&quantity=%s&newClientOrderId=%s%s&newOrderRespType=RESULT", o->symbol,
+             o->side, qty, o->cid, o->reduce_only ? "&reduceOnly=true" : "");
+    const json_t *have = json_object_get(v->leverage, o->symbol);
+    if (o->reduce_only || (have && json_number_value(have) == o->leverage)) {
+        bv_order_send(k);
+        return;
     }
-    if (vr == VENUE_NOT_FOUND) { /* accepted, yet not shown: ask again later, never order again now */
-        snprintf(err, errlen, "order %s was accepted but the exchange does not show it yet", o->cid);
-        vr = VENUE_UNAVAILABLE;
-    }
-    if (vr == VENUE_REJECTED && !code[0]) snprintf(code, 16, "NOT_FILLED");
-    return vr;
+    snprintf(params, sizeof params, "symbol=%s&leverage=%d", o->symbol, (int)o->leverage);
+    bv_send(k, "POST", "/fapi/v1/leverage", params, 1, bv_leverage_cb);
 }
 
-static venue_rc_t bv_query(venue_t *base, const char *symbol, const char *cid, venue_fill_t *f, char *err, size_t errlen)
-{
-    bvenue_t *v = (bvenue_t *)base;
-    char params[256];
-    binance_reply_t r;
-    snprintf(params, sizeof params, "symbol=%s&origClientOrderId=%s", symbol, cid);
-    binance_rc_t rc = binance_signed(v->bn, "GET", "/fapi/v1/order", params, &r, err, errlen);
-    venue_rc_t vr = bv_classify(rc, &r);
-    if (vr == VENUE_REJECTED && r.code == -2013) vr = VENUE_NOT_FOUND; /* Order does not exist. */
-    if (vr == VENUE_FILLED) vr = bv_order(r.body, f, v->fee_bps, err, errlen);
-    binance_reply_clear(&r);
-    return vr;
-}
+/* ---- balance: USDT availableBalance ---- */
 
-static venue_rc_t bv_balance(venue_t *base, double *usdt, char *err, size_t errlen)
+static void bv_balance_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
 {
-    bvenue_t *v = (bvenue_t *)base;
-    binance_reply_t r;
+    bv_call_t *k = ud;
     size_t i;
     json_t *a;
-    venue_rc_t vr = bv_classify(binance_signed(v->bn, "GET", "/fapi/v2/balance", "", &r, err, errlen), &r);
+    venue_rc_t vr = bv_classify(rc, r);
     int found = 0;
-    *usdt = 0;
-    json_array_foreach(r.body, i, a) if (vr == VENUE_FILLED && json_string_value(json_object_get(a, "asset")) &&
-                                         strcmp(json_string_value(json_object_get(a, "asset")), "USDT") == 0)
-        found = bv_field(a, "availableBalance", usdt) == 0 ? 1 : -1;
+    snprintf(k->a.err, sizeof k->a.err, "%s", err);
+    json_array_foreach(r->body, i, a) if (vr == VENUE_FILLED && json_string_value(json_object_get(a, "asset")) &&
+                                          strcmp(json_string_value(json_object_get(a, "asset")), "USDT") == 0)
+        found = bv_field(a, "availableBalance", &k->a.balance) == 0 ? 1 : -1;
     if (vr == VENUE_FILLED && found != 1) { /* a reply we cannot read is no answer: ask again later */
-        snprintf(err, errlen, "the exchange's balance reply has %s", found ? "an unreadable USDT availableBalance" : "no USDT entry");
-        *usdt = 0;
+        snprintf(k->a.err, sizeof k->a.err, "the exchange's balance reply has %s",
+                 found ? "an unreadable USDT availableBalance" : "no USDT entry");
+        k->a.balance = 0;
         vr = VENUE_UNAVAILABLE;
     }
-    binance_reply_clear(&r);
-    return vr;
+    k->a.rc = vr;
+    bv_call_end(k);
 }
 
-static venue_rc_t bv_filters(venue_t *base, const char *symbol, venue_filters_t *out, char *err, size_t errlen)
+static void bv_balance(venue_t *base, venue_done_fn done, void *ud)
 {
-    bvenue_t *v = (bvenue_t *)base;
+    bv_call_t *k = bv_call_new((bvenue_t *)base, NULL, done, ud);
+    if (!k) {
+        bv_fail_later((bvenue_t *)base, done, ud);
+        return;
+    }
+    bv_send(k, "GET", "/fapi/v2/balance", "", 1, bv_balance_cb);
+}
+
+/* ---- filters: LOT_SIZE / MIN_NOTIONAL from exchangeInfo (cached) ---- */
+
+static venue_rc_t bv_filters_of(const bvenue_t *v, const char *symbol, venue_filters_t *out, char *err, size_t errlen)
+{
     size_t i, k;
     json_t *s, *f;
-    if (!v->info) {
-        binance_reply_t r;
-        venue_rc_t vr = bv_classify(binance_public(v->bn, "/fapi/v1/exchangeInfo", NULL, &r, err, errlen), &r);
-        if (vr != VENUE_FILLED) {
-            binance_reply_clear(&r);
-            return vr;
-        }
-        if (!json_is_array(json_object_get(r.body, "symbols"))) { /* not cached: the next intent asks again */
-            snprintf(err, errlen, "the exchange's exchangeInfo reply has no symbols list");
-            binance_reply_clear(&r);
-            return VENUE_UNAVAILABLE;
-        }
-        v->info = json_incref(r.body);
-        binance_reply_clear(&r);
-    }
     memset(out, 0, sizeof *out);
     int have_market = 0;
     json_array_foreach(json_object_get(v->info, "symbols"), i, s) {
@@ -198,36 +296,89 @@ static venue_rc_t bv_filters(venue_t *base, const char *symbol, venue_filters_t 
     return VENUE_REJECTED;
 }
 
-static json_t *bv_positions(venue_t *base, char *err, size_t errlen)
+static void bv_info_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
+    venue_rc_t vr = bv_classify(rc, r);
+    snprintf(k->a.err, sizeof k->a.err, "%s", err);
+    if (vr == VENUE_FILLED && !json_is_array(json_object_get(r->body, "symbols"))) { /* not cached: asked again next time */
+        snprintf(k->a.err, sizeof k->a.err, "the exchange's exchangeInfo reply has no symbols list");
+        vr = VENUE_UNAVAILABLE;
+    }
+    if (vr == VENUE_FILLED) {
+        if (!k->v->info) k->v->info = json_incref(r->body);
+        vr = bv_filters_of(k->v, k->symbol, &k->a.filters, k->a.err, sizeof k->a.err);
+    }
+    k->a.rc = vr;
+    bv_call_end(k);
+}
+
+static void bv_filters(venue_t *base, const char *symbol, venue_done_fn done, void *ud)
 {
     bvenue_t *v = (bvenue_t *)base;
-    binance_reply_t r;
+    if (v->info) {
+        venue_answer_t a = {0};
+        a.rc = bv_filters_of(v, symbol, &a.filters, a.err, sizeof a.err);
+        {
+        venue_answer_later(base, &a, done, ud);
+        return;
+    }
+    }
+    bv_call_t *k = bv_call_new(v, symbol, done, ud);
+    if (!k) {
+        bv_fail_later(v, done, ud);
+        return;
+    }
+    bv_send(k, "GET", "/fapi/v1/exchangeInfo", NULL, 0, bv_info_cb);
+}
+
+/* ---- positions: positionRisk ---- */
+
+static void bv_positions_cb(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
+{
+    bv_call_t *k = ud;
     size_t i;
     json_t *p;
-    if (binance_signed(v->bn, "GET", "/fapi/v2/positionRisk", "", &r, err, errlen) != BINANCE_OK) {
-        binance_reply_clear(&r);
-        return NULL;
+    snprintf(k->a.err, sizeof k->a.err, "%s", err);
+    k->a.rc = VENUE_UNAVAILABLE;
+    if (rc != BINANCE_OK) {
+        bv_call_end(k);
+        return;
+    }
+    if (!json_is_array(r->body)) {
+        snprintf(k->a.err, sizeof k->a.err, "the exchange's positionRisk reply is not a list");
+        {
+        bv_call_end(k);
+        return;
+    }
     }
     json_t *out = json_object();
-    if (!json_is_array(r.body)) {
-        snprintf(err, errlen, "the exchange's positionRisk reply is not a list");
-        json_decref(out);
-        binance_reply_clear(&r);
-        return NULL;
-    }
-    json_array_foreach(r.body, i, p) {
+    json_array_foreach(r->body, i, p) {
         double amt;
         const char *sym = json_string_value(json_object_get(p, "symbol"));
         if (!sym || bv_field(p, "positionAmt", &amt) < 0) {
-            snprintf(err, errlen, "the exchange's positionRisk reply has an entry without a symbol or a readable positionAmt");
+            snprintf(k->a.err, sizeof k->a.err,
+                     "the exchange's positionRisk reply has an entry without a symbol or a readable positionAmt");
             json_decref(out);
-            binance_reply_clear(&r);
-            return NULL;
+            {
+        bv_call_end(k);
+        return;
+    }
         }
         if (amt != 0) json_object_set_new(out, sym, json_real(amt));
     }
-    binance_reply_clear(&r);
-    return out;
+    k->a.positions = out, k->a.rc = VENUE_FILLED;
+    bv_call_end(k);
+}
+
+static void bv_positions(venue_t *base, venue_done_fn done, void *ud)
+{
+    bv_call_t *k = bv_call_new((bvenue_t *)base, NULL, done, ud);
+    if (!k) {
+        bv_fail_later((bvenue_t *)base, done, ud);
+        return;
+    }
+    bv_send(k, "GET", "/fapi/v2/positionRisk", "", 1, bv_positions_cb);
 }
 
 static void bv_free(venue_t *base)
@@ -244,12 +395,13 @@ static long long bv_pause_ms(venue_t *base) { return (long long)binance_backoff_
 static const venue_ops_t bv_ops = {"binance-futures", bv_place,     bv_query, bv_balance, bv_filters,
                                    bv_positions,      bv_pause_ms, bv_free};
 
-venue_t *venue_binance_new(char *err, size_t errlen)
+venue_t *venue_binance_new(struct event_base *base, char *err, size_t errlen)
 {
     binance_config_t c;
     bvenue_t *v = calloc(1, sizeof *v);
     if (!v) return snprintf(err, errlen, "out of memory"), NULL;
     v->base.ops = &bv_ops;
+    v->base.base = base;
     if (binance_config_env(&c, NULL, err, errlen) < 0 ||
         config_get_double("QT_BINANCE_FEE_BPS", 4, 0, 1000, &v->fee_bps, err, errlen) < 0) {
         explicit_bzero(&c, sizeof c);
@@ -269,7 +421,9 @@ venue_t *venue_binance_new(char *err, size_t errlen)
     char base_url[sizeof c.base_url];
     snprintf(base_url, sizeof base_url, "%s", c.base_url);
     explicit_bzero(&c, sizeof c); /* the keys live on only inside the client */
-    if (!v->bn) {
+    if (!v->bn || binance_attach(v->bn, base) < 0) {
+        if (v->bn) snprintf(err, errlen, "out of memory");
+        binance_free(v->bn);
         json_decref(v->leverage);
         free(v);
         return NULL;

@@ -2,12 +2,14 @@
  * with slippage (QT_PAPER_SLIPPAGE_BPS, 2) and a fee (QT_PAPER_FEE_BPS, 4),
  * keeping balance (QT_PAPER_BALANCE start, 10000 USDT), positions and orders
  * in Redis ("<ns>:paper:*"). One Lua script does a fill, so an order, its
- * fee, the balance and the position change together or not at all. */
+ * fee, the balance and the position change together or not at all. Every
+ * call goes to Redis through the bus's command link: none blocks the loop. */
 #include "config.h"
+#include "keys.h"
 #include "log.h"
-#include "rsync.h"
 #include "venue.h"
 
+#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +17,7 @@
 
 typedef struct paper {
     venue_t base;
-    redis_url_t url;
-    redisContext *rc;
+    bus_t *bus;
     double fee_bps, slip_bps, balance0, step, min_notional;
     char k_orders[160], k_balance[160], k_positions[160], k_seq[160];
 } paper_t;
@@ -60,12 +61,38 @@ static const char paper_lua[] =
     "redis.call('HSET', KEYS[1], ARGV[1], fill)\n"
     "return fill\n";
 
-static redisContext *paper_conn(paper_t *p, char *err, size_t errlen)
+/* One call in flight: its answer goes to done(ud). */
+typedef struct paper_call {
+    paper_t *p;
+    venue_done_fn done;
+    void *ud;
+} paper_call_t;
+
+typedef void (*paper_reply_fn)(paper_t *p, const redisReply *r, venue_answer_t *a);
+
+/* Send argv on the bus; the reply (NULL: the link dropped) goes through fn
+ * into the answer. */
+static void paper_send(paper_t *p, int argc, const char **argv, bus_reply_fn cb, venue_done_fn done, void *ud)
 {
-    if (p->rc && !p->rc->err) return p->rc;
-    if (p->rc) redisFree(p->rc);
-    p->rc = rsync_connect(&p->url, 2000, err, errlen);
-    return p->rc;
+    paper_call_t *k = malloc(sizeof *k);
+    venue_answer_t a = {0};
+    if (k) k->p = p, k->done = done, k->ud = ud;
+    if (k && bus_redis(p->bus, cb, k, argc, argv, NULL) == 0) return;
+    free(k);
+    venue_answer_set(&a, VENUE_UNAVAILABLE, "paper venue: Redis is not reachable now");
+    venue_answer_later(&p->base, &a, done, ud);
+}
+
+/* The answer of a reply, for the callbacks below. */
+static void paper_answer(void *ud, const redisReply *r, paper_reply_fn fn)
+{
+    paper_call_t *k = ud;
+    venue_answer_t a = {0};
+    if (!r) venue_answer_set(&a, VENUE_UNAVAILABLE, "paper venue: the Redis link dropped");
+    else fn(k->p, r, &a);
+    k->done(k->ud, &a);
+    json_decref(a.positions);
+    free(k);
 }
 
 /* A number written by the script ("%.10f"): finite, >= 0 (> 0 if positive). */
@@ -95,106 +122,120 @@ static int paper_parse(const char *txt, size_t len, venue_fill_t *f, char *err, 
     return e || bad ? -1 : 0;
 }
 
-static venue_rc_t paper_place(venue_t *v, const venue_order_t *o, venue_fill_t *f, char *code, char *err, size_t errlen)
+static void paper_place_reply(paper_t *p, const redisReply *r, venue_answer_t *a)
+{
+    (void)p;
+    if (r->type != REDIS_REPLY_STRING) {
+        venue_answer_set(a, VENUE_UNAVAILABLE, "paper venue: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return;
+    }
+    a->rc = paper_parse(r->str, r->len, &a->fill, a->err, sizeof a->err) == 0 ? VENUE_FILLED : VENUE_REJECTED;
+    if (a->rc == VENUE_REJECTED) snprintf(a->code, sizeof a->code, "PAPER_REJECT");
+}
+
+static void paper_place_cb(void *ud, const struct redisReply *r) { paper_answer(ud, r, paper_place_reply); }
+
+static void paper_place(venue_t *v, const venue_order_t *o, venue_done_fn done, void *ud)
 {
     paper_t *p = (paper_t *)v;
     char qty[32], ref[32], fee[32], slip[32], bal[32], lev[32];
-    redisContext *c = paper_conn(p, err, errlen);
-    code[0] = '\0';
-    if (!c) return VENUE_UNAVAILABLE;
     snprintf(qty, sizeof qty, "%.10f", o->qty), snprintf(ref, sizeof ref, "%.10f", o->ref_price);
     snprintf(fee, sizeof fee, "%g", p->fee_bps), snprintf(slip, sizeof slip, "%g", p->slip_bps);
     snprintf(bal, sizeof bal, "%.10f", p->balance0), snprintf(lev, sizeof lev, "%g", o->leverage);
     const char *argv[] = {"EVAL", paper_lua, "4", p->k_orders, p->k_balance, p->k_positions, p->k_seq, o->cid,
                           o->symbol, o->side, qty, ref, fee, slip, o->reduce_only ? "1" : "0", bal, lev};
-    redisReply *r = redisCommandArgv(c, 17, argv, NULL);
-    if (!r || r->type != REDIS_REPLY_STRING) {
-        snprintf(err, errlen, "paper venue: %s", r ? r->str : c->errstr);
-        if (r) freeReplyObject(r);
-        return VENUE_UNAVAILABLE;
-    }
-    int bad = paper_parse(r->str, r->len, f, err, errlen);
-    freeReplyObject(r);
-    if (bad) snprintf(code, 16, "PAPER_REJECT");
-    return bad ? VENUE_REJECTED : VENUE_FILLED;
+    paper_send(p, 17, argv, paper_place_cb, done, ud);
 }
 
-static venue_rc_t paper_query(venue_t *v, const char *symbol, const char *cid, venue_fill_t *f, char *err, size_t errlen)
+static void paper_query_reply(paper_t *p, const redisReply *r, venue_answer_t *a)
+{
+    (void)p;
+    if (r->type == REDIS_REPLY_ERROR) venue_answer_set(a, VENUE_UNAVAILABLE, "paper venue: %s", r->str);
+    else if (r->type != REDIS_REPLY_STRING) venue_answer_set(a, VENUE_NOT_FOUND, "no such order");
+    else a->rc = paper_parse(r->str, r->len, &a->fill, a->err, sizeof a->err) == 0 ? VENUE_FILLED : VENUE_REJECTED;
+}
+
+static void paper_query_cb(void *ud, const struct redisReply *r) { paper_answer(ud, r, paper_query_reply); }
+
+static void paper_query(venue_t *v, const char *symbol, const char *cid, venue_done_fn done, void *ud)
 {
     paper_t *p = (paper_t *)v;
     (void)symbol;
-    redisContext *c = paper_conn(p, err, errlen);
-    if (!c) return VENUE_UNAVAILABLE;
-    redisReply *r = redisCommand(c, "HGET %s %s", p->k_orders, cid);
-    venue_rc_t rc = !r || r->type == REDIS_REPLY_ERROR ? VENUE_UNAVAILABLE : r->type != REDIS_REPLY_STRING ? VENUE_NOT_FOUND
-                   : paper_parse(r->str, r->len, f, err, errlen) == 0 ? VENUE_FILLED : VENUE_REJECTED;
-    if (rc == VENUE_UNAVAILABLE) snprintf(err, errlen, "paper venue: %s", r ? r->str : c->errstr);
-    if (r) freeReplyObject(r);
-    return rc;
+    const char *argv[] = {"HGET", p->k_orders, cid};
+    paper_send(p, 3, argv, paper_query_cb, done, ud);
 }
 
-static venue_rc_t paper_balance(venue_t *v, double *usdt, char *err, size_t errlen)
+static void paper_balance_reply(paper_t *p, const redisReply *r, venue_answer_t *a)
 {
-    paper_t *p = (paper_t *)v;
-    redisContext *c = paper_conn(p, err, errlen);
-    if (!c) return VENUE_UNAVAILABLE;
-    redisReply *r = redisCommand(c, "GET %s", p->k_balance);
-    if (!r) return snprintf(err, errlen, "paper venue: %s", c->errstr), VENUE_UNAVAILABLE;
     char *end = NULL;
-    *usdt = r->type == REDIS_REPLY_STRING ? strtod(r->str, &end) : p->balance0;
-    int bad = r->type == REDIS_REPLY_ERROR || (end && (end == r->str || *end || !isfinite(*usdt)));
-    if (bad) snprintf(err, errlen, "paper venue: the balance cannot be read (%s)", r->type == REDIS_REPLY_ERROR ? r->str : "not a number");
-    freeReplyObject(r);
-    return bad ? VENUE_UNAVAILABLE : VENUE_FILLED;
+    a->balance = r->type == REDIS_REPLY_STRING ? strtod(r->str, &end) : p->balance0;
+    int bad = r->type == REDIS_REPLY_ERROR || (end && (end == r->str || *end || !isfinite(a->balance)));
+    if (bad)
+        venue_answer_set(a, VENUE_UNAVAILABLE, "paper venue: the balance cannot be read (%s)",
+                         r->type == REDIS_REPLY_ERROR ? r->str : "not a number");
 }
 
-static venue_rc_t paper_filters(venue_t *v, const char *symbol, venue_filters_t *out, char *err, size_t errlen)
+static void paper_balance_cb(void *ud, const struct redisReply *r) { paper_answer(ud, r, paper_balance_reply); }
+
+static void paper_balance(venue_t *v, venue_done_fn done, void *ud)
 {
     paper_t *p = (paper_t *)v;
-    (void)symbol, (void)err, (void)errlen;
-    out->step = p->step, out->min_qty = p->step, out->min_notional = p->min_notional;
-    return VENUE_FILLED;
+    const char *argv[] = {"GET", p->k_balance};
+    paper_send(p, 2, argv, paper_balance_cb, done, ud);
 }
 
-static json_t *paper_positions(venue_t *v, char *err, size_t errlen)
+static void paper_filters(venue_t *v, const char *symbol, venue_done_fn done, void *ud)
 {
     paper_t *p = (paper_t *)v;
-    redisContext *c = paper_conn(p, err, errlen);
-    if (!c) return NULL;
-    redisReply *r = redisCommand(c, "HGETALL %s", p->k_positions);
-    if (!r) return snprintf(err, errlen, "paper venue: %s", c->errstr), NULL;
-    if (r->type == REDIS_REPLY_ERROR) return snprintf(err, errlen, "paper venue: %s", r->str), freeReplyObject(r), NULL;
+    venue_answer_t a = {0};
+    (void)symbol;
+    a.filters = (venue_filters_t){p->step, p->step, p->min_notional};
+    venue_answer_later(v, &a, done, ud);
+}
+
+static void paper_positions_reply(paper_t *p, const redisReply *r, venue_answer_t *a)
+{
+    (void)p;
+    if (r->type == REDIS_REPLY_ERROR) {
+        venue_answer_set(a, VENUE_UNAVAILABLE, "paper venue: %s", r->str);
+        return;
+    }
     json_t *out = json_object();
     for (size_t i = 0; out && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         json_t *d = json_loads(r->element[i + 1]->str, 0, NULL), *amt = json_object_get(d, "amt");
         if (!json_is_number(amt) || !isfinite(json_number_value(amt))) {
-            snprintf(err, errlen, "paper venue: the position record of %.40s cannot be read", r->element[i]->str);
+            venue_answer_set(a, VENUE_UNAVAILABLE, "paper venue: the position record of %.40s cannot be read",
+                             r->element[i]->str);
             json_decref(out), out = NULL;
         } else if (json_number_value(amt) != 0) {
             json_object_set_new(out, r->element[i]->str, json_real(json_number_value(amt)));
         }
         json_decref(d);
     }
-    freeReplyObject(r);
-    return out;
+    a->positions = out;
 }
 
-static void paper_free(venue_t *v)
+static void paper_positions_cb(void *ud, const struct redisReply *r) { paper_answer(ud, r, paper_positions_reply); }
+
+static void paper_positions(venue_t *v, venue_done_fn done, void *ud)
 {
     paper_t *p = (paper_t *)v;
-    if (p->rc) redisFree(p->rc);
-    free(p);
+    const char *argv[] = {"HGETALL", p->k_positions};
+    paper_send(p, 2, argv, paper_positions_cb, done, ud);
 }
+
+static void paper_free(venue_t *v) { free(v); }
 
 static const venue_ops_t paper_ops = {"paper", paper_place, paper_query, paper_balance, paper_filters,
                                       paper_positions, NULL, paper_free};
 
-venue_t *venue_paper_new(const char *ns, const void *redis_url, char *err, size_t errlen)
+venue_t *venue_paper_new(struct event_base *base, bus_t *bus, const char *ns, char *err, size_t errlen)
 {
     paper_t *p = calloc(1, sizeof *p);
     if (!p) return snprintf(err, errlen, "out of memory"), NULL;
     p->base.ops = &paper_ops;
-    p->url = *(const redis_url_t *)redis_url;
+    p->base.base = base;
+    p->bus = bus;
     if (config_get_double("QT_PAPER_FEE_BPS", 4, 0, 1000, &p->fee_bps, err, errlen) < 0 ||
         config_get_double("QT_PAPER_SLIPPAGE_BPS", 2, 0, 1000, &p->slip_bps, err, errlen) < 0 ||
         config_get_double("QT_PAPER_BALANCE", 10000, 1, 1e12, &p->balance0, err, errlen) < 0 ||
@@ -203,17 +244,9 @@ venue_t *venue_paper_new(const char *ns, const void *redis_url, char *err, size_
         free(p);
         return NULL;
     }
-    snprintf(p->k_orders, sizeof p->k_orders, "%s:paper:orders", ns);
-    snprintf(p->k_balance, sizeof p->k_balance, "%s:paper:balance", ns);
-    snprintf(p->k_positions, sizeof p->k_positions, "%s:paper:positions", ns);
-    snprintf(p->k_seq, sizeof p->k_seq, "%s:paper:order_seq", ns);
+    proto_key(p->k_orders, sizeof p->k_orders, ns, QT_KEY_PAPER_ORDERS);
+    proto_key(p->k_balance, sizeof p->k_balance, ns, QT_KEY_PAPER_BALANCE);
+    proto_key(p->k_positions, sizeof p->k_positions, ns, QT_KEY_PAPER_POSITIONS);
+    proto_key(p->k_seq, sizeof p->k_seq, ns, QT_KEY_PAPER_SEQ);
     return &p->base;
-}
-
-venue_t *venue_new(const char *kind, const char *ns, const void *redis_url, char *err, size_t errlen)
-{
-    if (strcmp(kind, "paper") == 0) return venue_paper_new(ns, redis_url, err, errlen);
-    if (strcmp(kind, "binance-futures") == 0) return venue_binance_new(err, errlen);
-    snprintf(err, errlen, "QT_VENUE: '%.40s' is not paper or binance-futures", kind);
-    return NULL;
 }

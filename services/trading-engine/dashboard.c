@@ -3,8 +3,8 @@
  * offline) that reads the engine's APIs and, from the browser, every other
  * service's /health, /ready and status (allowed by QT_CORS_ORIGINS), and
  * refreshes itself every 2 s. */
-#include "engine_int.h"
-#include "ledger.h"
+#include "dashboard.h"
+#include "config.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,14 +15,6 @@ static int dash_page(void *ud, httpd_req_t *req, json_t **out)
 {
     (void)ud, (void)out;
     return httpd_reply_text(req, 200, "text/html; charset=utf-8", dashboard_html, strlen(dashboard_html));
-}
-
-static int dash_equity(void *ud, httpd_req_t *req, json_t **out)
-{
-    const engine_t *e = ud;
-    (void)req;
-    *out = json_pack("{s:o, s:f}", "points", eng_equity_json(e), "equity", ledger_equity(&e->ledger));
-    return 200;
 }
 
 /* Where the browser finds the other services: QT_<SERVICE>_URL, as qtctl. */
@@ -44,9 +36,10 @@ static int dash_config(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
-void eng_dashboard_routes(engine_t *e)
+int dashboard_routes(httpd_t *h)
 {
-    httpd_route(e->svc->http, "GET", "/", 0, dash_page, e);
-    httpd_route(e->svc->http, "GET", "/api/v1/equity", 0, dash_equity, e);
-    httpd_route(e->svc->http, "GET", "/api/v1/dashboard/config", 0, dash_config, e);
+    return httpd_route(h, "GET", "/", 0, dash_page, NULL) < 0 ||
+                   httpd_route(h, "GET", "/api/v1/dashboard/config", 0, dash_config, NULL) < 0
+               ? -1
+               : 0;
 }

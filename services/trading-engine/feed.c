@@ -59,6 +59,8 @@ struct feed {
     char bn_interval[8];
     int64_t bn_interval_ms;
     long poll_ms, polls, poll_errors;
+    int polling; /* kline polls on their way */
+    int closing; /* being freed: answers still coming change nothing */
     feed_bar_t queue[1600]; /* closed bars fetched, not yet emitted */
     int qn, qi;
     feed_bar_t pending;
@@ -197,8 +199,8 @@ static int binance_open_feed(feed_t *feed, char *err, size_t errlen)
     if (getenv("QT_FEED_BASE_URL")) snprintf(bc.base_url, sizeof bc.base_url, "%s", base); /* the feed's own base */
     breaker_config_default(&brc);
     brc.window_size = 10, brc.min_calls = 3, brc.open_wait_ms = 10000;
-    int ok = breaker_config_env(&brc, "QT_FEED_BREAKER", err, errlen) == 0 && (feed->bn = binance_new(&bc, err, errlen)) &&
-             (feed->bn_breaker = breaker_new("binance-feed", &brc));
+    int ok = config_get_breaker("QT_FEED_BREAKER", &brc, err, errlen) == 0 && (feed->bn = binance_new(&bc, err, errlen)) &&
+             binance_attach(feed->bn, feed->base) == 0 && (feed->bn_breaker = breaker_new("binance-feed", &brc));
     explicit_bzero(&bc, sizeof bc); /* any keys read live on only inside the client */
     if (!ok) return -1;
     snprintf(buf, sizeof buf, "%s", list);
@@ -239,47 +241,76 @@ static int binance_kline(const json_t *k, const char *symbol, const char *interv
     return 0;
 }
 
-/* Fetch a symbol's closed bars after the last one published, oldest first. */
-static void binance_poll_symbol(feed_t *f, const char *symbol)
+static void feed_schedule(feed_t *f, int64_t ms);
+
+/* One symbol's kline poll on its way. */
+typedef struct feed_poll {
+    feed_t *f;
+    char symbol[24];
+    int64_t last, now, t0;
+} feed_poll_t;
+
+/* A symbol's closed bars after the last one published, oldest first, into the queue. */
+static void binance_polled(void *ud, binance_rc_t rc, binance_reply_t *r, const char *err)
 {
-    binance_reply_t r;
-    char query[128], err[512];
-    int64_t last = feed_resume_of(f, symbol), now = clock_wall_ms() + binance_clock_offset_ms(f->bn);
-    long limit = last ? (long)((now - last) / f->bn_interval_ms) + 2 : 3;
-    if (limit > 1500) limit = 1500;
-    if (!breaker_allow(f->bn_breaker, clock_mono_ms())) return;
-    snprintf(query, sizeof query, "symbol=%s&interval=%s&limit=%ld", symbol, f->bn_interval, limit);
-    int64_t t0 = clock_mono_ms();
-    binance_rc_t rc = binance_public(f->bn, "/fapi/v1/klines", query, &r, err, sizeof err);
-    f->polls++;
-    if (rc == BINANCE_BACKOFF) return;
-    breaker_record(f->bn_breaker, rc == BINANCE_OK && json_is_array(r.body), clock_mono_ms() - t0, clock_mono_ms());
-    if (rc != BINANCE_OK || !json_is_array(r.body)) {
-        if (f->poll_errors++ % 10 == 0) log_warn("kline poll of %s failed: %s", symbol, err);
-        binance_reply_clear(&r);
+    feed_poll_t *p = ud;
+    feed_t *f = p->f;
+    int64_t last = p->last;
+    f->polling--;
+    if (f->closing || rc == BINANCE_BACKOFF) {
+        free(p);
         return;
     }
-    size_t i;
-    json_t *k;
-    json_array_foreach(r.body, i, k) {
-        feed_bar_t b;
-        if (binance_kline(k, symbol, f->bn_interval, &b) < 0) {
-            f->bad_rows++;
-            continue;
+    breaker_record(f->bn_breaker, rc == BINANCE_OK && json_is_array(r->body), clock_mono_ms() - p->t0, clock_mono_ms());
+    if (rc != BINANCE_OK || !json_is_array(r->body)) {
+        if (f->poll_errors++ % 10 == 0) log_warn("kline poll of %s failed: %s", p->symbol, err);
+    } else {
+        size_t i;
+        json_t *k;
+        json_array_foreach(r->body, i, k) {
+            feed_bar_t b;
+            if (binance_kline(k, p->symbol, f->bn_interval, &b) < 0) {
+                f->bad_rows++;
+                continue;
+            }
+            if (b.close_time >= p->now || b.open_time <= last || f->qn == (int)(sizeof f->queue / sizeof f->queue[0]))
+                continue;
+            f->queue[f->qn++] = b; /* closed and new */
+            last = b.open_time;
         }
-        if (b.close_time >= now || b.open_time <= last || f->qn == (int)(sizeof f->queue / sizeof f->queue[0])) continue;
-        f->queue[f->qn++] = b; /* closed and new */
-        last = b.open_time;
+        feed_resume(f, p->symbol, last); /* what is queued counts as published: never twice */
     }
-    feed_resume(f, symbol, last); /* what is queued counts as published: never twice */
-    binance_reply_clear(&r);
+    if (f->polling == 0 && f->qi < f->qn) feed_schedule(f, 0); /* hand them out now */
+    free(p);
 }
 
+/* Ask for every symbol's new closed bars, all at once, on the loop. */
 static void binance_poll(feed_t *f)
 {
+    if (f->polling) return;
     if (f->qi == f->qn) f->qi = f->qn = 0;
-    if (f->qn == 0)
-        for (int i = 0; i < f->nsyms; i++) binance_poll_symbol(f, f->syms[i].symbol);
+    if (f->qn) return;
+    for (int i = 0; i < f->nsyms; i++) {
+        const char *symbol = f->syms[i].symbol;
+        char query[128];
+        feed_poll_t *p = calloc(1, sizeof *p);
+        if (!p || !breaker_allow(f->bn_breaker, clock_mono_ms())) {
+            free(p);
+            continue;
+        }
+        p->f = f;
+        snprintf(p->symbol, sizeof p->symbol, "%s", symbol);
+        p->last = feed_resume_of(f, symbol), p->now = clock_wall_ms() + binance_clock_offset_ms(f->bn);
+        p->t0 = clock_mono_ms();
+        long limit = p->last ? (long)((p->now - p->last) / f->bn_interval_ms) + 2 : 3;
+        if (limit > 1500) limit = 1500;
+        snprintf(query, sizeof query, "symbol=%s&interval=%s&limit=%ld", symbol, f->bn_interval, limit);
+        if (binance_call(f->bn, "GET", "/fapi/v1/klines", query, 0, binance_polled, p) < 0) {
+            free(p);
+            continue;
+        }
+        f->polls++, f->polling++;
+    }
 }
 
 /* ---------- driving ---------- */
@@ -344,12 +375,10 @@ static void feed_tick(evutil_socket_t fd, short what, void *arg)
             feed_schedule(f, 20);
             return;
         }
-        if (f->kind == FEED_BINANCE && !f->has_pending && f->qi == f->qn) { /* poll, then wait */
+        if (f->kind == FEED_BINANCE && !f->has_pending && f->qi == f->qn) { /* poll, then wait for the answers */
             binance_poll(f);
-            if (f->qi == f->qn) {
-                feed_schedule(f, f->poll_ms);
-                return;
-            }
+            feed_schedule(f, f->poll_ms);
+            return;
         }
         if (!feed_fill(f)) {
             feed_finish(f);
@@ -412,8 +441,9 @@ void feed_free(feed_t *f)
     if (!f) return;
     for (int i = 0; i < f->nfiles; i++)
         if (f->files[i].fp) fclose(f->files[i].fp);
+    f->closing = 1;
+    binance_free(f->bn); /* polls still on their way end here */
     if (f->timer) event_free(f->timer);
-    binance_free(f->bn);
     breaker_free(f->bn_breaker);
     free(f);
 }

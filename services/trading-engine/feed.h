@@ -10,6 +10,8 @@
  * QT_FEED=synthetic  regime-switching (trend / range / high-vol) random walk
  *   for QT_FEED_SYMBOLS, deterministic for QT_FEED_SEED; QT_FEED_BARS per
  *   symbol (0 = endless) from QT_FEED_START_MS.
+ * QT_FEED=binance  closed klines of QT_FEED_SYMBOLS polled every QT_FEED_POLL_MS
+ *   from the REST API, every symbol at once on the loop (nothing blocks it).
  * QT_FEED=none  no feed (bars come from elsewhere).
  * QT_FEED_SPEED: multiple of real time; 0 = as fast as the pipeline takes it
  * (the engine throttles on consumer lag). */

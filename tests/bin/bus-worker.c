@@ -6,6 +6,9 @@
  * WORKER_FAIL_SYMBOL: events of that symbol always ask for a retry.
  * WORKER_SLOW_US: sleep that long in every handler call (to be killed mid-batch).
  * WORKER_TYPES: comma-separated event types the handler takes (bus_subscribe_types).
+ * WORKER_DEFER_SYMBOL, WORKER_DEFER_MS: events of that symbol are deferred
+ * (bus_defer) and finished that much later on a timer, echo included, while
+ * the loop goes on with other entries.
  * POST /api/v1/worker/pause {"reason": "..."} and POST /api/v1/worker/resume
  * (bearer token) pause and resume consumption.
  * Everything else (REDIS_URL, QT_*) as for any service. */
@@ -19,9 +22,58 @@
 
 typedef struct {
     svc_t svc;
-    const char *fail_symbol;
-    long slow_us;
+    const char *fail_symbol, *defer_symbol;
+    long slow_us, defer_ms;
 } worker_t;
+
+/* Publish the echo of ev. */
+static bus_result_t worker_echo(worker_t *w, const event_t *ev, char *err, size_t errlen)
+{
+    char name[128], id[37];
+    event_t out;
+    snprintf(name, sizeof name, "echo:%s", ev->id);
+    event_derive_id(name, id);
+    if (event_make(&out, ev->type, json_incref(ev->data), ev->trace, id, err, errlen) < 0) return BUS_DEAD;
+    int rc = bus_publish(w->svc.bus, "echo", &out, err, errlen);
+    event_clear(&out);
+    return rc < 0 ? BUS_RETRY : BUS_OK;
+}
+
+typedef struct {
+    worker_t *w;
+    bus_pending_t *token;
+    event_t ev; /* id, type, trace and a reference to the data */
+    struct event *timer;
+} worker_later_t;
+
+static void worker_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    worker_later_t *l = arg;
+    char err[256] = "";
+    (void)fd, (void)what;
+    bus_result_t r = worker_echo(l->w, &l->ev, err, sizeof err);
+    bus_finish(l->w->svc.bus, l->token, r, err);
+    event_free(l->timer);
+    event_clear(&l->ev);
+    free(l);
+}
+
+static bus_result_t worker_defer(worker_t *w, const event_t *ev, char *err, size_t errlen)
+{
+    worker_later_t *l = calloc(1, sizeof *l);
+    struct timeval tv = {w->defer_ms / 1000, (w->defer_ms % 1000) * 1000};
+    if (!l || !(l->token = bus_defer(w->svc.bus)) || !(l->timer = evtimer_new(w->svc.base, worker_later_cb, l))) {
+        snprintf(err, errlen, "out of memory");
+        if (l && l->token) bus_finish(w->svc.bus, l->token, BUS_RETRY, err);
+        free(l);
+        return l ? BUS_LATER : BUS_RETRY;
+    }
+    l->w = w;
+    l->ev = *ev;
+    l->ev.data = json_incref(ev->data);
+    evtimer_add(l->timer, &tv);
+    return BUS_LATER;
+}
 
 static bus_result_t worker_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
@@ -32,15 +84,8 @@ static bus_result_t worker_handle(void *ud, const bus_msg_t *m, char *err, size_
         snprintf(err, errlen, "configured to fail on %s", sym);
         return BUS_RETRY;
     }
-    char name[128], id[37];
-    event_t out;
-    snprintf(name, sizeof name, "echo:%s", m->ev->id);
-    event_derive_id(name, id);
-    if (event_make(&out, m->ev->type, json_incref(m->ev->data), m->ev->trace, id, err, errlen) < 0)
-        return BUS_DEAD;
-    int rc = bus_publish(w->svc.bus, "echo", &out, err, errlen);
-    event_clear(&out);
-    return rc < 0 ? BUS_RETRY : BUS_OK;
+    if (w->defer_symbol && sym && strcmp(sym, w->defer_symbol) == 0) return worker_defer(w, m->ev, err, errlen);
+    return worker_echo(w, m->ev, err, errlen);
 }
 
 /* POST /api/v1/worker/pause {"reason": "..."} */
@@ -88,6 +133,8 @@ int main(void)
     }
     w.fail_symbol = getenv("WORKER_FAIL_SYMBOL");
     w.slow_us = getenv("WORKER_SLOW_US") ? atol(getenv("WORKER_SLOW_US")) : 0;
+    w.defer_symbol = getenv("WORKER_DEFER_SYMBOL");
+    w.defer_ms = getenv("WORKER_DEFER_MS") ? atol(getenv("WORKER_DEFER_MS")) : 1000;
     static char typebuf[512];
     static const char *types[16];
     const char *tl = getenv("WORKER_TYPES");

@@ -200,24 +200,55 @@ static void tx_new_order(struct evhttp_request *req, struct evkeyvalq *q)
     const char *sym = evhttp_find_header(q, "symbol"), *side = evhttp_find_header(q, "side");
     const char *type = evhttp_find_header(q, "type"), *qty = evhttp_find_header(q, "quantity");
     const char *cid = evhttp_find_header(q, "newClientOrderId"), *ro = evhttp_find_header(q, "reduceOnly");
-    if (!tx_symbol_ok(sym)) return tx_error(req, 400, -1121, "Invalid symbol.");
-    if (!side || (strcmp(side, "BUY") && strcmp(side, "SELL"))) return tx_error(req, 400, -1117, "Invalid side.");
-    if (!type || strcmp(type, "MARKET")) return tx_error(req, 400, -1116, "Invalid orderType.");
-    if (qty && !tx_decimal_ok(qty))
-        return tx_error(req, 400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.");
+    if (!tx_symbol_ok(sym)) {
+        tx_error(req, 400, -1121, "Invalid symbol.");
+        return;
+    }
+    if (!side || (strcmp(side, "BUY") && strcmp(side, "SELL"))) {
+        tx_error(req, 400, -1117, "Invalid side.");
+        return;
+    }
+    if (!type || strcmp(type, "MARKET")) {
+        tx_error(req, 400, -1116, "Invalid orderType.");
+        return;
+    }
+    if (qty && !tx_decimal_ok(qty)) {
+        tx_error(req, 400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.");
+        return;
+    }
     double quantity = qty ? atof(qty) : 0;
-    if (!(quantity > 0)) return tx_error(req, 400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.");
+    if (!(quantity > 0)) {
+        tx_error(req, 400, -1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.");
+        return;
+    }
     double steps = quantity / 0.001;
-    if (fabs(steps - round(steps)) > 1e-6) return tx_error(req, 400, -1111, "Precision is over the maximum defined for this asset.");
-    if (cid && !tx_cid_ok(cid)) return tx_error(req, 400, -4015, "Client order id is not valid.");
-    if (cid && !cid_open_only && tx_find(cid)) return tx_error(req, 400, -4116, "ClientOrderId is duplicated.");
+    if (fabs(steps - round(steps)) > 1e-6) {
+        tx_error(req, 400, -1111, "Precision is over the maximum defined for this asset.");
+        return;
+    }
+    if (cid && !tx_cid_ok(cid)) {
+        tx_error(req, 400, -4015, "Client order id is not valid.");
+        return;
+    }
+    if (cid && !cid_open_only && tx_find(cid)) {
+        tx_error(req, 400, -4116, "ClientOrderId is duplicated.");
+        return;
+    }
     double price = tx_price(sym, tx_now() / 60000);
     int reduce = ro && strcmp(ro, "true") == 0;
     tx_pos_t *p = tx_pos(sym);
-    if (reduce && (p->amt == 0 || (p->amt > 0) == (strcmp(side, "BUY") == 0)))
-        return tx_error(req, 400, -2022, "ReduceOnly Order is rejected.");
-    if (!reduce && quantity * price < 5) return tx_error(req, 400, -4164, "Order's notional must be no smaller than 5 (unless you choose reduce only).");
-    if (norders == TX_ORDERS) return tx_error(req, 400, -2010, "too many orders in the test exchange");
+    if (reduce && (p->amt == 0 || (p->amt > 0) == (strcmp(side, "BUY") == 0))) {
+        tx_error(req, 400, -2022, "ReduceOnly Order is rejected.");
+        return;
+    }
+    if (!reduce && quantity * price < 5) {
+        tx_error(req, 400, -4164, "Order's notional must be no smaller than 5 (unless you choose reduce only).");
+        return;
+    }
+    if (norders == TX_ORDERS) {
+        tx_error(req, 400, -2010, "too many orders in the test exchange");
+        return;
+    }
     tx_order_t *o = &orders[norders];
     snprintf(o->cid, sizeof o->cid, "%s", cid ? cid : "auto");
     snprintf(o->symbol, sizeof o->symbol, "%s", sym);
@@ -243,10 +274,19 @@ static void tx_new_order(struct evhttp_request *req, struct evkeyvalq *q)
 static void tx_klines(struct evhttp_request *req, struct evkeyvalq *q)
 {
     const char *sym = evhttp_find_header(q, "symbol"), *iv = evhttp_find_header(q, "interval"), *lim = evhttp_find_header(q, "limit");
-    if (!tx_symbol_ok(sym)) return tx_error(req, 400, -1121, "Invalid symbol.");
-    if (!iv || strcmp(iv, "1m")) return tx_error(req, 400, -1120, "Invalid interval.");
+    if (!tx_symbol_ok(sym)) {
+        tx_error(req, 400, -1121, "Invalid symbol.");
+        return;
+    }
+    if (!iv || strcmp(iv, "1m")) {
+        tx_error(req, 400, -1120, "Invalid interval.");
+        return;
+    }
     int n = lim ? atoi(lim) : 500;
-    if (n < 1 || n > 1500) return tx_error(req, 400, -1130, "Invalid data sent for a parameter.");
+    if (n < 1 || n > 1500) {
+        tx_error(req, 400, -1130, "Invalid data sent for a parameter.");
+        return;
+    }
     int64_t cur = tx_now() / 60000;
     json_t *a = json_array();
     for (int64_t m = cur - n + 1; m <= cur; m++) {
@@ -274,12 +314,14 @@ static void tx_test(struct evhttp_request *req, const char *path, struct evkeyva
         else if (fp) fill_pct = atoi(fp), fill_count = cnt ? atoi(cnt) : 1;
         else if (dl) delay_ms = atoi(dl), delay_count = cnt ? atoi(cnt) : 1;
         else fault_status = st ? atoi(st) : 0, fault_count = cnt ? atoi(cnt) : 1, fault_retry = ra ? atoi(ra) : 0;
-        return tx_reply(req, 200, json_pack("{s:b}", "ok", 1));
+        tx_reply(req, 200, json_pack("{s:b}", "ok", 1));
+        return;
     }
     if (strcmp(path, "/_test/orders") == 0) {
         json_t *a = json_array();
         for (int i = 0; i < norders; i++) json_array_append_new(a, tx_order_json(&orders[i]));
-        return tx_reply(req, 200, json_pack("{s:o, s:f}", "orders", a, "balance", balance));
+        tx_reply(req, 200, json_pack("{s:o, s:f}", "orders", a, "balance", balance));
+        return;
     }
     tx_reply(req, 200, json_pack("{s:I, s:I, s:I, s:I}", "requests", (json_int_t)stats_requests, "signed_ok",
                                  (json_int_t)stats_signed, "bad_signature", (json_int_t)stats_bad_sig, "bad_timestamp",
@@ -320,17 +362,32 @@ static json_t *tx_exchange_info(void)
 
 static void tx_dispatch_signed(struct evhttp_request *req, const char *m, const char *path, struct evkeyvalq *q)
 {
-    if (strcmp(m, "POST") == 0 && strcmp(path, "/fapi/v1/order") == 0) return tx_new_order(req, q);
+    if (strcmp(m, "POST") == 0 && strcmp(path, "/fapi/v1/order") == 0) {
+        tx_new_order(req, q);
+        return;
+    }
     if (strcmp(m, "GET") == 0 && strcmp(path, "/fapi/v1/order") == 0) {
         tx_order_t *o = tx_find(evhttp_find_header(q, "origClientOrderId"));
-        if (!o) return tx_error(req, 400, -2013, "Order does not exist.");
-        return tx_reply(req, 200, tx_order_json(o));
+        if (!o) {
+            tx_error(req, 400, -2013, "Order does not exist.");
+            return;
+        }
+        tx_reply(req, 200, tx_order_json(o));
+        return;
     }
-    if (strcmp(m, "GET") == 0 && strcmp(path, "/fapi/v2/balance") == 0) return tx_reply(req, 200, tx_balance_json());
-    if (strcmp(m, "GET") == 0 && strcmp(path, "/fapi/v2/positionRisk") == 0) return tx_reply(req, 200, tx_positions_json());
-    if (strcmp(m, "POST") == 0 && strcmp(path, "/fapi/v1/leverage") == 0)
-        return tx_reply(req, 200, json_pack("{s:i, s:s, s:s}", "leverage", evhttp_find_header(q, "leverage") ? atoi(evhttp_find_header(q, "leverage")) : 1,
-                                            "symbol", evhttp_find_header(q, "symbol") ? evhttp_find_header(q, "symbol") : "", "maxNotionalValue", "1000000"));
+    if (strcmp(m, "GET") == 0 && strcmp(path, "/fapi/v2/balance") == 0) {
+        tx_reply(req, 200, tx_balance_json());
+        return;
+    }
+    if (strcmp(m, "GET") == 0 && strcmp(path, "/fapi/v2/positionRisk") == 0) {
+        tx_reply(req, 200, tx_positions_json());
+        return;
+    }
+    if (strcmp(m, "POST") == 0 && strcmp(path, "/fapi/v1/leverage") == 0) {
+        tx_reply(req, 200, json_pack("{s:i, s:s, s:s}", "leverage", evhttp_find_header(q, "leverage") ? atoi(evhttp_find_header(q, "leverage")) : 1,
+                                     "symbol", evhttp_find_header(q, "symbol") ? evhttp_find_header(q, "symbol") : "", "maxNotionalValue", "1000000"));
+        return;
+    }
     tx_error(req, 404, -1000, "unknown endpoint");
 }
 

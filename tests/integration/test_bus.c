@@ -562,6 +562,46 @@ TEST(a_held_loop_is_not_taken_for_a_silent_redis)
     waitpid(w, NULL, 0);
 }
 
+/* A handler that finishes an entry later (bus_defer / bus_finish) does not
+ * hold the others: while one entry of SLOW waits 3 s, 200 later entries are
+ * handled and acked; the deferred one is not handed out again meanwhile (a
+ * re-read of our pending entries after a retry skips it), is acked once
+ * finished, and a SIGTERM drain waits for it. */
+TEST(a_deferred_entry_does_not_hold_the_others_and_is_acked_once_finished)
+{
+    pub_t p;
+    int port;
+    const char *env[] = {"WORKER_DEFER_SYMBOL=SLOW", "WORKER_DEFER_MS=3000", "WORKER_FAIL_SYMBOL=FAIL",
+                         "QT_RETRY_DELAY_MS=100", "QT_MAX_DELIVERIES=1000", "QT_BATCH=16", NULL};
+    pid_t w = worker(&R, "t13", env, &port, "t13");
+    CHECK_EQ(pub_open(&p, &R, "t13"), 0);
+    CHECK_EQ(pub_bars(&p, 0, 1, "SLOW"), 0);
+    CHECK_EQ(pub_bars(&p, 1, 2, "FAIL"), 0); /* retried every 100 ms: our pending entries are re-read again and again */
+    CHECK_EQ(pub_bars(&p, 2, 202, "FAST"), 0);
+    pub_flush(&p, 5000);
+    long long t0 = th_now_ms();
+    CHECK_EQ(wait_until(xlen, &R, "t13:echo", 200, 10000), 0);
+    long long took = th_now_ms() - t0;
+    CHECK(took < 2500); /* the FAST ones did not wait for SLOW */
+    CHECK_EQ(xlen(&R, "t13:echo"), 200);
+    CHECK_EQ(pending(&R, "t13:market", "worker"), 2); /* SLOW (deferred) and FAIL */
+    CHECK_EQ(wait_until(xlen, &R, "t13:echo", 201, 5000), 0);
+    long missing, dups;
+    coverage(&R, "t13:echo", 202, &missing, &dups);
+    CHECK_EQ(missing, 1); /* FAIL never echoes */
+    CHECK_EQ(dups, 0);    /* SLOW was handled once */
+    CHECK_EQ(pending(&R, "t13:market", "worker"), 1);
+    /* a deferred entry when SIGTERM comes: the drain waits for it */
+    CHECK_EQ(pub_bars(&p, 300, 301, "SLOW"), 0);
+    pub_flush(&p, 5000);
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && pending(&R, "t13:market", "worker") < 2;)
+        th_sleep_ms(20);
+    CHECK_EQ(stop_worker(w), 0);
+    CHECK_EQ(xlen(&R, "t13:echo"), 202);
+    CHECK_EQ(pending(&R, "t13:market", "worker"), 1); /* only FAIL */
+    pub_close(&p);
+}
+
 /* Entries Redis delivered in a reply the read link lost (here: Redis drops
  * the connection for a reply over its output buffer limit) are in this
  * consumer's pending list; they must be handled at once, not when a claim
@@ -681,7 +721,7 @@ int main(int argc, char **argv);
 __attribute__((constructor)) static void setup(void)
 {
     th_watchdog(600);
-    log_init("test-bus");
+    log_init("test-bus", getenv("QT_LOG_LEVEL"));
     log_set_level(LOG_WARN);
     th_bin("tests/bin/bus-worker", worker_path, sizeof worker_path);
     th_tempdir(logdir, sizeof logdir);

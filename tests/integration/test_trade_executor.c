@@ -617,6 +617,53 @@ TEST(binance_replies_missing_their_fields_are_asked_again)
     stop_binance(p, ex);
 }
 
+/* No call blocks the executor's loop: while one entry's order hangs 4 s at
+ * the exchange, a stop-loss exit of another symbol is ordered and filled,
+ * and /health answers "ok" (not "busy"). The hung order still fills, once. */
+TEST(binance_an_exit_goes_out_while_an_entry_order_hangs)
+{
+    int port;
+    pid_t ex;
+    const char *env[] = {"QT_BINANCE_TIMEOUT_MS=8000", "QT_BINANCE_RECV_WINDOW_MS=10000", NULL};
+    pid_t p = start_binance("h1", NULL, env, &ex, &port);
+    intent("h1", "h-1", "ETHUSDT", "BUY", 0.01, 2500, 0); /* the position the exit will close */
+    json_t *r = result_of("h1", "h-1");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    double eth = jnum(r, "qty");
+    json_decref(r);
+    CHECK(eth > 0);
+    CHECK_EQ(th_http(export_, "POST", "/_test/fault?delay_ms=4000&count=1&method=POST&path=/fapi/v1/order", NULL, NULL,
+                     NULL, 0), 200);
+    long long t0 = th_now_ms();
+    intent("h1", "h-2", "BTCUSDT", "BUY", 0.01, 42000, 0); /* its order hangs */
+    th_sleep_ms(300);
+    intent("h1", "h-3", "ETHUSDT", "SELL", 0, 2500, eth); /* the exit */
+    r = result_of("h1", "h-3");
+    long long exit_ms = th_now_ms() - t0;
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    CHECK_NEAR(jnum(r, "qty"), eth, 1e-12);
+    json_decref(r);
+    CHECK(exit_ms < 3000); /* did not wait for the hung order */
+    long n, dups, executed;
+    results("h1", &n, &dups, &executed);
+    CHECK_EQ(n, 2); /* h-2 is still on its way */
+    CHECK_EQ(th_http(port, "GET", "/health", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"ok\"");
+    CHECK(strstr(out, "busy") == NULL);
+    for (long long end = th_now_ms() + 8000; th_now_ms() < end; th_sleep_ms(50)) {
+        results("h1", &n, &dups, &executed);
+        if (n == 3) break;
+    }
+    CHECK_EQ(n, 3);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(executed, 3);
+    CHECK_EQ(th_http(export_, "GET", "/_test/orders", NULL, NULL, out, sizeof out), 200);
+    json_t *orders = json_loads(out, 0, NULL);
+    CHECK_EQ(json_array_size(json_object_get(orders, "orders")), 3); /* one order each */
+    json_decref(orders);
+    stop_binance(p, ex);
+}
+
 TEST(binance_venue_without_keys_refuses_to_start)
 {
     int port, st = -1;

@@ -1,6 +1,7 @@
 /* Unit tests: circuit breaker transitions. */
 #include "breaker.h"
 #include "check.h"
+#include "config.h"
 
 static int changes;
 static breaker_state_t last_from, last_to;
@@ -184,11 +185,11 @@ TEST(config_from_env)
     breaker_config_default(&c);
     setenv("TB_WINDOW", "50", 1);
     setenv("TB_OPEN_WAIT_MS", "1234", 1);
-    CHECK_EQ(breaker_config_env(&c, "TB", err, sizeof err), 0);
+    CHECK_EQ(config_get_breaker("TB", &c, err, sizeof err), 0);
     CHECK_EQ(c.window_size, 50);
     CHECK_EQ(c.open_wait_ms, 1234);
     setenv("TB_FAILURE_RATE", "2", 1);
-    CHECK_EQ(breaker_config_env(&c, "TB", err, sizeof err), -1);
+    CHECK_EQ(config_get_breaker("TB", &c, err, sizeof err), -1);
     CHECK_CONTAINS(err, "TB_FAILURE_RATE");
     unsetenv("TB_FAILURE_RATE");
 }

@@ -1,5 +1,6 @@
 /* dataset.c — labelled rows from bars, evaluation, the seeded generator (see train.h). */
 #include "train.h"
+#include "prng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -56,8 +57,4 @@ void train_evaluate(const mlm_t *m, const dataset_t *d, double *accuracy, double
     *brier = d->n ? b / (double)d->n : 0;
 }
 
-double train_rand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return ((*s >> 11) + 0.5) / 9007199254740992.0;
-}
+double train_rand(uint64_t *s) { return prng_uniform(s); }

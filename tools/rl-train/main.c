@@ -9,6 +9,7 @@
  *   rl-eval: policy return=..% sharpe=.. maxdd=..% | random ... | buy-and-hold ...
  * Exit codes: 0 ok, 1 failed, 2 usage. */
 #include "env.h"
+#include "prng.h"
 #include "kline.h"
 #include "model.h"
 #include "ppo.h"
@@ -48,7 +49,7 @@ static kline_t *csv_series(const char *path, long *n)
 typedef struct { double ret, sharpe, maxdd, fees; long trades; } eval_t;
 
 /* One pass over the whole series: 0 = greedy policy, 1 = random, 2 = buy-and-hold. */
-static eval_t evaluate(const model_t *m, const kline_t *bars, long n, int who, unsigned long long seed)
+static eval_t evaluate(const model_t *m, const kline_t *bars, long n, int who, uint64_t seed)
 {
     env_t e;
     eval_t r = {0, 0, 0, 0, 0};
@@ -69,8 +70,7 @@ static eval_t evaluate(const model_t *m, const kline_t *bars, long n, int who, u
             for (int j = 1; j < MODEL_ACTIONS; j++)
                 if (o.probs[j] > o.probs[a]) a = j;
         } else if (who == 1) {
-            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-            a = (int)((seed >> 33) % MODEL_ACTIONS);
+            a = (int)((prng_next(&seed) >> 33) % MODEL_ACTIONS);
         } else {
             a = k == 0 ? 2 : 5; /* long with the LARGE size, then hold */
         }

@@ -1,5 +1,6 @@
 /* ppo.c — proximal policy optimisation for the MLP (see ppo.h). */
 #include "ppo.h"
+#include "prng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,11 +14,7 @@ void ppo_cfg_default(ppo_cfg_t *c)
     c->max_grad_norm = 0.5, c->seed = 1;
 }
 
-static double urand(unsigned long long *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return ((*s >> 11) + 0.5) / 9007199254740992.0;
-}
+static double urand(uint64_t *s) { return prng_uniform(s); }
 
 typedef struct rollout {
     float (*obs)[MODEL_IN];
@@ -90,7 +87,7 @@ static void ppo_adam(model_t *m, model_t *g, float *am, float *av, long t, int n
 }
 
 /* Sample an action from probs. */
-static int ppo_sample(const float *probs, unsigned long long *rng)
+static int ppo_sample(const float *probs, uint64_t *rng)
 {
     double u = urand(rng), acc = 0;
     for (int j = 0; j < MODEL_ACTIONS; j++)
@@ -99,7 +96,7 @@ static int ppo_sample(const float *probs, unsigned long long *rng)
 }
 
 /* Collect c->steps transitions; returns the mean return of finished episodes. */
-static double ppo_collect(const model_t *m, env_t *e, rollout_t *r, const ppo_cfg_t *c, unsigned long long *rng,
+static double ppo_collect(const model_t *m, env_t *e, rollout_t *r, const ppo_cfg_t *c, uint64_t *rng,
                           float *last_val, int *episodes)
 {
     static double ep_ret;
@@ -145,7 +142,7 @@ int ppo_train(model_t *m, env_t *e, const ppo_cfg_t *c, void *out_file)
 {
     FILE *out = out_file;
     rollout_t r;
-    unsigned long long rng = c->seed;
+    uint64_t rng = c->seed;
     int *idx = malloc(sizeof(int) * (size_t)c->steps);
     float *am = calloc(MODEL_NPARAMS, sizeof(float)), *av = calloc(MODEL_NPARAMS, sizeof(float));
     model_t *g = malloc(sizeof *g);

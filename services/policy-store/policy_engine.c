@@ -1,5 +1,6 @@
-/* engine.c — inputs → TradingPolicy → stream and Redis (see engine.h). */
-#include "engine.h"
+/* policy_engine.c — inputs → TradingPolicy → stream and Redis (see policy_engine.h). */
+#include "policy_engine.h"
+#include "keys.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "inputs.h"
@@ -32,14 +33,14 @@ struct policy_engine {
 
 /* ---------- publishing and persistence ---------- */
 
-static void engine_persist_cb(void *ud, const struct redisReply *r)
+static void policy_engine_persist_cb(void *ud, const struct redisReply *r)
 {
     policy_engine_t *e = ud;
     if (!r || r->type == REDIS_REPLY_ERROR) e->persist_pending = 1;
 }
 
 /* Current policy and history in Redis; retried by the tick on failure. */
-static void engine_persist(policy_engine_t *e)
+static void policy_engine_persist(policy_engine_t *e)
 {
     json_t *j = orch_policy_json(&e->orch.current);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
@@ -48,15 +49,15 @@ static void engine_persist(policy_engine_t *e)
     const char *set[] = {"SET", e->k_trading, txt};
     const char *push[] = {"LPUSH", e->k_history, txt};
     const char *trim[] = {"LTRIM", e->k_history, "0", "99"};
-    e->persist_pending = bus_redis(e->svc->bus, engine_persist_cb, e, 3, set, NULL) < 0 ||
-                         bus_redis(e->svc->bus, engine_persist_cb, e, 3, push, NULL) < 0 ||
-                         bus_redis(e->svc->bus, engine_persist_cb, e, 4, trim, NULL) < 0;
+    e->persist_pending = bus_redis(e->svc->bus, policy_engine_persist_cb, e, 3, set, NULL) < 0 ||
+                         bus_redis(e->svc->bus, policy_engine_persist_cb, e, 3, push, NULL) < 0 ||
+                         bus_redis(e->svc->bus, policy_engine_persist_cb, e, 4, trim, NULL) < 0;
     free(txt);
 }
 
 /* policy.trading.updated; its id derives from the version and the trigger so
  * a redelivered trigger republishes the same id. */
-static void engine_publish(policy_engine_t *e)
+static void policy_engine_publish(policy_engine_t *e)
 {
     char err[256], name[160], id[37];
     event_t ev;
@@ -73,19 +74,19 @@ static void engine_publish(policy_engine_t *e)
     event_clear(&ev);
 }
 
-static void engine_adopted(policy_engine_t *e)
+static void policy_engine_adopted(policy_engine_t *e)
 {
     const trading_policy_t *p = &e->orch.current;
     log_msg(LOG_INFO, e->trigger_trace, "POLICY v%d: allow_trades=%d risk_profile=%s max_risk=%.3f%% min_conf=%.2f: %s",
             p->version, p->allow_new_trades,
             p->risk_profile == PROFILE_NORMAL ? "NORMAL" : p->risk_profile == PROFILE_REDUCED ? "REDUCED" : "NO_NEW_TRADES",
             p->max_risk_pct, p->min_confidence, p->note);
-    engine_publish(e);
-    engine_persist(e);
+    policy_engine_publish(e);
+    policy_engine_persist(e);
 }
 
 /* Evaluate at event time t; a new UTC day resets today's PnL and forces an update. */
-static void engine_evaluate(policy_engine_t *e, int64_t t, int force)
+static void policy_engine_evaluate(policy_engine_t *e, int64_t t, int force)
 {
     orch_inputs_t oi;
     int64_t day = t / DAY_MS;
@@ -99,12 +100,12 @@ static void engine_evaluate(policy_engine_t *e, int64_t t, int force)
     inputs_build(&e->in, &oi);
     e->evaluated++;
     e->dirty = 1;
-    if (orch_update(&e->orch, &oi, t, force)) engine_adopted(e);
+    if (orch_update(&e->orch, &oi, t, force)) policy_engine_adopted(e);
 }
 
 /* ---------- stream handlers ---------- */
 
-typedef void (*engine_input_fn)(policy_engine_t *e, const json_t *data);
+typedef void (*policy_engine_input_fn)(policy_engine_t *e, const json_t *data);
 
 static void on_bar(policy_engine_t *e, const json_t *d) { e->ignored_symbols += inputs_on_bar(&e->in, d) < 0; }
 static void on_perf(policy_engine_t *e, const json_t *d) { inputs_on_performance(&e->in, d); }
@@ -112,38 +113,38 @@ static void on_closed(policy_engine_t *e, const json_t *d) { e->ignored_symbols 
 static void on_outcome(policy_engine_t *e, const json_t *d) { inputs_on_outcome(&e->in, d); }
 static void on_exec(policy_engine_t *e, const json_t *d) { inputs_on_execution(&e->in, d); }
 
-static const struct { const char *type; engine_input_fn fn; } engine_inputs[] = {
+static const struct { const char *type; policy_engine_input_fn fn; } policy_engine_inputs[] = {
     {"market.data.update", on_bar},       {"performance.update", on_perf},
     {"position.closed", on_closed},       {"feedback.prediction.outcome", on_outcome},
     {"trade.executed", on_exec},
 };
 
-static bus_result_t engine_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+static bus_result_t policy_engine_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     policy_engine_t *e = ud;
     (void)err;
     (void)errlen;
     if (dedupe_check(e->seen, m->ev->id)) return BUS_OK; /* redelivered: already counted */
-    for (size_t i = 0; i < sizeof engine_inputs / sizeof engine_inputs[0]; i++) {
-        if (strcmp(m->ev->type, engine_inputs[i].type) != 0) continue;
-        engine_inputs[i].fn(e, m->ev->data);
+    for (size_t i = 0; i < sizeof policy_engine_inputs / sizeof policy_engine_inputs[0]; i++) {
+        if (strcmp(m->ev->type, policy_engine_inputs[i].type) != 0) continue;
+        policy_engine_inputs[i].fn(e, m->ev->data);
         snprintf(e->trigger_id, sizeof e->trigger_id, "%s", m->ev->id);
         snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", m->ev->trace);
         const json_t *t = json_object_get(m->ev->data, "event_time");
-        engine_evaluate(e, t ? json_integer_value(t) : m->ev->ts, 0);
+        policy_engine_evaluate(e, t ? json_integer_value(t) : m->ev->ts, 0);
         break;
     }
     return BUS_OK; /* other types on these streams are not ours */
 }
 
-static void engine_refresh_config(policy_engine_t *e);
+static void policy_engine_refresh_config(policy_engine_t *e);
 
 /* qt:policy: a configuration change (by this or another writer) applies now. */
-static bus_result_t engine_handle_policy(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+static bus_result_t policy_engine_handle_policy(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
-    if (strcmp(m->ev->type, "policy.config.updated") == 0) engine_refresh_config(ud);
+    if (strcmp(m->ev->type, "policy.config.updated") == 0) policy_engine_refresh_config(ud);
     return BUS_OK;
 }
 
@@ -160,7 +161,7 @@ static double cfg_num(config_store_t *cs, const char *key, double def)
 }
 
 /* The orchestrator's settings from the config hash (falls back to what it has). */
-static void engine_refresh_config(policy_engine_t *e)
+static void policy_engine_refresh_config(policy_engine_t *e)
 {
     orch_config_t *c = &e->orch.cfg;
     c->base_confidence = cfg_num(e->cs, "orch.base_confidence", c->base_confidence);
@@ -174,16 +175,16 @@ static void engine_refresh_config(policy_engine_t *e)
     e->refreshed_ms = clock_mono_ms();
 }
 
-static json_t *engine_state_json(const policy_engine_t *e)
+static json_t *policy_engine_state_json(const policy_engine_t *e)
 {
     return json_pack("{s:o, s:I, s:I, s:I}", "inputs", inputs_to_json(&e->in), "last_update_ms",
                      (json_int_t)e->orch.last_update_ms, "last_event_time", (json_int_t)e->last_event_time,
                      "last_day", (json_int_t)e->last_day);
 }
 
-void engine_checkpoint(policy_engine_t *e)
+void policy_engine_checkpoint(policy_engine_t *e)
 {
-    json_t *j = engine_state_json(e);
+    json_t *j = policy_engine_state_json(e);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(j);
     const char *argv[] = {"SET", e->k_state, txt};
@@ -193,7 +194,7 @@ void engine_checkpoint(policy_engine_t *e)
 }
 
 /* Load checkpoint and current policy with a synchronous read at start. */
-static void engine_restore(policy_engine_t *e)
+static void policy_engine_restore(policy_engine_t *e)
 {
     char err[256];
     redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
@@ -221,7 +222,7 @@ static void engine_restore(policy_engine_t *e)
     redisFree(c);
 }
 
-static void engine_tick(evutil_socket_t fd, short what, void *arg)
+static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {
     policy_engine_t *e = arg;
     char err[256];
@@ -230,17 +231,17 @@ static void engine_tick(evutil_socket_t fd, short what, void *arg)
     int64_t now = clock_mono_ms();
     if (!e->seeded) {
         e->seeded = config_store_seed(e->cs, err, sizeof err) == 0;
-        if (e->seeded) engine_refresh_config(e);
+        if (e->seeded) policy_engine_refresh_config(e);
     }
-    if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) engine_refresh_config(e);
-    if (e->publish_pending && e->orch.has_current) engine_publish(e);
-    if (e->persist_pending && e->orch.has_current) engine_persist(e);
-    if (e->dirty && now - e->ckpt_ms >= ENGINE_CKPT_MS) engine_checkpoint(e);
+    if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) policy_engine_refresh_config(e);
+    if (e->publish_pending && e->orch.has_current) policy_engine_publish(e);
+    if (e->persist_pending && e->orch.has_current) policy_engine_persist(e);
+    if (e->dirty && now - e->ckpt_ms >= ENGINE_CKPT_MS) policy_engine_checkpoint(e);
 }
 
 /* ---------- HTTP ---------- */
 
-static json_t *engine_inputs_summary(const policy_engine_t *e)
+static json_t *policy_engine_inputs_summary(const policy_engine_t *e)
 {
     orch_inputs_t oi;
     inputs_build(&e->in, &oi);
@@ -252,7 +253,7 @@ static json_t *engine_inputs_summary(const policy_engine_t *e)
                      oi.nsymbols);
 }
 
-static int engine_http_trading(void *ud, httpd_req_t *req, json_t **out)
+static int policy_engine_http_trading(void *ud, httpd_req_t *req, json_t **out)
 {
     policy_engine_t *e = ud;
     (void)req;
@@ -260,11 +261,11 @@ static int engine_http_trading(void *ud, httpd_req_t *req, json_t **out)
         *out = httpd_error("no trading policy yet: it is computed from the first market or feedback event");
         return 404;
     }
-    *out = json_pack("{s:o, s:o}", "policy", orch_policy_json(&e->orch.current), "inputs", engine_inputs_summary(e));
+    *out = json_pack("{s:o, s:o}", "policy", orch_policy_json(&e->orch.current), "inputs", policy_engine_inputs_summary(e));
     return 200;
 }
 
-static int engine_http_history(void *ud, httpd_req_t *req, json_t **out)
+static int policy_engine_http_history(void *ud, httpd_req_t *req, json_t **out)
 {
     policy_engine_t *e = ud;
     long limit;
@@ -292,7 +293,7 @@ static int engine_http_history(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
-static int engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
+static int policy_engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
 {
     policy_engine_t *e = ud;
     (void)req;
@@ -301,12 +302,12 @@ static int engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
     snprintf(e->trigger_id, sizeof e->trigger_id, "reset-daily-%lld", (long long)clock_wall_ms());
     snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", e->trigger_id);
     log_info("daily reset requested over HTTP");
-    engine_evaluate(e, t, 1);
+    policy_engine_evaluate(e, t, 1);
     *out = json_pack("{s:b, s:o}", "reset", 1, "policy", orch_policy_json(&e->orch.current));
     return 200;
 }
 
-static json_t *engine_status(void *ud)
+static json_t *policy_engine_status(void *ud)
 {
     policy_engine_t *e = ud;
     const orch_config_t *c = &e->orch.cfg;
@@ -314,14 +315,14 @@ static json_t *engine_status(void *ud)
                      bus_status(e->svc->bus), "policy", "has_current", e->orch.has_current, "version",
                      e->orch.current.version, "published", (json_int_t)e->published, "evaluations",
                      (json_int_t)e->evaluated, "last_event_time", (json_int_t)e->last_event_time,
-                     "ignored_symbols", (json_int_t)e->ignored_symbols, "inputs", engine_inputs_summary(e),
+                     "ignored_symbols", (json_int_t)e->ignored_symbols, "inputs", policy_engine_inputs_summary(e),
                      "config", "base_confidence", c->base_confidence, "base_risk_pct", c->base_risk_pct,
                      "daily_dd_limit", c->daily_dd_limit, "losing_streak_limit", c->losing_streak_limit,
                      "max_open_positions", c->max_open_positions, "total_exposure_limit", c->total_exposure_limit,
                      "update_interval_sec", (json_int_t)c->update_interval_sec, "similarity_keep", c->similarity_keep);
 }
 
-policy_engine_t *engine_new(svc_t *svc, config_store_t *cs, char *err, size_t errlen)
+policy_engine_t *policy_engine_new(svc_t *svc, config_store_t *cs, char *err, size_t errlen)
 {
     policy_engine_t *e = calloc(1, sizeof *e);
     if (!e || !(e->seen = dedupe_new(8192))) {
@@ -333,32 +334,32 @@ policy_engine_t *engine_new(svc_t *svc, config_store_t *cs, char *err, size_t er
     e->cs = cs;
     orch_config_default(&e->orch.cfg);
     if (orch_config_env(&e->orch.cfg, err, errlen) < 0) {
-        engine_free(e);
+        policy_engine_free(e);
         return NULL;
     }
     inputs_init(&e->in);
-    snprintf(e->k_trading, sizeof e->k_trading, "%s:policy:trading", svc->cfg.ns);
-    snprintf(e->k_history, sizeof e->k_history, "%s:policy:history", svc->cfg.ns);
-    snprintf(e->k_state, sizeof e->k_state, "%s:policy:state", svc->cfg.ns);
-    engine_restore(e);
-    e->tick = event_new(svc->base, -1, EV_PERSIST, engine_tick, e);
+    proto_key(e->k_trading, sizeof e->k_trading, svc->cfg.ns, QT_KEY_POLICY_TRADING);
+    proto_key(e->k_history, sizeof e->k_history, svc->cfg.ns, QT_KEY_POLICY_HISTORY);
+    proto_key(e->k_state, sizeof e->k_state, svc->cfg.ns, QT_KEY_POLICY_STATE);
+    policy_engine_restore(e);
+    e->tick = event_new(svc->base, -1, EV_PERSIST, policy_engine_tick, e);
     struct timeval tv = {ENGINE_TICK_MS / 1000, 0};
-    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", engine_handle, e) < 0 ||
-        bus_subscribe(svc->bus, "feedback", engine_handle, e) < 0 ||
-        bus_subscribe(svc->bus, "execution", engine_handle, e) < 0 ||
-        bus_subscribe(svc->bus, "policy", engine_handle_policy, e) < 0) {
+    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", policy_engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "feedback", policy_engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "execution", policy_engine_handle, e) < 0 ||
+        bus_subscribe(svc->bus, "policy", policy_engine_handle_policy, e) < 0 ||
+        httpd_route(svc->http, "GET", "/api/v1/policy/trading", 0, policy_engine_http_trading, e) < 0 ||
+        httpd_route(svc->http, "GET", "/api/v1/policy/history", 0, policy_engine_http_history, e) < 0 ||
+        httpd_route(svc->http, "POST", "/api/v1/policy/reset-daily", HTTPD_AUTH, policy_engine_http_reset, e) < 0) {
         snprintf(err, errlen, "cannot set up the policy engine");
-        engine_free(e);
+        policy_engine_free(e);
         return NULL;
     }
-    httpd_route(svc->http, "GET", "/api/v1/policy/trading", 0, engine_http_trading, e);
-    httpd_route(svc->http, "GET", "/api/v1/policy/history", 0, engine_http_history, e);
-    httpd_route(svc->http, "POST", "/api/v1/policy/reset-daily", HTTPD_AUTH, engine_http_reset, e);
-    httpd_set_status(svc->http, engine_status, e);
+    httpd_set_status(svc->http, policy_engine_status, e);
     return e;
 }
 
-void engine_free(policy_engine_t *e)
+void policy_engine_free(policy_engine_t *e)
 {
     if (!e) return;
     if (e->tick) event_free(e->tick);

@@ -1,0 +1,51 @@
+/* keys.h — every Redis name of the contract, its owner and the format of its
+ * value. A name is used as "<ns>:<name>" (QT_NAMESPACE, default "qt"); build
+ * it with proto_key(). Streams carry events (proto/schemas); "<stream>:dlq"
+ * is the stream's dead-letter stream (libcommon/dlq.h holds its layout).
+ *
+ * A key marked "private" is one service's own state: no other service reads
+ * or writes it. The others are read by whoever needs them; only the owner
+ * writes. */
+#ifndef QT_PROTO_KEYS_H
+#define QT_PROTO_KEYS_H
+
+#include <stddef.h>
+
+/* Streams */
+#define QT_STREAM_MARKET "market"           /* trading-engine's feed: market.data.update */
+#define QT_STREAM_SIGNAL "signal"           /* rl-decision, ml-threshold: signals, votes, thresholds */
+#define QT_STREAM_TRADE_INTENT "trade.intent" /* trading-engine: trade.intent */
+#define QT_STREAM_EXECUTION "execution"     /* trade-executor: trade.executed, trade.failed */
+#define QT_STREAM_FEEDBACK "feedback"       /* trading-engine: positions, outcomes, performance */
+#define QT_STREAM_POLICY "policy"           /* policy-store: policy.config.updated, policy.trading.updated */
+#define QT_DLQ_SUFFIX ":dlq"
+
+/* policy-store */
+#define QT_KEY_POLICY_CONFIG "policy:config"     /* hash: configuration key → JSON text of its value */
+#define QT_KEY_POLICY_VERSIONS "policy:versions" /* hash: configuration key → version (integer) */
+#define QT_KEY_POLICY_AUDIT "policy:audit"       /* stream: one entry per configuration change */
+#define QT_KEY_POLICY_TRADING "policy:trading"   /* string: JSON of the current TradingPolicy */
+#define QT_KEY_POLICY_HISTORY "policy:history"   /* list: JSON of the last 100 TradingPolicies, newest first */
+#define QT_KEY_POLICY_STATE "policy:state"       /* private: the policy engine's checkpoint (JSON) */
+
+/* trading-engine */
+#define QT_KEY_ENGINE_STATE "engine:state"       /* private: the engine's checkpoint (JSON) */
+#define QT_KEY_ENGINE_POSITIONS "engine:positions" /* string: JSON {symbol: signed quantity} of the engine's
+                                                     book, written with every checkpoint (10 s) */
+
+/* ml-threshold */
+#define QT_KEY_ML_STATE "ml:state"     /* private: hash {version, state}: the learner's state (JSON), compare-and-set */
+#define QT_KEY_ML_SEEN "ml:seen"       /* private: the closed trades already learned from */
+#define QT_KEY_ML_PENDING "ml:pending" /* private: hash of bars waiting for external votes */
+
+/* trade-executor */
+#define QT_KEY_EXEC_PREFIX "exec:"             /* private: "exec:<intent id>", the idempotency record (string, with expiry) */
+#define QT_KEY_PAPER_ORDERS "paper:orders"     /* private: hash client order id → the fill (JSON) */
+#define QT_KEY_PAPER_BALANCE "paper:balance"   /* private: the paper account's balance (decimal text) */
+#define QT_KEY_PAPER_POSITIONS "paper:positions" /* private: hash symbol → position {amt, entry, leverage} (JSON) */
+#define QT_KEY_PAPER_SEQ "paper:order_seq"     /* private: the paper venue's order counter */
+
+/* "<ns>:<name>" into out (truncated to len). */
+void proto_key(char *out, size_t len, const char *ns, const char *name);
+
+#endif

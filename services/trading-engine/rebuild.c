@@ -1,0 +1,135 @@
+/* rebuild.c — the engine's state read back from Redis at start (see rebuild.h). */
+#include "rebuild.h"
+#include "keys.h"
+#include "log.h"
+#include "rsync.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef void (*rebuild_entry_fn)(const rebuild_ops_t *ops, const char *sid, const event_t *ev);
+
+/* Walk key oldest → newest (from "-" up to max, inclusive), decoding entries. */
+static int rebuild_walk(redisContext *c, const char *key, const char *max, const rebuild_ops_t *ops,
+                        rebuild_entry_fn fn)
+{
+    char from[64] = "-";
+    for (;;) {
+        redisReply *r = redisCommand(c, "XRANGE %s %s %s COUNT 1000", key, from, max);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *en = r->element[i], *f = en->element[1];
+            event_field_t fields[EVENT_FIELDS_MAX];
+            event_t ev;
+            char err[256];
+            size_t n = 0;
+            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements && n < EVENT_FIELDS_MAX; k += 2)
+                fields[n++] = (event_field_t){f->element[k]->str, f->element[k]->len, f->element[k + 1]->str,
+                                              f->element[k + 1]->len};
+            if (event_decode(&ev, fields, n, err, sizeof err) == 0) {
+                fn(ops, en->element[0]->str, &ev);
+                event_clear(&ev);
+            }
+            snprintf(from, sizeof from, "(%s", en->element[0]->str);
+        }
+        size_t got = r->elements;
+        freeReplyObject(r);
+        if (got < 1000) return 0;
+    }
+}
+
+static void rebuild_intent(const rebuild_ops_t *ops, const char *sid, const event_t *ev)
+{
+    (void)sid;
+    if (strcmp(ev->type, "trade.intent") == 0) ops->intent(ops->ud, ev);
+}
+
+static void rebuild_execution(const rebuild_ops_t *ops, const char *sid, const event_t *ev)
+{
+    ops->execution(ops->ud, sid, ev);
+}
+
+/* The last execution entry group has fully handled (acked): the smaller of
+ * last-delivered-id and the oldest pending id minus one. "0" when the group
+ * does not exist. Later entries arrive through the group. */
+static void rebuild_exec_limit(redisContext *c, const char *key, const char *group, char *out, size_t len)
+{
+    redisReply *g = redisCommand(c, "XINFO GROUPS %s", key), *p = redisCommand(c, "XPENDING %s %s", key, group);
+    snprintf(out, len, "0");
+    for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+        const redisReply *m = g->element[i];
+        if (m->elements < 8 || strcmp(m->element[1]->str, group) != 0) continue;
+        for (size_t k = 0; k + 1 < m->elements; k += 2)
+            if (strcmp(m->element[k]->str, "last-delivered-id") == 0) snprintf(out, len, "%s", m->element[k + 1]->str);
+    }
+    if (p && p->type == REDIS_REPLY_ARRAY && p->elements >= 2 && p->element[0]->integer > 0 &&
+        p->element[1]->type == REDIS_REPLY_STRING) {
+        unsigned long long ms, seq; /* oldest pending id minus one */
+        if (sscanf(p->element[1]->str, "%llu-%llu", &ms, &seq) == 2) {
+            if (seq > 0) snprintf(out, len, "%llu-%llu", ms, seq - 1);
+            else snprintf(out, len, "%llu-18446744073709551615", ms - 1);
+        }
+    }
+    if (g) freeReplyObject(g);
+    if (p) freeReplyObject(p);
+}
+
+static void rebuild_market(redisContext *c, const char *key, const rebuild_ops_t *ops)
+{
+    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 5000", key);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "data") != 0) continue;
+            json_t *d = json_loads(f->element[k + 1]->str, 0, NULL);
+            if (d) ops->bar(ops->ud, d);
+            json_decref(d);
+        }
+    }
+    if (r) freeReplyObject(r);
+}
+
+static void rebuild_keys(redisContext *c, const qt_config_t *cfg, const rebuild_ops_t *ops)
+{
+    char key[160];
+    proto_key(key, sizeof key, cfg->ns, QT_KEY_ENGINE_STATE);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    json_t *j = r && r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    if (j) ops->checkpoint(ops->ud, j);
+    json_decref(j);
+    if (r) freeReplyObject(r);
+    proto_key(key, sizeof key, cfg->ns, QT_KEY_POLICY_CONFIG);
+    r = redisCommand(c, "HGETALL %s", key);
+    ops->config(ops->ud, r);
+    if (r) freeReplyObject(r);
+    proto_key(key, sizeof key, cfg->ns, QT_KEY_POLICY_TRADING);
+    r = redisCommand(c, "GET %s", key);
+    if (r && r->type == REDIS_REPLY_STRING) ops->trading(ops->ud, r->str, r->len);
+    if (r) freeReplyObject(r);
+}
+
+int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, char *err, size_t errlen)
+{
+    char key[160], limit[64];
+    redisContext *c = NULL;
+    for (long i = 0; !(c = rsync_connect(&cfg->redis, 2000, err, errlen)) && i < wait_s; i++) {
+        if (i % 10 == 0) log_warn("waiting for Redis to rebuild the engine's state: %s", err);
+        sleep(1);
+    }
+    if (!c) return -1;
+    rebuild_keys(c, cfg, ops);
+    proto_key(key, sizeof key, cfg->ns, QT_STREAM_TRADE_INTENT);
+    rebuild_walk(c, key, "+", ops, rebuild_intent);
+    proto_key(key, sizeof key, cfg->ns, QT_STREAM_EXECUTION);
+    rebuild_exec_limit(c, key, cfg->service, limit, sizeof limit);
+    if (strcmp(limit, "0") != 0) rebuild_walk(c, key, limit, ops, rebuild_execution);
+    proto_key(key, sizeof key, cfg->ns, QT_STREAM_MARKET);
+    rebuild_market(c, key, ops);
+    redisFree(c);
+    return 0;
+}
