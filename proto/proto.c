@@ -1,6 +1,7 @@
 /* proto.c — the event-type registry: embedded schemas, compiled once, plus
  * the cross-field rules a schema cannot express. */
 #include "proto.h"
+#include "actions.h"
 #include "keys.h"
 #include "schema.h"
 
@@ -169,3 +170,15 @@ int proto_validate(const char *type, int version, const json_t *data, char *err,
 }
 
 void proto_key(char *out, size_t len, const char *ns, const char *name) { snprintf(out, len, "%s:%s", ns, name); }
+
+const char *const proto_rl_actions[PROTO_RL_ACTIONS] = {"FLAT",        "LONG_SMALL",  "LONG_LARGE",
+                                                        "SHORT_SMALL", "SHORT_LARGE", "HOLD"};
+
+const char *proto_rl_action_name(int i) { return i >= 0 && i < PROTO_RL_ACTIONS ? proto_rl_actions[i] : "HOLD"; }
+
+int proto_rl_action_index(const char *name)
+{
+    for (int i = 0; name && i < PROTO_RL_ACTIONS; i++)
+        if (strcmp(name, proto_rl_actions[i]) == 0) return i;
+    return -1;
+}

@@ -1,5 +1,6 @@
 /* rsm.c — Reinforcement Signal Manager (see rsm.h). */
 #include "rsm.h"
+#include "actions.h"
 #include "config.h"
 
 #include <math.h>
@@ -116,7 +117,7 @@ void rsm_update(rsm_t *r, int direction, double pnl_pct, const rsm_vote_t *votes
         int i;
         rsm_model_t *m = rsm_find(r, votes[v].model, &i);
         if (!m || !votes[v].action || strcmp(votes[v].action, "HOLD") == 0) continue;
-        int dir = strcmp(votes[v].action, "LONG") == 0 ? 1 : -1;
+        int dir = strcmp(votes[v].action, PROTO_ENS_LONG) == 0 ? 1 : -1;
         int right = (dir == direction) == won;
         double conf = votes[v].confidence;
         o.contribution[i] = right ? conf : -conf;

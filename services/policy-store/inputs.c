@@ -1,5 +1,6 @@
 /* inputs.c — orchestrator inputs from events (see inputs.h). */
 #include "inputs.h"
+#include "actions.h"
 #include "symtab.h"
 
 #include <math.h>
@@ -72,7 +73,7 @@ void inputs_on_execution(inputs_t *in, const json_t *e)
     const char *side = json_string_value(json_object_get(e, "side"));
     if (ref > 0 && price > 0 && side) { /* paying more than the reference is positive slippage */
         double bps = (price - ref) / ref * 1e4;
-        ring_push(&in->slippage, strcmp(side, "BUY") == 0 ? bps : -bps);
+        ring_push(&in->slippage, strcmp(side, PROTO_SIDE_BUY) == 0 ? bps : -bps);
     }
     if (json_is_number(json_object_get(e, "spread_bps"))) ring_push(&in->spread, num(e, "spread_bps"));
 }

@@ -1,5 +1,6 @@
 /* decider.c — bars → observation → PPO policy → rl.signal.generated (see decider.h). */
 #include "decider.h"
+#include "actions.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "event.h"
@@ -20,7 +21,7 @@
 
 #define DEC_SYMS 64
 
-static const char *const actions[MODEL_ACTIONS] = {"FLAT", "LONG_SMALL", "LONG_LARGE", "SHORT_SMALL", "SHORT_LARGE", "HOLD"};
+_Static_assert(MODEL_ACTIONS == PROTO_RL_ACTIONS, "the policy's outputs are the contract's actions");
 
 typedef struct dec_sym {
     char symbol[24];
@@ -84,7 +85,7 @@ static int dec_publish(decider_t *d, dec_sym_t *s, const event_t *bar, int a, co
              json_string_value(json_object_get(b, "interval")), (long long)s->last_open_time);
     event_derive_id(name, id);
     json_t *data = json_pack("{s:s, s:I, s:s, s:f, s:f, s:o, s:s, s:b, s:s, s:I}", "symbol", s->symbol, "open_time",
-                             (json_int_t)s->last_open_time, "action", actions[a], "confidence", (double)o->probs[a],
+                             (json_int_t)s->last_open_time, "action", proto_rl_actions[a], "confidence", (double)o->probs[a],
                              "value", (double)o->value, "probs", probs, "model_version", d->model->version, "exploring",
                              exploring, "regime", regime_name(regime_trend(&s->st.ind.regime)), "event_time",
                              json_integer_value(json_object_get(b, "event_time")));
@@ -144,7 +145,7 @@ static void dec_experience(decider_t *d, dec_sym_t *s, const json_t *closed, con
     snprintf(name, sizeof name, "exp:%s:%s:%lld", d->svc->cfg.ns, s->symbol,
              (long long)json_integer_value(json_object_get(closed, "event_time")));
     event_derive_id(name, id);
-    json_t *data = json_pack("{s:s, s:s, s:f, s:o, s:s, s:I}", "symbol", s->symbol, "action", actions[s->entry_action],
+    json_t *data = json_pack("{s:s, s:s, s:f, s:o, s:s, s:I}", "symbol", s->symbol, "action", proto_rl_actions[s->entry_action],
                              "reward", json_number_value(json_object_get(closed, "pnl_pct")), "obs", obs,
                              "model_version", d->model->version, "event_time",
                              json_integer_value(json_object_get(closed, "event_time")));
@@ -226,7 +227,7 @@ static int dec_http_reload(void *ud, httpd_req_t *req, json_t **out)
 static json_t *dec_status_json(const decider_t *d)
 {
     json_t *counts = json_object();
-    for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, actions[j], json_integer(d->action_counts[j]));
+    for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, proto_rl_actions[j], json_integer(d->action_counts[j]));
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
                      d->model->version, "model_path", d->model_path, "mode", dec_mode(d), "decisions",
                      (json_int_t)d->decisions, "explored", (json_int_t)d->explored, "exploration_rate", d->epsilon,

@@ -1,5 +1,6 @@
 /* api.c — the trading-engine's HTTP views (see api.h). */
 #include "api.h"
+#include "actions.h"
 #include "decide.h"
 
 #include <math.h>
@@ -39,7 +40,7 @@ static json_t *api_sig_json(int present, const char *action, double conf)
 /* A recorded decision as the API shows it (a new reference). */
 static json_t *api_decision_json(const declog_entry_t *r)
 {
-    const char *ens_action = r->ens.dir > 0 ? "LONG" : r->ens.dir < 0 ? "SHORT" : "HOLD";
+    const char *ens_action = r->ens.dir > 0 ? PROTO_ENS_LONG : r->ens.dir < 0 ? PROTO_ENS_SHORT : PROTO_ENS_HOLD;
     return json_pack("{s:s, s:I, s:I, s:s, s:o, s:o, s:s, s:f, s:s?, s:s, s:s?, s:s?, s:s?, s:s}", "symbol", r->symbol,
                      "open_time", (json_int_t)r->open_time, "event_time", (json_int_t)r->event_time, "mode",
                      live_mode_name(r->mode), "rl", api_sig_json(r->rl.present, rl_action_name(r->rl.action), r->rl.confidence),

@@ -7,6 +7,7 @@
  * what should be published), then publish, lockstep, rebuild, api and
  * dashboard (the I/O). */
 #include "engine.h"
+#include "actions.h"
 #include "api.h"
 #include "book.h"
 #include "breaker.h"
@@ -253,7 +254,7 @@ static void eng_on_signal(engine_t *e, const event_t *ev)
     join_signal_t sig = {s->symbol, ev->trace, json_string_value(json_object_get(d, "regime")), ot,
                          json_integer_value(json_object_get(d, "event_time")),
                          strcmp(ev->type, "rl.signal.generated") == 0, s->join.rl.action,
-                         strcmp(action, "LONG") == 0 ? 1 : strcmp(action, "SHORT") == 0 ? -1 : 0,
+                         strcmp(action, PROTO_ENS_LONG) == 0 ? 1 : strcmp(action, PROTO_ENS_SHORT) == 0 ? -1 : 0,
                          json_number_value(json_object_get(d, "confidence")), json_object_get(d, "model_votes")};
     if (sig.rl) rl_action_parse(action, &sig.action);
     joins_take(s, &sig, clock_mono_ms());
@@ -352,7 +353,7 @@ static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_i
     const char *intent_id = json_string_value(json_object_get(d, "intent_id"));
     const intent_rec_t *in = intents_find(&e->intents, intent_id);
     int64_t t = json_integer_value(json_object_get(d, "event_time"));
-    fill_t f = {symbol, strcmp(json_string_value(json_object_get(d, "side")), "BUY") == 0 ? 1 : -1,
+    fill_t f = {symbol, strcmp(json_string_value(json_object_get(d, "side")), PROTO_SIDE_BUY) == 0 ? 1 : -1,
                 json_number_value(json_object_get(d, "qty")), json_number_value(json_object_get(d, "price")),
                 json_number_value(json_object_get(d, "fee")), in && in->leverage > 0 ? in->leverage : e->cfg.sizes.leverage,
                 t, in ? in->ctx : NULL};
@@ -486,7 +487,7 @@ static void eng_rb_intent(void *ud, const event_t *ev)
                             regime ? regime : "", "model_votes", votes ? json_incref(votes) : json_object(), "action",
                             json_object_get(d, "action"), "source_tag", json_object_get(d, "source_tag"));
     intents_add(&e->intents, ev->id, s ? s->symbol : "",
-                strcmp(json_string_value(json_object_get(d, "side")), "BUY") == 0 ? 1 : -1, reduce,
+                strcmp(json_string_value(json_object_get(d, "side")), PROTO_SIDE_BUY) == 0 ? 1 : -1, reduce,
                 json_number_value(json_object_get(d, "leverage")), t, ctx);
 }
 

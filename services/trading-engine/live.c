@@ -1,10 +1,11 @@
 /* live.c — RL v3 live orchestrator decisions (see live.h). */
 #include "live.h"
+#include "actions.h"
 
 #include <math.h>
 #include <string.h>
 
-static const char *const action_names[] = {"FLAT", "LONG_SMALL", "LONG_LARGE", "SHORT_SMALL", "SHORT_LARGE", "HOLD"};
+_Static_assert(ACT_HOLD + 1 == PROTO_RL_ACTIONS && ACT_FLAT == 0, "rl_action_t follows proto/actions.h");
 static const char *const mode_names[] = {"OFF", "SHADOW", "PRIMARY", "HYBRID"};
 
 int rl_action_dir(rl_action_t a)
@@ -12,13 +13,14 @@ int rl_action_dir(rl_action_t a)
     return (a == ACT_LONG_SMALL || a == ACT_LONG_LARGE) ? 1 : (a == ACT_SHORT_SMALL || a == ACT_SHORT_LARGE) ? -1 : 0;
 }
 
-const char *rl_action_name(rl_action_t a) { return (unsigned)a < 6 ? action_names[a] : "HOLD"; }
+const char *rl_action_name(rl_action_t a) { return proto_rl_action_name((int)a); }
 
 int rl_action_parse(const char *s, rl_action_t *out)
 {
-    for (int i = 0; s && i < 6; i++)
-        if (strcmp(s, action_names[i]) == 0) return *out = (rl_action_t)i, 0;
-    return -1;
+    int i = proto_rl_action_index(s);
+    if (i < 0) return -1;
+    *out = (rl_action_t)i;
+    return 0;
 }
 
 const char *live_mode_name(live_mode_t m) { return (unsigned)m < 4 ? mode_names[m] : "OFF"; }

@@ -1,5 +1,6 @@
 /* publish.c — the trading-engine's events (see publish.h). */
 #include "publish.h"
+#include "actions.h"
 #include "event.h"
 #include "keys.h"
 #include "live.h"
@@ -55,7 +56,7 @@ int pub_intent(svc_t *svc, const char *symbol, const intent_req_t *req, double l
 {
     char name[200];
     int reduce = req->qty > 0;
-    const char *side = req->side > 0 ? "BUY" : "SELL";
+    const char *side = req->side > 0 ? PROTO_SIDE_BUY : PROTO_SIDE_SELL;
     snprintf(name, sizeof name, "intent:%s:%s:%lld:%s:%s", svc->cfg.ns, symbol, (long long)open_time, side, req->tag);
     event_derive_id(name, id);
     json_t *d = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:s, s:s, s:f, s:b, s:I, s:I}", "symbol", symbol, "side",

@@ -1,5 +1,6 @@
 /* Unit tests: envelope round trip, ids, and every event type of the contract
  * accepted when good and rejected with a reason when bad. */
+#include "actions.h"
 #include "check.h"
 #include "event.h"
 #include "proto.h"
@@ -65,6 +66,26 @@ TEST(schemas_load)
     char err[256];
     CHECK_EQ(proto_init(err, sizeof err), 0);
     CHECK_EQ(proto_count(), NSAMPLES);
+}
+
+/* proto/actions.h and the schemas' enums name the same actions and sides. */
+TEST(action_names_agree_with_the_schemas)
+{
+    const json_t *rl = json_object_get(json_object_get(json_object_get(proto_schema("rl.signal.generated", 1), "properties"), "action"), "enum");
+    CHECK_EQ(json_array_size(rl), PROTO_RL_ACTIONS);
+    for (int i = 0; i < PROTO_RL_ACTIONS; i++) {
+        CHECK_STR(json_string_value(json_array_get(rl, (size_t)i)), proto_rl_actions[i]);
+        CHECK_EQ(proto_rl_action_index(proto_rl_actions[i]), i);
+    }
+    CHECK_EQ(proto_rl_action_index("LONG"), -1);
+    CHECK_STR(proto_rl_action_name(99), "HOLD");
+    const json_t *ens = json_object_get(json_object_get(json_object_get(proto_schema("signal.generated", 1), "properties"), "action"), "enum");
+    CHECK_STR(json_string_value(json_array_get(ens, 0)), PROTO_ENS_LONG);
+    CHECK_STR(json_string_value(json_array_get(ens, 1)), PROTO_ENS_SHORT);
+    CHECK_STR(json_string_value(json_array_get(ens, 2)), PROTO_ENS_HOLD);
+    const json_t *side = json_object_get(json_object_get(json_object_get(proto_schema("trade.intent", 1), "properties"), "side"), "enum");
+    CHECK_STR(json_string_value(json_array_get(side, 0)), PROTO_SIDE_BUY);
+    CHECK_STR(json_string_value(json_array_get(side, 1)), PROTO_SIDE_SELL);
 }
 
 TEST(every_type_accepts_good)
