@@ -38,7 +38,6 @@ struct learner {
     thr_t thr;
     long long version;
     char change_key[200];
-    redisContext *rc;
     char k_state[160], k_seen[160];
     char ckpt_path[512];
     long ckpt_interval;
@@ -89,73 +88,22 @@ static int learner_adopt(learner_t *l, const char *text, size_t len, long long v
     return rc;
 }
 
-static redisContext *learner_conn(learner_t *l, char *err, size_t errlen)
-{
-    if (l->rc && !l->rc->err) return l->rc;
-    if (l->rc) redisFree(l->rc);
-    l->rc = rsync_connect(&l->svc->cfg.redis, 2000, err, errlen);
-    return l->rc;
-}
-
-/* The shared state from Redis: 1 adopted, 0 none stored yet, -1 error. */
+/* The shared state from Redis, read once at start before the loop runs
+ * (later reads go through the bus): 1 adopted, 0 none stored yet, -1 error. */
 static int learner_fetch(learner_t *l, char *err, size_t errlen)
 {
-    redisContext *c = learner_conn(l, err, errlen);
+    redisContext *c = rsync_connect(&l->svc->cfg.redis, 2000, err, errlen);
     redisReply *r = c ? redisCommand(c, "HMGET %s version state", l->k_state) : NULL;
     int rc = -1;
-    if (!r) snprintf(err, errlen, "redis: %s", c ? c->errstr : err);
+    if (c && !r) snprintf(err, errlen, "redis: %s", c->errstr);
     else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) snprintf(err, errlen, "redis: unexpected reply to HMGET");
     else if (r->element[1]->type != REDIS_REPLY_STRING) rc = 0;
     else if (learner_adopt(l, r->element[1]->str, r->element[1]->len, atoll(r->element[0]->str ? r->element[0]->str : "0")) < 0)
         snprintf(err, errlen, "%s holds a malformed state", l->k_state);
     else rc = 1;
     if (r) freeReplyObject(r);
+    if (c) redisFree(c);
     return rc;
-}
-
-/* The compare-and-set: 1 written, 0 conflict, -1 seen before, -2 error. */
-static int learner_cas(learner_t *l, const char *state, const char *key, int64_t score, long long *v, char *err, size_t errlen)
-{
-    char ver[32], sc[32];
-    redisContext *c = learner_conn(l, err, errlen);
-    snprintf(ver, sizeof ver, "%lld", l->version);
-    snprintf(sc, sizeof sc, "%lld", (long long)score);
-    const char *argv[] = {"EVAL", cas_script, "2", l->k_state, l->k_seen, ver, state, key ? key : "", sc};
-    redisReply *r = c ? redisCommandArgv(c, 9, argv, NULL) : NULL;
-    int rc = -2;
-    if (!r) snprintf(err, errlen, "redis: %s", c ? c->errstr : err);
-    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER)
-        snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to the update script");
-    else rc = r->element[0]->integer == 1 ? 1 : r->element[0]->integer == 0 ? 0 : -1, *v = r->element[1]->integer;
-    if (r) freeReplyObject(r);
-    return rc;
-}
-
-/* Apply fn to the shared state under compare-and-set. 0 done (*changed:
- * thresholds changed), 1 the trade was recorded before, -1 error. */
-static int learner_commit(learner_t *l, learner_mut_fn fn, const void *arg, const char *key, int64_t score,
-                          int *changed, char *err, size_t errlen)
-{
-    for (int attempt = 0; attempt < LEARNER_ATTEMPTS; attempt++) {
-        rsm_t r = l->rsm;
-        thr_t t = l->thr;
-        long long v = 0;
-        int ch = fn(&r, &t, arg);
-        char *state = learner_state_text(&r, &t, ch && key ? key : l->change_key);
-        int rc = state ? learner_cas(l, state, key, score, &v, err, errlen) : (snprintf(err, errlen, "out of memory"), -2);
-        free(state);
-        if (rc == 1) {
-            l->rsm = r, l->thr = t, l->version = v, l->dirty = 1, *changed = ch;
-            if (ch && key) snprintf(l->change_key, sizeof l->change_key, "%s", key);
-            return 0;
-        }
-        if (rc == -2) return -1;
-        if (learner_fetch(l, err, errlen) < 0) return -1;
-        if (rc == -1) return 1;
-        l->conflicts++;
-    }
-    snprintf(err, errlen, "the shared state kept changing under %d attempts", LEARNER_ATTEMPTS);
-    return -1;
 }
 
 /* ---------- closed trades ---------- */
@@ -233,7 +181,10 @@ static int learner_trade(const event_t *ev, trade_t *t)
 typedef struct learner_job {
     struct learner_job *next;
     learner_t *l;
-    bus_pending_t *token;
+    learner_mut_fn fn;      /* the change: a closed trade (arg: &t) or a reset through the API */
+    bus_pending_t *token;   /* a closed trade's entry, or NULL */
+    httpd_later_t *later;   /* a reset's HTTP request, or NULL */
+    const char *what;       /* a reset: what it resets */
     event_t ev; /* a copy of the envelope, holding a reference to the data (the votes point into it) */
     trade_t t;
     rsm_t r;    /* the state this attempt writes */
@@ -245,12 +196,21 @@ typedef struct learner_job {
 
 static void learner_job_next(learner_t *l);
 static void learner_cas_send(learner_job_t *j);
+static int learner_reset_weights(rsm_t *r, thr_t *t, const void *arg);
 
 static void learner_job_end(learner_job_t *j, bus_result_t r)
 {
     learner_t *l = j->l;
     l->jobs = j->next;
-    if (!l->closing) bus_finish(l->svc->bus, j->token, r, j->err);
+    if (!l->closing && j->token) bus_finish(l->svc->bus, j->token, r, j->err);
+    if (j->later && r == BUS_OK) {
+        log_info("%s reset through the API", j->what);
+        httpd_answer(j->later, 200, json_pack("{s:s, s:s}", "status", "success", "message",
+                                              j->fn == learner_reset_weights ? "Model weights reset to initial values"
+                                                                             : "Calibration metrics reset"));
+    } else if (j->later) {
+        httpd_answer(j->later, 503, httpd_error("cannot update the shared state: %s", j->err));
+    }
     event_clear(&j->ev);
     free(j);
     if (!l->closing) learner_job_next(l);
@@ -261,6 +221,10 @@ static void learner_job_done(learner_job_t *j, int rc)
 {
     learner_t *l = j->l;
     int changed = j->changed;
+    if (j->later) { /* a reset */
+        learner_job_end(j, BUS_OK);
+        return;
+    }
     if (rc == -1) { /* recorded before: its threshold events again, in case they were lost */
         l->duplicates++;
         changed = strcmp(l->change_key, j->t.key) == 0;
@@ -327,7 +291,7 @@ static void learner_cas_cb(void *ud, const struct redisReply *r)
     j->last_rc = r->element[0]->integer == 1 ? 1 : r->element[0]->integer == 0 ? 0 : -1;
     if (j->last_rc == 1) {
         l->rsm = j->r, l->thr = j->th, l->version = v, l->dirty = 1;
-        if (j->changed) snprintf(l->change_key, sizeof l->change_key, "%s", j->t.key);
+        if (j->changed && j->t.key[0]) snprintf(l->change_key, sizeof l->change_key, "%s", j->t.key);
         learner_job_done(j, 1);
         return;
     }
@@ -344,8 +308,8 @@ static void learner_cas_send(learner_job_t *j)
     learner_t *l = j->l;
     char ver[32], sc[32];
     j->r = l->rsm, j->th = l->thr;
-    j->changed = learner_apply_trade(&j->r, &j->th, &j->t);
-    char *state = learner_state_text(&j->r, &j->th, j->changed ? j->t.key : l->change_key);
+    j->changed = j->fn(&j->r, &j->th, &j->t);
+    char *state = learner_state_text(&j->r, &j->th, j->changed && j->t.key[0] ? j->t.key : l->change_key);
     if (!state) {
         snprintf(j->err, sizeof j->err, "out of memory");
         learner_job_end(j, BUS_RETRY);
@@ -362,6 +326,15 @@ static void learner_cas_send(learner_job_t *j)
     }
 }
 
+/* After the jobs before it (one change at a time, in order). */
+static void learner_job_queue(learner_t *l, learner_job_t *j)
+{
+    learner_job_t **pp = &l->jobs;
+    while (*pp) pp = &(*pp)->next;
+    *pp = j;
+    learner_job_next(l);
+}
+
 static void learner_job_next(learner_t *l)
 {
     if (l->jobs && !l->jobs->t0) {
@@ -376,7 +349,7 @@ static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size
     if (strcmp(m->ev->type, "position.closed") != 0 && strcmp(m->ev->type, "feedback.prediction.outcome") != 0) return BUS_OK;
     learner_job_t *j = calloc(1, sizeof *j);
     if (!j) return snprintf(err, errlen, "out of memory"), BUS_RETRY;
-    j->l = l;
+    j->l = l, j->fn = learner_apply_trade;
     j->ev = *m->ev;
     j->ev.data = json_incref(m->ev->data);
     if (learner_trade(&j->ev, &j->t) < 0) {
@@ -390,10 +363,7 @@ static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size
         free(j);
         return snprintf(err, errlen, "out of memory"), BUS_RETRY;
     }
-    learner_job_t **pp = &l->jobs;
-    while (*pp) pp = &(*pp)->next;
-    *pp = j;
-    learner_job_next(l);
+    learner_job_queue(l, j);
     return BUS_LATER;
 }
 
@@ -471,30 +441,28 @@ static int learner_reset_calibration(rsm_t *r, thr_t *t, const void *arg)
     return 0;
 }
 
-static int learner_http_reset(learner_t *l, learner_mut_fn fn, const char *what, json_t **out)
+/* A reset goes the way of a closed trade (one compare-and-set through the
+ * bus, after the trades before it); the request is answered from there. */
+static int learner_http_reset(learner_t *l, httpd_req_t *req, learner_mut_fn fn, const char *what, json_t **out)
 {
-    char err[256];
-    int changed;
-    if (learner_commit(l, fn, NULL, NULL, 0, &changed, err, sizeof err) < 0) {
-        *out = httpd_error("cannot update the shared state: %s", err);
+    learner_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        *out = httpd_error("out of memory");
         return 503;
     }
-    log_info("%s reset through the API", what);
-    *out = json_pack("{s:s, s:s}", "status", "success", "message",
-                     fn == learner_reset_weights ? "Model weights reset to initial values" : "Calibration metrics reset");
-    return 200;
+    j->l = l, j->fn = fn, j->later = httpd_later(req), j->what = what;
+    learner_job_queue(l, j);
+    return HTTPD_LATER;
 }
 
 static int learner_http_reset_weights(void *ud, httpd_req_t *req, json_t **out)
 {
-    (void)req;
-    return learner_http_reset(ud, learner_reset_weights, "model weights", out);
+    return learner_http_reset(ud, req, learner_reset_weights, "model weights", out);
 }
 
 static int learner_http_reset_calibration(void *ud, httpd_req_t *req, json_t **out)
 {
-    (void)req;
-    return learner_http_reset(ud, learner_reset_calibration, "calibration", out);
+    return learner_http_reset(ud, req, learner_reset_calibration, "calibration", out);
 }
 
 static json_t *learner_thresholds_json(const learner_t *l)
@@ -551,6 +519,23 @@ void learner_checkpoint(learner_t *l)
     if (n >= 0) free(text);
 }
 
+/* At start, before the loop runs: write state if Redis still holds none
+ * (version 0). 1 written with *v, 0 someone else was first, -1 error. */
+static int learner_cas_at_start(learner_t *l, const char *state, long long *v, char *err, size_t errlen)
+{
+    redisContext *c = rsync_connect(&l->svc->cfg.redis, 2000, err, errlen);
+    const char *argv[] = {"EVAL", cas_script, "2", l->k_state, l->k_seen, "0", state, "", "0"};
+    redisReply *r = c ? redisCommandArgv(c, 9, argv, NULL) : NULL;
+    int rc = -1;
+    if (c && !r) snprintf(err, errlen, "redis: %s", c->errstr);
+    else if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER))
+        snprintf(err, errlen, "redis: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to the update script");
+    else if (r) rc = r->element[0]->integer == 1, *v = r->element[1]->integer;
+    if (r) freeReplyObject(r);
+    if (c) redisFree(c);
+    return rc;
+}
+
 /* The checkpoint file's state, written to Redis when Redis holds none. */
 static int learner_restore_file(learner_t *l, char *err, size_t errlen)
 {
@@ -562,7 +547,7 @@ static int learner_restore_file(learner_t *l, char *err, size_t errlen)
     if (l->ckpt_path[0] && !j && errno != ENOENT) log_warn("checkpoint %s not used: %s", l->ckpt_path, je.text);
     if (state && learner_adopt(l, state, strlen(state), 0) < 0)
         rc = -1, snprintf(err, errlen, "checkpoint %s holds a malformed state", l->ckpt_path);
-    else if (state && learner_cas(l, state, NULL, 0, &v, err, errlen) == 1)
+    else if (state && learner_cas_at_start(l, state, &v, err, errlen) == 1)
         l->version = v, log_info("state restored from %s", l->ckpt_path);
     free(state);
     json_decref(j);
@@ -654,6 +639,5 @@ void learner_free(learner_t *l)
         free(j);
     }
     if (l->tick) event_free(l->tick);
-    if (l->rc) redisFree(l->rc);
     free(l);
 }

@@ -6,7 +6,6 @@
 #include "event.h"
 #include "log.h"
 #include "orchestrator.h"
-#include "rsync.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,7 +50,7 @@ static key_spec_t key_specs[] = {
 
 struct config_store {
     const qt_config_t *cfg;
-    redisContext *rc;
+    bus_t *bus;
     char hash[160], versions[160], stream[160], audit[160];
 };
 
@@ -79,7 +78,7 @@ static int config_store_env_defaults(char *err, size_t errlen)
     return 0;
 }
 
-config_store_t *config_store_new(const qt_config_t *cfg, char *err, size_t errlen)
+config_store_t *config_store_new(const qt_config_t *cfg, bus_t *bus, char *err, size_t errlen)
 {
     if (config_store_env_defaults(err, errlen) < 0) return NULL;
     config_store_t *cs = calloc(1, sizeof *cs);
@@ -88,6 +87,7 @@ config_store_t *config_store_new(const qt_config_t *cfg, char *err, size_t errle
         return NULL;
     }
     cs->cfg = cfg;
+    cs->bus = bus;
     proto_key(cs->hash, sizeof cs->hash, cfg->ns, QT_KEY_POLICY_CONFIG);
     proto_key(cs->versions, sizeof cs->versions, cfg->ns, QT_KEY_POLICY_VERSIONS);
     proto_key(cs->stream, sizeof cs->stream, cfg->ns, QT_STREAM_POLICY);
@@ -97,36 +97,7 @@ config_store_t *config_store_new(const qt_config_t *cfg, char *err, size_t errle
 
 void config_store_free(config_store_t *cs)
 {
-    if (!cs) return;
-    if (cs->rc) redisFree(cs->rc);
     free(cs);
-}
-
-/* A live synchronous connection, reconnecting when the last one broke. */
-static redisContext *cs_conn(config_store_t *cs, char *err, size_t errlen)
-{
-    if (cs->rc && !cs->rc->err) return cs->rc;
-    if (cs->rc) redisFree(cs->rc);
-    cs->rc = rsync_connect(&cs->cfg->redis, 2000, err, errlen);
-    return cs->rc;
-}
-
-/* Run a command; NULL with err (and the connection dropped) on failure. */
-static redisReply *cs_cmd(config_store_t *cs, int argc, const char **argv, char *err, size_t errlen)
-{
-    redisContext *c = cs_conn(cs, err, errlen);
-    if (!c) return NULL;
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    if (!r) {
-        snprintf(err, errlen, "redis: %s", c->errstr);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "redis: %s", r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
 }
 
 static json_t *spec_default(const key_spec_t *s)
@@ -183,71 +154,70 @@ int config_store_check(const char *key, const json_t *v, char *err, size_t errle
     return 0;
 }
 
-int config_store_seed(config_store_t *cs, char *err, size_t errlen)
+/* KEYS: config hash, versions hash. ARGV: key, default JSON, key, default, ...
+ * Each key that does not exist yet gets its default at version 1. */
+static const char cs_seed_lua[] =
+    "for i = 1, #ARGV, 2 do\n"
+    "  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "  redis.call('HSETNX', KEYS[2], ARGV[i], '1')\n"
+    "end\n"
+    "return #ARGV / 2\n";
+
+typedef struct cs_call {
+    config_store_t *cs;
+    void (*done)(void *ud, int ok);
+    void *ud;
+} cs_call_t;
+
+static void cs_seed_cb(void *ud, const struct redisReply *r)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
+    cs_call_t *k = ud;
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (!ok) log_warn("cannot seed the configuration: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+    k->done(k->ud, ok);
+    free(k);
+}
+
+int config_store_seed(config_store_t *cs, void (*done)(void *ud, int ok), void *ud)
+{
+    const char *argv[5 + 2 * NKEYS] = {"EVAL", cs_seed_lua, "2", cs->hash};
+    char *txt[NKEYS] = {0};
+    int argc = 5, rc = -1;
+    argv[4] = cs->versions;
+    cs_call_t *k = malloc(sizeof *k);
+    for (size_t i = 0; k && i < NKEYS; i++) {
         json_t *d = spec_default(&key_specs[i]);
-        char *txt = json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+        txt[i] = json_dumps(d, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
         json_decref(d);
-        const char *a1[] = {"HSETNX", cs->hash, key_specs[i].key, txt};
-        const char *a2[] = {"HSETNX", cs->versions, key_specs[i].key, "1"};
-        redisReply *r1 = cs_cmd(cs, 4, a1, err, errlen);
-        redisReply *r2 = r1 ? cs_cmd(cs, 4, a2, err, errlen) : NULL;
-        free(txt);
-        if (r1) freeReplyObject(r1);
-        if (!r2) return -1;
-        freeReplyObject(r2);
+        argv[argc++] = key_specs[i].key, argv[argc++] = txt[i] ? txt[i] : "null";
     }
+    if (k) {
+        k->cs = cs, k->done = done, k->ud = ud;
+        rc = bus_redis(cs->bus, cs_seed_cb, k, argc, argv, NULL);
+        if (rc < 0) free(k);
+    }
+    for (size_t i = 0; i < NKEYS; i++) free(txt[i]);
+    return rc;
+}
+
+/* The value of key in an HGETALL reply (new reference), or its default. */
+static json_t *cs_value_of(const redisReply *hash, const key_spec_t *s)
+{
+    for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2) {
+        const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || strcmp(k->str, s->key) != 0 || v->type != REDIS_REPLY_STRING) continue;
+        json_t *j = json_loadb(v->str, v->len, JSON_DECODE_ANY, NULL);
+        if (j) return j;
+    }
+    return spec_default(s); /* not seeded yet: the default is in force */
+}
+
+static long cs_version_of(const redisReply *versions, const char *key)
+{
+    for (size_t i = 0; versions && versions->type == REDIS_REPLY_ARRAY && i + 1 < versions->elements; i += 2)
+        if (versions->element[i]->type == REDIS_REPLY_STRING && strcmp(versions->element[i]->str, key) == 0)
+            return versions->element[i + 1]->str ? atol(versions->element[i + 1]->str) : 0;
     return 0;
-}
-
-/* HGET one field into a JSON value (new reference); NULL if absent or bad. */
-static json_t *cs_hget_json(config_store_t *cs, const char *hash, const char *key, char *err, size_t errlen, int *fail)
-{
-    const char *argv[] = {"HGET", hash, key};
-    redisReply *r = cs_cmd(cs, 3, argv, err, errlen);
-    json_t *v = NULL;
-    *fail = r == NULL;
-    if (r && r->type == REDIS_REPLY_STRING) v = json_loadb(r->str, r->len, JSON_DECODE_ANY, NULL);
-    if (r) freeReplyObject(r);
-    return v;
-}
-
-json_t *config_store_get(config_store_t *cs, const char *key, long *version, char *err, size_t errlen)
-{
-    int fail;
-    const key_spec_t *s = spec_of(key);
-    if (!s) {
-        snprintf(err, errlen, "unknown key '%.100s'", key);
-        return NULL;
-    }
-    json_t *v = cs_hget_json(cs, cs->hash, key, err, errlen, &fail);
-    json_t *ver = fail ? NULL : cs_hget_json(cs, cs->versions, key, err, errlen, &fail);
-    if (fail) {
-        json_decref(v);
-        return NULL;
-    }
-    *version = ver ? (long)json_integer_value(ver) : 0;
-    json_decref(ver);
-    return v ? v : spec_default(s); /* not seeded yet: the default is in force */
-}
-
-json_t *config_store_all(config_store_t *cs, char *err, size_t errlen)
-{
-    json_t *all = json_object();
-    for (size_t i = 0; i < NKEYS; i++) {
-        long ver = 0;
-        json_t *v = config_store_get(cs, key_specs[i].key, &ver, err, errlen);
-        if (!v) {
-            json_decref(all);
-            return NULL;
-        }
-        json_object_set_new(all, key_specs[i].key,
-                            json_pack("{s:o, s:i, s:s, s:o, s:s}", "value", v, "version", (int)ver, "type",
-                                      spec_type_name(&key_specs[i]), "default", spec_default(&key_specs[i]),
-                                      "help", key_specs[i].help));
-    }
-    return all;
 }
 
 /* KEYS: config hash, versions hash, policy stream, audit stream.
@@ -266,32 +236,77 @@ static const char cs_set_lua[] =
     "  'version', ver, 'who', ARGV[3], 'at', ARGV[6])\n"
     "return ver\n";
 
-long config_store_set(config_store_t *cs, const char *key, const json_t *value, const char *who,
-                      int *status, char *err, size_t errlen)
+/* One HTTP request waiting for Redis. */
+typedef struct cs_http {
+    config_store_t *cs;
+    httpd_later_t *later;
+    char key[64];
+    json_t *value; /* put: the value written */
+} cs_http_t;
+
+static cs_http_t *cs_http_new(config_store_t *cs, httpd_req_t *req, const char *key)
 {
-    char id[27], ts[24], maxlen[24];
-    *status = 400;
-    if (config_store_check(key, value, err, errlen) < 0) return -1;
-    char *txt = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
-    if (!txt) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    cs_http_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->cs = cs, h->later = httpd_later(req);
+    snprintf(h->key, sizeof h->key, "%s", key ? key : "");
+    return h;
+}
+
+static void cs_http_free(cs_http_t *h)
+{
+    json_decref(h->value);
+    free(h);
+}
+
+static void cs_unavailable(cs_http_t *h, const redisReply *r)
+{
+    httpd_answer(h->later, 503, httpd_error("configuration unavailable: %s",
+                                            r && r->type == REDIS_REPLY_ERROR ? r->str : "Redis did not answer"));
+    cs_http_free(h);
+}
+
+static void cs_set_cb(void *ud, const struct redisReply *r)
+{
+    cs_http_t *h = ud;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        cs_unavailable(h, r);
+        return;
     }
+    log_info("config %s set to a new value (version %lld)", h->key, (long long)r->integer);
+    httpd_answer(h->later, 200, json_pack("{s:s, s:O, s:i}", "key", h->key, "value", h->value, "version", (int)r->integer));
+    cs_http_free(h);
+}
+
+/* Validate and send the write (answered by cs_set_cb): HTTPD_LATER, or a status with *out. */
+static int cs_set(config_store_t *cs, httpd_req_t *req, const char *key, const json_t *value, const char *who, json_t **out)
+{
+    char id[27], ts[24], maxlen[24], err[256];
+    if (config_store_check(key, value, err, sizeof err) < 0) {
+        *out = httpd_error("%s", err);
+        return 400;
+    }
+    char *txt = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+    cs_http_t *h = txt ? cs_http_new(cs, req, key) : NULL;
+    if (!h) {
+        free(txt);
+        *out = httpd_error("out of memory");
+        return 503;
+    }
+    h->value = json_deep_copy(value);
     event_new_id(id);
     snprintf(ts, sizeof ts, "%lld", (long long)clock_wall_ms());
     snprintf(maxlen, sizeof maxlen, "%ld", cs->cfg->stream_maxlen);
     const char *argv[] = {"EVAL", cs_set_lua, "4", cs->hash, cs->versions, cs->stream, cs->audit,
                           key, txt, who, maxlen, id, ts, event_source()};
-    redisReply *r = cs_cmd(cs, 14, argv, err, errlen);
+    int rc = bus_redis(cs->bus, cs_set_cb, h, 14, argv, NULL);
     free(txt);
-    if (!r) {
-        *status = 503;
-        return -1;
+    if (rc < 0) {
+        cs_http_free(h);
+        *out = httpd_error("configuration unavailable: Redis is not reachable now");
+        return 503;
     }
-    long ver = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
-    freeReplyObject(r);
-    log_info("config %s set to a new value (version %ld) by %s", key, ver, who);
-    return ver;
+    return HTTPD_LATER;
 }
 
 void config_store_token_label(const char *token, char *out, size_t len)
@@ -303,54 +318,70 @@ void config_store_token_label(const char *token, char *out, size_t len)
 
 /* ---------- HTTP ---------- */
 
-static int cs_http_all(void *ud, httpd_req_t *req, json_t **out)
+/* Both hashes in one reply: {values, versions}. */
+static const char cs_read_lua[] = "return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}";
+
+/* The values and versions came: answer with one key or all. */
+static void cs_read_cb(void *ud, const struct redisReply *r)
 {
-    char err[256];
-    (void)req;
-    json_t *all = config_store_all(ud, err, sizeof err);
-    if (!all) {
-        *out = httpd_error("configuration unavailable: %s", err);
+    cs_http_t *h = ud;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        cs_unavailable(h, r);
+        return;
+    }
+    const redisReply *vals = r->element[0], *vers = r->element[1];
+    if (h->key[0]) {
+        const key_spec_t *s = spec_of(h->key);
+        httpd_answer(h->later, 200, json_pack("{s:s, s:o, s:i}", "key", h->key, "value", cs_value_of(vals, s), "version",
+                                              (int)cs_version_of(vers, h->key)));
+        cs_http_free(h);
+        return;
+    }
+    json_t *all = json_object();
+    for (size_t i = 0; i < NKEYS; i++)
+        json_object_set_new(all, key_specs[i].key,
+                            json_pack("{s:o, s:i, s:s, s:o, s:s}", "value", cs_value_of(vals, &key_specs[i]), "version",
+                                      (int)cs_version_of(vers, key_specs[i].key), "type", spec_type_name(&key_specs[i]),
+                                      "default", spec_default(&key_specs[i]), "help", key_specs[i].help));
+    httpd_answer(h->later, 200, json_pack("{s:o}", "keys", all));
+    cs_http_free(h);
+}
+
+/* Read both hashes through the bus; cs_read_cb answers. */
+static int cs_read(config_store_t *cs, httpd_req_t *req, const char *key, json_t **out)
+{
+    cs_http_t *h = cs_http_new(cs, req, key);
+    const char *argv[] = {"EVAL", cs_read_lua, "2", cs->hash, cs->versions};
+    if (!h || bus_redis(cs->bus, cs_read_cb, h, 5, argv, NULL) < 0) {
+        if (h) cs_http_free(h);
+        *out = httpd_error("configuration unavailable: %s", h ? "Redis is not reachable now" : "out of memory");
         return 503;
     }
-    *out = json_pack("{s:o}", "keys", all);
-    return 200;
+    return HTTPD_LATER;
 }
+
+static int cs_http_all(void *ud, httpd_req_t *req, json_t **out) { return cs_read(ud, req, NULL, out); }
 
 static int cs_http_get(void *ud, httpd_req_t *req, json_t **out)
 {
-    char err[256];
-    long ver = 0;
     if (!spec_of(req->rest)) {
         *out = httpd_error("unknown key '%.100s'", req->rest);
         return 404;
     }
-    json_t *v = config_store_get(ud, req->rest, &ver, err, sizeof err);
-    if (!v) {
-        *out = httpd_error("configuration unavailable: %s", err);
-        return 503;
-    }
-    *out = json_pack("{s:s, s:o, s:i}", "key", req->rest, "value", v, "version", (int)ver);
-    return 200;
+    return cs_read(ud, req, req->rest, out);
 }
 
 static int cs_http_put(void *ud, httpd_req_t *req, json_t **out)
 {
     config_store_t *cs = ud;
-    char err[256], who[32];
-    int status;
+    char who[32];
     const json_t *v = json_object_get(req->body, "value");
     if (!json_is_object(req->body) || !v || json_object_size(req->body) != 1) {
         *out = httpd_error("body must be {\"value\": <new value>}");
         return 400;
     }
     config_store_token_label(cs->cfg->api_token, who, sizeof who);
-    long ver = config_store_set(cs, req->rest, v, who, &status, err, sizeof err);
-    if (ver < 0) {
-        *out = httpd_error("%s", err);
-        return status;
-    }
-    *out = json_pack("{s:s, s:O, s:i}", "key", req->rest, "value", v, "version", (int)ver);
-    return 200;
+    return cs_set(cs, req, req->rest, v, who, out);
 }
 
 int config_store_routes(config_store_t *cs, httpd_t *h)

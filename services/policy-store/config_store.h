@@ -3,11 +3,12 @@
  * JSON value) and "<ns>:policy:versions" (key → version). A write bumps the
  * version, publishes policy.config.updated on "<ns>:policy" and appends to
  * the audit stream "<ns>:policy:audit" in one Lua script, so they never
- * disagree. Reads and writes use a synchronous connection with a short
- * timeout (config changes are rare operator actions). */
+ * disagree. Every read and write goes through the bus's command link: HTTP
+ * requests are answered when Redis has (httpd_later), the loop never waits. */
 #ifndef QT_CONFIG_STORE_H
 #define QT_CONFIG_STORE_H
 
+#include "bus.h"
 #include "config.h"
 #include "httpd.h"
 
@@ -17,26 +18,16 @@
 typedef struct config_store config_store_t;
 
 /* Defaults of the orch.* and risk.* keys come from ORCH_* (the seed's names)
- * when set; cfg is borrowed for the process life. */
-config_store_t *config_store_new(const qt_config_t *cfg, char *err, size_t errlen);
+ * when set; cfg and bus are borrowed for the process life. */
+config_store_t *config_store_new(const qt_config_t *cfg, bus_t *bus, char *err, size_t errlen);
 void config_store_free(config_store_t *cs);
 
-/* Write the defaults of keys that do not exist yet (HSETNX). -1 if Redis is
- * unreachable; call again later. */
-int config_store_seed(config_store_t *cs, char *err, size_t errlen);
-
-/* All keys as {key: {value, version, type, default}} (new reference), or NULL with err. */
-json_t *config_store_all(config_store_t *cs, char *err, size_t errlen);
-/* One value (new reference) or NULL; *version set. */
-json_t *config_store_get(config_store_t *cs, const char *key, long *version, char *err, size_t errlen);
+/* Write the defaults of keys that do not exist yet (HSETNX), as one script;
+ * done(ud, ok) once Redis answered. -1 when the link is down now (call again later). */
+int config_store_seed(config_store_t *cs, void (*done)(void *ud, int ok), void *ud);
 
 /* Is value acceptable for key? -1 with a message naming the rule. */
 int config_store_check(const char *key, const json_t *value, char *err, size_t errlen);
-
-/* Validate and store; returns the new version, or -1 with err (*status 400
- * for a bad key/value, 503 when Redis is unreachable). who is an audit label. */
-long config_store_set(config_store_t *cs, const char *key, const json_t *value, const char *who,
-                      int *status, char *err, size_t errlen);
 
 /* HTTP: GET /api/v1/policy/config, GET and PUT /api/v1/policy/config/{key}.
  * -1 when a route cannot be added. */

@@ -18,7 +18,7 @@ int main(void)
         fprintf(stderr, "policy-store: %s\n", err);
         return 2;
     }
-    config_store_t *cs = config_store_new(&svc.cfg, err, sizeof err);
+    config_store_t *cs = config_store_new(&svc.cfg, svc.bus, err, sizeof err);
     policy_engine_t *engine = cs ? policy_engine_new(&svc, cs, err, sizeof err) : NULL;
     if (!engine || config_store_routes(cs, svc.http) < 0) {
         fprintf(stderr, "policy-store: %s\n", engine ? "cannot add the configuration routes" : err);

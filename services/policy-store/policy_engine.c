@@ -6,8 +6,10 @@
 #include "inputs.h"
 #include "log.h"
 #include "orchestrator.h"
+#include "policyview.h"
 #include "rsync.h"
 
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,8 @@ struct policy_engine {
     inputs_t in;
     dedupe_t *seen;
     struct event *tick;
-    int seeded, dirty, publish_pending, persist_pending;
+    int seeded, seeding, dirty, publish_pending, persist_pending;
+    policyview_t pv; /* the configuration hash as last read, kept current by policy.config.updated */
     int64_t last_event_time, last_day, refreshed_ms, ckpt_ms;
     char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
     char k_trading[160], k_history[160], k_state[160];
@@ -137,42 +140,55 @@ static bus_result_t policy_engine_handle(void *ud, const bus_msg_t *m, char *err
     return BUS_OK; /* other types on these streams are not ours */
 }
 
-static void policy_engine_refresh_config(policy_engine_t *e);
+static void policy_engine_apply_config(policy_engine_t *e);
 
 /* qt:policy: a configuration change (by this or another writer) applies now. */
 static bus_result_t policy_engine_handle_policy(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
-    if (strcmp(m->ev->type, "policy.config.updated") == 0) policy_engine_refresh_config(ud);
+    if (policyview_apply(&((policy_engine_t *)ud)->pv, m->ev)) policy_engine_apply_config(ud);
     return BUS_OK;
 }
 
 /* ---------- configuration and checkpoint ---------- */
 
-static double cfg_num(config_store_t *cs, const char *key, double def)
-{
-    char err[256];
-    long ver;
-    json_t *v = config_store_get(cs, key, &ver, err, sizeof err);
-    double d = json_is_number(v) ? json_number_value(v) : def;
-    json_decref(v);
-    return d;
-}
-
-/* The orchestrator's settings from the config hash (falls back to what it has). */
-static void policy_engine_refresh_config(policy_engine_t *e)
+/* The orchestrator's settings from the policy view (falls back to what it has). */
+static void policy_engine_apply_config(policy_engine_t *e)
 {
     orch_config_t *c = &e->orch.cfg;
-    c->base_confidence = cfg_num(e->cs, "orch.base_confidence", c->base_confidence);
-    c->base_risk_pct = cfg_num(e->cs, "orch.base_risk_pct", c->base_risk_pct);
-    c->losing_streak_limit = (int)cfg_num(e->cs, "orch.losing_streak_limit", c->losing_streak_limit);
-    c->update_interval_sec = (long)cfg_num(e->cs, "orch.policy_update_interval_sec", (double)c->update_interval_sec);
-    c->similarity_keep = cfg_num(e->cs, "orch.similarity_keep", c->similarity_keep);
-    c->max_open_positions = (int)cfg_num(e->cs, "risk.max_open_positions", c->max_open_positions);
-    c->daily_dd_limit = cfg_num(e->cs, "risk.daily_dd_limit_pct", c->daily_dd_limit);
-    c->total_exposure_limit = cfg_num(e->cs, "risk.total_exposure_limit_pct", c->total_exposure_limit);
-    e->refreshed_ms = clock_mono_ms();
+    const policyview_t *pv = &e->pv;
+    c->base_confidence = policyview_num(pv, "orch.base_confidence", c->base_confidence);
+    c->base_risk_pct = policyview_num(pv, "orch.base_risk_pct", c->base_risk_pct);
+    c->losing_streak_limit = (int)policyview_num(pv, "orch.losing_streak_limit", c->losing_streak_limit);
+    c->update_interval_sec = (long)policyview_num(pv, "orch.policy_update_interval_sec", (double)c->update_interval_sec);
+    c->similarity_keep = policyview_num(pv, "orch.similarity_keep", c->similarity_keep);
+    c->max_open_positions = (int)policyview_num(pv, "risk.max_open_positions", c->max_open_positions);
+    c->daily_dd_limit = policyview_num(pv, "risk.daily_dd_limit_pct", c->daily_dd_limit);
+    c->total_exposure_limit = policyview_num(pv, "risk.total_exposure_limit_pct", c->total_exposure_limit);
+}
+
+static void policy_engine_config_cb(void *ud, const struct redisReply *r)
+{
+    policy_engine_t *e = ud;
+    if (policyview_load_hash(&e->pv, r) == 0) policy_engine_apply_config(e);
+}
+
+/* Read the configuration hash again (the answer applies it). */
+static void policy_engine_refresh_config(policy_engine_t *e)
+{
+    char key[160];
+    proto_key(key, sizeof key, e->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
+    const char *argv[] = {"HGETALL", key};
+    if (bus_redis(e->svc->bus, policy_engine_config_cb, e, 2, argv, NULL) == 0) e->refreshed_ms = clock_mono_ms();
+}
+
+static void policy_engine_seeded(void *ud, int ok)
+{
+    policy_engine_t *e = ud;
+    e->seeding = 0;
+    e->seeded = ok;
+    if (ok) policy_engine_refresh_config(e);
 }
 
 static json_t *policy_engine_state_json(const policy_engine_t *e)
@@ -225,14 +241,10 @@ static void policy_engine_restore(policy_engine_t *e)
 static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {
     policy_engine_t *e = arg;
-    char err[256];
     (void)fd;
     (void)what;
     int64_t now = clock_mono_ms();
-    if (!e->seeded) {
-        e->seeded = config_store_seed(e->cs, err, sizeof err) == 0;
-        if (e->seeded) policy_engine_refresh_config(e);
-    }
+    if (!e->seeded && !e->seeding) e->seeding = config_store_seed(e->cs, policy_engine_seeded, e) == 0;
     if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) policy_engine_refresh_config(e);
     if (e->publish_pending && e->orch.has_current) policy_engine_publish(e);
     if (e->persist_pending && e->orch.has_current) policy_engine_persist(e);
@@ -265,32 +277,37 @@ static int policy_engine_http_trading(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
+static void policy_engine_history_cb(void *ud, const struct redisReply *r)
+{
+    httpd_later_t *later = ud;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        httpd_answer(later, 503, httpd_error("history unavailable: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : "Redis did not answer"));
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < r->elements; i++) {
+        json_t *p = r->element[i]->type == REDIS_REPLY_STRING ? json_loadb(r->element[i]->str, r->element[i]->len, 0, NULL) : NULL;
+        if (p) json_array_append_new(list, p);
+    }
+    httpd_answer(later, 200, json_pack("{s:o, s:I}", "policies", list, "count", (json_int_t)json_array_size(list)));
+}
+
 static int policy_engine_http_history(void *ud, httpd_req_t *req, json_t **out)
 {
     policy_engine_t *e = ud;
     long limit;
-    char err[256], stop[24];
+    char stop[24];
     if (httpd_query_long(req, "limit", 20, 1, ORCH_HISTORY, &limit) < 0) {
         *out = httpd_error("limit must be an integer from 1 to %d", ORCH_HISTORY);
         return 400;
     }
-    redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
-    if (!c) {
-        *out = httpd_error("history unavailable: %s", err);
-        return 503;
-    }
     snprintf(stop, sizeof stop, "%ld", limit - 1);
     const char *argv[] = {"LRANGE", e->k_history, "0", stop};
-    redisReply *r = redisCommandArgv(c, 4, argv, NULL);
-    json_t *list = json_array();
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        json_t *p = json_loadb(r->element[i]->str, r->element[i]->len, 0, NULL);
-        if (p) json_array_append_new(list, p);
+    if (bus_redis(e->svc->bus, policy_engine_history_cb, httpd_later(req), 4, argv, NULL) < 0) {
+        *out = httpd_error("history unavailable: Redis is not reachable now");
+        return 503;
     }
-    if (r) freeReplyObject(r);
-    redisFree(c);
-    *out = json_pack("{s:o, s:I}", "policies", list, "count", (json_int_t)json_array_size(list));
-    return 200;
+    return HTTPD_LATER;
 }
 
 static int policy_engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
@@ -325,7 +342,8 @@ static json_t *policy_engine_status(void *ud)
 policy_engine_t *policy_engine_new(svc_t *svc, config_store_t *cs, char *err, size_t errlen)
 {
     policy_engine_t *e = calloc(1, sizeof *e);
-    if (!e || !(e->seen = dedupe_new(8192))) {
+    if (!e || policyview_init(&e->pv) < 0 || !(e->seen = dedupe_new(8192))) {
+        if (e) policyview_free(&e->pv);
         free(e);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -364,5 +382,6 @@ void policy_engine_free(policy_engine_t *e)
     if (!e) return;
     if (e->tick) event_free(e->tick);
     dedupe_free(e->seen);
+    policyview_free(&e->pv);
     free(e);
 }
