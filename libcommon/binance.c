@@ -3,7 +3,6 @@
 #include "curlev.h"
 #include "httpc.h"
 #include "clock.h"
-#include "config.h"
 #include "log.h"
 
 #include <curl/curl.h>
@@ -45,25 +44,6 @@ static size_t binance_header(char *p, size_t size, size_t n, void *ud)
     if (len > 22 && strncasecmp(p, "X-MBX-USED-WEIGHT-1M:", 21) == 0) h->weight = strtol(p + 21, NULL, 10);
     if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) h->retry_after = strtol(p + 12, NULL, 10);
     return len;
-}
-
-int binance_config_env(binance_config_t *c, const char *base_default, char *err, size_t errlen)
-{
-    const char *base;
-    memset(c, 0, sizeof *c);
-    config_get_str("QT_BINANCE_BASE_URL", base_default ? base_default : BINANCE_TESTNET, &base);
-    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
-        return snprintf(err, errlen, "QT_BINANCE_BASE_URL: must start with https:// (or http:// for a local test)"), -1;
-    snprintf(c->base_url, sizeof c->base_url, "%s", base);
-    size_t n = strlen(c->base_url);
-    if (n && c->base_url[n - 1] == '/') c->base_url[n - 1] = '\0';
-    if (config_get_secret("QT_BINANCE_API_KEY", c->api_key, sizeof c->api_key, err, errlen) < 0 ||
-        config_get_secret("QT_BINANCE_API_SECRET", c->api_secret, sizeof c->api_secret, err, errlen) < 0 ||
-        config_get_long("QT_BINANCE_RECV_WINDOW_MS", 5000, 1, 60000, &c->recv_window_ms, err, errlen) < 0 ||
-        config_get_long("QT_BINANCE_TIMEOUT_MS", 3000, 100, 60000, &c->timeout_ms, err, errlen) < 0 ||
-        config_get_long("QT_BINANCE_WEIGHT_LIMIT", 2000, 0, 100000, &c->weight_limit, err, errlen) < 0)
-        return -1;
-    return 0;
 }
 
 binance_t *binance_new(const binance_config_t *cfg, char *err, size_t errlen)

@@ -49,10 +49,7 @@ typedef struct binance binance_t;
 /* base_url e.g. BINANCE_TESTNET or https://fapi.binance.com. Copies cfg. */
 binance_t *binance_new(const binance_config_t *cfg, char *err, size_t errlen);
 void binance_free(binance_t *b);
-/* Fills cfg from QT_BINANCE_BASE_URL (default testnet), QT_BINANCE_API_KEY /
- * _SECRET (or their _FILE variants), QT_BINANCE_RECV_WINDOW_MS,
- * QT_BINANCE_TIMEOUT_MS. base_default overrides the testnet default. */
-int binance_config_env(binance_config_t *cfg, const char *base_default, char *err, size_t errlen);
+/* config_get_binance() (config.h) fills a binance_config_t from the environment. */
 
 /* Lowercase hex HMAC-SHA256 of msg under key, into out[65]. */
 void binance_sign(const char *key, const char *msg, char out[65]);

@@ -1,5 +1,6 @@
 /* config.c — typed environment getters and REDIS_URL parsing (see config.h). */
 #include "config.h"
+#include "binance.h"
 
 #include <errno.h>
 #include <math.h>
@@ -237,6 +238,25 @@ int config_get_breaker(const char *prefix, breaker_config_t *cfg, char *err, siz
     cfg->slow_call_ms = sc;
     cfg->open_wait_ms = ow;
     cfg->half_open_calls = (int)hc;
+    return 0;
+}
+
+int config_get_binance(binance_config_t *c, const char *base_default, char *err, size_t errlen)
+{
+    const char *base;
+    memset(c, 0, sizeof *c);
+    config_get_str("QT_BINANCE_BASE_URL", base_default ? base_default : BINANCE_TESTNET, &base);
+    if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
+        return snprintf(err, errlen, "QT_BINANCE_BASE_URL: must start with https:// (or http:// for a local test)"), -1;
+    snprintf(c->base_url, sizeof c->base_url, "%s", base);
+    size_t n = strlen(c->base_url);
+    if (n && c->base_url[n - 1] == '/') c->base_url[n - 1] = '\0';
+    if (config_get_secret("QT_BINANCE_API_KEY", c->api_key, sizeof c->api_key, err, errlen) < 0 ||
+        config_get_secret("QT_BINANCE_API_SECRET", c->api_secret, sizeof c->api_secret, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_RECV_WINDOW_MS", 5000, 1, 60000, &c->recv_window_ms, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_TIMEOUT_MS", 3000, 100, 60000, &c->timeout_ms, err, errlen) < 0 ||
+        config_get_long("QT_BINANCE_WEIGHT_LIMIT", 2000, 0, 100000, &c->weight_limit, err, errlen) < 0)
+        return -1;
     return 0;
 }
 

@@ -65,6 +65,13 @@ typedef struct qt_config {
  * defaults already in cfg. -1 with err naming a bad variable. */
 int config_get_breaker(const char *prefix, breaker_config_t *cfg, char *err, size_t errlen);
 
+/* A Binance client's settings from QT_BINANCE_BASE_URL (default testnet;
+ * base_default overrides that default), QT_BINANCE_API_KEY / _SECRET (or
+ * their _FILE variants), QT_BINANCE_RECV_WINDOW_MS, QT_BINANCE_TIMEOUT_MS,
+ * QT_BINANCE_WEIGHT_LIMIT. -1 with err naming a bad variable. */
+struct binance_config;
+int config_get_binance(struct binance_config *cfg, const char *base_default, char *err, size_t errlen);
+
 int config_common_load(qt_config_t *cfg, const char *service, long default_port,
                        char *err, size_t errlen);
 

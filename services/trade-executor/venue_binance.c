@@ -402,7 +402,7 @@ venue_t *venue_binance_new(struct event_base *base, char *err, size_t errlen)
     if (!v) return snprintf(err, errlen, "out of memory"), NULL;
     v->base.ops = &bv_ops;
     v->base.base = base;
-    if (binance_config_env(&c, NULL, err, errlen) < 0 ||
+    if (config_get_binance(&c, NULL, err, errlen) < 0 ||
         config_get_double("QT_BINANCE_FEE_BPS", 4, 0, 1000, &v->fee_bps, err, errlen) < 0) {
         explicit_bzero(&c, sizeof c);
         free(v);

@@ -194,7 +194,7 @@ static int binance_open_feed(feed_t *feed, char *err, size_t errlen)
         return snprintf(err, errlen, "QT_FEED_INTERVAL: '%.8s' is not a kline interval", iv), -1;
     snprintf(feed->bn_interval, sizeof feed->bn_interval, "%s", iv);
     if (config_get_long("QT_FEED_POLL_MS", 2000, 100, 600000, &feed->poll_ms, err, errlen) < 0 ||
-        binance_config_env(&bc, base, err, errlen) < 0)
+        config_get_binance(&bc, base, err, errlen) < 0)
         return -1;
     if (getenv("QT_FEED_BASE_URL")) snprintf(bc.base_url, sizeof bc.base_url, "%s", base); /* the feed's own base */
     breaker_config_default(&brc);

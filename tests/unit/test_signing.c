@@ -1,6 +1,7 @@
 /* Unit tests: request signing against Binance's published example. */
 #include "binance.h"
 #include "check.h"
+#include "config.h"
 
 TEST(signature_matches_binance_documentation)
 {
@@ -31,12 +32,12 @@ TEST(config_from_environment)
     unsetenv("QT_BINANCE_BASE_URL");
     setenv("QT_BINANCE_API_KEY", "abc", 1);
     unsetenv("QT_BINANCE_API_SECRET");
-    CHECK_EQ(binance_config_env(&c, NULL, err, sizeof err), 0);
+    CHECK_EQ(config_get_binance(&c, NULL, err, sizeof err), 0);
     CHECK_STR(c.base_url, BINANCE_TESTNET); /* the testnet unless told otherwise */
     CHECK_STR(c.api_key, "abc");
     CHECK_EQ(c.recv_window_ms, 5000);
     setenv("QT_BINANCE_BASE_URL", "ftp://x", 1);
-    CHECK_EQ(binance_config_env(&c, NULL, err, sizeof err), -1);
+    CHECK_EQ(config_get_binance(&c, NULL, err, sizeof err), -1);
     CHECK_CONTAINS(err, "QT_BINANCE_BASE_URL");
     unsetenv("QT_BINANCE_BASE_URL");
     unsetenv("QT_BINANCE_API_KEY");
