@@ -11,6 +11,19 @@
 
 typedef void (*rebuild_entry_fn)(const rebuild_ops_t *ops, const char *sid, const event_t *ev);
 
+/* An XRANGE entry decoded and validated as every consumer does (envelope,
+ * schema): 0, or -1 for one a consumer would dead-letter. */
+static int rebuild_decode(const redisReply *en, event_t *ev)
+{
+    const redisReply *f = en->element[1];
+    event_field_t fields[EVENT_FIELDS_MAX];
+    char err[256];
+    size_t n = 0;
+    for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements && n < EVENT_FIELDS_MAX; k += 2)
+        fields[n++] = (event_field_t){f->element[k]->str, f->element[k]->len, f->element[k + 1]->str, f->element[k + 1]->len};
+    return event_decode(ev, fields, n, err, sizeof err);
+}
+
 /* Walk key oldest → newest (from "-" up to max, inclusive), decoding entries. */
 static int rebuild_walk(redisContext *c, const char *key, const char *max, const rebuild_ops_t *ops,
                         rebuild_entry_fn fn)
@@ -23,15 +36,9 @@ static int rebuild_walk(redisContext *c, const char *key, const char *max, const
             return -1;
         }
         for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *en = r->element[i], *f = en->element[1];
-            event_field_t fields[EVENT_FIELDS_MAX];
+            const redisReply *en = r->element[i];
             event_t ev;
-            char err[256];
-            size_t n = 0;
-            for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements && n < EVENT_FIELDS_MAX; k += 2)
-                fields[n++] = (event_field_t){f->element[k]->str, f->element[k]->len, f->element[k + 1]->str,
-                                              f->element[k + 1]->len};
-            if (event_decode(&ev, fields, n, err, sizeof err) == 0) {
+            if (rebuild_decode(en, &ev) == 0) {
                 fn(ops, en->element[0]->str, &ev);
                 event_clear(&ev);
             }
@@ -79,18 +86,24 @@ static void rebuild_exec_limit(redisContext *c, const char *key, const char *gro
     if (p) freeReplyObject(p);
 }
 
+/* The newest bars, newest first: only entries the consumers take (an entry
+ * they dead-letter must not say where the feed resumes or what the price
+ * is; it is counted and logged). */
 static void rebuild_market(redisContext *c, const char *key, const rebuild_ops_t *ops)
 {
     redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 5000", key);
+    long refused = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *f = r->element[i]->element[1];
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "data") != 0) continue;
-            json_t *d = json_loads(f->element[k + 1]->str, 0, NULL);
-            if (d) ops->bar(ops->ud, d);
-            json_decref(d);
+        event_t ev;
+        if (rebuild_decode(r->element[i], &ev) < 0) {
+            refused++;
+            continue;
         }
+        if (strcmp(ev.type, "market.data.update") == 0 && json_is_true(json_object_get(ev.data, "closed")))
+            ops->bar(ops->ud, ev.data);
+        event_clear(&ev);
     }
+    if (refused) log_warn("rebuild: %ld market entries the consumers refuse were left out", refused);
     if (r) freeReplyObject(r);
 }
 

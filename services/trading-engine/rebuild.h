@@ -21,7 +21,8 @@ typedef struct rebuild_ops {
     void (*intent)(void *ud, const event_t *ev);                 /* each decodable trade.intent, oldest first */
     void (*execution)(void *ud, const char *sid, const event_t *ev); /* each decodable execution up to what
                                                                         the group acked, oldest first */
-    void (*bar)(void *ud, const json_t *data);                   /* market payloads, newest first (5000) */
+    void (*bar)(void *ud, const json_t *data);                   /* closed bars that decode and validate, newest
+                                                                    first (of the newest 5000 entries) */
 } rebuild_ops_t;
 
 /* Connect (waiting up to wait_s for Redis) and read. -1 with err when Redis

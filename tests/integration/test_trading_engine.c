@@ -419,6 +419,34 @@ TEST(sigkill_and_restart_mid_replay_keeps_state_no_duplicates)
     stop(p);
 }
 
+/* A market entry every consumer refuses (an unknown field, a microsecond
+ * open_time far "ahead") is the newest of its symbol when the engine
+ * restarts: the rebuild must not take its open_time as where the feed
+ * resumes (the feed skipped every later bar) nor its close as the price. */
+TEST(a_poisoned_market_entry_does_not_steer_the_restart)
+{
+    int port;
+    const char *env[] = {"QT_FEED=synthetic", "QT_FEED_SYMBOLS=BTCUSDT", "QT_FEED_BARS=600", "QT_FEED_SPEED=12000", NULL};
+    pid_t p = start("pm", env, &port);
+    CHECK_EQ(th_wait_xlen(rc, "pm:market", 100, 10000), 0);
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    long long before = th_xlen(rc, "pm:market");
+    char data[512];
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":1,\"high\":1,\"low\":1,"
+             "\"close\":1,\"volume\":1,\"closed\":true,\"event_time\":%lld,\"bogus\":1}",
+             (T0 + 10 * 60000LL) * 1000, (T0 + 10 * 60000LL) * 1000 + 59999);
+    th_xadd_event(rc, "pm:market", "market.data.update", data, NULL);
+    p = start("pm", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
+    CHECK_EQ(th_xlen(rc, "pm:market"), 600 + 1); /* every bar once, and the poisoned entry */
+    json_t *st = json_loads(out, 0, NULL);
+    CHECK(json_integer_value(json_object_get(json_object_get(st, "feed"), "skipped")) <= before);
+    json_decref(st);
+    stop(p);
+}
+
 TEST(synthetic_feed_is_deterministic_for_a_seed)
 {
     int port;
