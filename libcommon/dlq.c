@@ -3,6 +3,7 @@
 
 #include "event.h"
 #include "rsync.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,17 +58,23 @@ static json_t *dlq_entry_json(const redisReply *e)
     const redisReply *f = e->element[1];
     json_t *o = json_pack("{s:s}", "dlq_id", e->element[0]->str), *fields = json_object();
     size_t orig = f->elements - 2 * DLQ_META_FIELDS;
-    for (int i = 0; i < DLQ_META_FIELDS; i++) json_object_set_new(o, dlq_meta[i], json_string(dlq_meta_value(f, i)));
+    for (int i = 0; i < DLQ_META_FIELDS; i++) {
+        const redisReply *v = f->element[f->elements - 2 * DLQ_META_FIELDS + 2 * (size_t)i + 1];
+        json_object_set_new(o, dlq_meta[i], utf8_json_string(v->str, v->len)); /* an error may quote bad bytes */
+    }
     for (size_t i = 0; i + 1 < orig; i += 2) {
         const redisReply *k = f->element[i], *v = f->element[i + 1];
-        json_t *val = json_stringn_nocheck(v->str, v->len);
+        json_t *val = utf8_json_string(v->str, v->len);
         if (v->len > 4096) { /* keep listings readable; show the size instead */
             char note[64];
             snprintf(note, sizeof note, "<%zu bytes>", v->len);
             json_decref(val);
             val = json_string(note);
         }
-        json_object_setn_new_nocheck(fields, k->str, k->len, val);
+        char *name = utf8_escape(k->str, k->len, NULL);
+        if (name) json_object_set_new_nocheck(fields, name, val);
+        else json_decref(val);
+        free(name);
     }
     json_object_set_new(o, "fields", fields);
     return o;

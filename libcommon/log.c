@@ -1,6 +1,7 @@
 /* log.c — one JSON object per line on stderr (see log.h). */
 #include "log.h"
 #include "clock.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -44,10 +45,11 @@ void log_msg(log_level_t level, const char *trace, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_format_ts(ts, sizeof ts);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", log_names[level],
-                          "service", log_service, "msg", msg);
+    /* the message may carry bytes from outside (a field's value): escape what is not UTF-8, never drop the line */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "ts", ts, "level", log_names[level], "service", log_service, "msg",
+                          utf8_json_string(msg, strlen(msg)));
     if (!o) return;
-    if (trace && *trace) json_object_set_new(o, "trace", json_string(trace));
+    if (trace && *trace) json_object_set_new(o, "trace", utf8_json_string(trace, strlen(trace)));
     char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (line) {
         fprintf(stderr, "%s\n", line);

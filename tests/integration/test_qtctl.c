@@ -154,6 +154,34 @@ TEST(dlq_list_replay_purge)
 /* Redis runs the rest of a MULTI … EXEC after a command failed at run time:
  * a replay whose XADD fails (the stream's key holds a string) must not
  * delete the dead letter. */
+/* A dead letter holding bytes that are not UTF-8 (in a value, a field name
+ * and its error) is listed and shown with them escaped as \xNN, and does not
+ * hide the entries after it (qtctl crashed on puts(NULL) before). */
+TEST(dlq_entries_with_invalid_utf8_are_listed_escaped)
+{
+    redisContext *c = th_redis_connect(&R);
+    const char *argv[] = {"XADD", "q:policy:dlq", "*", "id", "e-utf8", "type", "policy.config.updated", "v", "1", "ts",
+                          "1", "source", "t", "trace", "t", "data", "{\"key\":\"k\xff\"}", "na\xffme", "x",
+                          "origin_stream", "q:policy", "origin_id", "1-1", "group", "g", "consumer", "c", "deliveries",
+                          "1", "error", "bad byte \xfe in data", "failed_at", "1"};
+    freeReplyObject(redisCommandArgv(c, (int)(sizeof argv / sizeof argv[0]), argv, NULL));
+    freeReplyObject(redisCommand(c, "XADD q:policy:dlq * id e-after type x v 1 ts 1 source t trace t data {} origin_stream "
+                                    "q:policy origin_id 1-2 group g consumer c deliveries 1 error later failed_at 1"));
+    CHECK_EQ(run("dlq list policy", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "k\\\\xFF");           /* the value, escaped */
+    CHECK_CONTAINS(out, "bad byte \\\\xFE in data"); /* the error */
+    CHECK_CONTAINS(out, "na\\\\xFFme");          /* the field name */
+    CHECK_CONTAINS(out, "e-after");              /* and the entry after it */
+    redisReply *r = redisCommand(c, "XRANGE q:policy:dlq - + COUNT 1");
+    char args[128];
+    snprintf(args, sizeof args, "dlq show policy --id %s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    CHECK_EQ(run(args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\\\\xFE");
+    freeReplyObject(redisCommand(c, "DEL q:policy:dlq"));
+    redisFree(c);
+}
+
 TEST(dlq_replay_that_cannot_add_the_entry_keeps_the_dead_letter)
 {
     redisContext *c = th_redis_connect(&R);

@@ -26,6 +26,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+
+/* Print j as JSON on stdout: 0, or -1 (said on stderr) when it cannot be written. */
+static int qt_print_json(const json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags);
+    if (!s) {
+        fputs("qtctl: cannot write the answer as JSON (out of memory?)\n", stderr);
+        return -1;
+    }
+    puts(s);
+    free(s);
+    return 0;
+}
+
 static const char usage[] =
     "usage: qtctl COMMAND [ARGS]\n"
     "  features --csv FILE [--symbol S]     one JSON object per bar: open_time, indicators (null while\n"
@@ -85,9 +99,7 @@ static void features_print(const obs_state_t *st, const kline_t *k, const char *
     json_object_set_new(o, "vol_level", json_string(vol_level_name(regime_vol(&s->regime))));
     for (int i = 0; i < FEATURES_DIM; i++) json_array_append_new(a, json_real(obs[i]));
     json_object_set_new(o, "obs", a);
-    char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    puts(line);
-    free(line);
+    qt_print_json(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
     json_decref(o);
 }
 
@@ -143,9 +155,7 @@ static int cmd_dlq(int argc, char **argv)
         json_t *list = NULL;
         if (dlq_list(c, key, count, &list, err, sizeof err) < 0) rc = 1;
         else {
-            char *s = json_dumps(list, JSON_INDENT(2));
-            puts(s);
-            free(s);
+            if (qt_print_json(list, JSON_INDENT(2)) < 0) rc = 1;
             json_decref(list);
         }
     } else if (strcmp(argv[1], "show") == 0) {
@@ -153,9 +163,7 @@ static int cmd_dlq(int argc, char **argv)
         if (!id) rc = 2, fprintf(stderr, "qtctl: dlq show needs --id ENTRY (ids: qtctl dlq list %s)\n", argv[2]);
         else if (dlq_show(c, key, id, &e, err, sizeof err) < 0) rc = 1;
         else {
-            char *s = json_dumps(e, JSON_INDENT(2));
-            puts(s);
-            free(s);
+            if (qt_print_json(e, JSON_INDENT(2)) < 0) rc = 1;
             json_decref(e);
         }
     } else if (strcmp(argv[1], "replay") == 0) {
@@ -284,9 +292,7 @@ static int cmd_streams(int argc, char **argv)
         if (o) json_array_append_new(all, o); /* else deleted between SCAN and XINFO */
     }
     if (rc == 0 && as_json) {
-        char *s = json_dumps(all, JSON_INDENT(2));
-        puts(s);
-        free(s);
+        if (qt_print_json(all, JSON_INDENT(2)) < 0) rc = 1;
     } else if (rc == 0) {
         printf("%-36s %9s %-24s %9s %9s %9s\n", "STREAM", "LENGTH", "GROUP", "CONSUMERS", "PENDING", "LAG");
         size_t i;
@@ -455,9 +461,7 @@ static int cmd_status(int argc, char **argv)
     }
     curl_global_cleanup();
     if (as_json) {
-        char *s = json_dumps(rows, JSON_INDENT(2));
-        puts(s);
-        free(s);
+        if (qt_print_json(rows, JSON_INDENT(2)) < 0) all_ready = 0;
     } else {
         printf("%-16s %-28s %-7s %-6s %s\n", "SERVICE", "URL", "HEALTH", "READY", "DETAIL");
         size_t i;
