@@ -218,17 +218,41 @@ static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply
     return rc;
 }
 
-/* Walk the DLQ (or one entry) calling fn on each entry, page by page. */
+/* The id of the DLQ's newest entry into last ("" when it is empty). */
+static int dlq_last_id(redisContext *c, const char *dlq_key, char *last, size_t lastlen, char *err, size_t errlen)
+{
+    const char *argv[] = {"XREVRANGE", dlq_key, "+", "-", "COUNT", "1"};
+    redisReply *r = redisCommandArgv(c, 6, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "XREVRANGE %s: %s", dlq_key, r ? r->str : c->errstr);
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    last[0] = '\0';
+    if (r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+        r->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(last, lastlen, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Walk the DLQ (or one entry) calling fn on each entry, page by page. The
+ * walk ends at the newest entry as of its start: a replay whose entries are
+ * dead-lettered again, or a purge while consumers keep dead-lettering, never
+ * chases or deletes what arrived after it began. */
 static int dlq_walk(redisContext *c, const char *dlq_key, const char *entry_id, long *done,
                     int (*fn)(redisContext *, const char *, const redisReply *, void *, char *, size_t), void *ud,
                     char *err, size_t errlen)
 {
-    char from[64];
+    char from[64], to[64];
     *done = 0;
     snprintf(from, sizeof from, "%s", entry_id ? entry_id : "-");
+    if (entry_id) snprintf(to, sizeof to, "%s", entry_id);
+    else if (dlq_last_id(c, dlq_key, to, sizeof to, err, errlen) < 0) return -1;
+    else if (!to[0]) return 0; /* nothing to walk */
     for (;;) {
         redisReply *r;
-        if (dlq_range(c, dlq_key, from, entry_id ? entry_id : "+", 100, &r, err, errlen) < 0) return -1;
+        if (dlq_range(c, dlq_key, from, to, 100, &r, err, errlen) < 0) return -1;
         size_t n = r->elements;
         if (entry_id && n == 0) {
             snprintf(err, errlen, "no entry %s in %s", entry_id, dlq_key);

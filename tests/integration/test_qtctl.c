@@ -12,11 +12,14 @@ static const double closes[60] = {100.0, 99.7441, 100.2542, 100.0275, 99.7123, 9
 
 static double r4(double x) { return round(x * 1e4) / 1e4; }
 
+static int run_limit_s = 250; /* qtctl is killed after this long (exit code 124) */
+
 /* Run qtctl with args; stdout into out (first outlen bytes); returns the exit code. */
 static int run(const char *args, char *out, size_t outlen)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=q %s %s 2>%s/stderr.txt", R.url, bin, args, dir);
+    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=q timeout %d %s %s 2>%s/stderr.txt", R.url, run_limit_s, bin,
+             args, dir);
     FILE *p = popen(cmd, "r");
     size_t n = p ? fread(out, 1, outlen - 1, p) : 0;
     out[n] = '\0';
@@ -198,6 +201,58 @@ TEST(dlq_replay_that_cannot_add_the_entry_keeps_the_dead_letter)
     CHECK_EQ(th_xlen(c, "q:feedback"), 1);
     CHECK_EQ(th_xlen(c, "q:feedback:dlq"), 0);
     redisFree(c);
+}
+
+/* With a consumer running, a forced replay of entries that still break the
+ * contract makes that consumer dead-letter them again: the replay must stop
+ * at the dead letters it found (it chased its own before, for ever), and a
+ * purge must leave the dead letters that arrived while it ran. */
+TEST(dlq_replay_and_purge_end_at_the_dead_letters_they_found)
+{
+    char ps[256];
+    int port;
+    th_bin("bin/policy-store", ps, sizeof ps);
+    pid_t p = th_service(ps, &R, "q", NULL, dir, "policy-store-dlq", &port, 1);
+    CHECK(p > 0);
+    redisContext *c = th_redis_connect(&R);
+    freeReplyObject(redisCommand(c, "DEL q:market:dlq"));
+    for (int i = 0; i < 300; i++) { /* a bar whose close is a string: policy-store dead-letters it */
+        freeReplyObject(redisCommand(c, "XADD q:market:dlq * id 0190a4c4-0000-7000-8000-%012d type market.data.update v 1 "
+                                        "ts 1714521660000 source test/qtctl trace t data {\"symbol\":\"BTCUSDT\",\"close\":\"1\"} "
+                                        "origin_stream q:market origin_id 1-%d group policy-store consumer c deliveries 1 "
+                                        "error bad failed_at 1",
+                                     i + 1, i + 1));
+    }
+    run_limit_s = 20;
+    CHECK_EQ(run("dlq replay market --force", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "replayed 300 entries of q:market:dlq");
+    CHECK_EQ(th_wait_xlen(c, "q:market:dlq", 300, 10000), 0); /* policy-store dead-lettered them again */
+    th_sleep_ms(300);
+    CHECK_EQ(th_xlen(c, "q:market:dlq"), 300); /* once each, not chased */
+    /* A purge while dead letters keep arriving: a child adds one every
+     * millisecond from the moment the purge has begun deleting. */
+    pid_t child = fork();
+    if (child == 0) {
+        redisContext *cc = th_redis_connect(&R);
+        long long until = th_now_ms() + 20000;
+        while (th_xlen(cc, "q:market:dlq") >= 300 && th_now_ms() < until) th_sleep_ms(1);
+        for (int i = 0; i < 400 && th_now_ms() < until; i++) {
+            freeReplyObject(redisCommand(cc, "XADD q:market:dlq * id late type market.data.update v 1 ts 1 source t "
+                                             "trace t data {} origin_stream q:market origin_id 9-%d group g consumer c "
+                                             "deliveries 1 error late failed_at 1", i));
+            th_sleep_ms(1);
+        }
+        _exit(0);
+    }
+    CHECK_EQ(run("dlq purge market", out, sizeof out), 0);
+    run_limit_s = 250;
+    CHECK_CONTAINS(out, "purged 300 entries of q:market:dlq");
+    int st;
+    CHECK_EQ(th_wait(child, 30000, &st), 0);
+    CHECK_EQ(th_xlen(c, "q:market:dlq"), 400); /* every late one kept */
+    freeReplyObject(redisCommand(c, "DEL q:market:dlq"));
+    redisFree(c);
+    CHECK_EQ(th_stop(p, 10000), 0);
 }
 
 TEST(streams_shows_length_pending_and_lag)
