@@ -1,5 +1,6 @@
 /* config.c — typed environment getters and REDIS_URL parsing (see config.h). */
 #include "config.h"
+#include "event.h"
 #include "binance.h"
 
 #include <errno.h>
@@ -273,6 +274,7 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_DRAIN_MS", 10000, 0, 600000, drain_ms),
     QT_LONG("QT_HTTP_BUSY_MS", 500, 10, 60000, http_busy_ms),
     QT_LONG("QT_HEALTH_STALL_MS", 300000, 1000, 86400000, health_stall_ms),
+    QT_LONG("QT_MAX_CLOCK_SKEW_MS", EVENT_CLOCK_SKEW_MS, 1000, 86400000, clock_skew_ms),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */

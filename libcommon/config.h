@@ -55,6 +55,7 @@ typedef struct qt_config {
     long drain_ms;           /* QT_DRAIN_MS, 10000: SIGTERM drain limit */
     long http_busy_ms;       /* QT_HTTP_BUSY_MS, 500: the HTTP thread answers alone past it */
     long health_stall_ms;    /* QT_HEALTH_STALL_MS, 300000: /health says stalled past it */
+    long clock_skew_ms;      /* QT_MAX_CLOCK_SKEW_MS, 60000: how far an event time may lead its clocks */
     const char *cors_origins; /* QT_CORS_ORIGINS: origins whose browsers may read GETs */
     const char *log_level;   /* QT_LOG_LEVEL: debug, info, warn or error */
     breaker_config_t redis_breaker; /* QT_REDIS_BREAKER_*: the bus's publish breaker */

@@ -12,6 +12,30 @@
 #include <unistd.h>
 
 static char event_src[EVENT_SOURCE_MAX + 1] = "unknown";
+static int64_t event_skew_ms = EVENT_CLOCK_SKEW_MS;
+
+void event_set_clock_skew_ms(int64_t ms) { event_skew_ms = ms > 0 ? ms : EVENT_CLOCK_SKEW_MS; }
+int64_t event_clock_skew_ms(void) { return event_skew_ms; }
+
+int event_check_times(const json_t *data, int64_t ts, int64_t now, char *err, size_t errlen)
+{
+    static const char *const fields[] = {"open_time", "event_time"};
+    if (ts > now + event_skew_ms) {
+        snprintf(err, errlen, "ts: %lld is %lld ms ahead of this process's clock (more than QT_MAX_CLOCK_SKEW_MS=%lld)",
+                 (long long)ts, (long long)(ts - now), (long long)event_skew_ms);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const json_t *t = json_object_get(data, fields[i]);
+        if (!json_is_integer(t) || json_integer_value(t) <= ts + event_skew_ms) continue;
+        snprintf(err, errlen,
+                 "data.%s: %lld is %lld ms after the entry was written (ts %lld; more than QT_MAX_CLOCK_SKEW_MS=%lld)",
+                 fields[i], (long long)json_integer_value(t), (long long)(json_integer_value(t) - ts), (long long)ts,
+                 (long long)event_skew_ms);
+        return -1;
+    }
+    return 0;
+}
 
 void event_set_source(const char *service)
 {
@@ -123,11 +147,16 @@ int event_make(event_t *ev, const char *type, json_t *data, const char *trace_op
         json_decref(data);
         return -1;
     }
+    int64_t now = clock_wall_ms();
+    if (event_check_times(data, now, now, err, errlen) < 0) {
+        json_decref(data);
+        return -1;
+    }
     if (id_opt) snprintf(ev->id, sizeof ev->id, "%s", id_opt);
     else event_new_id(ev->id);
     snprintf(ev->type, sizeof ev->type, "%s", type);
     ev->v = v;
-    ev->ts = clock_wall_ms();
+    ev->ts = now;
     snprintf(ev->source, sizeof ev->source, "%s", event_src);
     snprintf(ev->trace, sizeof ev->trace, "%s", (trace_opt && *trace_opt) ? trace_opt : ev->id);
     ev->data = data;
@@ -262,7 +291,9 @@ int event_decode(event_t *ev, const event_field_t *fields, size_t n, char *err, 
         snprintf(err, errlen, "data: must be a JSON object");
         goto fail;
     }
-    if (proto_validate(ev->type, ev->v, ev->data, err, errlen) < 0) goto fail;
+    if (proto_validate(ev->type, ev->v, ev->data, err, errlen) < 0 ||
+        event_check_times(ev->data, ev->ts, clock_wall_ms(), err, errlen) < 0)
+        goto fail;
     return 0;
 fail:
     event_clear(ev);

@@ -72,6 +72,18 @@ typedef struct event_numbuf {
 void event_to_fields(const event_t *ev, const char *data_json, event_field_t f[EVENT_ENVELOPE_FIELDS],
                      event_numbuf_t *buf);
 
+/* Times in the future. A bar cannot open, and an event cannot happen, after
+ * the entry was written: a data.open_time or data.event_time later than the
+ * entry's ts, or a ts later than this process's clock, by more than the
+ * skew (QT_MAX_CLOCK_SKEW_MS, default EVENT_CLOCK_SKEW_MS) breaks the
+ * contract. event_make refuses such data and event_decode such an entry;
+ * history replayed years later stays valid (its times are behind ts). */
+#define EVENT_CLOCK_SKEW_MS 60000
+void event_set_clock_skew_ms(int64_t ms);
+int64_t event_clock_skew_ms(void);
+/* -1 with a reason when data's times or ts lead as above; now is epoch ms. */
+int event_check_times(const json_t *data, int64_t ts, int64_t now, char *err, size_t errlen);
+
 /* Decode and validate an entry's fields into ev (which must be zeroed or
  * cleared). Unknown extra fields are ignored. Returns -1 with a reason in err
  * ("missing field 'type'", "data: not JSON: ...", "data.confidence: ..."). */

@@ -55,6 +55,7 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     signal(SIGPIPE, SIG_IGN);
     if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
     log_init(service, s->cfg.log_level);
+    event_set_clock_skew_ms(s->cfg.clock_skew_ms);
     if (httpd_threads_init() < 0) { /* before the loop exists: the HTTP server's thread hands requests to it */
         snprintf(err, errlen, "libevent has no thread support");
         return -1;

@@ -3,6 +3,7 @@
 #include "keys.h"
 #include "clock.h"
 #include "dedupe.h"
+#include "event.h"
 #include "inputs.h"
 #include "log.h"
 #include "orchestrator.h"
@@ -226,6 +227,14 @@ static void policy_engine_restore(policy_engine_t *e)
         e->last_event_time = json_integer_value(json_object_get(sj, "last_event_time"));
         e->last_day = json_integer_value(json_object_get(sj, "last_day"));
         log_info("restored inputs of %d symbols from the checkpoint", e->in.nsyms);
+        if (e->last_event_time > clock_wall_ms() + event_clock_skew_ms() ||
+            e->last_day > (clock_wall_ms() + event_clock_skew_ms()) / DAY_MS) {
+            /* written by a version that took a future-dated bar: its day would never turn again */
+            log_warn("the checkpoint's event time %lld (day %lld) is ahead of the clock: dropped; the next bar "
+                     "starts a new day (daily reset)",
+                     (long long)e->last_event_time, (long long)e->last_day);
+            e->last_event_time = 0, e->last_day = 1, e->orch.last_update_ms = 0;
+        }
     }
     if (cj && orch_policy_from_json(cj, &e->orch.current) == 0) {
         e->orch.has_current = 1;

@@ -384,6 +384,13 @@ static void feed_tick(evutil_socket_t fd, short what, void *arg)
             feed_finish(f);
             return;
         }
+        if (f->kind == FEED_SYNTHETIC && f->pending.close_time > clock_wall_ms()) {
+            /* a synthetic market run faster than time meets the clock: from here it is live, a bar
+             * published when it closes (an event time cannot lead the clock, event.h) */
+            int64_t wait = f->pending.close_time - clock_wall_ms() + 1;
+            feed_schedule(f, wait < 60000 ? wait : 60000);
+            return;
+        }
         if (f->speed > 0 && f->published && f->kind != FEED_BINANCE) {
             int64_t due = f->last_emit_wall + (int64_t)((double)(f->pending.open_time - f->last_emitted_open) / f->speed);
             int64_t now = clock_mono_ms();

@@ -258,6 +258,45 @@ TEST(policy_from_streams_blocks_resets_and_restores)
     stop(p);
 }
 
+/* One valid bar dated a year ahead (written now) must not move the policy's
+ * day: before, policy-store took its day, checkpointed it, and a
+ * NO_NEW_TRADES block was never lifted by the next real day — across
+ * restarts. Now it is dead-lettered with its reason. */
+TEST(a_future_dated_bar_is_dead_lettered_and_the_day_still_turns)
+{
+    int port;
+    long long t0 = 1737504000000LL; /* 2025-01-22T00:00:00Z */
+    pid_t p = start("pf", TOKEN, NULL, &port);
+    trend_bars("pf", "BTCUSDT", t0, 5, 100);
+    perf("pf", -4.0, t0 + DAY - 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "Daily DD limit hit (-4.00%)", 10000), 0);
+    trend_bars("pf", "BTCUSDT", th_wall_ms() + 365 * DAY, 1, 120); /* the poisoned bar */
+    CHECK_EQ(th_wait_xlen(rc, "pf:market:dlq", 1, 10000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE pf:market:dlq - +");
+    CHECK(r && r->elements == 1);
+    const redisReply *f = r->element[0]->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "error") == 0) CHECK_CONTAINS(f->element[i + 1]->str, "data.open_time: ");
+    freeReplyObject(r);
+    stop(p); /* the worst moment: right after it */
+    /* and a checkpoint an older version wrote after taking such a bar: its day is dropped at start */
+    r = redisCommand(rc, "GET pf:policy:state");
+    json_t *st = r && r->type == REDIS_REPLY_STRING ? json_loads(r->str, 0, NULL) : NULL;
+    if (r) freeReplyObject(r);
+    CHECK(st != NULL);
+    long long future = th_wall_ms() + 365 * DAY;
+    json_object_set_new(st, "last_event_time", json_integer(future));
+    json_object_set_new(st, "last_day", json_integer(future / DAY));
+    char *txt = json_dumps(st, JSON_COMPACT);
+    freeReplyObject(redisCommand(rc, "SET pf:policy:state %s", txt));
+    free(txt);
+    json_decref(st);
+    p = start("pf", TOKEN, NULL, &port);
+    trend_bars("pf", "BTCUSDT", t0 + DAY, 1, 140); /* the next real day */
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"allow_new_trades\":true", 10000), 0);
+    stop(p);
+}
+
 TEST(history_holds_the_last_100)
 {
     int port;

@@ -90,6 +90,38 @@ TEST(one_signal_per_bar_deterministic)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* One valid bar dated a year ahead silenced the symbol: every real bar after
+ * it was taken for old and acked without a signal. It is dead-lettered with
+ * its reason, and the symbol carries on. */
+TEST(a_future_dated_bar_does_not_silence_the_symbol)
+{
+    int port;
+    pid_t p = start("fu", &port, 1);
+    bars("fu", "BTCUSDT", 20);
+    CHECK_EQ(th_wait_xlen(rc, "fu:signal", 20, 10000), 0);
+    char data[512];
+    long long ot = th_wall_ms() + 365LL * 86400000LL;
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
+             "\"close\":100,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+             ot, ot + 59999);
+    CHECK_EQ(th_xadd_event(rc, "fu:market", "market.data.update", data, NULL), 0);
+    CHECK_EQ(th_wait_xlen(rc, "fu:market:dlq", 1, 10000), 0);
+    /* the next real bars (continuing where the first 20 ended) */
+    char key[] = "fu:market";
+    for (int i = 20; i < 30; i++) {
+        long long t = 1704067200000LL + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
+                 "\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+                 t, t + 59999);
+        th_xadd_event(rc, key, "market.data.update", data, NULL);
+    }
+    CHECK_EQ(th_wait_xlen(rc, "fu:signal", 30, 10000), 0);
+    CHECK_EQ(th_xlen(rc, "fu:signal"), 30); /* none for the future bar */
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
 TEST(reload_keeps_the_old_model_when_the_new_one_is_bad)
 {
     int port;

@@ -2,6 +2,7 @@
  * accepted when good and rejected with a reason when bad. */
 #include "actions.h"
 #include "check.h"
+#include "clock.h"
 #include "event.h"
 #include "proto.h"
 
@@ -259,6 +260,58 @@ TEST(make_refuses_invalid_data)
     CHECK_EQ(event_make(&ev, "nope", json_object(), NULL, NULL, err, sizeof err), -1);
     CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), NULL, "has space", err, sizeof err), -1);
     CHECK_CONTAINS(err, "id: not a valid event id");
+}
+
+/* A bar dated after it was written, or written after now, breaks the
+ * contract (by more than the skew); history replayed years later does not. */
+TEST(event_times_may_not_lead_their_clocks)
+{
+    char err[300], data[512];
+    event_t ev, back;
+    event_field_t f[8];
+    int64_t now = clock_wall_ms(), day = 86400000;
+    json_t *d = json_pack("{s:I}", "open_time", (json_int_t)(now - 3 * 365 * day));
+    CHECK_EQ(event_check_times(d, now, now, err, sizeof err), 0);
+    json_decref(d);
+    d = json_pack("{s:I,s:I}", "open_time", (json_int_t)(now + EVENT_CLOCK_SKEW_MS + 1), "event_time",
+                          (json_int_t)now);
+    CHECK_EQ(event_check_times(d, now, now, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "data.open_time: ");
+    CHECK_CONTAINS(err, "ms after the entry was written");
+    CHECK_CONTAINS(err, "QT_MAX_CLOCK_SKEW_MS=60000");
+    json_decref(d);
+    d = json_pack("{s:I}", "event_time", (json_int_t)now);
+    CHECK_EQ(event_check_times(d, now + EVENT_CLOCK_SKEW_MS + 1, now, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "ts: ");
+    CHECK_CONTAINS(err, "ahead of this process's clock");
+    CHECK_EQ(event_check_times(d, now + EVENT_CLOCK_SKEW_MS, now, err, sizeof err), 0); /* the bound itself is in */
+    json_decref(d);
+    /* event_make refuses a future bar (the feed skips it as a bad row) */
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":1,\"high\":1,\"low\":1,"
+             "\"close\":1,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+             (long long)(now + 365 * day), (long long)(now + 365 * day + 59999));
+    CHECK_EQ(event_make(&ev, "market.data.update", json_loads(data, 0, NULL), NULL, NULL, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "data.open_time");
+    /* event_decode refuses the same bar written now, and accepts 2023's bar */
+    CHECK_EQ(event_make(&ev, "market.data.update", sample_json(&samples[0]), NULL, NULL, err, sizeof err), 0);
+    size_t n = fields_of(&ev, data, f);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "data.open_time");
+    char *old = event_data_json(&ev);
+    fields_of(&ev, old, f);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), 0);
+    event_clear(&back);
+    ev.ts = now + 3600000; /* a writer's clock an hour ahead */
+    fields_of(&ev, old, f);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "ts: ");
+    event_set_clock_skew_ms(2 * 3600000); /* QT_MAX_CLOCK_SKEW_MS allows it */
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), 0);
+    event_clear(&back);
+    event_set_clock_skew_ms(EVENT_CLOCK_SKEW_MS);
+    free(old);
+    event_clear(&ev);
 }
 
 TEST(ids_unique_and_derived_stable)
