@@ -13,6 +13,7 @@
 #include "event.h"
 #include "keys.h"
 #include "log.h"
+#include "policyview.h"
 #include "venue.h"
 
 #include <hiredis/hiredis.h>
@@ -31,12 +32,15 @@ struct executor {
     breaker_t *breaker;
     struct event *tick;
     ex_job_t *jobs, *jobs_tail; /* intents being handled or waiting for their symbol, oldest first */
-    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused, capped;
     long max_age_ms; /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
     int closing, reconciling;
     char last_error[256];
     json_t *reconcile;
-    metric_t *m_executed, *m_failed, *m_dups, *m_diff, *m_jobs;
+    policyview_t pv;            /* the policy's hard caps (risk.*), the last line behind the engine's RiskGuard */
+    int pv_loaded;              /* the configuration hash has been read once */
+    long long pv_read_mono;     /* when it was last asked for */
+    metric_t *m_executed, *m_failed, *m_dups, *m_diff, *m_jobs, *m_capped;
 };
 
 /* One intent on its way. */
@@ -46,7 +50,7 @@ struct ex_job {
     bus_pending_t *token;
     event_t ev; /* a copy of the envelope, holding a reference to the data */
     const char *symbol, *side, *tag; /* in ev.data */
-    double size_pct, leverage, ref_price, qty, order_qty;
+    double size_pct, leverage, ref_price, qty, order_qty, balance;
     int reduce_only, fresh, started, venue_called, venue_failed;
     int64_t event_time, t0;
     long long sent_at; /* when its last order request began (wall ms), 0 if none went out */
@@ -199,6 +203,11 @@ static void ex_claimed(ex_job_t *j)
                  x->max_age_ms);
         x->stale++;
         ex_failed(j, reason, "STALE", 0);
+        return;
+    }
+    if (!x->pv_loaded && !j->reduce_only) { /* no entry is ordered before the caps are known */
+        snprintf(j->err, sizeof j->err, "the policy's caps (%s) are not read yet", QT_KEY_POLICY_CONFIG);
+        ex_done(j, BUS_RETRY);
         return;
     }
     ex_venue_steps(j);
@@ -354,6 +363,59 @@ static void ex_sized(ex_job_t *j, double base)
     if (ex_set_sent(j, "XX", (long long)clock_wall_ms(), ex_marked_cb) < 0) ex_redis_trouble(j, "mark", NULL);
 }
 
+/* The policy's hard caps on an entry: NULL when it is within them, else the
+ * refusal's code with the reason. held is the symbol's position at the venue
+ * (signed amount; 0 before it is known). The engine's RiskGuard applies the
+ * same limits before it decides; here they hold against any writer of
+ * trade.intent (a bug, a replay, someone with access to Redis). */
+static const char *ex_caps(const ex_job_t *j, double held, char *reason, size_t len)
+{
+    const policyview_t *pv = &j->x->pv;
+    double max_lev = policyview_num(pv, "risk.max_leverage", 5);
+    double max_margin = policyview_num(pv, "risk.total_exposure_limit_pct", 15.0);
+    if (!(j->leverage <= max_lev))
+        return snprintf(reason, len, "leverage %g is above risk.max_leverage %g", j->leverage, max_lev), "LEVERAGE_CAP";
+    if (!(j->size_pct * 100.0 <= max_margin))
+        return snprintf(reason, len, "margin of %g%% of equity is above risk.total_exposure_limit_pct %g%%",
+                        j->size_pct * 100.0, max_margin),
+               "SIZE_CAP";
+    double add = j->balance * j->size_pct * j->leverage / j->ref_price, after = held + (strcmp(j->side, "BUY") == 0 ? add : -add);
+    double margin = j->balance > 0 ? fabs(after) * j->ref_price / j->leverage / j->balance * 100.0 : 0;
+    if (held != 0 && !(margin <= max_margin))
+        return snprintf(reason, len,
+                        "%s would hold %.8g (%.2f%% of equity as margin at %gx), above risk.total_exposure_limit_pct %g%%",
+                        j->symbol, after, margin, j->leverage, max_margin),
+               "EXPOSURE_CAP";
+    return NULL;
+}
+
+static void ex_capped(ex_job_t *j, const char *reason, const char *code)
+{
+    j->x->capped++;
+    metric_inc(j->x->m_capped);
+    ex_failed(j, reason, code, 0);
+}
+
+static void ex_positions_cb(void *ud, const venue_answer_t *a)
+{
+    ex_job_t *j = ud;
+    if (j->x->closing) {
+        ex_done(j, BUS_RETRY);
+        return;
+    }
+    if (a->rc != VENUE_FILLED) {
+        ex_unavailable(j, "positions", a->err);
+        return;
+    }
+    char reason[300];
+    const char *code = ex_caps(j, json_number_value(json_object_get(a->positions, j->symbol)), reason, sizeof reason);
+    if (code) {
+        ex_capped(j, reason, code);
+        return;
+    }
+    ex_sized(j, j->balance * j->size_pct * j->leverage / j->ref_price);
+}
+
 static void ex_balance_cb(void *ud, const venue_answer_t *a)
 {
     ex_job_t *j = ud;
@@ -365,7 +427,14 @@ static void ex_balance_cb(void *ud, const venue_answer_t *a)
         ex_unavailable(j, "balance", a->err);
         return;
     }
-    ex_sized(j, a->balance * j->size_pct * j->leverage / j->ref_price);
+    j->balance = a->balance;
+    char reason[300];
+    const char *code = ex_caps(j, 0, reason, sizeof reason);
+    if (code) {
+        ex_capped(j, reason, code);
+        return;
+    }
+    j->x->venue->ops->positions(j->x->venue, ex_positions_cb, j);
 }
 
 static void ex_filters_cb(void *ud, const venue_answer_t *a)
@@ -579,11 +648,36 @@ static void ex_reconcile(executor_t *x)
     x->venue->ops->positions(x->venue, ex_venue_pos_cb, k);
 }
 
+static void ex_config_cb(void *ud, const struct redisReply *r)
+{
+    executor_t *x = ud;
+    if (x->closing || policyview_load_hash(&x->pv, r) < 0) return;
+    if (!x->pv_loaded) log_info("policy caps read: leverage at most %g, margin at most %g%% of equity",
+                                policyview_num(&x->pv, "risk.max_leverage", 5),
+                                policyview_num(&x->pv, "risk.total_exposure_limit_pct", 15.0));
+    x->pv_loaded = 1;
+}
+
+static bus_result_t ex_on_policy(void *ud, const bus_msg_t *m, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    policyview_apply(&((executor_t *)ud)->pv, m->ev);
+    return BUS_OK;
+}
+
 static void ex_tick(evutil_socket_t fd, short what, void *arg)
 {
     executor_t *x = arg;
     (void)fd;
     (void)what;
+    long long now = clock_mono_ms();
+    if (!x->pv_loaded || now - x->pv_read_mono >= 5000) { /* events keep it current; the re-read heals a lost one */
+        char key[160];
+        proto_key(key, sizeof key, x->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
+        const char *argv[] = {"HGETALL", key};
+        if (bus_redis(x->svc->bus, ex_config_cb, x, 2, argv, NULL) == 0) x->pv_read_mono = now;
+    }
     if (!x->reconcile && !x->reconciling) ex_reconcile(x);
     if (breaker_state(x->breaker, clock_mono_ms()) != BREAKER_OPEN) bus_resume(x->svc->bus); /* half-open: try again */
 }
@@ -599,12 +693,13 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received", (json_int_t)x->received,
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received", (json_int_t)x->received,
                                "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
                                "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
                                (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
                                (json_int_t)x->in_flight_waits, "orders_not_taken", (json_int_t)x->unsent,
-                               "waits_for_rate_limit", (json_int_t)x->paused, "refused_stale", (json_int_t)x->stale);
+                               "waits_for_rate_limit", (json_int_t)x->paused, "refused_stale", (json_int_t)x->stale,
+                               "refused_over_policy_caps", (json_int_t)x->capped);
     return json_pack("{s:s, s:s, s:o, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", counts, "last_error",
                      x->last_error, "reconciliation", x->reconcile ? x->reconcile : json_null());
@@ -639,7 +734,7 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     const char *kind;
     breaker_config_t bc;
     executor_t *x = calloc(1, sizeof *x);
-    if (!x) return snprintf(err, errlen, "out of memory"), NULL;
+    if (!x || policyview_init(&x->pv) < 0) return free(x), snprintf(err, errlen, "out of memory"), NULL;
     x->svc = svc;
     config_get_str("QT_VENUE", "paper", &kind);
     breaker_config_default(&bc);
@@ -656,9 +751,12 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     x->m_dups = metrics_counter(svc->metrics, "qt_executor_duplicates_total", "Intents delivered again after their result", l);
     x->m_diff = metrics_gauge(svc->metrics, "qt_executor_reconcile_differences", "Positions that differ from the engine's", l);
     x->m_jobs = metrics_gauge(svc->metrics, "qt_executor_intents_in_progress", "Intents on their way to the venue", l);
+    x->m_capped = metrics_counter(svc->metrics, "qt_executor_refused_over_caps_total",
+                                  "Entries refused for leverage, size or exposure over the policy's hard caps", l);
     x->tick = event_new(svc->base, -1, EV_PERSIST, ex_tick, x);
     struct timeval tv = {0, 500000};
     if (!x->tick || event_add(x->tick, &tv) < 0 || bus_subscribe(svc->bus, QT_STREAM_TRADE_INTENT, ex_handle, x) < 0 ||
+        bus_subscribe(svc->bus, QT_STREAM_POLICY, ex_on_policy, x) < 0 ||
         httpd_route(svc->http, "GET", "/api/v1/executor/status", 0, ex_http_status, x) < 0 ||
         httpd_add_ready(svc->http, "venue", ex_ready, x) < 0) {
         snprintf(err, errlen, "cannot set up the executor");
@@ -689,5 +787,6 @@ void executor_free(executor_t *x)
     }
     breaker_free(x->breaker);
     json_decref(x->reconcile);
+    policyview_free(&x->pv);
     free(x);
 }

@@ -134,6 +134,54 @@ TEST(paper_fills_refusals_and_duplicates)
     stop(p);
 }
 
+static void entry_at(const char *ns, const char *id, const char *sym, double size, double lev, double ref)
+{
+    char k[64], data[600];
+    snprintf(k, sizeof k, "%s:trade.intent", ns);
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"side\":\"BUY\",\"action\":\"LONG_SMALL\",\"size_pct\":%g,\"leverage\":%g,"
+             "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":%g,"
+             "\"reduce_only\":false,\"event_time\":1704067259999}",
+             sym, size, lev, ref);
+    th_xadd_event(rc, k, "trade.intent", data, id);
+}
+
+/* The executor is the last line: an intent over the policy's hard caps
+ * (whoever wrote it) is refused with a named reason and counted; before, an
+ * intent of 100% of equity at 125x was filled. The caps are the policy's
+ * (read from its configuration hash), not fixed ones. */
+TEST(entries_over_the_policys_hard_caps_are_refused)
+{
+    int port;
+    freeReplyObject(redisCommand(rc, "HSET ecap:policy:config risk.max_leverage 10"));
+    pid_t p = start("ecap", NULL, &port, 1);
+    entry_at("ecap", "c-1", "BTCUSDT", 1.0, 125, 100);
+    json_t *r = result_of("ecap", "c-1");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_STR(js(r, "code"), "LEVERAGE_CAP");
+    CHECK_CONTAINS(js(r, "reason"), "leverage 125 is above risk.max_leverage 10");
+    json_decref(r);
+    entry_at("ecap", "c-2", "BTCUSDT", 0.5, 3, 100); /* 50% of equity as margin */
+    r = result_of("ecap", "c-2");
+    CHECK_STR(js(r, "code"), "SIZE_CAP");
+    CHECK_CONTAINS(js(r, "reason"), "above risk.total_exposure_limit_pct 15%");
+    json_decref(r);
+    entry_at("ecap", "c-3", "BTCUSDT", 0.1, 8, 100); /* 10%, 8x: within (the hash allows 10x) */
+    r = result_of("ecap", "c-3");
+    CHECK_STR(js(r, "_type"), "trade.executed");
+    json_decref(r);
+    entry_at("ecap", "c-4", "BTCUSDT", 0.1, 8, 100); /* another 10% on the same symbol: 20% */
+    r = result_of("ecap", "c-4");
+    CHECK_STR(js(r, "code"), "EXPOSURE_CAP");
+    CHECK_CONTAINS(js(r, "reason"), "BTCUSDT would hold");
+    json_decref(r);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/executor/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"refused_over_policy_caps\":3");
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "qt_executor_refused_over_caps_total{venue=\"paper\"} 3");
+    stop(p);
+}
+
 /* An entry that reaches the executor long after it was decided (an outage,
  * a DLQ replay days later) is refused; an exit is not, whatever its age. */
 TEST(a_stale_entry_is_refused_and_a_stale_exit_still_goes_out)
@@ -563,8 +611,8 @@ TEST(binance_quantity_goes_out_as_plain_decimal)
 {
     int port;
     pid_t ex;
-    pid_t p = start_binance("b5", "TX_BALANCE=100000", NULL, &ex, &port);
-    intent("b5", "q-1", "SOLUSDT", "BUY", 1, 0.001, 0); /* 100000 x 1 x 3 / 0.001 = 300,000,000 */
+    pid_t p = start_binance("b5", "TX_BALANCE=1000000", NULL, &ex, &port);
+    intent("b5", "q-1", "SOLUSDT", "BUY", 0.1, 0.001, 0); /* 1000000 x 0.1 x 3 / 0.001 = 300,000,000 */
     json_t *r = result_of("b5", "q-1");
     CHECK_STR(js(r, "_type"), "trade.executed");
     CHECK_NEAR(jnum(r, "qty"), 3e8, 1e-3);
