@@ -391,13 +391,13 @@ TEST(malformed_entries_go_to_dlq_at_once_consumer_carries_on)
     int nbad = (int)(sizeof bad / sizeof bad[0]);
     for (int i = 0; i < nbad; i++) {
         redisReply *r = bad[i].type
-            ? cmd(&R, "XADD t4:market * id bad-%d type %s v %s ts 1 source test trace t data %s", i, bad[i].type, bad[i].v, bad[i].data)
-            : cmd(&R, "XADD t4:market * id bad-%d v %s ts 1 source test trace t data %s", i, bad[i].v, bad[i].data);
+            ? cmd(&R, "XADD t4:market * id bad-%d type %s v %s ts 1764547200000 source test trace t data %s", i, bad[i].type, bad[i].v, bad[i].data)
+            : cmd(&R, "XADD t4:market * id bad-%d v %s ts 1764547200000 source test trace t data %s", i, bad[i].v, bad[i].data);
         if (r) freeReplyObject(r);
     }
     redisReply *r = cmd(&R, "XADD t4:market * just one");
     if (r) freeReplyObject(r);
-    r = cmd(&R, "XADD t4:market * id good-1 type market.data.update v 1 ts 1 source test trace t data %s", good);
+    r = cmd(&R, "XADD t4:market * id good-1 type market.data.update v 1 ts 1764547200000 source test trace t data %s", good);
     if (r) freeReplyObject(r);
     CHECK_EQ(wait_until(xlen, &R, "t4:echo", 1, 10000), 0);
     CHECK_EQ(wait_until(xlen, &R, "t4:market:dlq", nbad + 1, 10000), 0);
@@ -440,7 +440,7 @@ TEST(a_subscription_to_some_types_acks_the_others_unread)
         {"market.data.update", "1", bar},                                   /* ours */
     };
     for (int i = 0; i < 4; i++) {
-        redisReply *r = cmd(&R, "XADD t8:market * id t8-%d type %s v %s ts 1 source test trace t data %s", i, in[i].type,
+        redisReply *r = cmd(&R, "XADD t8:market * id t8-%d type %s v %s ts 1764547200000 source test trace t data %s", i, in[i].type,
                             in[i].v, in[i].data);
         if (r) freeReplyObject(r);
     }
@@ -624,7 +624,7 @@ TEST(entries_in_a_reply_lost_with_the_read_link_are_handled_at_once)
         snprintf(data, sizeof data,
                  "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%d,\"open\":1,\"high\":1,\"low\":1,"
                  "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":%d}", 60000 * (i + 1), 60000 * (i + 1) + 59999);
-        rep = cmd(&R, "XADD t12:market * id %s type market.data.update v 1 ts 1 source t trace t data %s pad %s", id,
+        rep = cmd(&R, "XADD t12:market * id %s type market.data.update v 1 ts 1764547200000 source t trace t data %s pad %s", id,
                   data, pad); /* an unknown envelope field: ignored, but it makes the reply too big */
         if (rep) freeReplyObject(rep);
     }

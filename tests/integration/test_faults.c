@@ -118,7 +118,7 @@ static void raw(const char *ns, const char *stream, const char *id, const char *
 {
     char key[64];
     snprintf(key, sizeof key, "%s:%s", ns, stream);
-    redisReply *r = redisCommand(rc, "XADD %s * id %s type %s v %s ts 1 source test/garbage trace t data %b", key, id, type, v,
+    redisReply *r = redisCommand(rc, "XADD %s * id %s type %s v %s ts 1764547200000 source test/garbage trace t data %b", key, id, type, v,
                                  data, strlen(data));
     snprintf(idbuf, len, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
     if (r) freeReplyObject(r);

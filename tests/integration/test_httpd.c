@@ -182,7 +182,7 @@ TEST(pause_stops_consumption)
     CHECK_EQ(req(port, "POST", "/api/v1/worker/pause", hdr, "{\"reason\":\"test\"}", out), 200);
     const char *good = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,\"low\":1,"
                        "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
-    freeReplyObject(redisCommand(c, "XADD h4:market * id e1 type market.data.update v 1 ts 1 source t trace t data %s", good));
+    freeReplyObject(redisCommand(c, "XADD h4:market * id e1 type market.data.update v 1 ts 1764547200000 source t trace t data %s", good));
     th_sleep_ms(1500);
     redisReply *r = redisCommand(c, "XLEN h4:echo");
     CHECK_EQ(r->integer, 0);
@@ -224,7 +224,7 @@ TEST(a_held_loop_still_gets_answers)
     CHECK_EQ(req(port, "GET", "/api/v1/worker/state", hdr, NULL, out), 200); /* guarded: never kept */
     const char *bar = "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,\"low\":1,"
                       "\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
-    freeReplyObject(redisCommand(c, "XADD h7:market * id e1 type market.data.update v 1 ts 1 source t trace t data %s", bar));
+    freeReplyObject(redisCommand(c, "XADD h7:market * id e1 type market.data.update v 1 ts 1764547200000 source t trace t data %s", bar));
     int st = 0;
     out[0] = '\0';
     for (long long end = th_now_ms() + 3000; th_now_ms() < end && !strstr(out, "\"busy\""); th_sleep_ms(20))
@@ -251,7 +251,7 @@ TEST(a_held_loop_still_gets_answers)
     CHECK_EQ(req(port, "GET", "/health", NULL, NULL, out), 200);
     CHECK_CONTAINS(out, "\"status\":\"ok\"");
     /* the refused pause was not done: the next event is handled */
-    freeReplyObject(redisCommand(c, "XADD h7:market * id e2 type market.data.update v 1 ts 1 source t trace t data %s", bar));
+    freeReplyObject(redisCommand(c, "XADD h7:market * id e2 type market.data.update v 1 ts 1764547200000 source t trace t data %s", bar));
     for (long long end = th_now_ms() + 15000; th_now_ms() < end && echo_len(c, "h7:echo") < 2;) th_sleep_ms(50);
     CHECK_EQ(echo_len(c, "h7:echo"), 2);
     th_sleep_ms(300); /* the loop counts the server thread's answers on its next beat */

@@ -138,7 +138,7 @@ TEST(dlq_list_replay_purge)
     CHECK_CONTAINS(slurp(errpath), "--set wants FIELD=VALUE");
     CHECK_EQ(run("dlq replay market --force", out, sizeof out), 0); /* as it is, on the operator's word */
     CHECK_CONTAINS(out, "replayed 1 entries");
-    r = redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1 source t trace t data {\"symbol\":\"BTCUSDT\"} origin_stream "
+    r = redisCommand(c, "XADD q:market:dlq * id e9 type x v 1 ts 1764547200000 source t trace t data {\"symbol\":\"BTCUSDT\"} origin_stream "
                         "q:market origin_id 1-9 group g consumer c deliveries 1 error bad failed_at 1");
     snprintf(args, sizeof args, "dlq show market --id %s", r->str);
     freeReplyObject(r);
@@ -168,7 +168,7 @@ TEST(dlq_entries_with_invalid_utf8_are_listed_escaped)
                           "origin_stream", "q:policy", "origin_id", "1-1", "group", "g", "consumer", "c", "deliveries",
                           "1", "error", "bad byte \xfe in data", "failed_at", "1"};
     freeReplyObject(redisCommandArgv(c, (int)(sizeof argv / sizeof argv[0]), argv, NULL));
-    freeReplyObject(redisCommand(c, "XADD q:policy:dlq * id e-after type x v 1 ts 1 source t trace t data {} origin_stream "
+    freeReplyObject(redisCommand(c, "XADD q:policy:dlq * id e-after type x v 1 ts 1764547200000 source t trace t data {} origin_stream "
                                     "q:policy origin_id 1-2 group g consumer c deliveries 1 error later failed_at 1"));
     CHECK_EQ(run("dlq list policy", out, sizeof out), 0);
     CHECK_CONTAINS(out, "k\\\\xFF");           /* the value, escaped */
@@ -188,7 +188,7 @@ TEST(dlq_entries_with_invalid_utf8_are_listed_escaped)
 TEST(dlq_replay_that_cannot_add_the_entry_keeps_the_dead_letter)
 {
     redisContext *c = th_redis_connect(&R);
-    freeReplyObject(redisCommand(c, "XADD q:feedback:dlq * id e1 type x v 1 ts 1 source t trace t data {} origin_stream "
+    freeReplyObject(redisCommand(c, "XADD q:feedback:dlq * id e1 type x v 1 ts 1764547200000 source t trace t data {} origin_stream "
                                     "q:feedback origin_id 1-1 group g consumer c deliveries 1 error bad failed_at 1"));
     freeReplyObject(redisCommand(c, "SET q:feedback not-a-stream"));
     CHECK_EQ(run("dlq replay feedback --force", out, sizeof out), 1);
@@ -237,7 +237,7 @@ TEST(dlq_replay_and_purge_end_at_the_dead_letters_they_found)
         long long until = th_now_ms() + 20000;
         while (th_xlen(cc, "q:market:dlq") >= 300 && th_now_ms() < until) th_sleep_ms(1);
         for (int i = 0; i < 400 && th_now_ms() < until; i++) {
-            freeReplyObject(redisCommand(cc, "XADD q:market:dlq * id late type market.data.update v 1 ts 1 source t "
+            freeReplyObject(redisCommand(cc, "XADD q:market:dlq * id late type market.data.update v 1 ts 1764547200000 source t "
                                              "trace t data {} origin_stream q:market origin_id 9-%d group g consumer c "
                                              "deliveries 1 error late failed_at 1", i));
             th_sleep_ms(1);
@@ -404,7 +404,7 @@ TEST(status_tells_a_busy_service_from_a_dead_one)
     const char *env[] = {"WORKER_SLOW_US=3000000", "QT_HTTP_BUSY_MS=200", NULL};
     pid_t w = th_service(worker, &R, "qb", env, dir, "busy-worker", &port, 1);
     redisContext *c = th_redis_connect(&R);
-    freeReplyObject(redisCommand(c, "XADD qb:market * id b1 type market.data.update v 1 ts 1 source t trace t data %s",
+    freeReplyObject(redisCommand(c, "XADD qb:market * id b1 type market.data.update v 1 ts 1764547200000 source t trace t data %s",
                                  "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":1,\"open\":1,\"high\":1,"
                                  "\"low\":1,\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}"));
     redisFree(c);
