@@ -32,7 +32,9 @@ struct executor {
     breaker_t *breaker;
     struct event *tick;
     ex_job_t *jobs, *jobs_tail; /* intents being handled or waiting for their symbol, oldest first */
-    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused, capped;
+    long received, executed, failed, duplicates, recovered, retried, in_flight_waits, unsent, stale, paused, capped, external;
+    long reconcile_ms;          /* QT_RECONCILE_MS: how often the venue's positions are compared with the engine's */
+    long long reconcile_mono;   /* when the last comparison began */
     long max_age_ms; /* QT_INTENT_MAX_AGE_MS: an entry older than this is not ordered; 0 = no limit */
     int closing, reconciling;
     char last_error[256];
@@ -40,7 +42,7 @@ struct executor {
     policyview_t pv;            /* the policy's hard caps (risk.*), the last line behind the engine's RiskGuard */
     int pv_loaded;              /* the configuration hash has been read once */
     long long pv_read_mono;     /* when it was last asked for */
-    metric_t *m_executed, *m_failed, *m_dups, *m_diff, *m_jobs, *m_capped;
+    metric_t *m_executed, *m_failed, *m_dups, *m_diff, *m_jobs, *m_capped, *m_external;
 };
 
 /* One intent on its way. */
@@ -273,8 +275,9 @@ static void ex_placed_cb(void *ud, const venue_answer_t *a)
         ex_unavailable(j, "order", a->err);
         return;
     }
-    if (a->rc == VENUE_REJECTED) {
-        ex_failed(j, a->err, a->code, 0);
+    if (a->rc == VENUE_REJECTED) { /* an exit with nothing to reduce: the position is gone, not worth a retry */
+        int gone = j->reduce_only && (strcmp(a->code, "-2022") == 0 || strstr(a->err, "no position to reduce"));
+        ex_failed(j, a->err, gone ? "NO_POSITION" : a->code, 0);
         return;
     }
     if (a->rc == VENUE_FILLED) {
@@ -578,6 +581,32 @@ typedef struct ex_recon {
     char err[512];
 } ex_recon_t;
 
+/* The engine holds symbol (engine_qty), the venue nothing, and no intent of
+ * it is on its way: the position was closed outside the engine. */
+static void ex_position_gone(executor_t *x, const char *symbol, double engine_qty, double venue_qty)
+{
+    for (const ex_job_t *j = x->jobs; j; j = j->next)
+        if (strcmp(j->symbol, symbol) == 0) return; /* an order of it is on its way: the next comparison tells */
+    char reason[256], err[256];
+    event_t ev;
+    snprintf(reason, sizeof reason,
+             "the engine holds %.8g %s, the venue %.8g: closed outside the engine (liquidation, a manual close)",
+             engine_qty, symbol, venue_qty);
+    json_t *d = json_pack("{s:s, s:f, s:f, s:s, s:s, s:I}", "symbol", symbol, "engine_qty", engine_qty, "venue_qty",
+                          venue_qty, "reason", reason, "detected_by", "reconciliation", "event_time",
+                          (json_int_t)clock_wall_ms());
+    if (event_make(&ev, "position.external", d, NULL, NULL, err, sizeof err) < 0 ||
+        bus_publish(x->svc->bus, QT_STREAM_EXECUTION, &ev, err, sizeof err) < 0) {
+        log_error("reconciliation: cannot publish that %s is gone: %s", symbol, err);
+        event_clear(&ev);
+        return;
+    }
+    event_clear(&ev);
+    x->external++;
+    metric_inc(x->m_external);
+    log_warn("reconciliation: %s", reason);
+}
+
 /* Both sides are in (engine_pos stolen, rc's venue positions too): compare. */
 static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
 {
@@ -593,10 +622,11 @@ static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
         double a = json_number_value(json_object_get(venue_pos, k)), b = json_number_value(json_object_get(engine_pos, k));
         if (fabs(a - b) > 1e-9 * fmax(1, fabs(a)))
             json_array_append_new(diffs, json_pack("{s:s, s:f, s:f}", "symbol", k, "venue", a, "engine", b));
+        if (venue_pos && b != 0 && (a == 0 || (a > 0) != (b > 0))) ex_position_gone(x, k, b, a);
     }
     size_t n = json_array_size(diffs);
     if (!venue_pos) log_warn("reconciliation: cannot read the venue's positions: %s", err);
-    else if (n) log_warn("reconciliation: %zu positions differ between the venue and the engine (not changed: check them)", n);
+    else if (n) log_warn("reconciliation: %zu positions differ between the venue and the engine", n);
     else log_info("reconciliation: the venue and the engine agree");
     metric_set(x->m_diff, (double)n);
     json_decref(x->reconcile);
@@ -678,7 +708,10 @@ static void ex_tick(evutil_socket_t fd, short what, void *arg)
         const char *argv[] = {"HGETALL", key};
         if (bus_redis(x->svc->bus, ex_config_cb, x, 2, argv, NULL) == 0) x->pv_read_mono = now;
     }
-    if (!x->reconcile && !x->reconciling) ex_reconcile(x);
+    if (!x->reconciling && (!x->reconcile || (x->reconcile_ms > 0 && now - x->reconcile_mono >= x->reconcile_ms))) {
+        x->reconcile_mono = now;
+        ex_reconcile(x);
+    }
     if (breaker_state(x->breaker, clock_mono_ms()) != BREAKER_OPEN) bus_resume(x->svc->bus); /* half-open: try again */
 }
 
@@ -693,13 +726,14 @@ static int ex_ready(void *ud, char *why, size_t len)
 
 static json_t *ex_status_json(const executor_t *x)
 {
-    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received", (json_int_t)x->received,
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received", (json_int_t)x->received,
                                "executed", (json_int_t)x->executed, "failed", (json_int_t)x->failed,
                                "duplicates_suppressed", (json_int_t)x->duplicates, "recovered_after_restart",
                                (json_int_t)x->recovered, "retries", (json_int_t)x->retried, "waits_for_in_flight_orders",
                                (json_int_t)x->in_flight_waits, "orders_not_taken", (json_int_t)x->unsent,
                                "waits_for_rate_limit", (json_int_t)x->paused, "refused_stale", (json_int_t)x->stale,
-                               "refused_over_policy_caps", (json_int_t)x->capped);
+                               "refused_over_policy_caps", (json_int_t)x->capped,
+                               "positions_closed_externally", (json_int_t)x->external);
     return json_pack("{s:s, s:s, s:o, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", counts, "last_error",
                      x->last_error, "reconciliation", x->reconcile ? x->reconcile : json_null());
@@ -739,6 +773,7 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     config_get_str("QT_VENUE", "paper", &kind);
     breaker_config_default(&bc);
     if (config_get_long("QT_INTENT_MAX_AGE_MS", 60000, 0, 86400000L, &x->max_age_ms, err, errlen) < 0 ||
+        config_get_long("QT_RECONCILE_MS", 30000, 0, 86400000L, &x->reconcile_ms, err, errlen) < 0 ||
         config_get_breaker("QT_VENUE_BREAKER", &bc, err, errlen) < 0 || !(x->breaker = breaker_new("venue", &bc)) ||
         !(x->venue = ex_venue_new(kind, svc, err, errlen))) {
         executor_free(x);
@@ -751,6 +786,8 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     x->m_dups = metrics_counter(svc->metrics, "qt_executor_duplicates_total", "Intents delivered again after their result", l);
     x->m_diff = metrics_gauge(svc->metrics, "qt_executor_reconcile_differences", "Positions that differ from the engine's", l);
     x->m_jobs = metrics_gauge(svc->metrics, "qt_executor_intents_in_progress", "Intents on their way to the venue", l);
+    x->m_external = metrics_counter(svc->metrics, "qt_executor_positions_closed_externally_total",
+                                    "Positions the engine held that the venue no longer had (liquidation, manual close)", l);
     x->m_capped = metrics_counter(svc->metrics, "qt_executor_refused_over_caps_total",
                                   "Entries refused for leverage, size or exposure over the policy's hard caps", l);
     x->tick = event_new(svc->base, -1, EV_PERSIST, ex_tick, x);

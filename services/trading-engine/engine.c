@@ -66,7 +66,8 @@ struct engine {
     struct event *tick;
     int64_t ckpt_mono, config_mono;
     eng_api_t api;
-    metric_t *m_denials[RISKGUARD_REASONS], *m_intents, *m_bars, *m_equity;
+    metric_t *m_denials[RISKGUARD_REASONS], *m_intents, *m_bars, *m_equity, *m_external;
+    long external; /* positions closed outside the engine */
 };
 
 static void eng_decide_held(engine_t *e);
@@ -347,7 +348,8 @@ static int eng_emit_bar(void *ud, const feed_bar_t *b)
 
 /* Book an execution; with publish, also its position and feedback events
  * and the decisions that waited for it. */
-static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, const char *trace, int publish)
+static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_id, const char *trace, int publish,
+                                const char *close_reason)
 {
     const char *symbol = json_string_value(json_object_get(d, "symbol"));
     const char *intent_id = json_string_value(json_object_get(d, "intent_id"));
@@ -369,7 +371,9 @@ static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_i
         intents_hold_exit(&e->intents, symbol, "");
     if (publish && r.closed) {
         char name[128];
-        pub_position_closed(e->svc, symbol, &r, strncmp(tag, "RISK_", 5) == 0 ? tag + 5 : "SIGNAL", exec_id, trace, t);
+        pub_position_closed(e->svc, symbol, &r,
+                            close_reason ? close_reason : strncmp(tag, "RISK_", 5) == 0 ? tag + 5 : "SIGNAL", exec_id,
+                            trace, t);
         snprintf(name, sizeof name, "perf:%s", exec_id);
         eng_performance(e, t, name, trace);
         eng_unsettled(e); /* the next step waits until every feedback consumer saw it */
@@ -383,10 +387,37 @@ static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_i
     json_decref(r.closed_ctx);
 }
 
+/* The venue no longer has symbol's position (closed outside the engine: a
+ * liquidation, a manual close): book it closed at the last price, at the
+ * last bar's event time, so no exit is sent for it again. Nothing when the
+ * engine holds no position there, or an entry of it is on its way (the
+ * venue's answer to it tells). */
+static void eng_position_gone(engine_t *e, const char *symbol, const char *why, const char *exec_id, const char *trace,
+                              int publish)
+{
+    const position_t *p = ledger_find(&e->book.ledger, symbol);
+    if (!p || intents_entry_dir(&e->intents, symbol)) return;
+    double px = book_price(&e->book, symbol) > 0 ? book_price(&e->book, symbol) : p->entry_price;
+    int64_t t = e->book.last_bar_time > p->opened_at ? e->book.last_bar_time : p->opened_at;
+    json_t *d = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:I}", "symbol", symbol, "intent_id", "", "side",
+                          p->qty > 0 ? PROTO_SIDE_SELL : PROTO_SIDE_BUY, "qty", fabs(p->qty), "price", px, "fee", 0.0,
+                          "event_time", (json_int_t)t);
+    if (publish) log_msg(LOG_WARN, trace, "%s: position closed outside the engine, booked at %.8g: %s", symbol, px, why);
+    e->external++;
+    metric_inc(e->m_external);
+    intents_hold_exit(&e->intents, symbol, "");
+    eng_apply_execution(e, d, exec_id, trace, publish, "EXTERNAL");
+    json_decref(d);
+}
+
 static void eng_execution_failed(engine_t *e, const event_t *ev)
 {
     const char *iid = json_string_value(json_object_get(ev->data, "intent_id"));
     intents_settle(&e->intents, iid, INTENT_FAILED);
+    const char *code = json_string_value(json_object_get(ev->data, "code"));
+    if (code && strcmp(code, "NO_POSITION") == 0)
+        eng_position_gone(e, json_string_value(json_object_get(ev->data, "symbol")),
+                          json_string_value(json_object_get(ev->data, "reason")), ev->id, ev->trace, 1);
     eng_decide_held(e);
     eng_lockstep_wake(e); /* an exit is tried again on the next bar, an entry may be decided again */
     log_msg(LOG_WARN, ev->trace, "intent %s failed: %s", iid, json_string_value(json_object_get(ev->data, "reason")));
@@ -425,8 +456,11 @@ static bus_result_t eng_on_execution_event(void *ud, const bus_msg_t *m, char *e
     (void)err;
     (void)errlen;
     if (dedupe_check(e->execs_seen, m->ev->id)) return BUS_OK; /* the same execution event again */
-    if (strcmp(m->ev->type, "trade.executed") == 0) eng_apply_execution(e, m->ev->data, m->ev->id, m->ev->trace, 1);
+    if (strcmp(m->ev->type, "trade.executed") == 0) eng_apply_execution(e, m->ev->data, m->ev->id, m->ev->trace, 1, NULL);
     else if (strcmp(m->ev->type, "trade.failed") == 0) eng_execution_failed(e, m->ev);
+    else if (strcmp(m->ev->type, "position.external") == 0)
+        eng_position_gone(e, json_string_value(json_object_get(m->ev->data, "symbol")),
+                          json_string_value(json_object_get(m->ev->data, "reason")), m->ev->id, m->ev->trace, 1);
     return BUS_OK;
 }
 
@@ -496,9 +530,13 @@ static void eng_rb_execution(void *ud, const char *sid, const event_t *ev)
     engine_t *e = ud;
     snprintf(e->exec_folded, sizeof e->exec_folded, "%s", sid);
     if (dedupe_check(e->execs_seen, ev->id)) return;
-    if (strcmp(ev->type, "trade.executed") == 0) eng_apply_execution(e, ev->data, ev->id, ev->trace, 0);
+    const char *code = json_string_value(json_object_get(ev->data, "code"));
+    if (strcmp(ev->type, "trade.executed") == 0) eng_apply_execution(e, ev->data, ev->id, ev->trace, 0, NULL);
     else if (strcmp(ev->type, "trade.failed") == 0)
         intents_settle(&e->intents, json_string_value(json_object_get(ev->data, "intent_id")), INTENT_FAILED);
+    if ((strcmp(ev->type, "trade.failed") == 0 && code && strcmp(code, "NO_POSITION") == 0) ||
+        strcmp(ev->type, "position.external") == 0)
+        eng_position_gone(e, json_string_value(json_object_get(ev->data, "symbol")), "", ev->id, ev->trace, 0);
 }
 
 /* Market payloads newest first: the first of each symbol is its last price
@@ -661,6 +699,8 @@ static void eng_init_metrics(engine_t *e)
     }
     e->m_intents = metrics_counter(m, "qt_engine_intents_total", "Trade intents published", NULL);
     e->m_bars = metrics_counter(m, "qt_feed_bars_published_total", "Bars published by the feed", NULL);
+    e->m_external = metrics_counter(m, "qt_engine_positions_closed_externally_total",
+                                    "Positions the venue no longer had, booked closed (liquidation, manual close)", NULL);
     e->m_equity = metrics_gauge(m, "qt_engine_equity", "Account equity (balance + realized + unrealized)", NULL);
 }
 

@@ -182,6 +182,42 @@ TEST(entries_over_the_policys_hard_caps_are_refused)
     stop(p);
 }
 
+/* The executor compares the venue with the engine periodically, not only at
+ * start: a position the engine holds that the venue no longer has becomes
+ * position.external (the engine books it closed), counted in /metrics; an
+ * exit the venue refuses for want of a position says NO_POSITION. */
+TEST(a_position_gone_at_the_venue_is_reported_periodically)
+{
+    int port;
+    const char *env[] = {"QT_RECONCILE_MS=500", NULL};
+    pid_t p = start("gh", env, &port, 1);
+    intent("gh", "g-1", "ETHUSDT", "SELL", 0.01, 50, 1); /* nothing to reduce */
+    json_t *r = result_of("gh", "g-1");
+    CHECK_STR(js(r, "code"), "NO_POSITION");
+    json_decref(r);
+    th_sleep_ms(1000); /* the reconciliation at start agreed: the engine holds nothing */
+    CHECK_EQ(th_count_type(rc, "gh:execution", "position.external"), 0);
+    freeReplyObject(redisCommand(rc, "SET gh:engine:positions {\"BTCUSDT\":3}")); /* the engine's view, now */
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && !th_count_type(rc, "gh:execution", "position.external");)
+        th_sleep_ms(50);
+    json_t *g = th_event_data(rc, "gh:execution", "position.external", -1);
+    CHECK(g != NULL);
+    CHECK_STR(js(g, "symbol"), "BTCUSDT");
+    CHECK_NEAR(jnum(g, "engine_qty"), 3, 1e-12);
+    CHECK_NEAR(jnum(g, "venue_qty"), 0, 1e-12);
+    CHECK_STR(js(g, "detected_by"), "reconciliation");
+    json_decref(g);
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "qt_executor_positions_closed_externally_total{venue=\"paper\"} ");
+    CHECK_CONTAINS(out, "qt_executor_reconcile_differences{venue=\"paper\"} 1");
+    freeReplyObject(redisCommand(rc, "SET gh:engine:positions {}")); /* the engine booked it */
+    th_sleep_ms(1200);
+    long n = th_count_type(rc, "gh:execution", "position.external");
+    th_sleep_ms(1200);
+    CHECK_EQ(th_count_type(rc, "gh:execution", "position.external"), n); /* agreed again: no more */
+    stop(p);
+}
+
 /* An entry that reaches the executor long after it was decided (an outage,
  * a DLQ replay days later) is refused; an exit is not, whatever its age. */
 TEST(a_stale_entry_is_refused_and_a_stale_exit_still_goes_out)

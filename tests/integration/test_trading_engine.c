@@ -155,7 +155,7 @@ TEST(replay_in_shadow_records_and_never_trades)
     CHECK_CONTAINS(out, "\"outcome\":\"SHADOW\"");
     CHECK_EQ(count("r1", "trade.intent", "trade.intent"), 0);
     /* a malformed signal goes to the DLQ; the engine stays ready */
-    freeReplyObject(redisCommand(rc, "XADD r1:signal * id x type rl.signal.generated v 1 ts 1 source t trace t data {oops"));
+    freeReplyObject(redisCommand(rc, "XADD r1:signal * id x type rl.signal.generated v 1 ts 1764547200000 source t trace t data {oops"));
     CHECK_EQ(th_wait_xlen(rc, "r1:signal:dlq", 1, 5000), 0);
     CHECK_EQ(get(port, "/ready"), 200);
     stop(p);
@@ -286,13 +286,87 @@ TEST(positions_pnl_feedback_and_stop_loss)
     /* the same execution event again changes nothing */
     redisReply *dup = redisCommand(rc, "XRANGE f1:execution - +");
     const redisReply *ff = dup->element[1]->element[1];
-    freeReplyObject(redisCommand(rc, "XADD f1:execution * id %s type %s v 1 ts 1 source t trace t data %s",
+    freeReplyObject(redisCommand(rc, "XADD f1:execution * id %s type %s v 1 ts 1764547200000 source t trace t data %s",
                                  ff->element[1]->str, ff->element[3]->str, ff->element[13]->str));
     freeReplyObject(dup);
     th_sleep_ms(300);
     CHECK_EQ(count("f1", "feedback", "position.closed"), 1);
     CHECK_EQ(get(port, "/api/v1/positions"), 200);
     CHECK_CONTAINS(out, "\"open_positions\":0");
+    stop(p);
+}
+
+static void failed(const char *ns, const char *intent_id, const char *sym, const char *code, const char *reason)
+{
+    char k[64], data[512];
+    snprintf(k, sizeof k, "%s:execution", ns);
+    snprintf(data, sizeof data,
+             "{\"intent_id\":\"%s\",\"symbol\":\"%s\",\"reason\":\"%s\",\"code\":\"%s\",\"retryable\":false,"
+             "\"event_time\":1}",
+             intent_id, sym, reason, code);
+    th_xadd_event(rc, k, "trade.failed", data, NULL);
+}
+
+/* A position closed at the venue behind the engine (liquidation, a manual
+ * close): before, the engine sent a failing reduce-only exit every bar for
+ * ever. The executor's "no position to reduce" (NO_POSITION) and its
+ * reconciliation's position.external book the position closed, once, and it
+ * stays closed after a restart. */
+TEST(a_position_closed_behind_the_engine_is_booked_closed_once)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", "QT_STOP_LOSS_PCT=1", NULL};
+    set_config("gh", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("gh", env, &port);
+    bar("gh", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("gh", "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("gh", "trade.intent", "trade.intent", 1, 5000), 0);
+    json_t *in = last("gh", "trade.intent", "trade.intent");
+    redisReply *r = redisCommand(rc, "XRANGE gh:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    json_decref(in);
+    fill("gh", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    bar("gh", "BTCUSDT", 1, 100, 100.2, 98.0, 98.4); /* through the stop: an exit */
+    CHECK_EQ(wait_count("gh", "trade.intent", "trade.intent", 2, 5000), 0);
+    r = redisCommand(rc, "XRANGE gh:trade.intent - +");
+    snprintf(iid, sizeof iid, "%s", r->element[1]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    failed("gh", iid, "BTCUSDT", "NO_POSITION", "reduce-only order has no position to reduce");
+    CHECK_EQ(wait_count("gh", "feedback", "position.closed", 1, 5000), 0);
+    json_t *c = last("gh", "feedback", "position.closed");
+    CHECK_STR(jstr(c, "reason"), "EXTERNAL");
+    CHECK_NEAR(jnum(c, "exit_price"), 98.4, 1e-9); /* the last price */
+    json_decref(c);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":0", 5000), 0);
+    for (int i = 2; i < 6; i++) bar("gh", "BTCUSDT", i, 98.4, 98.6, 97.0, 97.5); /* under the stop, no position */
+    th_sleep_ms(500);
+    CHECK_EQ(count("gh", "trade.intent", "trade.intent"), 2); /* no exit again */
+    CHECK_EQ(get(port, "/metrics"), 200);
+    CHECK_CONTAINS(out, "qt_engine_positions_closed_externally_total 1");
+    /* a second position, then the reconciliation finds the venue without it */
+    rl("gh", "BTCUSDT", 5, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("gh", "trade.intent", "trade.intent", 3, 5000), 0);
+    r = redisCommand(rc, "XRANGE gh:trade.intent - +");
+    snprintf(iid, sizeof iid, "%s", r->element[2]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("gh", iid, "BTCUSDT", "BUY", 2, 97.5, 0.08, T0 + 6 * 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    CHECK_EQ(th_xadd_event(rc, "gh:execution", "position.external",
+                           "{\"symbol\":\"BTCUSDT\",\"engine_qty\":2,\"venue_qty\":0,\"reason\":\"liquidated\","
+                           "\"detected_by\":\"reconciliation\",\"event_time\":1}",
+                           NULL), 0);
+    CHECK_EQ(wait_count("gh", "feedback", "position.closed", 2, 5000), 0);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":0", 5000), 0);
+    stop(p);
+    p = start("gh", env, &port); /* the rebuild books both again: nothing comes back */
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":0", 5000), 0);
+    bar("gh", "BTCUSDT", 6, 97.5, 97.6, 90.0, 90.5);
+    th_sleep_ms(500);
+    CHECK_EQ(count("gh", "trade.intent", "trade.intent"), 3);
+    CHECK_EQ(count("gh", "feedback", "position.closed"), 2);
     stop(p);
 }
 

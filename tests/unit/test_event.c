@@ -39,6 +39,8 @@ static const sample_t samples[] = {
     {"policy.trading.updated", "{\"allow_new_trades\":true,\"risk_profile\":\"NORMAL\",\"max_risk_pct\":1.0,\"min_confidence\":0.6,"
         "\"entry_mode\":\"NORMAL\",\"exit_mode\":\"TREND_FOLLOW\",\"allowed_symbols\":[\"BTCUSDT\"],\"disallowed_symbols\":[],"
         "\"note\":\"TRENDING + NORMAL_VOL\",\"timestamp\":\"2025-01-22T12:00:00Z\"}"},
+    {"position.external", "{\"symbol\":\"BTCUSDT\",\"engine_qty\":3,\"venue_qty\":0,\"reason\":\"liquidated\","
+        "\"detected_by\":\"reconciliation\",\"event_time\":7}"},
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
