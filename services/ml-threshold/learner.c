@@ -37,6 +37,7 @@ struct learner {
     rsm_t rsm;
     thr_t thr;
     long long version;
+    long reseeded; /* times the shared state was gone from Redis and written back */
     char change_key[200];
     char k_state[160], k_seen[160];
     char ckpt_path[512];
@@ -252,6 +253,17 @@ static void learner_refetch_cb(void *ud, const struct redisReply *r)
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         snprintf(j->err, sizeof j->err, "redis: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer to HMGET");
         learner_job_end(j, BUS_RETRY);
+        return;
+    }
+    if (r->element[0]->type == REDIS_REPLY_NIL && r->element[1]->type == REDIS_REPLY_NIL && l->version > 0) {
+        /* the shared state is gone (Redis restarted without persistence, a flush): write ours back, the newest
+         * this process knows, instead of waiting for a version that will never come */
+        l->reseeded++;
+        log_error("shared state %s (version %lld here) is gone from Redis: writing this process's state back "
+                  "(the record of trades already learned from went with it)",
+                  l->k_state, l->version);
+        l->version = 0;
+        learner_cas_send(j);
         return;
     }
     if (r->element[1]->type == REDIS_REPLY_STRING &&
@@ -490,13 +502,13 @@ void learner_status(const learner_t *l, json_t *status)
     json_t *issues;
     int health = rsm_health(&l->rsm, &issues);
     json_object_set_new(status, "reinforcement",
-                        json_pack("{s:I, s:I, s:f, s:o, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:s}", "trades_processed",
+                        json_pack("{s:I, s:I, s:f, s:o, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:s, s:I}", "trades_processed",
                                   (json_int_t)l->rsm.trades, "state_version", (json_int_t)l->version, "exploration_rate",
                                   rsm_exploration(&l->rsm), "weights", learner_weights_json(&l->rsm, 0), "health_score",
                                   health, "issues", issues, "trades_here", (json_int_t)l->trades, "duplicates",
                                   (json_int_t)l->duplicates, "conflicts", (json_int_t)l->conflicts, "skipped_no_pnl_pct",
                                   (json_int_t)l->skipped, "threshold_events", (json_int_t)l->adaptations_published,
-                                  "checkpoint_path", l->ckpt_path));
+                                  "checkpoint_path", l->ckpt_path, "state_reseeded", (json_int_t)l->reseeded));
     json_object_set_new(status, "thresholds", learner_thresholds_json(l));
 }
 

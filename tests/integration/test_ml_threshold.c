@@ -46,7 +46,7 @@ static void trade(const char *ns, const char *trace, const char *side, double pn
              "\"event_time\":%lld}",
              side, pnl_pct, pnl_pct, votes, event_time);
     snprintf(id, sizeof id, "pc-%s", trace);
-    redisReply *r = redisCommand(rc, "XADD %s * id %s type position.closed v 1 ts 1 source test trace %s data %s", key, id, trace, data);
+    redisReply *r = redisCommand(rc, "XADD %s * id %s type position.closed v 1 ts 1764547200000 source test trace %s data %s", key, id, trace, data);
     freeReplyObject(r);
     if (!with_outcome) return;
     snprintf(data, sizeof data,
@@ -54,7 +54,7 @@ static void trade(const char *ns, const char *trace, const char *side, double pn
              "\"regime\":\"TRENDING\",\"event_time\":%lld}",
              side, pnl_pct, pnl_pct, votes, event_time);
     snprintf(id, sizeof id, "oc-%s", trace);
-    r = redisCommand(rc, "XADD %s * id %s type feedback.prediction.outcome v 1 ts 1 source test trace %s data %s", key, id, trace, data);
+    r = redisCommand(rc, "XADD %s * id %s type feedback.prediction.outcome v 1 ts 1764547200000 source test trace %s data %s", key, id, trace, data);
     freeReplyObject(r);
 }
 
@@ -244,6 +244,27 @@ TEST(a_closed_trade_moves_weights_once)
     CHECK_CONTAINS(out, "\"softmax\":{\"brier_score\":0.49");
     CHECK_EQ(th_http(port, "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
     CHECK_CONTAINS(out, "\"duplicates\":2");
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* Redis loses the learner's shared state (a restart without persistence):
+ * before, every closed trade after it went to the DLQ with "the shared state
+ * kept changing" and learning stopped for good. The state is written back
+ * from the process's own, loudly, and learning goes on. */
+TEST(the_learner_reseeds_its_state_when_redis_lost_it)
+{
+    int port = 0;
+    pid_t p = start("rs", NULL, &port);
+    trade("rs", "r1", "LONG", 2.0, 1704070000000LL, votes_right_wrong, 0);
+    CHECK(wait_body(port, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":1", 5000));
+    freeReplyObject(redisCommand(rc, "DEL rs:ml:state rs:ml:seen"));
+    trade("rs", "r2", "LONG", 2.0, 1704073600000LL, votes_right_wrong, 0);
+    CHECK(wait_body(port, "/api/v1/reinforcement/diagnostics", "\"total_trades_processed\":2", 10000));
+    CHECK_EQ(th_xlen(rc, "rs:feedback:dlq"), 0);
+    CHECK(wait_body(port, "/api/v1/status", "\"state_reseeded\":1", 5000));
+    redisReply *r = redisCommand(rc, "HGET rs:ml:state version");
+    CHECK(r && r->type == REDIS_REPLY_STRING); /* back in Redis */
+    if (r) freeReplyObject(r);
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
