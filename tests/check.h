@@ -50,6 +50,11 @@ static int check_ncases, check_failed_now;
          if (!check_h_ || !strstr(check_h_, (needle)))                             \
              CHECK_FAIL_AT("'%s' contains '%s'", check_h_ ? check_h_ : "(null)", (needle)); } while (0)
 
+/* Defined by the harness (tests/harness.c) when it is linked: a failing
+ * test prints the end of the logs of the processes it started. */
+__attribute__((weak)) void check_hook_begin(const char *name);
+__attribute__((weak)) void check_hook_failed(const char *name);
+
 #define CHECK_MAIN()                                                               \
     int main(int argc, char **argv)                                                \
     {                                                                              \
@@ -59,8 +64,10 @@ static int check_ncases, check_failed_now;
         for (int i = 0; i < check_ncases; i++) {                                   \
             if (only && strcmp(only, check_cases[i].name) != 0) continue;          \
             check_failed_now = 0;                                                  \
+            if (check_hook_begin) check_hook_begin(check_cases[i].name);           \
             check_cases[i].fn();                                                   \
             printf("%s %s: %s\n", check_failed_now ? "not ok" : "ok", prog, check_cases[i].name); \
+            if (check_failed_now && check_hook_failed) check_hook_failed(check_cases[i].name); \
             fflush(stdout);                                                        \
             if (check_failed_now) failed++; else passed++;                         \
         }                                                                          \

@@ -178,8 +178,53 @@ static void th_exec_wrapped(const char *path, const char *const argv[])
     execvp(args[0], (char *const *)args);
 }
 
+/* The log files of the processes started, latest use last: a failing test
+ * prints the end of each it used (check.h's hooks), so a CI failure
+ * explains itself. */
+#define TH_LOGS 256
+static char th_logs[TH_LOGS][300];
+static int th_nlogs, th_logs_mark;
+
+static void th_log_used(const char *logfile)
+{
+    int i = 0;
+    while (i < th_nlogs && strcmp(th_logs[i], logfile) != 0) i++;
+    if (i < th_nlogs) { /* used again: move it last */
+        memmove(th_logs[i], th_logs[i + 1], (size_t)(th_nlogs - i - 1) * sizeof th_logs[0]);
+        th_nlogs--;
+        if (i < th_logs_mark) th_logs_mark--;
+    }
+    if (th_nlogs == TH_LOGS) return;
+    snprintf(th_logs[th_nlogs++], sizeof th_logs[0], "%s", logfile);
+}
+
+void check_hook_begin(const char *name)
+{
+    (void)name;
+    th_logs_mark = th_nlogs;
+}
+
+void check_hook_failed(const char *name)
+{
+    enum { LINES = 40 };
+    for (int i = th_logs_mark; i < th_nlogs; i++) {
+        FILE *f = fopen(th_logs[i], "r");
+        if (!f) continue;
+        static char buf[1 << 20];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *p = buf + n;
+        int lines = 0;
+        while (p > buf && lines <= LINES) lines += *--p == '\n';
+        if (lines > LINES) p++;
+        printf("# ---- %s: the end of %s ----\n%s%s# ----\n", name, th_logs[i], p, n && buf[n - 1] != '\n' ? "\n" : "");
+    }
+}
+
 pid_t th_spawn(const char *path, const char *const argv[], const char *const env[], const char *logfile)
 {
+    if (logfile) th_log_used(logfile);
     th_register_cleanup();
     fflush(NULL);
     pid_t pid = fork();

@@ -80,6 +80,11 @@ double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev);
 /* The p-quantile (0..1) of v[0..n) by sorting v in place; -1 when n is 0. */
 long long th_percentile(long long *v, long n, double p);
 
+/* check.h's hooks: remember where a test begins; when it failed, print the
+ * last 40 lines of every log file of the processes it started. */
+void check_hook_begin(const char *name);
+void check_hook_failed(const char *name);
+
 long long th_now_ms(void);  /* monotonic: for timeouts and durations */
 long long th_wall_ms(void); /* epoch ms: for event timestamps */
 long long th_now_ns(void);
