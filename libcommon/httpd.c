@@ -85,6 +85,7 @@ struct httpd {
     int nready;
     httpd_status_fn status_fn;
     void *status_ud;
+    json_t *notices; /* loop thread only: top-level fields of /health and /api/v1/status (httpd_set_notice) */
     /* threads: the server thread runs sbase (connections, parsing, replies);
      * handlers run on base, the service's loop */
     struct event_base *base, *sbase;
@@ -588,6 +589,7 @@ static int httpd_health(void *ud, httpd_req_t *req, json_t **out)
     httpd_t *h = ud;
     *out = json_pack("{s:s, s:s, s:I}", "status", "ok", "service", h->service,
                      "uptime_s", (json_int_t)((clock_mono_ms() - h->started_ms) / 1000));
+    if (*out && h->notices) json_object_update(*out, h->notices);
     return 200;
 }
 
@@ -629,6 +631,7 @@ static int httpd_status(void *ud, httpd_req_t *req, json_t **out)
     if (!o) o = json_object();
     json_object_set_new(o, "service", json_string(h->service));
     json_object_set_new(o, "uptime_s", json_integer((clock_mono_ms() - h->started_ms) / 1000));
+    if (h->notices) json_object_update(o, h->notices);
     *out = o;
     return 200;
 }
@@ -716,6 +719,7 @@ void httpd_free(httpd_t *h)
     for (int i = 0; i < HTTPD_CACHE; i++) free(h->cache[i].uri), free(h->cache[i].body);
     if (h->sbase) event_base_free(h->sbase);
     pthread_mutex_destroy(&h->mu);
+    json_decref(h->notices);
     free(h);
 }
 
@@ -741,6 +745,13 @@ int httpd_add_ready(httpd_t *h, const char *name, httpd_ready_fn fn, void *ud)
     r->fn = fn;
     r->ud = ud;
     return 0;
+}
+
+void httpd_set_notice(httpd_t *h, const char *name, json_t *value)
+{
+    if (!h->notices) h->notices = json_object();
+    if (h->notices) json_object_set_new(h->notices, name, value ? value : json_null());
+    else json_decref(value);
 }
 
 void httpd_set_status(httpd_t *h, httpd_status_fn fn, void *ud)

@@ -91,6 +91,10 @@ int httpd_port(const httpd_t *h);
 
 int httpd_route(httpd_t *h, const char *method, const char *path, int flags, httpd_fn fn, void *ud);
 int httpd_add_ready(httpd_t *h, const char *name, httpd_ready_fn fn, void *ud);
+/* A top-level field of every /health and /api/v1/status body from now on
+ * (value stolen; NULL sets null): what every client of the service must see,
+ * e.g. "config_reset". Loop thread only. */
+void httpd_set_notice(httpd_t *h, const char *name, json_t *value);
 void httpd_set_status(httpd_t *h, httpd_status_fn fn, void *ud);
 
 /* {"error": "<formatted>"} — a new reference for a handler's *out. */

@@ -1,7 +1,10 @@
 /* svc.c — process wiring shared by every service (see svc.h). */
 #include "svc.h"
 #include "event.h"
+#include "keys.h"
 #include "log.h"
+
+#include <hiredis/hiredis.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +16,33 @@ static json_t *svc_status(void *ud)
 {
     svc_t *s = ud;
     return json_pack("{s:o}", "bus", bus_status(s->bus));
+}
+
+/* Whether the configuration was reset (policy-store re-seeded its defaults
+ * after Redis lost it): every service says so in /health and
+ * /api/v1/status until an operator sets a key. */
+static void svc_reset_cb(void *ud, const struct redisReply *r)
+{
+    svc_t *s = ud;
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) return;
+    json_t *v = r->type == REDIS_REPLY_STRING ? json_loadb(r->str, r->len, 0, NULL) : NULL;
+    int now = v != NULL;
+    if (now && !s->config_reset)
+        log_warn("the configuration was reset to the defaults: %s", json_string_value(json_object_get(v, "reason")));
+    else if (!now && s->config_reset) log_info("the configuration was set again after its reset");
+    s->config_reset = now;
+    httpd_set_notice(s->http, "config_reset", v);
+}
+
+static void svc_notice_tick(evutil_socket_t fd, short what, void *arg)
+{
+    svc_t *s = arg;
+    char key[160];
+    (void)fd;
+    (void)what;
+    proto_key(key, sizeof key, s->cfg.ns, QT_KEY_POLICY_CONFIG_RESET);
+    const char *argv[] = {"GET", key};
+    bus_redis(s->bus, svc_reset_cb, s, 2, argv, NULL);
 }
 
 static void svc_drained(void *ud)
@@ -78,6 +108,13 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     if (!s->http) return -1;
     httpd_add_ready(s->http, "redis", svc_bus_ready, s->bus);
     httpd_set_status(s->http, svc_status, s);
+    httpd_set_notice(s->http, "config_reset", NULL);
+    s->ev_notice = event_new(s->base, -1, EV_PERSIST, svc_notice_tick, s);
+    struct timeval every = {2, 0};
+    if (!s->ev_notice || event_add(s->ev_notice, &every) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     s->ev_term = evsignal_new(s->base, SIGTERM, svc_signal, s);
     s->ev_int = evsignal_new(s->base, SIGINT, svc_signal, s);
     s->ev_hup = evsignal_new(s->base, SIGHUP, svc_signal, s);
@@ -107,6 +144,7 @@ void svc_free(svc_t *s)
     if (s->ev_term) event_free(s->ev_term);
     if (s->ev_int) event_free(s->ev_int);
     if (s->ev_hup) event_free(s->ev_hup);
+    if (s->ev_notice) event_free(s->ev_notice);
     bus_free(s->bus);   /* first: what it answers on the way out may answer HTTP requests (httpd_answer) */
     httpd_free(s->http);
     metrics_free(s->metrics);

@@ -21,7 +21,8 @@ typedef struct svc {
     metrics_t *metrics;
     bus_t *bus;
     httpd_t *http;
-    struct event *ev_term, *ev_int, *ev_hup;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_notice;
+    int config_reset; /* the configuration is policy-store's re-seeded defaults (QT_KEY_POLICY_CONFIG_RESET) */
     void (*on_reload)(void *ud);
     void (*on_stop)(void *ud); /* before draining: stop producing */
     void *hook_ud;

@@ -26,6 +26,9 @@
 #define QT_KEY_POLICY_AUDIT "policy:audit"       /* stream: one entry per configuration change */
 #define QT_KEY_POLICY_TRADING "policy:trading"   /* string: JSON of the current TradingPolicy */
 #define QT_KEY_POLICY_HISTORY "policy:history"   /* list: JSON of the last 100 TradingPolicies, newest first */
+#define QT_KEY_POLICY_CONFIG_RESET "policy:config:reset" /* string: JSON {at, reason} while the configuration
+                                                          * is the defaults policy-store re-seeded after Redis
+                                                          * lost it; removed by the next operator write */
 #define QT_KEY_POLICY_STATE "policy:state"       /* private: the policy engine's checkpoint (JSON) */
 
 /* trading-engine */

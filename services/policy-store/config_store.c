@@ -51,7 +51,7 @@ static key_spec_t key_specs[] = {
 struct config_store {
     const qt_config_t *cfg;
     bus_t *bus;
-    char hash[160], versions[160], stream[160], audit[160];
+    char hash[160], versions[160], stream[160], audit[160], reset[160];
 };
 
 static const key_spec_t *spec_of(const char *key)
@@ -92,6 +92,7 @@ config_store_t *config_store_new(const qt_config_t *cfg, bus_t *bus, char *err, 
     proto_key(cs->versions, sizeof cs->versions, cfg->ns, QT_KEY_POLICY_VERSIONS);
     proto_key(cs->stream, sizeof cs->stream, cfg->ns, QT_STREAM_POLICY);
     proto_key(cs->audit, sizeof cs->audit, cfg->ns, QT_KEY_POLICY_AUDIT);
+    proto_key(cs->reset, sizeof cs->reset, cfg->ns, QT_KEY_POLICY_CONFIG_RESET);
     return cs;
 }
 
@@ -154,14 +155,19 @@ int config_store_check(const char *key, const json_t *v, char *err, size_t errle
     return 0;
 }
 
-/* KEYS: config hash, versions hash. ARGV: key, default JSON, key, default, ...
- * Each key that does not exist yet gets its default at version 1. */
+/* KEYS: config hash, versions hash, reset marker. ARGV: seeded before (1/0),
+ * the marker's JSON, then key, default JSON, key, default, ...
+ * Each key that does not exist yet gets its default at version 1. A hash
+ * gone after this process had seeded it (Redis restarted without
+ * persistence, a flush) sets the marker: returns 1 then, else 0. */
 static const char cs_seed_lua[] =
-    "for i = 1, #ARGV, 2 do\n"
+    "local gone = ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0\n"
+    "for i = 3, #ARGV, 2 do\n"
     "  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])\n"
     "  redis.call('HSETNX', KEYS[2], ARGV[i], '1')\n"
     "end\n"
-    "return #ARGV / 2\n";
+    "if gone then redis.call('SET', KEYS[3], ARGV[2]) return 1 end\n"
+    "return 0\n";
 
 typedef struct cs_call {
     config_store_t *cs;
@@ -174,16 +180,24 @@ static void cs_seed_cb(void *ud, const struct redisReply *r)
     cs_call_t *k = ud;
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     if (!ok) log_warn("cannot seed the configuration: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+    else if (r->integer == 1)
+        log_error("the configuration %s was gone from Redis (restarted without persistence?): re-seeded with the "
+                  "defaults; every service says so until an operator sets a key",
+                  k->cs->hash);
     k->done(k->ud, ok);
     free(k);
 }
 
-int config_store_seed(config_store_t *cs, void (*done)(void *ud, int ok), void *ud)
+int config_store_seed(config_store_t *cs, int seeded_before, void (*done)(void *ud, int ok), void *ud)
 {
-    const char *argv[5 + 2 * NKEYS] = {"EVAL", cs_seed_lua, "2", cs->hash};
-    char *txt[NKEYS] = {0};
-    int argc = 5, rc = -1;
-    argv[4] = cs->versions;
+    const char *argv[8 + 2 * NKEYS] = {"EVAL", cs_seed_lua, "3", cs->hash};
+    char *txt[NKEYS] = {0}, marker[300];
+    int argc = 8, rc = -1;
+    snprintf(marker, sizeof marker,
+             "{\"at\":%lld,\"reason\":\"the configuration was gone from Redis (restarted without persistence?) and "
+             "policy-store re-seeded the defaults: set the keys again\"}",
+             (long long)clock_wall_ms());
+    argv[4] = cs->versions, argv[5] = cs->reset, argv[6] = seeded_before ? "1" : "0", argv[7] = marker;
     cs_call_t *k = malloc(sizeof *k);
     for (size_t i = 0; k && i < NKEYS; i++) {
         json_t *d = spec_default(&key_specs[i]);
@@ -234,6 +248,7 @@ static const char cs_set_lua[] =
     "  'v', '1', 'ts', ARGV[6], 'source', ARGV[7], 'trace', ARGV[5], 'data', data)\n"
     "redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'key', ARGV[1], 'old', old, 'new', ARGV[2],\n"
     "  'version', ver, 'who', ARGV[3], 'at', ARGV[6])\n"
+    "redis.call('DEL', KEYS[5])\n"
     "return ver\n";
 
 /* One HTTP request waiting for Redis. */
@@ -297,9 +312,9 @@ static int cs_set(config_store_t *cs, httpd_req_t *req, const char *key, const j
     event_new_id(id);
     snprintf(ts, sizeof ts, "%lld", (long long)clock_wall_ms());
     snprintf(maxlen, sizeof maxlen, "%ld", cs->cfg->stream_maxlen);
-    const char *argv[] = {"EVAL", cs_set_lua, "4", cs->hash, cs->versions, cs->stream, cs->audit,
+    const char *argv[] = {"EVAL", cs_set_lua, "5", cs->hash, cs->versions, cs->stream, cs->audit, cs->reset,
                           key, txt, who, maxlen, id, ts, event_source()};
-    int rc = bus_redis(cs->bus, cs_set_cb, h, 14, argv, NULL);
+    int rc = bus_redis(cs->bus, cs_set_cb, h, 15, argv, NULL);
     free(txt);
     if (rc < 0) {
         cs_http_free(h);

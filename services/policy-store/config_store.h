@@ -24,7 +24,7 @@ void config_store_free(config_store_t *cs);
 
 /* Write the defaults of keys that do not exist yet (HSETNX), as one script;
  * done(ud, ok) once Redis answered. -1 when the link is down now (call again later). */
-int config_store_seed(config_store_t *cs, void (*done)(void *ud, int ok), void *ud);
+int config_store_seed(config_store_t *cs, int seeded_before, void (*done)(void *ud, int ok), void *ud);
 
 /* Is value acceptable for key? -1 with a message naming the rule. */
 int config_store_check(const char *key, const json_t *value, char *err, size_t errlen);

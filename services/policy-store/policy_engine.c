@@ -17,6 +17,7 @@
 
 #define ENGINE_TICK_MS 1000
 #define ENGINE_REFRESH_MS 10000 /* configuration cached at most 10 s */
+#define ENGINE_SEED_MS 2000     /* how soon a configuration Redis lost is re-seeded */
 #define ENGINE_CKPT_MS 10000
 #define DAY_MS 86400000LL
 
@@ -29,7 +30,7 @@ struct policy_engine {
     struct event *tick;
     int seeded, seeding, dirty, publish_pending, persist_pending;
     policyview_t pv; /* the configuration hash as last read, kept current by policy.config.updated */
-    int64_t last_event_time, last_day, refreshed_ms, ckpt_ms;
+    int64_t last_event_time, last_day, refreshed_ms, ckpt_ms, seed_ms;
     char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
     char k_trading[160], k_history[160], k_state[160];
     long published, evaluated, ignored_symbols;
@@ -188,7 +189,7 @@ static void policy_engine_seeded(void *ud, int ok)
 {
     policy_engine_t *e = ud;
     e->seeding = 0;
-    e->seeded = ok;
+    e->seeded |= ok;
     if (ok) policy_engine_refresh_config(e);
 }
 
@@ -253,7 +254,10 @@ static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int64_t now = clock_mono_ms();
-    if (!e->seeded && !e->seeding) e->seeding = config_store_seed(e->cs, policy_engine_seeded, e) == 0;
+    if (!e->seeding && (!e->seeded || now - e->seed_ms >= ENGINE_SEED_MS)) { /* again: Redis may have lost it */
+        e->seed_ms = now;
+        e->seeding = config_store_seed(e->cs, e->seeded, policy_engine_seeded, e) == 0;
+    }
     if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) policy_engine_refresh_config(e);
     if (e->publish_pending && e->orch.has_current) policy_engine_publish(e);
     if (e->persist_pending && e->orch.has_current) policy_engine_persist(e);

@@ -355,6 +355,56 @@ TEST(config_change_reaches_a_running_trading_engine)
 
 int main(int argc, char **argv);
 
+/* Redis comes back without the configuration (restarted without
+ * persistence): before, the mode fell back to SHADOW and nobody was told.
+ * policy-store re-seeds the defaults, and every service's /health and
+ * /api/v1/status, and qtctl status, say the configuration was reset, until
+ * an operator sets a key. */
+TEST(a_configuration_redis_lost_is_reseeded_and_said_everywhere)
+{
+    int port, xport;
+    char ex[256], qt[256], cmd[1024];
+    pid_t p = start("cr", TOKEN, NULL, &port);
+    th_bin("bin/trade-executor", ex, sizeof ex);
+    pid_t x = th_service(ex, &R, "cr", NULL, logdir, "executor-cr", &xport, 1);
+    CHECK(x > 0);
+    long long seeded = 0; /* the first seeding has run: every key is in the hash */
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && seeded < 10; th_sleep_ms(50)) {
+        redisReply *r = redisCommand(rc, "HLEN cr:policy:versions");
+        seeded = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        if (r) freeReplyObject(r);
+    }
+    CHECK(seeded >= 10);
+    put(port, "rl_v3.live.mode", "\"PRIMARY\"", 200, "\"version\":2");
+    CHECK_EQ(http(port, "GET", "/health", NULL, NULL), 200);
+    CHECK_CONTAINS(out, "\"config_reset\":null");
+    freeReplyObject(redisCommand(rc, "DEL cr:policy:config cr:policy:versions")); /* what an empty Redis holds */
+    CHECK_EQ(wait_body(port, "/health", "\"config_reset\":{", 10000), 0);
+    CHECK_CONTAINS(out, "re-seeded the defaults");
+    CHECK_EQ(wait_body(port, "/api/v1/policy/config/rl_v3.live.mode", "\"value\":\"SHADOW\"", 10000), 0);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100)) /* the other services too */
+        if (th_http(xport, "GET", "/api/v1/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "\"config_reset\":{"))
+            break;
+    CHECK_CONTAINS(out, "\"config_reset\":{\"at\":");
+    snprintf(cmd, sizeof cmd,
+             "REDIS_URL=%s QT_NAMESPACE=cr QT_POLICY_STORE_URL=http://127.0.0.1:%d QT_TRADE_EXECUTOR_URL=http://127.0.0.1:%d "
+             "%s status 2>&1",
+             R.url, port, xport, th_bin("bin/qtctl", qt, sizeof qt));
+    FILE *f = popen(cmd, "r");
+    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+    out[n] = '\0';
+    if (f) pclose(f);
+    CHECK_CONTAINS(out, "CONFIGURATION RESET at ");
+    put(port, "rl_v3.live.mode", "\"PRIMARY\"", 200, NULL); /* the operator sets it again */
+    CHECK_EQ(wait_body(port, "/health", "\"config_reset\":null", 10000), 0);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end; th_sleep_ms(100))
+        if (th_http(xport, "GET", "/api/v1/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "\"config_reset\":null"))
+            break;
+    CHECK_CONTAINS(out, "\"config_reset\":null");
+    CHECK_EQ(th_stop(x, 15000), 0);
+    stop(p);
+}
+
 __attribute__((constructor)) static void setup(void)
 {
     th_watchdog(300);

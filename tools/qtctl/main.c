@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 
 /* Print j as JSON on stdout: 0, or -1 (said on stderr) when it cannot be written. */
@@ -426,7 +427,7 @@ static int cmd_status(int argc, char **argv)
     for (int i = 0; i < 5; i++)
         if (service_url(svcs[i].env, svcs[i].port, base[i], sizeof base[i]) < 0) return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    json_t *rows = json_array();
+    json_t *rows = json_array(), *reset = NULL;
     for (int i = 0; i < 5; i++) {
         char url[300], err[1024] = "", why[512] = "";
         json_t *health, *ready;
@@ -455,6 +456,9 @@ static int cmd_status(int argc, char **argv)
         json_t *uptime = up ? json_object_get(health, "uptime_s") : NULL;
         json_object_set_new(row, "uptime_s", json_is_integer(uptime) ? json_incref(uptime) : json_null());
         json_object_set_new(row, "detail", json_string(!up ? err : !is_ready ? why : ""));
+        json_t *cr = up ? json_object_get(health, "config_reset") : NULL; /* policy-store re-seeded the defaults */
+        json_object_set_new(row, "config_reset", json_is_object(cr) ? json_incref(cr) : json_null());
+        if (json_is_object(cr) && !reset) reset = json_incref(cr);
         json_array_append_new(rows, row);
         json_decref(health);
         json_decref(ready);
@@ -472,7 +476,14 @@ static int cmd_status(int argc, char **argv)
                    json_string_value(json_object_get(r, "url")), up ? "ok" : "down", rd ? "yes" : "no",
                    json_string_value(json_object_get(r, "detail")));
         }
+        if (reset) {
+            time_t at = (time_t)(json_integer_value(json_object_get(reset, "at")) / 1000);
+            char when[32];
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&at));
+            printf("\nCONFIGURATION RESET at %s: %s\n", when, json_string_value(json_object_get(reset, "reason")));
+        }
     }
+    json_decref(reset);
     json_decref(rows);
     return all_ready ? 0 : 1;
 }
