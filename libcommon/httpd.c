@@ -4,9 +4,11 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #define HTTPD_MAX_ROUTES 64
@@ -68,6 +71,8 @@ typedef struct httpd_route_entry {
 
 typedef struct { char name[32]; httpd_ready_fn fn; void *ud; } httpd_ready_t;
 typedef struct httpd_job httpd_job_t;
+struct httpd;
+static struct httpd *httpd_listener_owner; /* the listener's error callback gets evhttp's argument, not ours */
 
 struct httpd {
     struct evhttp *http;
@@ -96,7 +101,12 @@ struct httpd {
     struct event *beat;
     _Atomic int64_t beat_ms;    /* the loop's last heartbeat (mono ms) */
     _Atomic long busy_answers;  /* answered by the server thread; folded into metrics by the loop */
-    metric_t *m_busy;
+    _Atomic long accept_errors; /* accept() failures (out of descriptors); folded in by the loop */
+    metric_t *m_busy, *m_accept;
+    struct event *resume;       /* server thread: accepting again after running out of descriptors */
+    int spare_fd;               /* held in reserve: freed to accept and close a connection on EMFILE */
+    long accept_unlogged;       /* server thread: failures since the last log line */
+    int64_t accept_logged_ms;
     long busy_ms, stall_ms;
     httpd_cached_t cache[HTTPD_CACHE]; /* server thread only */
     int cache_next;
@@ -505,6 +515,48 @@ static void httpd_dispatch(struct evhttp_request *r, void *arg)
     }
 }
 
+/* ---------- the server thread: out of descriptors ---------- */
+
+static void httpd_resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_t *h = arg;
+    evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock));
+}
+
+/* accept() failed. Out of descriptors (EMFILE, ENFILE) the pending connection
+ * stays ready and libevent would call accept() again at once, for ever, each
+ * failure a log line: take it with the spare descriptor and close it, stop
+ * accepting for 100 ms, and log once per 10 s how many were refused. */
+static void httpd_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    httpd_t *h = httpd_listener_owner;
+    if (!h) return;
+    atomic_fetch_add(&h->accept_errors, 1);
+    h->accept_unlogged++;
+    if (e == EMFILE || e == ENFILE) {
+        if (h->spare_fd >= 0) {
+            close(h->spare_fd);
+            int fd = accept(evconnlistener_get_fd(lev), NULL, NULL);
+            if (fd >= 0) close(fd);
+            h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        evconnlistener_disable(lev);
+        struct timeval pause = {0, 100000};
+        evtimer_add(h->resume, &pause);
+    }
+    int64_t now = clock_mono_ms();
+    if (now - h->accept_logged_ms >= 10000) {
+        log_warn("HTTP: %ld connections could not be accepted in the last %lld s: %s (connections are refused until "
+                 "descriptors free up; raise the open-files limit or lower the clients)",
+                 h->accept_unlogged, (long long)(h->accept_logged_ms ? (now - h->accept_logged_ms) / 1000 : 0),
+                 evutil_socket_error_to_string(e));
+        h->accept_unlogged = 0, h->accept_logged_ms = now;
+    }
+}
+
 static void *httpd_thread(void *arg)
 {
     httpd_t *h = arg;
@@ -521,6 +573,8 @@ static void httpd_beat(evutil_socket_t fd, short what, void *arg)
     atomic_store(&h->beat_ms, clock_mono_ms());
     long n = atomic_exchange(&h->busy_answers, 0);
     if (n > 0) metric_add(h->m_busy, (double)n);
+    n = atomic_exchange(&h->accept_errors, 0);
+    if (n > 0) metric_add(h->m_accept, (double)n);
 }
 
 /* The loop is done with the job: count it and hand the answer back. */
@@ -690,6 +744,12 @@ httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *
         return NULL;
     }
     h->port = httpd_bound_port(h->sock);
+    h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    h->resume = evtimer_new(h->sbase, httpd_resume_accept, h);
+    httpd_listener_owner = h;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(h->sock), httpd_accept_error);
+    h->m_accept = metrics_counter(metrics, "qt_http_accept_errors_total",
+                                  "Connections that could not be accepted (out of file descriptors)", NULL);
     httpd_route(h, "GET", "/health", 0, httpd_health, h);
     httpd_route(h, "GET", "/ready", 0, httpd_ready, h);
     httpd_route(h, "GET", "/metrics", 0, httpd_metrics, h);
@@ -713,6 +773,9 @@ void httpd_free(httpd_t *h)
     }
     if (h->http) evhttp_free(h->http); /* with the requests still open */
     if (h->beat) event_free(h->beat);
+    if (h->resume) event_free(h->resume);
+    if (h->spare_fd > 0) close(h->spare_fd);
+    if (httpd_listener_owner == h) httpd_listener_owner = NULL;
     while (h->jobs) { /* handed over, never answered */
         httpd_job_drop(h->jobs);
     }

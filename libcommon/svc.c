@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,6 +79,21 @@ static void svc_signal(evutil_socket_t sig, short what, void *arg)
     svc_stop(s);
 }
 
+/* Open files: the soft limit is often 1,024 while the hard one is far
+ * higher; every HTTP connection and Redis link is a descriptor. Raise the
+ * soft limit to the hard one (at most 65,536). */
+static void svc_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (want <= rl.rlim_cur) return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open files limit raised from %llu to %llu", (unsigned long long)was, (unsigned long long)want);
+}
+
 int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -86,6 +102,7 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
     log_init(service, s->cfg.log_level);
     event_set_clock_skew_ms(s->cfg.clock_skew_ms);
+    svc_raise_nofile();
     if (httpd_threads_init() < 0) { /* before the loop exists: the HTTP server's thread hands requests to it */
         snprintf(err, errlen, "libevent has no thread support");
         return -1;

@@ -286,6 +286,51 @@ TEST(abuse_does_not_hurt)
     stop(w);
 }
 
+/* Out of file descriptors (more clients than the open-files limit): before,
+ * libevent called accept() again at once for ever, a log line each time
+ * (6.5 M lines in 19 s). Now a refused connection is taken with the spare
+ * descriptor and closed, accepting pauses 100 ms, one line per 10 s says how
+ * many; when the clients go, the service answers again and stays ready. */
+TEST(out_of_descriptors_the_service_pauses_accepting_and_recovers)
+{
+    char e[3][200], log[400], prl[] = "/usr/bin/prlimit";
+    int port = th_free_port(), fds[200], n = 0;
+    snprintf(e[0], sizeof e[0], "REDIS_URL=%s", R.url);
+    snprintf(e[1], sizeof e[1], "QT_NAMESPACE=h9");
+    snprintf(e[2], sizeof e[2], "QT_HTTP_PORT=%d", port);
+    const char *env[] = {e[0], e[1], e[2], NULL};
+    snprintf(log, sizeof log, "%s/h9.log", logdir);
+    const char *argv[] = {prl, "--nofile=64:64", worker_path, NULL};
+    pid_t w = th_spawn(prl, argv, env, log);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 15000), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 200; i++) { /* idle clients, three times what the service may hold */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+            close(fd);
+            continue;
+        }
+        fds[n++] = fd;
+    }
+    th_sleep_ms(2000); /* long enough for a spinning accept() to write a million lines */
+    for (int i = 0; i < n; i++) close(fds[i]);
+    CHECK_EQ(th_wait_http(port, "/health", 200, 10000), 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(kill(w, 0), 0);
+    FILE *f = fopen(log, "r");
+    long lines = 0, accepts = 0;
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) lines++, accepts += strstr(line, "ccept") != NULL;
+    if (f) fclose(f);
+    CHECK(accepts >= 1);  /* it said so */
+    CHECK(lines < 100);   /* and did not flood the log */
+    CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "qt_http_accept_errors_total ");
+    stop(w);
+}
+
 int main(int argc, char **argv);
 
 __attribute__((constructor)) static void setup(void)
