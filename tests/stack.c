@@ -263,6 +263,10 @@ static void book_fill(stack_book_t *b, const json_t *d)
 static void on_execution(stack_book_t *b, const char *id, const char *type, const json_t *d)
 {
     (void)id;
+    if (!strcmp(type, "position.external")) { /* not a result of an intent: the reconciliation's */
+        b->external++;
+        return;
+    }
     int i = book_intent(b, json_string_value(json_object_get(d, "intent_id")));
     if (i < 0) b->orphan_results++;
     else b->results[i]++;

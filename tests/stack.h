@@ -59,6 +59,7 @@ long stack_dead(redisContext *rc, const char *ns);
 typedef struct stack_book {
     char intent[STACK_MAXI][40];
     int results[STACK_MAXI], nintent, dup_intents, orphan_results;
+    int external; /* position.external entries (the reconciliation found a position gone) */
     char sym[16][24];
     double qty[16], entry[16], fees_open[16], realized, fees, closed_pnl;
     int nsym, closes;

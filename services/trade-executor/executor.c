@@ -39,6 +39,7 @@ struct executor {
     int closing, reconciling;
     char last_error[256];
     json_t *reconcile;
+    json_t *suspects;           /* {symbol: engine qty} the venue lacked at the last comparison */
     policyview_t pv;            /* the policy's hard caps (risk.*), the last line behind the engine's RiskGuard */
     int pv_loaded;              /* the configuration hash has been read once */
     long long pv_read_mono;     /* when it was last asked for */
@@ -613,7 +614,7 @@ static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
     executor_t *x = rc->x;
     json_t *venue_pos = rc->venue_pos;
     const char *err = rc->err;
-    json_t *diffs = json_array(), *all = json_object();
+    json_t *diffs = json_array(), *all = json_object(), *suspects = json_object();
     const char *k;
     json_t *v;
     if (venue_pos) json_object_update(all, venue_pos);
@@ -622,8 +623,16 @@ static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
         double a = json_number_value(json_object_get(venue_pos, k)), b = json_number_value(json_object_get(engine_pos, k));
         if (fabs(a - b) > 1e-9 * fmax(1, fabs(a)))
             json_array_append_new(diffs, json_pack("{s:s, s:f, s:f}", "symbol", k, "venue", a, "engine", b));
-        if (venue_pos && b != 0 && (a == 0 || (a > 0) != (b > 0))) ex_position_gone(x, k, b, a);
+        if (venue_pos && b != 0 && (a == 0 || (a > 0) != (b > 0))) {
+            /* seen twice with the same quantity: the engine's record may be up to 10 s old, and an exit
+             * filled just before it was written is no ghost */
+            const json_t *was = json_object_get(x->suspects, k);
+            if (was && json_number_value(was) == b) ex_position_gone(x, k, b, a);
+            else json_object_set_new(suspects, k, json_real(b));
+        }
     }
+    json_decref(x->suspects);
+    x->suspects = suspects;
     size_t n = json_array_size(diffs);
     if (!venue_pos) log_warn("reconciliation: cannot read the venue's positions: %s", err);
     else if (n) log_warn("reconciliation: %zu positions differ between the venue and the engine", n);
@@ -824,6 +833,7 @@ void executor_free(executor_t *x)
     }
     breaker_free(x->breaker);
     json_decref(x->reconcile);
+    json_decref(x->suspects);
     policyview_free(&x->pv);
     free(x);
 }
