@@ -712,6 +712,7 @@ httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *
 {
     httpd_t *h = calloc(1, sizeof *h);
     if (!h) return snprintf(err, errlen, "out of memory"), NULL;
+    h->spare_fd = -1;
     pthread_mutex_init(&h->mu, NULL);
     h->base = base;
     if (httpd_threads_init() < 0 || !(h->sbase = event_base_new()) || !(h->http = evhttp_new(h->sbase)) ||
@@ -774,7 +775,7 @@ void httpd_free(httpd_t *h)
     if (h->http) evhttp_free(h->http); /* with the requests still open */
     if (h->beat) event_free(h->beat);
     if (h->resume) event_free(h->resume);
-    if (h->spare_fd > 0) close(h->spare_fd);
+    if (h->spare_fd >= 0) close(h->spare_fd);
     if (httpd_listener_owner == h) httpd_listener_owner = NULL;
     while (h->jobs) { /* handed over, never answered */
         httpd_job_drop(h->jobs);

@@ -13,6 +13,7 @@
 #include "event.h"
 #include "keys.h"
 #include "log.h"
+#include "actions.h"
 #include "policyview.h"
 #include "venue.h"
 
@@ -383,7 +384,7 @@ static const char *ex_caps(const ex_job_t *j, double held, char *reason, size_t 
         return snprintf(reason, len, "margin of %g%% of equity is above risk.total_exposure_limit_pct %g%%",
                         j->size_pct * 100.0, max_margin),
                "SIZE_CAP";
-    double add = j->balance * j->size_pct * j->leverage / j->ref_price, after = held + (strcmp(j->side, "BUY") == 0 ? add : -add);
+    double add = j->balance * j->size_pct * j->leverage / j->ref_price, after = held + (strcmp(j->side, PROTO_SIDE_BUY) == 0 ? add : -add);
     double margin = j->balance > 0 ? fabs(after) * j->ref_price / j->leverage / j->balance * 100.0 : 0;
     if (held != 0 && !(margin <= max_margin))
         return snprintf(reason, len,

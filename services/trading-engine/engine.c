@@ -67,7 +67,6 @@ struct engine {
     int64_t ckpt_mono, config_mono;
     eng_api_t api;
     metric_t *m_denials[RISKGUARD_REASONS], *m_intents, *m_bars, *m_equity, *m_external;
-    long external; /* positions closed outside the engine */
 };
 
 static void eng_decide_held(engine_t *e);
@@ -402,9 +401,10 @@ static void eng_position_gone(engine_t *e, const char *symbol, const char *why, 
     json_t *d = json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:I}", "symbol", symbol, "intent_id", "", "side",
                           p->qty > 0 ? PROTO_SIDE_SELL : PROTO_SIDE_BUY, "qty", fabs(p->qty), "price", px, "fee", 0.0,
                           "event_time", (json_int_t)t);
-    if (publish) log_msg(LOG_WARN, trace, "%s: position closed outside the engine, booked at %.8g: %s", symbol, px, why);
-    e->external++;
-    metric_inc(e->m_external);
+    if (publish) { /* live, not the rebuild's replay of it */
+        log_msg(LOG_WARN, trace, "%s: position closed outside the engine, booked at %.8g: %s", symbol, px, why);
+        metric_inc(e->m_external);
+    }
     intents_hold_exit(&e->intents, symbol, "");
     eng_apply_execution(e, d, exec_id, trace, publish, "EXTERNAL");
     json_decref(d);

@@ -656,6 +656,23 @@ TEST(binance_quantity_goes_out_as_plain_decimal)
     stop_binance(p, ex);
 }
 
+/* Binance refuses a reduce-only order without a position (-2022): the
+ * position is gone, said as NO_POSITION (not retried), so the engine books
+ * it closed instead of sending the exit again every bar. */
+TEST(binance_an_exit_without_a_position_says_no_position)
+{
+    int port;
+    pid_t ex;
+    pid_t p = start_binance("b9", NULL, NULL, &ex, &port);
+    intent("b9", "np-1", "BTCUSDT", "SELL", 0.01, 100, 2); /* reduce-only, nothing held at the exchange */
+    json_t *r = result_of("b9", "np-1");
+    CHECK_STR(js(r, "_type"), "trade.failed");
+    CHECK_STR(js(r, "code"), "NO_POSITION");
+    CHECK(json_is_false(json_object_get(r, "retryable")));
+    json_decref(r);
+    stop_binance(p, ex);
+}
+
 /* Replies that lack what they should hold (the exchange's answer is outside
  * input too): no crash, no wrong conclusion ("not traded", a zero balance),
  * the intent asked again and filled once. */
