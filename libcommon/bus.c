@@ -33,6 +33,7 @@ typedef struct bus_sub {
     void *ud;
     const char *const *types; /* NULL: every type; else the types the handler takes (NULL-terminated) */
     int scan_needed, scanning, group_ok;
+    int sweep; /* a reply was too large: dead-letter oversized pending entries, re-read the rest one by one */
     char scan_cursor[BUS_SID_MAX], claim_cursor[BUS_SID_MAX];
     char (*scan_ids)[BUS_SID_MAX]; /* from XPENDING, for delivery counts */
     long *scan_counts;
@@ -110,6 +111,7 @@ static void outbox_pump(bus_t *b);
 static void reclaim_done(bus_t *b);
 static void groups_create(bus_t *b);
 static void scan_restart(bus_sub_t *s);
+static void bus_oversized(bus_t *b, rlink_t *l);
 static long long reply_map_int(const redisReply *m, const char *key, int *found);
 
 /* ---------- outbox: publishes and DLQ copies, in order, confirmed ---------- */
@@ -300,6 +302,16 @@ static int entry_fields(const redisReply *fr, event_field_t *f, size_t *n, char 
     return 0;
 }
 
+/* An entry larger than QT_MAX_ENTRY_BYTES that still fitted in a read. */
+static int entry_size_ok(const bus_t *b, const event_field_t *f, size_t n, char *err, size_t errlen)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < n; i++) size += f[i].name_len + f[i].val_len;
+    if (size <= (size_t)b->cfg.max_entry_bytes) return 0;
+    snprintf(err, errlen, "entry of %zu bytes is larger than QT_MAX_ENTRY_BYTES=%ld", size, b->cfg.max_entry_bytes);
+    return -1;
+}
+
 static void handle_result(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries,
                           bus_result_t r, const char *err, const char *trace)
 {
@@ -373,7 +385,8 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
         ack_push(b, si, id, 0);
         return;
     }
-    if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || event_decode(&ev, f, nf, err, sizeof err) < 0) {
+    if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || entry_size_ok(b, f, nf, err, sizeof err) < 0 ||
+        event_decode(&ev, f, nf, err, sizeof err) < 0) {
         dead_letter(b, si, id, fields, deliveries, err, NULL);
         return;
     }
@@ -592,7 +605,7 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     if (!reply || b->freeing) return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         if (reply->type == REDIS_REPLY_ERROR) log_warn("re-reading pending %s: %s", s->key, reply->str);
-        if (reply->type != REDIS_REPLY_ERROR) s->scan_needed = 0;
+        if (reply->type != REDIS_REPLY_ERROR) s->scan_needed = 0, s->sweep = 0;
         else if (strncmp(reply->str, "NOGROUP", 7) == 0) /* the stream went: make the groups again, as read_cb does */
             b->groups_ready = 0, b->groups_waiting = 0;
         read_next(b);
@@ -600,28 +613,122 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     }
     char last[BUS_SID_MAX] = "";
     size_t n = handle_stream_reply(b, reply->element[0], 1, last);
-    if (n == 0) s->scan_needed = 0;
+    if (n == 0) s->scan_needed = 0, s->sweep = 0;
     else snprintf(s->scan_cursor, sizeof s->scan_cursor, "%s", last);
     ack_flush(b);
     scan_next(b, si);
     read_next(b);
 }
 
-/* Waits until no ack or DLQ copy is outstanding, so nothing handled is handled again. */
-static void scan_next(bus_t *b, int si)
+/* The next count of our pending entries after the scan cursor, with their
+ * delivery counts. */
+static void scan_send(bus_t *b, int si, const char *count)
 {
     bus_sub_t *s = &b->subs[si];
     char start[BUS_SID_MAX + 1];
-    if (!s->scan_needed || s->scanning || b->cmd.state != RLINK_UP || !can_consume(b)) return;
-    if (b->ob.ack_len > 0 || b->acks_inflight > 0 || b->ob.dlqs > 0) return;
     if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, sizeof start, "-");
     else snprintf(start, sizeof start, "(%s", s->scan_cursor);
-    const char *pv[] = {"XPENDING", s->key, b->group, start, "+", b->count_s, b->consumer};
-    const char *rv[] = {"XREADGROUP", "GROUP", b->group, b->consumer, "COUNT", b->count_s,
+    const char *pv[] = {"XPENDING", s->key, b->group, start, "+", count, b->consumer};
+    const char *rv[] = {"XREADGROUP", "GROUP", b->group, b->consumer, "COUNT", count,
                         "STREAMS", s->key, s->scan_cursor};
     if (rlink_send(&b->cmd, scan_pending_cb, (void *)(intptr_t)si, 7, pv, NULL) < 0) return;
     if (rlink_send(&b->cmd, scan_read_cb, (void *)(intptr_t)si, 9, rv, NULL) < 0) return;
     s->scanning = 1;
+}
+
+/* After a reply too large to read (see redislink.c), our pending entries are
+ * looked at in Redis before any is read again: from the scan cursor on, each
+ * entry larger than QT_MAX_ENTRY_BYTES is dead-lettered there and acked —
+ * its fields of more than SWEEP_KEEP bytes replaced by a note of their size,
+ * so neither we nor a `qtctl dlq show` ever loads it whole — until the first
+ * entry that is small enough, which the scan then reads alone. A bounded
+ * number per call; "more" asks to call again. Returns {more, id, size, ...}. */
+#define SWEEP_KEEP 256
+#define SWEEP_CAP 64
+static const char sweep_lua[] =
+    "local key, dlq, group, consumer = KEYS[1], KEYS[2], ARGV[1], ARGV[2]\n"
+    "local maxe, keep, cap, start = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]\n"
+    "local out, dead = {0}, 0\n"
+    "while true do\n"
+    "  local pend = redis.call('XPENDING', key, group, start, '+', 16, consumer)\n"
+    "  if #pend == 0 then return out end\n"
+    "  for _, p in ipairs(pend) do\n"
+    "    local r = redis.call('XRANGE', key, p[1], p[1])\n"
+    "    if #r == 1 then\n"
+    "      local f, size = r[1][2], 0\n"
+    "      for i = 1, #f do size = size + #f[i] end\n"
+    "      if size <= maxe then return out end\n"
+    "      if dead >= cap then out[1] = 1 return out end\n"
+    "      local a = {'XADD', dlq, 'MAXLEN', '~', ARGV[7], '*'}\n"
+    "      for i = 1, math.min(#f, 64), 2 do\n"
+    "        a[#a + 1] = string.sub(f[i], 1, keep)\n"
+    "        local v = f[i + 1] or ''\n"
+    "        if #v <= keep then a[#a + 1] = v else a[#a + 1] = '(not kept: ' .. #v .. ' bytes)' end\n"
+    "      end\n"
+    "      local why = 'entry of ' .. size .. ' bytes is larger than QT_MAX_ENTRY_BYTES=' .. maxe ..\n"
+    "        ' (dead-lettered unread; fields over ' .. keep .. ' bytes not kept)'\n"
+    "      local meta = {key, p[1], group, consumer, tostring(p[4]), why, ARGV[8]}\n"
+    "      for i = 1, 7 do a[#a + 1] = ARGV[8 + i]; a[#a + 1] = meta[i] end\n"
+    "      redis.call(unpack(a))\n"
+    "      redis.call('XACK', key, group, p[1])\n"
+    "      dead = dead + 1\n"
+    "      out[#out + 1] = p[1]; out[#out + 1] = size\n"
+    "    end\n"
+    "    start = '(' .. p[1]\n"
+    "  end\n"
+    "end\n";
+
+static void sweep_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_t *b = bus_of(ac);
+    int si = (int)(intptr_t)pd;
+    bus_sub_t *s = &b->subs[si];
+    redisReply *reply = r;
+    rlink_replied(rlink_of(ac));
+    s->scanning = 0;
+    if (!reply || b->freeing) return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
+        log_warn("looking for oversized pending entries of %s: %s", s->key,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        b->read_hold_ms = clock_mono_ms() + BUS_ERROR_HOLD_MS;
+        return; /* the tick tries again */
+    }
+    for (size_t i = 1; i + 1 < reply->elements; i += 2) {
+        metric_inc(s->m_dead);
+        log_warn("dead-lettered %s entry %s unread: %lld bytes, over QT_MAX_ENTRY_BYTES=%ld", s->key,
+                 reply->element[i]->str ? reply->element[i]->str : "?", reply->element[i + 1]->integer,
+                 b->cfg.max_entry_bytes);
+    }
+    if (reply->element[0]->integer) scan_next(b, si); /* more to look at */
+    else scan_send(b, si, "1");
+}
+
+static void sweep_send(bus_t *b, int si)
+{
+    bus_sub_t *s = &b->subs[si];
+    char start[BUS_SID_MAX + 1], maxe[24], keep[24], cap[24], at[24];
+    const char *meta[2 * DLQ_META_FIELDS];
+    if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, sizeof start, "-");
+    else snprintf(start, sizeof start, "(%s", s->scan_cursor);
+    snprintf(maxe, sizeof maxe, "%ld", b->cfg.max_entry_bytes);
+    snprintf(keep, sizeof keep, "%d", SWEEP_KEEP);
+    snprintf(cap, sizeof cap, "%d", SWEEP_CAP);
+    snprintf(at, sizeof at, "%lld", (long long)clock_wall_ms());
+    dlq_meta_fields(&(dlq_meta_t){"", "", "", "", "", "", ""}, meta);
+    const char *argv[] = {"EVAL", sweep_lua, "2", s->key, s->dlq_key, b->group, b->consumer, maxe, keep, cap, start,
+                          b->dlq_maxlen_s, at, meta[0], meta[2], meta[4], meta[6], meta[8], meta[10], meta[12]};
+    if (rlink_send(&b->cmd, sweep_cb, (void *)(intptr_t)si, (int)(sizeof argv / sizeof argv[0]), argv, NULL) == 0)
+        s->scanning = 1;
+}
+
+/* Waits until no ack or DLQ copy is outstanding, so nothing handled is handled again. */
+static void scan_next(bus_t *b, int si)
+{
+    bus_sub_t *s = &b->subs[si];
+    if (!s->scan_needed || s->scanning || b->cmd.state != RLINK_UP || !can_consume(b)) return;
+    if (b->ob.ack_len > 0 || b->acks_inflight > 0 || b->ob.dlqs > 0) return;
+    if (s->sweep) sweep_send(b, si);
+    else scan_send(b, si, b->count_s);
 }
 
 static void scan_restart(bus_sub_t *s)
@@ -868,12 +975,32 @@ static void cmd_down(void *ud)
     b->groups_ready = 0;
     b->groups_waiting = 0;
     for (int i = 0; i < b->nsubs; i++) b->subs[i].scanning = 0;
+    bus_oversized(b, &b->cmd);
     outbox_rewind(&b->ob); /* everything unconfirmed goes again */
     breaker_record(b->breaker, 0, 0, clock_mono_ms());
 }
 
+/* A link closed on a reply over QT_MAX_READ_BYTES: the entries behind it are
+ * in our pending lists (a read) or still there (a re-read); which stream held
+ * them is not known, so every stream's pending entries are swept first. */
+static void bus_oversized(bus_t *b, rlink_t *l)
+{
+    if (!l->oversized) return;
+    l->oversized = 0;
+    for (int i = 0; i < b->nsubs; i++) {
+        b->subs[i].sweep = 1;
+        scan_restart(&b->subs[i]);
+    }
+    b->oldest_first = 1;
+}
+
 static void rd_up(void *ud) { read_next(ud); }
-static void rd_down(void *ud) { ((bus_t *)ud)->reading = 0; }
+static void rd_down(void *ud)
+{
+    bus_t *b = ud;
+    b->reading = 0;
+    bus_oversized(b, &b->rd);
+}
 
 /* ---------- the tick: watchdog, retries, claims, lag, drain ---------- */
 
@@ -996,6 +1123,7 @@ bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metri
         goto fail;
     }
     b->rd.allowance_ms = cfg->block_ms;
+    b->rd.max_reply_bytes = b->cmd.max_reply_bytes = (size_t)cfg->max_read_bytes;
     return b;
 fail:
     bus_free(b);

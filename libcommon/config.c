@@ -272,9 +272,14 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_REDIS_TIMEOUT_MS", 5000, 100, 600000, redis_timeout_ms),
     QT_LONG("QT_RETRY_DELAY_MS", 1000, 1, 600000, retry_delay_ms),
     QT_LONG("QT_DRAIN_MS", 10000, 0, 600000, drain_ms),
+    QT_LONG("QT_HTTP_MAX_CONNECTIONS", 1024, 1, 1000000, http_max_conns),
+    QT_LONG("QT_HTTP_IDLE_MS", 10000, 100, 3600000, http_idle_ms),
     QT_LONG("QT_HTTP_BUSY_MS", 500, 10, 60000, http_busy_ms),
     QT_LONG("QT_HEALTH_STALL_MS", 300000, 1000, 86400000, health_stall_ms),
     QT_LONG("QT_MAX_CLOCK_SKEW_MS", EVENT_CLOCK_SKEW_MS, 1000, 86400000, clock_skew_ms),
+    QT_LONG("QT_MAX_TIME_JUMP_MS", 7L * 86400000L, 60000, 3650L * 86400000L, max_time_jump_ms),
+    QT_LONG("QT_MAX_ENTRY_BYTES", 1L << 20, 4096, 256L << 20, max_entry_bytes),
+    QT_LONG("QT_MAX_READ_BYTES", 16L << 20, 65536, 1L << 30, max_read_bytes),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */
@@ -315,6 +320,12 @@ int config_common_load(qt_config_t *cfg, const char *service, long default_port,
         const config_long_spec_t *s = &config_common_longs[i];
         long *dst = (long *)(void *)((char *)cfg + s->off);
         if (config_get_long(s->name, s->def, s->min, s->max, dst, err, errlen) < 0) return -1;
+    }
+    if (cfg->max_read_bytes < 2 * cfg->max_entry_bytes) {
+        snprintf(err, errlen, "QT_MAX_READ_BYTES=%ld must be at least twice QT_MAX_ENTRY_BYTES=%ld (a read holds "
+                 "one entry of the largest size allowed and the reply around it)", cfg->max_read_bytes,
+                 cfg->max_entry_bytes);
+        return -1;
     }
     breaker_config_default(&cfg->redis_breaker);
     cfg->redis_breaker.open_wait_ms = 2000; /* Redis comes back fast; do not sit out 30 s */

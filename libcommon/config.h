@@ -53,9 +53,14 @@ typedef struct qt_config {
     long redis_timeout_ms;   /* QT_REDIS_TIMEOUT_MS, 5000: watchdog for a silent link */
     long retry_delay_ms;     /* QT_RETRY_DELAY_MS, 1000: before a RETRY entry is re-read */
     long drain_ms;           /* QT_DRAIN_MS, 10000: SIGTERM drain limit */
+    long http_max_conns;     /* QT_HTTP_MAX_CONNECTIONS, 1024 (within the open-files limit less a reserve) */
+    long http_idle_ms;       /* QT_HTTP_IDLE_MS, 10000: a silent HTTP connection is closed */
     long http_busy_ms;       /* QT_HTTP_BUSY_MS, 500: the HTTP thread answers alone past it */
     long health_stall_ms;    /* QT_HEALTH_STALL_MS, 300000: /health says stalled past it */
     long clock_skew_ms;      /* QT_MAX_CLOCK_SKEW_MS, 60000: how far an event time may lead its clocks */
+    long max_time_jump_ms;   /* QT_MAX_TIME_JUMP_MS, 7 days: how far one entry may move an event-time clock */
+    long max_entry_bytes;    /* QT_MAX_ENTRY_BYTES, 1 MiB: a larger stream entry is dead-lettered */
+    long max_read_bytes;     /* QT_MAX_READ_BYTES, 16 MiB: what one Redis reply may bring in */
     const char *cors_origins; /* QT_CORS_ORIGINS: origins whose browsers may read GETs */
     const char *log_level;   /* QT_LOG_LEVEL: debug, info, warn or error */
     breaker_config_t redis_breaker; /* QT_REDIS_BREAKER_*: the bus's publish breaker */

@@ -3,7 +3,7 @@
 #include "clock.h"
 #include "log.h"
 
-#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,140 @@
 #define RLINK_READ_BUF_KEEP (1024 * 1024) /* bytes of read buffer a link keeps between replies */
 
 rlink_t *rlink_of(const redisAsyncContext *ac) { return ac->data; }
+
+/* ---------- the libevent glue, with a bound on what one reply may bring in ----------
+ *
+ * hiredis buffers a bulk string until all of it has arrived and builds the
+ * reply's objects as its parts arrive, so one huge entry (or a batch of big
+ * ones) would be held whole before any of our code saw it. Our own adapter
+ * (the interface hiredis's adapters implement) checks after every read what
+ * the reply under way holds — the strings already made, counted by a wrapper
+ * of the reader's object functions, plus the unparsed buffer — and closes the
+ * link once that passes max_reply_bytes: memory stays within the bound plus
+ * one socket read, and the owner learns from l->oversized why it went. */
+
+typedef struct rlink_events {
+    redisAsyncContext *ac;
+    rlink_t *link;
+    struct event *rev, *wev;
+    size_t reply_bytes; /* strings and objects of the reply being read */
+    int in_read, cleaned;
+} rlink_events_t;
+
+static redisReplyObjectFunctions *rlink_hiredis_fn; /* hiredis's own, which ours wrap */
+
+static void rlink_count(const redisReadTask *t, size_t n)
+{
+    rlink_events_t *e = t->privdata;
+    if (!e) return;
+    if (!t->parent) e->reply_bytes = 0; /* a new reply starts */
+    e->reply_bytes += n + sizeof(redisReply);
+}
+
+static void *rlink_create_string(const redisReadTask *t, char *s, size_t n)
+{
+    rlink_count(t, n);
+    return rlink_hiredis_fn->createString(t, s, n);
+}
+
+static void *rlink_create_array(const redisReadTask *t, int n)
+{
+    rlink_count(t, (size_t)(n > 0 ? n : 0) * sizeof(void *));
+    return rlink_hiredis_fn->createArray(t, n);
+}
+
+static void *rlink_create_integer(const redisReadTask *t, long long v)
+{
+    rlink_count(t, 0);
+    return rlink_hiredis_fn->createInteger(t, v);
+}
+
+static void *rlink_create_nil(const redisReadTask *t)
+{
+    rlink_count(t, 0);
+    return rlink_hiredis_fn->createNil(t);
+}
+
+static void rlink_free_object(void *o) { rlink_hiredis_fn->freeObject(o); }
+
+static redisReplyObjectFunctions rlink_fn = {rlink_create_string, rlink_create_array, rlink_create_integer,
+                                             rlink_create_nil, rlink_free_object};
+
+static void rlink_events_free(rlink_events_t *e)
+{
+    event_free(e->rev);
+    event_free(e->wev);
+    free(e);
+}
+
+static void rlink_ev_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    rlink_events_t *e = arg;
+    e->in_read = 1;
+    redisAsyncHandleRead(e->ac);
+    e->in_read = 0;
+    if (e->cleaned) { /* hiredis freed the context in there */
+        rlink_events_free(e);
+        return;
+    }
+    rlink_t *l = e->link;
+    const redisReader *r = e->ac->c.reader;
+    size_t held = (r->ridx >= 0 ? e->reply_bytes : 0) + (r->len - r->pos);
+    if (l->max_reply_bytes > 0 && held > l->max_reply_bytes && l->ac == e->ac) {
+        char why[160];
+        snprintf(why, sizeof why, "a reply passed QT_MAX_READ_BYTES=%zu bytes (%zu read so far); dropped unread",
+                 l->max_reply_bytes, held);
+        l->oversized = 1;
+        metric_inc(l->m_oversized);
+        rlink_force_close(l, why);
+    }
+}
+
+static void rlink_ev_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    redisAsyncHandleWrite(((rlink_events_t *)arg)->ac);
+}
+
+static void rlink_ev_add_read(void *pd) { event_add(((rlink_events_t *)pd)->rev, NULL); }
+static void rlink_ev_del_read(void *pd) { event_del(((rlink_events_t *)pd)->rev); }
+static void rlink_ev_add_write(void *pd) { event_add(((rlink_events_t *)pd)->wev, NULL); }
+static void rlink_ev_del_write(void *pd) { event_del(((rlink_events_t *)pd)->wev); }
+
+static void rlink_ev_cleanup(void *pd)
+{
+    rlink_events_t *e = pd;
+    event_del(e->rev);
+    event_del(e->wev);
+    if (e->in_read) e->cleaned = 1; /* freed once redisAsyncHandleRead returns */
+    else rlink_events_free(e);
+}
+
+static int rlink_attach(rlink_t *l, redisAsyncContext *ac)
+{
+    rlink_events_t *e = calloc(1, sizeof *e);
+    if (!e) return -1;
+    e->ac = ac, e->link = l;
+    e->rev = event_new(l->base, ac->c.fd, EV_READ, rlink_ev_read, e);
+    e->wev = event_new(l->base, ac->c.fd, EV_WRITE, rlink_ev_write, e);
+    if (!e->rev || !e->wev) {
+        if (e->rev) event_free(e->rev);
+        if (e->wev) event_free(e->wev);
+        free(e);
+        return -1;
+    }
+    if (!rlink_hiredis_fn) rlink_hiredis_fn = ac->c.reader->fn;
+    ac->c.reader->fn = &rlink_fn;
+    ac->c.reader->privdata = e;
+    ac->ev.addRead = rlink_ev_add_read, ac->ev.delRead = rlink_ev_del_read;
+    ac->ev.addWrite = rlink_ev_add_write, ac->ev.delWrite = rlink_ev_del_write;
+    ac->ev.cleanup = rlink_ev_cleanup;
+    ac->ev.data = e;
+    event_add(e->rev, NULL);
+    event_add(e->wev, NULL);
+    return 0;
+}
 
 static void rlink_sent(rlink_t *l)
 {
@@ -181,7 +315,7 @@ void rlink_connect(rlink_t *l)
      * Keep up to BUS_READ_BUF_KEEP of it between replies. */
     ac->c.reader->maxbuf = RLINK_READ_BUF_KEEP;
     ac->data = l;
-    if (redisLibeventAttach(ac, l->base) != REDIS_OK) {
+    if (rlink_attach(l, ac) < 0) {
         redisAsyncFree(ac);
         rlink_schedule_reconnect(l);
         return;
@@ -244,6 +378,9 @@ int rlink_init(rlink_t *l, struct event_base *base, const char *name, const redi
     snprintf(labels, sizeof labels, "link=\"%s\"", name);
     l->m_reconnects = metrics_counter(metrics, "qt_bus_redis_connects_total", "Connection attempts to Redis", labels);
     l->m_up = metrics_gauge(metrics, "qt_bus_redis_link_up", "1 when the Redis link is up", labels);
+    l->m_oversized = metrics_counter(metrics, "qt_bus_redis_replies_dropped_total",
+                                     "Replies larger than QT_MAX_READ_BYTES, dropped unread (the link reconnects)",
+                                     labels);
     return l->reconnect_ev ? 0 : -1;
 }
 

@@ -33,8 +33,10 @@ typedef struct rlink {
     int inflight, attempts, doomed, forced;
     int quiet;        /* being freed: no logs, no on_down, no reconnect */
     int no_reconnect; /* stopped: a link that drops stays down */
+    size_t max_reply_bytes; /* a reply holding more is dropped and the link closed (0: no bound) */
+    int oversized;          /* set when that happened; the owner clears it */
     struct event *reconnect_ev;
-    metric_t *m_reconnects, *m_up;
+    metric_t *m_reconnects, *m_up, *m_oversized;
     void (*on_up)(void *ud);
     void (*on_down)(void *ud);
     void *ud;

@@ -1,5 +1,6 @@
 /* rsync.c — synchronous Redis connection (see rsync.h). */
 #include "rsync.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -79,4 +80,41 @@ int rsync_xadd_then(redisContext *c, const char *stream, int xargc, const char *
                       r ? (r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply") : c->errstr);
     if (r) freeReplyObject(r);
     return ok ? 0 : -1;
+}
+
+static const char rsync_range_lua[] =
+    "local n, maxe, budget = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local r\n"
+    "if ARGV[6] == '1' then r = redis.call('XREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', n)\n"
+    "else r = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', n) end\n"
+    "local out, skipped, total, last = {}, 0, 0, ''\n"
+    "for _, e in ipairs(r) do\n"
+    "  local size = 0\n"
+    "  for _, v in ipairs(e[2]) do size = size + #v end\n"
+    "  if size > maxe then skipped = skipped + 1\n"
+    "  else\n"
+    "    if total + size > budget and #out > 0 then return {last, skipped, 0, out} end\n"
+    "    total = total + size\n"
+    "    out[#out + 1] = e\n"
+    "  end\n"
+    "  last = e[1]\n"
+    "end\n"
+    "return {last, skipped, #r < n and 1 or 0, out}\n";
+
+redisReply *rsync_range(redisContext *c, const char *key, const char *start, const char *end, int rev, long count,
+                        long max_entry, long max_bytes)
+{
+    char n[24], me[24], mb[24];
+    snprintf(n, sizeof n, "%ld", count);
+    snprintf(me, sizeof me, "%ld", max_entry);
+    snprintf(mb, sizeof mb, "%ld", max_bytes);
+    const char *argv[] = {"EVAL", rsync_range_lua, "1", key, start, end, n, me, mb, rev ? "1" : "0"};
+    redisReply *r = redisCommandArgv(c, 10, argv, NULL);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_STRING ||
+              r->element[3]->type != REDIS_REPLY_ARRAY)) {
+        if (r->type == REDIS_REPLY_ERROR) log_warn("reading %s: %s", key, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
 }

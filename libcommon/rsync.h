@@ -32,4 +32,14 @@ int rsync_xadd_then_args(const char *stream, int xargc, const char *const *xargv
                          const char *key, int cargc, const char *const *cargv, const char **argv, size_t *lens,
                          char n[16]);
 
+/* A page of XRANGE (or, rev, XREVRANGE) from start to end, bounded: at most
+ * count entries and, in all, about max_bytes of them (at least one), with
+ * every entry larger than max_entry left out in Redis, unread (counted in
+ * skipped). The reply holds {last id looked at, skipped, done (1: the range
+ * ended), [entries as XRANGE gives them]}; the next page starts after "last".
+ * NULL on a connection error. For a start-up read that a hostile entry must
+ * not blow up (QT_MAX_ENTRY_BYTES, QT_MAX_READ_BYTES). */
+redisReply *rsync_range(redisContext *c, const char *key, const char *start, const char *end, int rev, long count,
+                        long max_entry, long max_bytes);
+
 #endif

@@ -533,3 +533,16 @@ long long th_percentile(long long *v, long n, double p)
     qsort(v, (size_t)n, sizeof *v, th_cmp_ll);
     return v[(long)(p * (double)(n - 1))];
 }
+
+long th_peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}

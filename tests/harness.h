@@ -85,6 +85,9 @@ long long th_percentile(long long *v, long n, double p);
 void check_hook_begin(const char *name);
 void check_hook_failed(const char *name);
 
+/* A process's peak resident memory (VmHWM) in KiB; -1 if unknown. */
+long th_peak_rss_kb(pid_t pid);
+
 long long th_now_ms(void);  /* monotonic: for timeouts and durations */
 long long th_wall_ms(void); /* epoch ms: for event timestamps */
 long long th_now_ns(void);

@@ -24,30 +24,33 @@ static int rebuild_decode(const redisReply *en, event_t *ev)
     return event_decode(ev, fields, n, err, sizeof err);
 }
 
-/* Walk key oldest → newest (from "-" up to max, inclusive), decoding entries. */
-static int rebuild_walk(redisContext *c, const char *key, const char *max, const rebuild_ops_t *ops,
-                        rebuild_entry_fn fn)
+/* Walk key oldest → newest (from "-" up to max, inclusive), decoding
+ * entries, in pages bounded in bytes (an entry over QT_MAX_ENTRY_BYTES is
+ * left unread: the consumers dead-letter it). */
+static int rebuild_walk(redisContext *c, const qt_config_t *cfg, const char *key, const char *max,
+                        const rebuild_ops_t *ops, rebuild_entry_fn fn)
 {
     char from[64] = "-";
+    long skipped = 0;
     for (;;) {
-        redisReply *r = redisCommand(c, "XRANGE %s %s %s COUNT 1000", key, from, max);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            if (r) freeReplyObject(r);
-            return -1;
-        }
-        for (size_t i = 0; i < r->elements; i++) {
-            const redisReply *en = r->element[i];
+        redisReply *r = rsync_range(c, key, from, max, 0, 1000, cfg->max_entry_bytes, cfg->max_read_bytes / 2);
+        if (!r) return -1;
+        const redisReply *en = r->element[3];
+        for (size_t i = 0; i < en->elements; i++) {
             event_t ev;
-            if (rebuild_decode(en, &ev) == 0) {
-                fn(ops, en->element[0]->str, &ev);
+            if (rebuild_decode(en->element[i], &ev) == 0) {
+                fn(ops, en->element[i]->element[0]->str, &ev);
                 event_clear(&ev);
             }
-            snprintf(from, sizeof from, "(%s", en->element[0]->str);
         }
-        size_t got = r->elements;
+        skipped += (long)r->element[1]->integer;
+        int done = r->element[2]->integer || !r->element[0]->str[0];
+        snprintf(from, sizeof from, "(%s", r->element[0]->str);
         freeReplyObject(r);
-        if (got < 1000) return 0;
+        if (done) break;
     }
+    if (skipped) log_warn("rebuild: %ld entries of %s over QT_MAX_ENTRY_BYTES were left out", skipped, key);
+    return 0;
 }
 
 static void rebuild_intent(const rebuild_ops_t *ops, const char *sid, const event_t *ev)
@@ -89,22 +92,33 @@ static void rebuild_exec_limit(redisContext *c, const char *key, const char *gro
 /* The newest bars, newest first: only entries the consumers take (an entry
  * they dead-letter must not say where the feed resumes or what the price
  * is; it is counted and logged). */
-static void rebuild_market(redisContext *c, const char *key, const rebuild_ops_t *ops)
+static void rebuild_market(redisContext *c, const qt_config_t *cfg, const char *key, const rebuild_ops_t *ops)
 {
-    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 5000", key);
-    long refused = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        event_t ev;
-        if (rebuild_decode(r->element[i], &ev) < 0) {
-            refused++;
-            continue;
+    long refused = 0, skipped = 0, seen = 0;
+    char end[64] = "+";
+    while (seen < 5000) {
+        redisReply *r = rsync_range(c, key, end, "-", 1, 5000 - seen, cfg->max_entry_bytes, cfg->max_read_bytes / 2);
+        if (!r) break;
+        const redisReply *en = r->element[3];
+        for (size_t i = 0; i < en->elements; i++) {
+            event_t ev;
+            if (rebuild_decode(en->element[i], &ev) < 0) {
+                refused++;
+                continue;
+            }
+            if (strcmp(ev.type, "market.data.update") == 0 && json_is_true(json_object_get(ev.data, "closed")))
+                ops->bar(ops->ud, ev.data);
+            event_clear(&ev);
         }
-        if (strcmp(ev.type, "market.data.update") == 0 && json_is_true(json_object_get(ev.data, "closed")))
-            ops->bar(ops->ud, ev.data);
-        event_clear(&ev);
+        seen += (long)en->elements + (long)r->element[1]->integer;
+        skipped += (long)r->element[1]->integer;
+        int done = r->element[2]->integer || !r->element[0]->str[0];
+        snprintf(end, sizeof end, "(%s", r->element[0]->str);
+        freeReplyObject(r);
+        if (done) break;
     }
     if (refused) log_warn("rebuild: %ld market entries the consumers refuse were left out", refused);
-    if (r) freeReplyObject(r);
+    if (skipped) log_warn("rebuild: %ld market entries over QT_MAX_ENTRY_BYTES were left out", skipped);
 }
 
 static void rebuild_keys(redisContext *c, const qt_config_t *cfg, const rebuild_ops_t *ops)
@@ -137,12 +151,12 @@ int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, c
     if (!c) return -1;
     rebuild_keys(c, cfg, ops);
     proto_key(key, sizeof key, cfg->ns, QT_STREAM_TRADE_INTENT);
-    rebuild_walk(c, key, "+", ops, rebuild_intent);
+    rebuild_walk(c, cfg, key, "+", ops, rebuild_intent);
     proto_key(key, sizeof key, cfg->ns, QT_STREAM_EXECUTION);
     rebuild_exec_limit(c, key, cfg->service, limit, sizeof limit);
-    if (strcmp(limit, "0") != 0) rebuild_walk(c, key, limit, ops, rebuild_execution);
+    if (strcmp(limit, "0") != 0) rebuild_walk(c, cfg, key, limit, ops, rebuild_execution);
     proto_key(key, sizeof key, cfg->ns, QT_STREAM_MARKET);
-    rebuild_market(c, key, ops);
+    rebuild_market(c, cfg, key, ops);
     redisFree(c);
     return 0;
 }

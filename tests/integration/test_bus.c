@@ -377,9 +377,9 @@ TEST(malformed_entries_go_to_dlq_at_once_consumer_carries_on)
                        "\"high\":1,\"low\":1,\"close\":1,\"volume\":0,\"closed\":true,\"event_time\":1}";
     const char *badconf = "{\"symbol\":\"BTCUSDT\",\"open_time\":1,\"action\":\"LONG\",\"confidence\":\"x\","
                           "\"model_votes\":{},\"weights\":{},\"exploring\":false,\"event_time\":2}";
-    char *huge = malloc(1 << 20);
-    memset(huge, 'a', (1 << 20) - 1);
-    huge[(1 << 20) - 1] = 0;
+    char *huge = malloc(1 << 20); /* over the data limit, under QT_MAX_ENTRY_BYTES (1 MiB for the entry) */
+    memset(huge, 'a', (1 << 20) - 4096);
+    huge[(1 << 20) - 4096] = 0;
     struct { const char *type, *v, *data, *why; } bad[] = {
         {"market.data.update", "1", "{not json", "data: not JSON"},
         {NULL, "1", good, "missing field 'type'"},

@@ -521,6 +521,34 @@ TEST(a_poisoned_market_entry_does_not_steer_the_restart)
     stop(p);
 }
 
+/* A 40 MB entry in the market stream: the restart's rebuild (and the
+ * engine's consumers) leave it unread instead of holding it whole. */
+TEST(a_40mb_market_entry_is_not_read_at_restart)
+{
+    int port;
+    const char *env[] = {"QT_FEED=synthetic", "QT_FEED_SYMBOLS=BTCUSDT", "QT_FEED_BARS=600", "QT_FEED_SPEED=12000",
+                         "QT_MAX_READ_BYTES=4194304", NULL};
+    pid_t p = start("pb", env, &port);
+    CHECK_EQ(th_wait_xlen(rc, "pb:market", 100, 10000), 0);
+    long first = th_peak_rss_kb(p);
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    size_t n = 40u << 20;
+    char *huge = malloc(n);
+    memset(huge, 'z', n);
+    redisReply *r = redisCommand(rc, "XADD pb:market * type market.data.update v 1 data %b", huge, n);
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    free(huge);
+    p = start("pb", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
+    CHECK_EQ(th_xlen(rc, "pb:market"), 600 + 1);
+    long second = th_peak_rss_kb(p);
+    CHECK(first > 0 && second > 0);
+    CHECK(second - first < 32 * 1024); /* the bound and buffers (more under ASan), not the 40 MB */
+    stop(p);
+}
+
 TEST(synthetic_feed_is_deterministic_for_a_seed)
 {
     int port;
