@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -108,6 +111,15 @@ struct httpd {
     long accept_unlogged;       /* server thread: failures since the last log line */
     int64_t accept_logged_ms;
     long busy_ms, stall_ms;
+    /* server thread: the connections held, each bufferevent with a reference
+     * of ours (see httpd_conn_new) */
+    struct bufferevent **conns;
+    size_t nconns, conns_alloc, max_conns;
+    int at_cap;
+    int64_t cap_logged_ms;
+    struct event *sweep;
+    _Atomic long conns_now, cap_pauses; /* for the loop's metrics */
+    metric_t *m_conns, *m_cap;
     httpd_cached_t cache[HTTPD_CACHE]; /* server thread only */
     int cache_next;
 };
@@ -557,6 +569,94 @@ static void httpd_accept_error(struct evconnlistener *lev, void *arg)
     }
 }
 
+/* ---------- the server thread: a cap on connections ----------
+ *
+ * libevent 2.1's evhttp neither counts nor caps its connections. It lets us
+ * make each connection's bufferevent (evhttp_set_bevcb); we keep a reference
+ * to each, so we see when evhttp has let one go (bufferevent_free clears its
+ * callbacks) and drop ours, which closes the socket. At max_conns accepting
+ * pauses, the kernel's backlog holds the rest, and it resumes as soon as one
+ * is gone; silent connections are closed after idle_ms, so a crowd of idle
+ * clients cannot hold the service for long, and the descriptors below the
+ * open-files limit that the cap leaves are there for Redis and the venue. */
+
+#define HTTPD_FD_RESERVE 64 /* descriptors kept for everything but HTTP clients */
+#define HTTPD_SWEEP_MS 100
+
+static void httpd_conns_sweep(httpd_t *h)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < h->nconns; i++) {
+        void *arg = NULL;
+        bufferevent_getcb(h->conns[i], NULL, NULL, NULL, &arg);
+        if (arg) h->conns[k++] = h->conns[i];
+        else bufferevent_decref(h->conns[i]); /* evhttp is done with it: closes the socket */
+    }
+    h->nconns = k;
+    atomic_store(&h->conns_now, (long)k);
+    if (h->at_cap && h->nconns < h->max_conns) {
+        h->at_cap = 0;
+        evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock));
+    }
+}
+
+static void httpd_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    httpd_conns_sweep(arg);
+}
+
+static struct bufferevent *httpd_conn_new(struct event_base *base, void *arg)
+{
+    httpd_t *h = arg;
+    httpd_conns_sweep(h);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) return NULL; /* evhttp makes its own */
+    if (h->nconns == h->conns_alloc) {
+        size_t n = h->conns_alloc ? 2 * h->conns_alloc : 64;
+        struct bufferevent **v = realloc(h->conns, n * sizeof *v);
+        if (!v) return bev; /* not counted, still served */
+        h->conns = v, h->conns_alloc = n;
+    }
+    bufferevent_incref(bev);
+    h->conns[h->nconns++] = bev;
+    atomic_store(&h->conns_now, (long)h->nconns);
+    if (h->nconns >= h->max_conns && !h->at_cap) {
+        h->at_cap = 1;
+        atomic_fetch_add(&h->cap_pauses, 1);
+        evconnlistener_disable(evhttp_bound_socket_get_listener(h->sock));
+        int64_t now = clock_mono_ms();
+        if (now - h->cap_logged_ms >= 10000) {
+            log_warn("HTTP: %zu connections open, the most this service holds (QT_HTTP_MAX_CONNECTIONS, within the "
+                     "open-files limit less %d kept for Redis and the venue): new ones wait until one closes",
+                     h->nconns, HTTPD_FD_RESERVE);
+            h->cap_logged_ms = now;
+        }
+    }
+    return bev;
+}
+
+/* The connections this process may hold: what was asked, within the
+ * open-files limit less the descriptors open now and the reserve. */
+static size_t httpd_max_conns(long asked)
+{
+    struct rlimit rl;
+    size_t want = asked > 0 ? (size_t)asked : 1024, open_now = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));) open_now += e->d_name[0] != '.';
+    if (d) closedir(d);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t room = (size_t)rl.rlim_cur > open_now + HTTPD_FD_RESERVE + 8
+                          ? (size_t)rl.rlim_cur - open_now - HTTPD_FD_RESERVE : 8;
+        if (want > room) {
+            log_warn("HTTP: at most %zu connections at once (asked %zu; the open-files limit is %llu, %zu open, %d "
+                     "kept in reserve)", room, want, (unsigned long long)rl.rlim_cur, open_now, HTTPD_FD_RESERVE);
+            want = room;
+        }
+    }
+    return want;
+}
+
 static void *httpd_thread(void *arg)
 {
     httpd_t *h = arg;
@@ -575,6 +675,9 @@ static void httpd_beat(evutil_socket_t fd, short what, void *arg)
     if (n > 0) metric_add(h->m_busy, (double)n);
     n = atomic_exchange(&h->accept_errors, 0);
     if (n > 0) metric_add(h->m_accept, (double)n);
+    metric_set(h->m_conns, (double)atomic_load(&h->conns_now));
+    n = atomic_exchange(&h->cap_pauses, 0);
+    if (n > 0) metric_add(h->m_cap, (double)n);
 }
 
 /* The loop is done with the job: count it and hand the answer back. */
@@ -733,7 +836,11 @@ httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *
                                 "HTTP requests answered by the server thread while the service loop was held", NULL);
     evhttp_set_max_body_size(h->http, 4 * HTTPD_MAX_BODY);
     evhttp_set_max_headers_size(h->http, 16384);
-    evhttp_set_timeout(h->http, 30);
+    struct timeval idle = {(c->idle_ms > 0 ? c->idle_ms : 10000) / 1000,
+                           (c->idle_ms > 0 ? c->idle_ms : 10000) % 1000 * 1000};
+    evhttp_set_timeout_tv(h->http, &idle);
+    h->max_conns = httpd_max_conns(c->max_conns);
+    evhttp_set_bevcb(h->http, httpd_conn_new, h);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(h->http, httpd_dispatch, h);
@@ -751,6 +858,14 @@ httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(h->sock), httpd_accept_error);
     h->m_accept = metrics_counter(metrics, "qt_http_accept_errors_total",
                                   "Connections that could not be accepted (out of file descriptors)", NULL);
+    h->m_conns = metrics_gauge(metrics, "qt_http_connections", "HTTP connections open", NULL);
+    h->m_cap = metrics_counter(metrics, "qt_http_connection_cap_reached_total",
+                               "Times accepting paused at QT_HTTP_MAX_CONNECTIONS", NULL);
+    metric_set(metrics_gauge(metrics, "qt_http_connections_max", "HTTP connections held at most", NULL),
+               (double)h->max_conns);
+    h->sweep = event_new(h->sbase, -1, EV_PERSIST, httpd_sweep_cb, h);
+    struct timeval sw = {0, HTTPD_SWEEP_MS * 1000};
+    if (h->sweep) event_add(h->sweep, &sw);
     httpd_route(h, "GET", "/health", 0, httpd_health, h);
     httpd_route(h, "GET", "/ready", 0, httpd_ready, h);
     httpd_route(h, "GET", "/metrics", 0, httpd_metrics, h);
@@ -773,6 +888,9 @@ void httpd_free(httpd_t *h)
         pthread_join(h->thread, NULL);
     }
     if (h->http) evhttp_free(h->http); /* with the requests still open */
+    for (size_t i = 0; i < h->nconns; i++) bufferevent_decref(h->conns[i]);
+    free(h->conns);
+    if (h->sweep) event_free(h->sweep);
     if (h->beat) event_free(h->beat);
     if (h->resume) event_free(h->resume);
     if (h->spare_fd >= 0) close(h->spare_fd);

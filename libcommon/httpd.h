@@ -81,6 +81,8 @@ typedef struct httpd_config {
     long busy_ms;      /* the server thread answers alone when the loop has not taken a request by then */
     long stall_ms;     /* /health says "stalled" once the loop is held this long */
     const char *cors;  /* comma-separated origins whose browsers may read GET replies */
+    long max_conns;    /* connections held at once (0: 1024); at most the open-files limit minus a reserve */
+    long idle_ms;      /* a connection silent this long is closed (0: 10000) */
 } httpd_config_t;
 
 /* Bind and serve on a thread of its own; handlers run on base's loop.

@@ -1,5 +1,6 @@
 /* svc.c — process wiring shared by every service (see svc.h). */
 #include "svc.h"
+#include "timeguard.h"
 #include "event.h"
 #include "keys.h"
 #include "log.h"
@@ -102,6 +103,7 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     if (config_common_load(&s->cfg, service, default_port, err, errlen) < 0) return -1;
     log_init(service, s->cfg.log_level);
     event_set_clock_skew_ms(s->cfg.clock_skew_ms);
+    tguard_set_span_ms(s->cfg.max_time_jump_ms);
     svc_raise_nofile();
     if (httpd_threads_init() < 0) { /* before the loop exists: the HTTP server's thread hands requests to it */
         snprintf(err, errlen, "libevent has no thread support");
@@ -120,7 +122,8 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     s->bus = bus_new(s->base, &s->cfg, s->metrics, err, errlen);
     if (!s->bus) return -1;
     httpd_config_t hc = {service,  s->cfg.http_bind,      (int)s->cfg.http_port,  s->cfg.api_token,
-                         s->cfg.http_busy_ms, s->cfg.health_stall_ms, s->cfg.cors_origins};
+                         s->cfg.http_busy_ms, s->cfg.health_stall_ms, s->cfg.cors_origins,
+                         s->cfg.http_max_conns, s->cfg.http_idle_ms};
     s->http = httpd_new(s->base, &hc, s->metrics, err, errlen);
     if (!s->http) return -1;
     httpd_add_ready(s->http, "redis", svc_bus_ready, s->bus);

@@ -322,12 +322,70 @@ TEST(out_of_descriptors_the_service_pauses_accepting_and_recovers)
     FILE *f = fopen(log, "r");
     long lines = 0, accepts = 0;
     char line[4096];
-    while (f && fgets(line, sizeof line, f)) lines++, accepts += strstr(line, "ccept") != NULL;
+    while (f && fgets(line, sizeof line, f)) /* out of descriptors, or (now) at the cap below the limit */
+        lines++, accepts += strstr(line, "ccept") != NULL || strstr(line, "the most this service holds") != NULL;
     if (f) fclose(f);
     CHECK(accepts >= 1);  /* it said so */
     CHECK(lines < 100);   /* and did not flood the log */
     CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
     CHECK_CONTAINS(out, "qt_http_accept_errors_total ");
+    stop(w);
+}
+
+static long redis_clients(void)
+{
+    redisContext *c = th_redis_connect(&R);
+    redisReply *r = c ? redisCommand(c, "INFO clients") : NULL;
+    const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "connected_clients:") : NULL;
+    long n = p ? atol(p + 18) : -1;
+    if (r) freeReplyObject(r);
+    if (c) redisFree(c);
+    return n - 1; /* not this one */
+}
+
+/* Idle clients beyond the open-files limit held every descriptor: /health
+ * went down and the Redis links could not reconnect until the clients left.
+ * Now the service holds at most the open-files limit less a reserve, closes
+ * silent connections after QT_HTTP_IDLE_MS, and its Redis links come back
+ * while the crowd is still there. */
+TEST(a_crowd_of_idle_clients_cannot_hold_the_service_or_its_redis_links)
+{
+    char e[4][200], log[400], prl[] = "/usr/bin/prlimit";
+    int port = th_free_port(), fds[200], n = 0;
+    snprintf(e[0], sizeof e[0], "REDIS_URL=%s", R.url);
+    snprintf(e[1], sizeof e[1], "QT_NAMESPACE=h10");
+    snprintf(e[2], sizeof e[2], "QT_HTTP_PORT=%d", port);
+    snprintf(e[3], sizeof e[3], "QT_HTTP_IDLE_MS=1000");
+    const char *env[] = {e[0], e[1], e[2], e[3], NULL};
+    snprintf(log, sizeof log, "%s/h10.log", logdir);
+    const char *argv[] = {prl, "--nofile=96:96", worker_path, NULL};
+    pid_t w = th_spawn(prl, argv, env, log);
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 15000), 0);
+    long links = redis_clients();
+    CHECK(links >= 2);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < 120; i++) { /* more than the open-files limit, held open until the end */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fd < 0) break;
+        connect(fd, (struct sockaddr *)&a, sizeof a);
+        fds[n++] = fd;
+    }
+    th_sleep_ms(300);
+    redisContext *c = th_redis_connect(&R);
+    redisReply *r = redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes");
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    int back = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !back; th_sleep_ms(50))
+        back = redis_clients() >= links;
+    CHECK(back); /* both links again, the crowd still connected */
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 15000), 0);
+    CHECK_EQ(req(port, "GET", "/metrics", NULL, NULL, out), 200);
+    CHECK_CONTAINS(out, "qt_http_connections_max ");
+    CHECK_CONTAINS(out, "qt_http_connection_cap_reached_total ");
+    for (int i = 0; i < n; i++) close(fds[i]);
+    CHECK_EQ(kill(w, 0), 0);
     stop(w);
 }
 
