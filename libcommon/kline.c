@@ -82,6 +82,7 @@ const kline_interval_t kline_intervals[KLINE_INTERVALS] = {
 
 int64_t kline_interval_ms(const char *name)
 {
+    if (!name) return 0;
     for (size_t i = 0; i < KLINE_INTERVALS; i++)
         if (strcmp(kline_intervals[i].name, name) == 0) return kline_intervals[i].ms;
     return 0;

@@ -1,5 +1,7 @@
 /* ensemble.c — bars and external votes → signal.generated (see ensemble.h). */
 #include "ensemble.h"
+#include "kline.h"
+#include "timeguard.h"
 #include "keys.h"
 #include "symtab.h"
 #include "clock.h"
@@ -24,7 +26,7 @@
 typedef struct ens_sym {
     char symbol[24];
     obs_state_t st;
-    int64_t last_open_time, published_open_time;
+    int64_t last_open_time, published_open_time, leap_held; /* leap_held: see timeguard.h */
 } ens_sym_t;
 
 /* A bar waiting for external votes, or votes waiting for their bar. */
@@ -296,6 +298,10 @@ static bus_result_t ens_on_bar(ensemble_t *e, const bus_msg_t *m, char *err, siz
     int64_t ot = json_integer_value(json_object_get(b, "open_time"));
     ens_sym_t *s = json_is_true(json_object_get(b, "closed")) ? ens_sym(e, symbol) : NULL;
     if (!s || ot <= s->last_open_time) return e->bars_skipped += s != NULL, BUS_OK; /* open bar, too many symbols, old bar */
+    if (tguard_leap(s->last_open_time, &s->leap_held, ot,
+                    kline_interval_ms(json_string_value(json_object_get(b, "interval"))), "data.open_time", err,
+                    errlen) < 0)
+        return BUS_DEAD;
     obs_state_t before = s->st;
     if (obs_update(&s->st, json_number_value(json_object_get(b, "high")), json_number_value(json_object_get(b, "low")),
                    json_number_value(json_object_get(b, "close"))) < 0)

@@ -1,5 +1,6 @@
 /* policy_engine.c — inputs → TradingPolicy → stream and Redis (see policy_engine.h). */
 #include "policy_engine.h"
+#include "timeguard.h"
 #include "keys.h"
 #include "clock.h"
 #include "dedupe.h"
@@ -31,6 +32,7 @@ struct policy_engine {
     int seeded, seeding, dirty, publish_pending, persist_pending;
     policyview_t pv; /* the configuration hash as last read, kept current by policy.config.updated */
     int64_t last_event_time, last_day, refreshed_ms, ckpt_ms, seed_ms;
+    int64_t leap_held; /* see timeguard.h */
     char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
     char k_trading[160], k_history[160], k_state[160];
     long published, evaluated, ignored_symbols;
@@ -127,16 +129,17 @@ static const struct { const char *type; policy_engine_input_fn fn; } policy_engi
 static bus_result_t policy_engine_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     policy_engine_t *e = ud;
-    (void)err;
-    (void)errlen;
-    if (dedupe_check(e->seen, m->ev->id)) return BUS_OK; /* redelivered: already counted */
+    const json_t *tj = json_object_get(m->ev->data, "event_time");
+    int64_t t = tj ? json_integer_value(tj) : m->ev->ts;
     for (size_t i = 0; i < sizeof policy_engine_inputs / sizeof policy_engine_inputs[0]; i++) {
         if (strcmp(m->ev->type, policy_engine_inputs[i].type) != 0) continue;
+        /* the day turns on event time: one entry far ahead would turn it for good */
+        if (tguard_leap(e->last_event_time, &e->leap_held, t, 0, "event time", err, errlen) < 0) return BUS_DEAD;
+        if (dedupe_check(e->seen, m->ev->id)) return BUS_OK; /* redelivered: already counted */
         policy_engine_inputs[i].fn(e, m->ev->data);
         snprintf(e->trigger_id, sizeof e->trigger_id, "%s", m->ev->id);
         snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", m->ev->trace);
-        const json_t *t = json_object_get(m->ev->data, "event_time");
-        policy_engine_evaluate(e, t ? json_integer_value(t) : m->ev->ts, 0);
+        policy_engine_evaluate(e, t, 0);
         break;
     }
     return BUS_OK; /* other types on these streams are not ours */

@@ -11,6 +11,8 @@
 #include "policyview.h"
 #include "prng.h"
 #include "symtab.h"
+#include "kline.h"
+#include "timeguard.h"
 
 #include <hiredis/hiredis.h>
 
@@ -31,7 +33,7 @@ typedef struct dec_sym {
     int64_t opened_at;
     float last_obs[FEATURES_DIM], entry_obs[FEATURES_DIM];
     int last_action, entry_action, has_entry;
-    int64_t last_open_time;
+    int64_t last_open_time, leap_held; /* leap_held: see timeguard.h */
 } dec_sym_t;
 
 struct decider {
@@ -106,6 +108,10 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     dec_sym_t *s = dec_sym(d, json_string_value(json_object_get(b, "symbol")));
     int64_t ot = json_integer_value(json_object_get(b, "open_time"));
     if (!s || ot <= s->last_open_time) return BUS_OK; /* too many symbols, or an old bar */
+    if (tguard_leap(s->last_open_time, &s->leap_held, ot,
+                    kline_interval_ms(json_string_value(json_object_get(b, "interval"))), "data.open_time", err,
+                    errlen) < 0)
+        return BUS_DEAD;
     if (obs_update(&s->st, json_number_value(json_object_get(b, "high")), json_number_value(json_object_get(b, "low")),
                    json_number_value(json_object_get(b, "close"))) < 0)
         return BUS_OK;

@@ -27,6 +27,8 @@
 #include "publish.h"
 #include "rebuild.h"
 #include "riskguard.h"
+#include "timeguard.h"
+#include "kline.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -431,8 +433,6 @@ static bus_result_t eng_on_signal_event(void *ud, const bus_msg_t *m, char *err,
     engine_t *e = ud;
     const json_t *d = m->ev->data;
     const char *type = m->ev->type;
-    (void)err;
-    (void)errlen;
     if (strcmp(type, "rl.signal.generated") == 0 || strcmp(type, "signal.generated") == 0) {
         eng_on_signal(e, m->ev);
     } else if (strcmp(type, "ml.threshold.adjusted") == 0) {
@@ -442,6 +442,11 @@ static bus_result_t eng_on_signal_event(void *ud, const bus_msg_t *m, char *err,
         e->ml.max_pos = json_number_value(json_object_get(d, "max_position_size"));
         e->ml.sl_mult = json_number_value(json_object_get(d, "stop_loss_multiplier"));
     } else if (strcmp(type, "market.data.update") == 0 && json_is_true(json_object_get(d, "closed"))) {
+        join_sym_t *s = joins_sym(&e->joins, json_string_value(json_object_get(d, "symbol")));
+        if (s && tguard_leap(s->last_bar_open, &s->leap_held, json_integer_value(json_object_get(d, "open_time")),
+                             kline_interval_ms(json_string_value(json_object_get(d, "interval"))), "data.open_time",
+                             err, errlen) < 0)
+            return BUS_DEAD;
         eng_on_bar(e, json_string_value(json_object_get(d, "symbol")), json_integer_value(json_object_get(d, "open_time")),
                    json_integer_value(json_object_get(d, "event_time")), json_number_value(json_object_get(d, "high")),
                    json_number_value(json_object_get(d, "low")), json_number_value(json_object_get(d, "close")),

@@ -7,6 +7,7 @@
 #include "kline.h"
 #include "log.h"
 #include "synth.h"
+#include "timeguard.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ typedef struct replay_file {
     long line;
     int has_next;
     feed_bar_t next;
-    int64_t last_open;
+    int64_t last_open, leap_held; /* leap_held: see timeguard.h */
 } replay_file_t;
 
 typedef struct resume_point {
@@ -99,6 +100,9 @@ static void replay_advance(feed_t *feed, replay_file_t *f)
         int rc = kline_parse_line(line, &b, err, sizeof err);
         if (rc == 1 && f->line == 1) continue;
         if (rc == 0 && b.open_time <= f->last_open) rc = -1, snprintf(err, sizeof err, "open_time not after the previous row");
+        if (rc == 0 && tguard_leap(f->last_open, &f->leap_held, b.open_time, b.close_time - b.open_time + 1, "open_time",
+                                   err, sizeof err) < 0)
+            rc = -1;
         if (rc != 0) {
             feed->bad_rows++;
             log_warn("%s:%ld: bad row skipped: %s", f->path, f->line, rc == 1 ? "header line not at the top" : err);

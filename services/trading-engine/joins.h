@@ -28,6 +28,7 @@ typedef struct join_sym {
     char symbol[24];
     int64_t decided_upto;  /* open_time of the last bar decided on */
     int64_t last_bar_open; /* open_time of the newest bar seen */
+    int64_t leap_held;     /* a bar far ahead, refused until another confirms it (timeguard.h) */
     join_t join;
 } join_sym_t;
 

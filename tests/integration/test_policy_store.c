@@ -297,6 +297,32 @@ TEST(a_future_dated_bar_is_dead_lettered_and_the_day_still_turns)
     stop(p);
 }
 
+/* One bar of today in a replay of 2025 (behind the clock): the day turned
+ * to today, a daily block was lifted at once and the real next day never
+ * turned. The leap is dead-lettered; the block holds until the next day. */
+TEST(one_bar_far_ahead_does_not_turn_the_day)
+{
+    int port;
+    long long t0 = 1737504000000LL; /* 2025-01-22T00:00:00Z */
+    pid_t p = start("pj", TOKEN, NULL, &port);
+    trend_bars("pj", "BTCUSDT", t0, 5, 100);
+    perf("pj", -4.0, t0 + DAY - 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "Daily DD limit hit (-4.00%)", 10000), 0);
+    trend_bars("pj", "BTCUSDT", (th_wall_ms() - 3600000LL) / 60000 * 60000, 1, 120); /* today, an hour ago */
+    CHECK_EQ(th_wait_xlen(rc, "pj:market:dlq", 1, 10000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE pj:market:dlq - +");
+    CHECK(r && r->elements == 1);
+    const redisReply *f = r && r->elements == 1 ? r->element[0]->element[1] : NULL;
+    for (size_t i = 0; f && i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, "error") == 0) CHECK_CONTAINS(f->element[i + 1]->str, "QT_MAX_TIME_JUMP_MS");
+    freeReplyObject(r);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/policy/trading", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"allow_new_trades\":false");
+    trend_bars("pj", "BTCUSDT", t0 + DAY, 1, 140); /* the next real day */
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"allow_new_trades\":true", 10000), 0);
+    stop(p);
+}
+
 TEST(history_holds_the_last_100)
 {
     int port;

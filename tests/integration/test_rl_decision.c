@@ -122,6 +122,128 @@ TEST(a_future_dated_bar_does_not_silence_the_symbol)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* A replay of 2024 with one bar of today (behind the clock, so not "in the
+ * future"): the symbol's clock leapt to today and every later 2024 bar was
+ * taken for old. The leap is dead-lettered with its reason. */
+TEST(one_bar_far_ahead_of_the_stream_does_not_move_the_symbol)
+{
+    int port;
+    pid_t p = start("lp", &port, 1);
+    bars("lp", "BTCUSDT", 20);
+    CHECK_EQ(th_wait_xlen(rc, "lp:signal", 20, 10000), 0);
+    char data[512];
+    long long ot = (th_wall_ms() - 3600000LL) / 60000 * 60000;
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
+             "\"close\":100,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+             ot, ot + 59999);
+    CHECK_EQ(th_xadd_event(rc, "lp:market", "market.data.update", data, NULL), 0);
+    CHECK_EQ(th_wait_xlen(rc, "lp:market:dlq", 1, 10000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE lp:market:dlq - +");
+    const char *why = "";
+    for (size_t i = 0; r && r->elements == 1 && i + 1 < r->element[0]->element[1]->elements; i += 2)
+        if (strcmp(r->element[0]->element[1]->element[i]->str, "error") == 0)
+            why = r->element[0]->element[1]->element[i + 1]->str;
+    CHECK_CONTAINS(why, "QT_MAX_TIME_JUMP_MS");
+    freeReplyObject(r);
+    for (int i = 20; i < 30; i++) { /* the replay goes on */
+        long long t = 1704067200000LL + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,"
+                 "\"low\":99,\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+                 t, t + 59999);
+        th_xadd_event(rc, "lp:market", "market.data.update", data, NULL);
+    }
+    CHECK_EQ(th_wait_xlen(rc, "lp:signal", 30, 10000), 0);
+    CHECK_EQ(th_xlen(rc, "lp:signal"), 30);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* One 40 MB entry was read whole by every consumer (twice its size in
+ * memory, OOM-killed under the shipped 128 Mi limit, at every restart, and
+ * never dead-lettered). A read now stops at QT_MAX_READ_BYTES and the entry
+ * is dead-lettered in Redis unread; the bars around it are decided in order. */
+TEST(a_40mb_entry_is_dead_lettered_without_being_read)
+{
+    int port;
+    const char *env[] = {env_model, "QT_MAX_READ_BYTES=4194304", "QT_MAX_ENTRY_BYTES=1048576", NULL};
+    pid_t p = th_service(bin, &R, "big", env, dir, "rl-big", &port, 1);
+    bars("big", "BTCUSDT", 20);
+    CHECK_EQ(th_wait_xlen(rc, "big:signal", 20, 10000), 0);
+    long before = th_peak_rss_kb(p);
+    size_t n = 40u << 20;
+    char *huge = malloc(n), data[512];
+    memset(huge, 'x', n);
+    redisReply *r = redisCommand(rc, "XADD big:market * type market.data.update v 1 data %b", huge, n);
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    free(huge);
+    for (int i = 20; i < 30; i++) { /* the next real bars */
+        long long t = 1704067200000LL + i * 60000LL;
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,"
+                 "\"low\":99,\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+                 t, t + 59999);
+        th_xadd_event(rc, "big:market", "market.data.update", data, NULL);
+    }
+    CHECK_EQ(th_wait_xlen(rc, "big:market:dlq", 1, 20000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "big:signal", 30, 20000), 0);
+    CHECK_EQ(th_xlen(rc, "big:signal"), 30);
+    long after = th_peak_rss_kb(p);
+    CHECK(before > 0 && after > 0);
+    CHECK(after - before < 32 * 1024); /* the bound (4 MiB) and buffers (more under ASan), not the 40 MB */
+    r = redisCommand(rc, "XRANGE big:market:dlq - +");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    const redisReply *f = r->element[0]->element[1];
+    size_t total = 0;
+    const char *why = "";
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        total += f->element[i]->len + f->element[i + 1]->len;
+        if (strcmp(f->element[i]->str, "error") == 0 && f->element[i + 1]->len < 1000) why = f->element[i + 1]->str;
+        if (strcmp(f->element[i]->str, "data") == 0) /* a note of its size, not the data */
+            CHECK(f->element[i + 1]->len < 100 && strstr(f->element[i + 1]->str, "not kept: 41943040 bytes"));
+    }
+    CHECK(total < 4096);
+    CHECK_CONTAINS(why, "entry of 41943068 bytes is larger than QT_MAX_ENTRY_BYTES=1048576");
+    freeReplyObject(r);
+    r = redisCommand(rc, "XPENDING big:market rl-decision");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->element[0]->integer == 0);
+    freeReplyObject(r);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* Entries each under QT_MAX_ENTRY_BYTES but together over QT_MAX_READ_BYTES:
+ * the read that would hold them all is dropped, and they are read one at a
+ * time (here each is dead-lettered for what it holds), the bars after them
+ * decided. */
+TEST(a_batch_over_the_read_bound_is_read_one_entry_at_a_time)
+{
+    int port;
+    const char *env[] = {env_model, "QT_MAX_READ_BYTES=4194304", "QT_MAX_ENTRY_BYTES=1048576", NULL};
+    pid_t p = th_service(bin, &R, "bat", env, dir, "rl-bat", &port, 1);
+    th_kill(p, SIGSTOP); /* so that all of them come in one read */
+    size_t n = 700u << 10;
+    char *big = malloc(n), data[512];
+    memset(big, 'y', n);
+    for (int i = 0; i < 10; i++) {
+        redisReply *r = redisCommand(rc, "XADD bat:market * type market.data.update v 1 pad %b", big, n);
+        CHECK(r && r->type == REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    free(big);
+    bars("bat", "BTCUSDT", 10);
+    th_kill(p, SIGCONT);
+    CHECK_EQ(th_wait_xlen(rc, "bat:market:dlq", 10, 20000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "bat:signal", 10, 20000), 0);
+    redisReply *r = redisCommand(rc, "XPENDING bat:market rl-decision");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->element[0]->integer == 0);
+    freeReplyObject(r);
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "qt_bus_redis_replies_dropped_total{link=\"read\"} 1");
+    CHECK_EQ(th_stop(p, 10000), 0);
+    (void)data;
+}
+
 TEST(reload_keeps_the_old_model_when_the_new_one_is_bad)
 {
     int port;
