@@ -325,6 +325,21 @@ TEST(tail_prints_the_last_entries_then_follows)
     CHECK_EQ(run(args, out, sizeof out), 0);
     CHECK_CONTAINS(out, "\"id\":\"e5\"");
     CHECK(strstr(out, "\"e4\"") == NULL);
+    /* an entry over QT_MAX_ENTRY_BYTES is not read, and said so; streams do not read it either */
+    size_t n = 2u << 20;
+    char *big = malloc(n);
+    memset(big, 'b', n);
+    freeReplyObject(redisCommand(c, "XADD q:tl * id e6 type x v 1 data %b", big, n));
+    free(big);
+    freeReplyObject(redisCommand(c, "XADD q:tl * id e7 type x v 1 data {}"));
+    CHECK_EQ(run("tail tl --count 3 --no-follow --json", out, sizeof out), 0);
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
+    CHECK_CONTAINS(slurp(errpath), "1 entries over QT_MAX_ENTRY_BYTES=1048576 not shown");
+    CHECK(strstr(out, "bbbb") == NULL);
+    a = strstr(out, "\"id\":\"e5\""), b = strstr(out, "\"id\":\"e7\"");
+    CHECK(a && b && a < b);
+    CHECK_EQ(run("streams --json", out, sizeof out), 0);
+    CHECK(strstr(out, "bbbb") == NULL);
     CHECK_EQ(run("tail", out, sizeof out), 2);
     CHECK_EQ(run("tail tl --count -1", out, sizeof out), 2);
     redisFree(c);

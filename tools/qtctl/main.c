@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 
@@ -214,9 +215,25 @@ static json_t *reply_json(const redisReply *v)
 }
 
 /* {stream, length, last_id, groups: [{group, consumers, pending, last_delivered_id, lag}]} or NULL. */
+/* XINFO STREAM's length and last-generated-id, without its first and last
+ * entries (one of them may be larger than anything we want to read). */
+static redisReply *stream_head(redisContext *c, const char *key)
+{
+    static const char lua[] = "local i = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+                              "local out = {}\n"
+                              "for k = 1, #i, 2 do\n"
+                              "  if i[k] == 'length' or i[k] == 'last-generated-id' then\n"
+                              "    out[#out + 1] = i[k]; out[#out + 1] = i[k + 1]\n"
+                              "  end\n"
+                              "end\n"
+                              "return out\n";
+    const char *argv[] = {"EVAL", lua, "1", key};
+    return redisCommandArgv(c, 4, argv, NULL);
+}
+
 static json_t *stream_info(redisContext *c, const char *key, char *err, size_t errlen)
 {
-    redisReply *s = redisCommand(c, "XINFO STREAM %s", key), *g = NULL;
+    redisReply *s = stream_head(c, key), *g = NULL;
     if (!s || s->type != REDIS_REPLY_ARRAY) {
         snprintf(err, errlen, "XINFO STREAM %s: %s", key, s && s->type == REDIS_REPLY_ERROR ? s->str : c->errstr);
         freeReplyObject(s);
@@ -363,37 +380,58 @@ static int cmd_tail(int argc, char **argv)
     snprintf(key, sizeof key, "%s:%s", cfg.ns, argv[1]);
     redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
     if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
-    redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT %ld", key, count ? count : 1);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "qtctl: XREVRANGE %s: %s\n", key, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-        freeReplyObject(r);
+    /* Read in pages bounded in bytes; an entry over QT_MAX_ENTRY_BYTES is not read (said on stderr). */
+    long want = count ? count : 1, got = 0, skipped = 0;
+    long page_bytes = cfg.max_read_bytes / 2;
+    redisReply *pages[64];
+    int npages = 0, rc = 0;
+    char end[80] = "+";
+    redisReply *h = stream_head(c, key);
+    if (!h || h->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "qtctl: XINFO STREAM %s: %s\n", key, h && h->type == REDIS_REPLY_ERROR ? h->str : c->errstr);
+        freeReplyObject(h);
         redisFree(c);
         return 1;
     }
-    if (r->elements) snprintf(last, sizeof last, "%s", r->element[0]->element[0]->str);
-    for (size_t i = count ? r->elements : 0; i-- > 0;) tail_print(r->element[i], compact); /* oldest first */
-    freeReplyObject(r);
-    int rc = 0;
-    if (follow) {
-        struct timeval none = {0, 0};
-        redisSetTimeout(c, none); /* XREAD BLOCK waits on the server; no client timeout */
-    }
-    while (follow) {
-        r = redisCommand(c, "XREAD COUNT 100 BLOCK 5000 STREAMS %s %s", key, last);
-        if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
-            fprintf(stderr, "qtctl: XREAD %s: %s\n", key, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
-            freeReplyObject(r);
+    const redisReply *lid = reply_field(h, "last-generated-id");
+    if (lid && lid->type == REDIS_REPLY_STRING) snprintf(last, sizeof last, "%s", lid->str);
+    freeReplyObject(h);
+    while (got + skipped < want && npages < 64) {
+        redisReply *r = rsync_range(c, key, end, "-", 1, want - got - skipped, cfg.max_entry_bytes, page_bytes);
+        if (!r) {
+            fprintf(stderr, "qtctl: XREVRANGE %s: %s\n", key, c->errstr[0] ? c->errstr : "refused");
             rc = 1;
             break;
         }
-        for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            const redisReply *entries = r->element[i]->element[1];
-            for (size_t k = 0; k < entries->elements; k++) {
-                tail_print(entries->element[k], compact);
-                snprintf(last, sizeof last, "%s", entries->element[k]->element[0]->str);
-            }
+        pages[npages++] = r;
+        got += (long)r->element[3]->elements;
+        skipped += (long)r->element[1]->integer;
+        snprintf(end, sizeof end, "(%s", r->element[0]->str);
+        if (r->element[2]->integer || !r->element[0]->str[0]) break;
+    }
+    for (int p = npages; count && p-- > 0;) /* oldest first */
+        for (size_t i = pages[p]->element[3]->elements; i-- > 0;) tail_print(pages[p]->element[3]->element[i], compact);
+    for (int p = 0; p < npages; p++) freeReplyObject(pages[p]);
+    if (count && skipped) fprintf(stderr, "qtctl: %ld entries over QT_MAX_ENTRY_BYTES=%ld not shown\n", skipped,
+                                  cfg.max_entry_bytes);
+    while (follow && rc == 0) { /* polls: a blocking XREAD would hand over an entry of any size */
+        char from[80];
+        snprintf(from, sizeof from, "(%s", last);
+        redisReply *r = rsync_range(c, key, from, "+", 0, 100, cfg.max_entry_bytes, page_bytes);
+        if (!r) {
+            fprintf(stderr, "qtctl: XRANGE %s: %s\n", key, c->errstr[0] ? c->errstr : "refused");
+            rc = 1;
+            break;
         }
+        const redisReply *en = r->element[3];
+        for (size_t k = 0; k < en->elements; k++) tail_print(en->element[k], compact);
+        if (r->element[1]->integer)
+            fprintf(stderr, "qtctl: %lld entries over QT_MAX_ENTRY_BYTES=%ld not shown\n", r->element[1]->integer,
+                    cfg.max_entry_bytes);
+        int more = r->element[0]->str[0] && !r->element[2]->integer;
+        if (r->element[0]->str[0]) snprintf(last, sizeof last, "%s", r->element[0]->str);
         freeReplyObject(r);
+        if (!more) usleep(200000);
     }
     redisFree(c);
     return rc;
