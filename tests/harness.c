@@ -170,10 +170,15 @@ static void th_exec_wrapped(const char *path, const char *const argv[])
     }
     char *copy = strdup(w), *save = NULL;
     const char *args[64];
-    int n = 0;
+    int n = 0, i = 1;
+    size_t pl = strlen(path);
+    if (pl >= 7 && strcmp(path + pl - 7, "prlimit") == 0) { /* the wrapper goes inside: valgrind refuses setrlimit */
+        args[n++] = path;
+        for (; argv[i] && argv[i][0] == '-' && n < 8; i++) args[n++] = argv[i];
+    }
     for (char *t = strtok_r(copy, " ", &save); t && n < 48; t = strtok_r(NULL, " ", &save)) args[n++] = t;
-    args[n++] = path;
-    for (int i = 1; argv[i] && n < 63; i++) args[n++] = argv[i];
+    if (n == 0 || args[0] != path) args[n++] = path;
+    for (; argv[i] && n < 63; i++) args[n++] = argv[i];
     args[n] = NULL;
     execvp(args[0], (char *const *)args);
 }
