@@ -56,7 +56,7 @@ start_redis() {
     fi
     mkdir -p "$DIR/redis"
     redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$DIR/redis" --appendonly yes \
-        --appendfsync everysec --save "" --daemonize no >"$DIR/logs/redis.log" 2>&1 &
+        --appendfsync everysec --save "" --proto-max-bulk-len 16mb --daemonize no >"$DIR/logs/redis.log" 2>&1 &
     REDIS_PID=$!
     echo "$REDIS_PID" >>"$DIR/pids"
     REDIS_URL=redis://127.0.0.1:$RPORT/0

@@ -45,6 +45,9 @@ def compose_checks(yaml):
     redis = svcs.get("redis", {})
     check("redis runs with AOF", "--appendonly" in redis.get("command", []) and "yes" in redis.get("command", []),
           redis.get("command"))
+    cmd = redis.get("command", [])
+    check("redis refuses values over 16 MB (proto-max-bulk-len, as QT_MAX_READ_BYTES)",
+          "--proto-max-bulk-len" in cmd and cmd[cmd.index("--proto-max-bulk-len") + 1] == "16mb", cmd)
     check("redis has a healthcheck", "redis-cli" in " ".join(redis.get("healthcheck", {}).get("test", [])))
     for name, port in PORTS.items():
         s = svcs.get(name, {})
