@@ -620,14 +620,20 @@ static void scan_read_cb(redisAsyncContext *ac, void *r, void *pd)
     read_next(b);
 }
 
+/* Where XPENDING starts for the pending entries after the scan cursor. */
+static void scan_start(const bus_sub_t *s, char start[BUS_SID_MAX + 1])
+{
+    if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, BUS_SID_MAX + 1, "-");
+    else snprintf(start, BUS_SID_MAX + 1, "(%s", s->scan_cursor);
+}
+
 /* The next count of our pending entries after the scan cursor, with their
  * delivery counts. */
 static void scan_send(bus_t *b, int si, const char *count)
 {
     bus_sub_t *s = &b->subs[si];
     char start[BUS_SID_MAX + 1];
-    if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, sizeof start, "-");
-    else snprintf(start, sizeof start, "(%s", s->scan_cursor);
+    scan_start(s, start);
     const char *pv[] = {"XPENDING", s->key, b->group, start, "+", count, b->consumer};
     const char *rv[] = {"XREADGROUP", "GROUP", b->group, b->consumer, "COUNT", count,
                         "STREAMS", s->key, s->scan_cursor};
@@ -708,8 +714,7 @@ static void sweep_send(bus_t *b, int si)
     bus_sub_t *s = &b->subs[si];
     char start[BUS_SID_MAX + 1], maxe[24], keep[24], cap[24], at[24];
     const char *meta[2 * DLQ_META_FIELDS];
-    if (strcmp(s->scan_cursor, "0") == 0) snprintf(start, sizeof start, "-");
-    else snprintf(start, sizeof start, "(%s", s->scan_cursor);
+    scan_start(s, start);
     snprintf(maxe, sizeof maxe, "%ld", b->cfg.max_entry_bytes);
     snprintf(keep, sizeof keep, "%d", SWEEP_KEEP);
     snprintf(cap, sizeof cap, "%d", SWEEP_CAP);

@@ -533,7 +533,7 @@ static void httpd_resume_accept(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     httpd_t *h = arg;
-    evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock));
+    if (!h->at_cap) evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock)); /* else the sweep does */
 }
 
 /* accept() failed. Out of descriptors (EMFILE, ENFILE) the pending connection
@@ -621,10 +621,11 @@ static struct bufferevent *httpd_conn_new(struct event_base *base, void *arg)
     bufferevent_incref(bev);
     h->conns[h->nconns++] = bev;
     atomic_store(&h->conns_now, (long)h->nconns);
-    if (h->nconns >= h->max_conns && !h->at_cap) {
+    if (h->nconns >= h->max_conns) { /* disabled each time: the EMFILE pause may have enabled it meanwhile */
+        evconnlistener_disable(evhttp_bound_socket_get_listener(h->sock));
+        if (h->at_cap) return bev;
         h->at_cap = 1;
         atomic_fetch_add(&h->cap_pauses, 1);
-        evconnlistener_disable(evhttp_bound_socket_get_listener(h->sock));
         int64_t now = clock_mono_ms();
         if (now - h->cap_logged_ms >= 10000) {
             log_warn("HTTP: %zu connections open, the most this service holds (QT_HTTP_MAX_CONNECTIONS, within the "

@@ -50,6 +50,17 @@ static int pending_drained(const char *key, int ms)
     return 0;
 }
 
+/* One closed BTCUSDT bar opening at ot (open 100, high 101, low 99). */
+static int flat_bar(const char *key, long long ot, double close)
+{
+    char data[512];
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
+             "\"close\":%g,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
+             ot, close, ot + 59999);
+    return th_xadd_event(rc, key, "market.data.update", data, NULL);
+}
+
 static pid_t start(const char *ns, int *port, int wait)
 {
     const char *env[] = {env_model, "QT_API_TOKEN=rl-token", NULL};
@@ -111,23 +122,13 @@ TEST(a_future_dated_bar_does_not_silence_the_symbol)
     pid_t p = start("fu", &port, 1);
     bars("fu", "BTCUSDT", 20);
     CHECK_EQ(th_wait_xlen(rc, "fu:signal", 20, 10000), 0);
-    char data[512];
     long long ot = th_wall_ms() + 365LL * 86400000LL;
-    snprintf(data, sizeof data,
-             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
-             "\"close\":100,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
-             ot, ot + 59999);
-    CHECK_EQ(th_xadd_event(rc, "fu:market", "market.data.update", data, NULL), 0);
+    CHECK_EQ(flat_bar("fu:market", ot, 100), 0);
     CHECK_EQ(th_wait_xlen(rc, "fu:market:dlq", 1, 10000), 0);
     /* the next real bars (continuing where the first 20 ended) */
-    char key[] = "fu:market";
     for (int i = 20; i < 30; i++) {
         long long t = 1704067200000LL + i * 60000LL;
-        snprintf(data, sizeof data,
-                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
-                 "\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
-                 t, t + 59999);
-        th_xadd_event(rc, key, "market.data.update", data, NULL);
+        flat_bar("fu:market", t, 100.5);
     }
     CHECK_EQ(th_wait_xlen(rc, "fu:signal", 30, 10000), 0);
     CHECK_EQ(th_xlen(rc, "fu:signal"), 30); /* none for the future bar */
@@ -143,13 +144,8 @@ TEST(one_bar_far_ahead_of_the_stream_does_not_move_the_symbol)
     pid_t p = start("lp", &port, 1);
     bars("lp", "BTCUSDT", 20);
     CHECK_EQ(th_wait_xlen(rc, "lp:signal", 20, 10000), 0);
-    char data[512];
     long long ot = (th_wall_ms() - 3600000LL) / 60000 * 60000;
-    snprintf(data, sizeof data,
-             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
-             "\"close\":100,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
-             ot, ot + 59999);
-    CHECK_EQ(th_xadd_event(rc, "lp:market", "market.data.update", data, NULL), 0);
+    CHECK_EQ(flat_bar("lp:market", ot, 100), 0);
     CHECK_EQ(th_wait_xlen(rc, "lp:market:dlq", 1, 10000), 0);
     redisReply *r = redisCommand(rc, "XRANGE lp:market:dlq - +");
     const char *why = "";
@@ -160,11 +156,7 @@ TEST(one_bar_far_ahead_of_the_stream_does_not_move_the_symbol)
     freeReplyObject(r);
     for (int i = 20; i < 30; i++) { /* the replay goes on */
         long long t = 1704067200000LL + i * 60000LL;
-        snprintf(data, sizeof data,
-                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,"
-                 "\"low\":99,\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
-                 t, t + 59999);
-        th_xadd_event(rc, "lp:market", "market.data.update", data, NULL);
+        flat_bar("lp:market", t, 100.5);
     }
     CHECK_EQ(th_wait_xlen(rc, "lp:signal", 30, 10000), 0);
     CHECK_EQ(th_xlen(rc, "lp:signal"), 30);
@@ -184,7 +176,7 @@ TEST(a_40mb_entry_is_dead_lettered_without_being_read)
     CHECK_EQ(th_wait_xlen(rc, "big:signal", 20, 10000), 0);
     long before = th_peak_rss_kb(p);
     size_t n = 40u << 20;
-    char *huge = malloc(n), data[512];
+    char *huge = malloc(n);
     memset(huge, 'x', n);
     redisReply *r = redisCommand(rc, "XADD big:market * type market.data.update v 1 data %b", huge, n);
     CHECK(r && r->type == REDIS_REPLY_STRING);
@@ -192,11 +184,7 @@ TEST(a_40mb_entry_is_dead_lettered_without_being_read)
     free(huge);
     for (int i = 20; i < 30; i++) { /* the next real bars */
         long long t = 1704067200000LL + i * 60000LL;
-        snprintf(data, sizeof data,
-                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,"
-                 "\"low\":99,\"close\":100.5,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
-                 t, t + 59999);
-        th_xadd_event(rc, "big:market", "market.data.update", data, NULL);
+        flat_bar("big:market", t, 100.5);
     }
     CHECK_EQ(th_wait_xlen(rc, "big:market:dlq", 1, 20000), 0);
     CHECK_EQ(th_wait_xlen(rc, "big:signal", 30, 20000), 0);
@@ -233,7 +221,7 @@ TEST(a_batch_over_the_read_bound_is_read_one_entry_at_a_time)
     pid_t p = th_service(bin, &R, "bat", env, dir, "rl-bat", &port, 1);
     th_kill(p, SIGSTOP); /* so that all of them come in one read */
     size_t n = 700u << 10;
-    char *big = malloc(n), data[512];
+    char *big = malloc(n);
     memset(big, 'y', n);
     for (int i = 0; i < 10; i++) {
         redisReply *r = redisCommand(rc, "XADD bat:market * type market.data.update v 1 pad %b", big, n);
@@ -250,7 +238,6 @@ TEST(a_batch_over_the_read_bound_is_read_one_entry_at_a_time)
     const char *dropped = strstr(out, "qt_bus_redis_replies_dropped_total{link=\"read\"} ");
     CHECK(dropped && atol(dropped + strlen("qt_bus_redis_replies_dropped_total{link=\"read\"} ")) >= 1);
     CHECK_EQ(th_stop(p, 10000), 0);
-    (void)data;
 }
 
 TEST(reload_keeps_the_old_model_when_the_new_one_is_bad)

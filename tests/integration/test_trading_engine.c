@@ -2,6 +2,8 @@
  * with signals, executions and policies injected into its streams. */
 #include "check.h"
 #include "harness.h"
+
+#include <sys/stat.h>
 #include "proto.h"
 
 #include <signal.h>
@@ -166,6 +168,45 @@ TEST(replay_in_shadow_records_and_never_trades)
     while (lf && fgets(line, sizeof line, lf)) named |= strstr(line, "BTCUSDT-1m-2024-01.csv:7: bad row skipped") != NULL;
     if (lf) fclose(lf);
     CHECK(named); /* file and line of the bad row (line 7: header + 5 rows before it) */
+}
+
+/* A replay of January 2024 with one row of 2025 in it: the feed took the
+ * row and then skipped every later real row as "not after the previous".
+ * The leap row is the bad one now. */
+TEST(a_replay_row_far_ahead_is_skipped_and_the_replay_goes_on)
+{
+    char path[300];
+    int port;
+    snprintf(path, sizeof path, "%s/leap/BTCUSDT-1m-2024-01.csv", dir);
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/leap", dir);
+    mkdir(sub, 0700);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 30; i++) {
+        long long ot = i == 15 ? 1737504000000LL : T0 + i * 60000LL; /* row 15: 2025-01-22 */
+        fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,10,1,100,0\n", ot, ot + 59999);
+    }
+    fclose(f);
+    char feed[400];
+    snprintf(feed, sizeof feed, "QT_FEED=replay:%s", path);
+    const char *env[] = {feed, NULL};
+    pid_t p = start("lj", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    CHECK_CONTAINS(out, "\"bars_published\":29");
+    CHECK_CONTAINS(out, "\"bad_rows\":1");
+    json_t *b = last("lj", "market", "market.data.update");
+    CHECK_EQ(json_integer_value(json_object_get(b, "open_time")), T0 + 29 * 60000LL);
+    json_decref(b);
+    stop(p);
+    char log[300], line[2048];
+    snprintf(log, sizeof log, "%s/engine-lj.log", dir);
+    FILE *lf = fopen(log, "r");
+    int named = 0;
+    while (lf && fgets(line, sizeof line, lf))
+        named |= strstr(line, "BTCUSDT-1m-2024-01.csv:16: bad row skipped: open_time 1737504000000") != NULL &&
+                 strstr(line, "QT_MAX_TIME_JUMP_MS") != NULL;
+    if (lf) fclose(lf);
+    CHECK(named);
 }
 
 TEST(primary_hybrid_thresholds_and_denials)
