@@ -1,6 +1,8 @@
 /* bus.c — Redis Streams bus on hiredis async + libevent (see bus.h). */
 #include "bus.h"
+#include "ckpt.h"
 #include "dlq.h"
+#include "keys.h"
 #include "outbox.h"
 #include "proto.h"
 #include "rsync.h"
@@ -40,6 +42,8 @@ typedef struct bus_sub {
     size_t scan_n;
     int64_t retry_due_ms, next_claim_ms, next_lag_ms;
     long long lag, pending;
+    char done_id[BUS_SID_MAX];  /* the newest entry handled (acked, dead-lettered or skipped): a checkpoint's tag */
+    char covered[BUS_SID_MAX];  /* from the restored checkpoint: pending entries up to it are already applied */
     metric_t *m_in, *m_acked, *m_dead, *m_retried, *m_claimed, *m_deleted, *m_lag, *m_pending, *m_latency, *m_skipped;
 } bus_sub_t;
 
@@ -75,6 +79,7 @@ struct bus {
     int npubs;
     outbox_t ob; /* publishes and DLQ copies until confirmed, and the acks that wait for them */
     int reclaims;      /* take-overs of dead consumers' entries under way */
+    int claims;        /* XAUTOCLAIMs in flight */
     int oldest_first;  /* (re)started: read new entries only once those and our own pending are handled */
     size_t acks_inflight;
     bus_pending_t *deferred; /* entries handlers finish later */
@@ -101,6 +106,14 @@ struct bus {
     void (*stop_done)(void *);
     void *stop_ud;
     int64_t stop_deadline_ms;
+    /* state kept across restarts (ckpt.h) */
+    const ckpt_ops_t *st_ops;
+    void *st_ud;
+    char st_key[200];
+    int replaying, ckpt_inflight;
+    long handled_since;
+    int64_t next_ckpt_ms;
+    metric_t *m_ckpt, *m_ckpt_bytes, *m_covered;
 };
 
 static void read_next(bus_t *b);
@@ -312,11 +325,21 @@ static int entry_size_ok(const bus_t *b, const event_field_t *f, size_t n, char 
     return -1;
 }
 
+/* Entry id of sub si is done with (acked, dead-lettered, skipped): the
+ * newest such is the stream's tag in the next checkpoint. */
+static void sub_done(bus_t *b, int si, const char *id)
+{
+    bus_sub_t *s = &b->subs[si];
+    if (!s->done_id[0] || ckpt_id_cmp(id, s->done_id) > 0) snprintf(s->done_id, sizeof s->done_id, "%s", id);
+    b->handled_since++;
+}
+
 static void handle_result(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries,
                           bus_result_t r, const char *err, const char *trace)
 {
     bus_sub_t *s = &b->subs[si];
     char why[600];
+    if (r != BUS_RETRY || deliveries >= b->cfg.max_deliveries) sub_done(b, si, id);
     if (r == BUS_OK) {
         ack_push(b, si, id, outbox_issued(&b->ob));
     } else if (r == BUS_DEAD) {
@@ -373,27 +396,36 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
     char err[512] = "";
     event_t ev;
     if (bus_is_deferred(b, si, id)) return; /* its handler is still at it */
+    if (s->covered[0] && ckpt_id_cmp(id, s->covered) <= 0) { /* applied before the checkpoint we restored */
+        metric_inc(b->m_covered);
+        ack_push(b, si, id, 0);
+        return;
+    }
     if (!fields || fields->type == REDIS_REPLY_NIL) { /* deleted (trimmed) while pending */
         metric_inc(s->m_deleted);
         log_warn("%s entry %s was deleted before it was processed", s->key, id);
         ack_push(b, si, id, 0);
+        sub_done(b, si, id);
         return;
     }
     metric_inc(s->m_in);
     if (sub_skips(s, fields)) {
         metric_inc(s->m_skipped);
         ack_push(b, si, id, 0);
+        sub_done(b, si, id);
         return;
     }
     if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || entry_size_ok(b, f, nf, err, sizeof err) < 0 ||
         event_decode(&ev, f, nf, err, sizeof err) < 0) {
         dead_letter(b, si, id, fields, deliveries, err, NULL);
+        sub_done(b, si, id);
         return;
     }
     if (deliveries > b->cfg.max_deliveries) {
         snprintf(err, sizeof err, "delivered %ld times, over QT_MAX_DELIVERIES=%ld (a handler crash loop?)",
                  deliveries, b->cfg.max_deliveries);
         dead_letter(b, si, id, fields, deliveries, err, ev.trace);
+        sub_done(b, si, id);
         event_clear(&ev);
         return;
     }
@@ -441,6 +473,7 @@ oom:
 
 bus_pending_t *bus_defer(bus_t *b)
 {
+    if (b->replaying) return NULL;
     if (!b->cur_id || b->cur_token) return b->cur_token;
     bus_pending_t *p = calloc(1, sizeof *p);
     if (!p || !(p->fields = reply_copy(b->cur_fields))) {
@@ -750,6 +783,7 @@ static void claim_cb(redisAsyncContext *ac, void *r, void *pd)
     bus_sub_t *s = &b->subs[(intptr_t)pd];
     redisReply *reply = r;
     rlink_replied(rlink_of(ac));
+    if (b->claims > 0) b->claims--;
     if (!reply || b->freeing) return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         if (reply->type == REDIS_REPLY_ERROR) log_warn("XAUTOCLAIM %s: %s", s->key, reply->str);
@@ -777,7 +811,7 @@ static void claim_next(bus_t *b, int si)
     snprintf(idle, sizeof idle, "%ld", b->cfg.claim_idle_ms);
     const char *argv[] = {"XAUTOCLAIM", s->key, b->group, b->consumer, idle, s->claim_cursor,
                           "COUNT", b->count_s, "JUSTID"};
-    rlink_send(&b->cmd, claim_cb, (void *)(intptr_t)si, 9, argv, NULL);
+    if (rlink_send(&b->cmd, claim_cb, (void *)(intptr_t)si, 9, argv, NULL) == 0) b->claims++;
 }
 
 /* ---------- dead consumers of this host: their entries come back at once ---------- */
@@ -980,6 +1014,7 @@ static void cmd_down(void *ud)
     b->groups_ready = 0;
     b->groups_waiting = 0;
     for (int i = 0; i < b->nsubs; i++) b->subs[i].scanning = 0;
+    b->claims = 0, b->ckpt_inflight = 0; /* their callbacks came with NULL */
     bus_oversized(b, &b->cmd);
     outbox_rewind(&b->ob); /* everything unconfirmed goes again */
     breaker_record(b->breaker, 0, 0, clock_mono_ms());
@@ -1007,13 +1042,121 @@ static void rd_down(void *ud)
     bus_oversized(b, &b->rd);
 }
 
+/* ---------- checkpoints of a service's state (ckpt.h) ---------- */
+
+/* Is every entry given to a handler done with, none waiting to be re-read
+ * or claimed, and everything published sent ahead of what is sent now? Then
+ * a checkpoint sent now covers exactly the entries up to each done_id. */
+static int bus_settled(const bus_t *b)
+{
+    if (b->cmd.state != RLINK_UP || !b->groups_ready || outbox_cursor(&b->ob) || b->deferred || b->reclaims > 0 ||
+        b->claims > 0 || b->replaying)
+        return 0;
+    for (int i = 0; i < b->nsubs; i++)
+        if (b->subs[i].scan_needed || b->subs[i].scanning || b->subs[i].retry_due_ms) return 0;
+    return 1;
+}
+
+static void ckpt_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_t *b = bus_of(ac);
+    redisReply *reply = r;
+    (void)pd;
+    rlink_replied(rlink_of(ac));
+    if (b->ckpt_inflight > 0) b->ckpt_inflight--;
+    if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("checkpoint not written: %s", reply->str);
+    else if (reply) metric_inc(b->m_ckpt);
+}
+
+/* Write the state and each stream's tag when settled and something changed. */
+static void bus_checkpoint(bus_t *b, int64_t now, int force)
+{
+    if (!b->st_ops || b->handled_since == 0 || b->ckpt_inflight || !bus_settled(b)) return;
+    if (!force && now < b->next_ckpt_ms) return;
+    const char *keys[BUS_MAX_SUBS], *ids[BUS_MAX_SUBS];
+    char *state = NULL, *text;
+    size_t slen = 0, len;
+    for (int i = 0; i < b->nsubs; i++) keys[i] = b->subs[i].key, ids[i] = b->subs[i].done_id[0] ? b->subs[i].done_id : "0";
+    if (b->st_ops->save(b->st_ud, &state, &slen) < 0 ||
+        !(text = ckpt_encode(b->st_ops->format, clock_wall_ms(), b->nsubs, keys, ids, state, slen, &len))) {
+        free(state);
+        log_error("out of memory writing the checkpoint; trying again in %ld ms", b->cfg.checkpoint_ms);
+        b->next_ckpt_ms = now + b->cfg.checkpoint_ms;
+        return;
+    }
+    free(state);
+    const char *argv[] = {"SET", b->st_key, text};
+    size_t lens[] = {3, strlen(b->st_key), len};
+    if (rlink_send(&b->cmd, ckpt_cb, NULL, 3, argv, lens) == 0) {
+        b->ckpt_inflight = 1, b->handled_since = 0;
+        metric_set(b->m_ckpt_bytes, (double)len);
+    }
+    b->next_ckpt_ms = now + b->cfg.checkpoint_ms;
+    free(text);
+}
+
+int bus_keep_state(bus_t *b, const ckpt_ops_t *ops, void *ud)
+{
+    if (b->started || !ops || !ops->save || !ops->load || !ops->format) return -1;
+    b->st_ops = ops, b->st_ud = ud;
+    proto_key(b->st_key, sizeof b->st_key, b->cfg.ns, QT_KEY_STATE_PREFIX);
+    size_t n = strlen(b->st_key);
+    snprintf(b->st_key + n, sizeof b->st_key - n, "%s", b->group);
+    b->m_ckpt = metrics_counter(b->metrics, "qt_state_checkpoints_total", "State checkpoints written", NULL);
+    b->m_ckpt_bytes = metrics_gauge(b->metrics, "qt_state_checkpoint_bytes", "Size of the last checkpoint", NULL);
+    b->m_covered = metrics_counter(b->metrics, "qt_state_covered_total",
+                                   "Pending entries acked unhandled: the restored checkpoint had applied them", NULL);
+    return 0;
+}
+
+const ckpt_ops_t *bus_state_ops(const bus_t *b, void **ud)
+{
+    if (ud) *ud = b->st_ud;
+    return b->st_ops;
+}
+
+const char *bus_state_key(const bus_t *b) { return b->st_key; }
+int bus_replaying(const bus_t *b) { return b->replaying; }
+int bus_sub_count(const bus_t *b) { return b->nsubs; }
+const char *bus_sub_key(const bus_t *b, int si) { return si >= 0 && si < b->nsubs ? b->subs[si].key : NULL; }
+const char *bus_group(const bus_t *b) { return b->group; }
+const char *bus_consumer(const bus_t *b) { return b->consumer; }
+
+void bus_sub_restored(bus_t *b, int si, const char *covered, const char *done)
+{
+    if (si < 0 || si >= b->nsubs) return;
+    snprintf(b->subs[si].covered, BUS_SID_MAX, "%s", strcmp(covered, "0") ? covered : "");
+    if (done && (!b->subs[si].done_id[0] || ckpt_id_cmp(done, b->subs[si].done_id) > 0))
+        snprintf(b->subs[si].done_id, BUS_SID_MAX, "%s", done);
+}
+
+int bus_replay(bus_t *b, int si, const char *id, const struct redisReply *fields)
+{
+    bus_sub_t *s = &b->subs[si];
+    event_field_t f[EVENT_FIELDS_MAX];
+    size_t nf = 0;
+    char err[512] = "";
+    event_t ev;
+    if (si < 0 || si >= b->nsubs || !fields || sub_skips(s, fields)) return 0;
+    if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || entry_size_ok(b, f, nf, err, sizeof err) < 0 ||
+        event_decode(&ev, f, nf, err, sizeof err) < 0)
+        return 0; /* it was dead-lettered the first time */
+    bus_msg_t msg = {s->key, id, &ev, 1};
+    b->replaying = 1;
+    s->fn(s->ud, &msg, err, sizeof err);
+    b->replaying = 0;
+    event_clear(&ev);
+    return 1;
+}
+
 /* ---------- the tick: watchdog, retries, claims, lag, drain ---------- */
 
 static int bus_drained(const bus_t *b)
 {
     int scanning = 0;
     for (int i = 0; i < b->nsubs; i++) scanning |= b->subs[i].scanning;
-    return !b->ob.head && !b->ob.ack_len && !b->acks_inflight && !b->reading && !scanning && !b->deferred;
+    return !b->ob.head && !b->ob.ack_len && !b->acks_inflight && !b->reading && !scanning && !b->deferred &&
+           !b->ckpt_inflight;
 }
 
 static void bus_tick_sub(bus_t *b, int si, int64_t now)
@@ -1054,9 +1197,11 @@ static void bus_tick(evutil_socket_t fd, short what, void *arg)
         outbox_pump(b);
         ack_flush(b);
         for (int i = 0; i < b->nsubs; i++) bus_tick_sub(b, i, now);
+        bus_checkpoint(b, now, b->stopping && bus_drained(b));
     }
     read_next(b);
-    if (b->stopping && !b->stopped && (bus_drained(b) || now >= b->stop_deadline_ms)) {
+    int ckpt_owed = b->st_ops && b->handled_since && bus_settled(b); /* the last checkpoint, written before we go */
+    if (b->stopping && !b->stopped && ((bus_drained(b) && !ckpt_owed) || now >= b->stop_deadline_ms)) {
         if (!bus_drained(b))
             log_warn("drain limit reached with %zu publishes and %zu acks outstanding; "
                      "unacked entries will be delivered again", b->ob.count, b->ob.ack_len);
@@ -1239,6 +1384,7 @@ typedef struct bus_then {
 
 static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_then_t *then, char *err, size_t errlen)
 {
+    if (b->replaying) return 0; /* its first handling published it */
     bus_pub_t *p = bus_pub(b, name);
     event_field_t f[EVENT_ENVELOPE_FIELDS];
     event_numbuf_t nb;
@@ -1309,7 +1455,7 @@ static void bus_call_cb(redisAsyncContext *ac, void *r, void *pd)
 
 int bus_redis(bus_t *b, bus_reply_fn fn, void *ud, int argc, const char **argv, const size_t *lens)
 {
-    if (b->freeing) return -1; /* a callback of the free itself asking for more */
+    if (b->freeing || b->replaying) return -1; /* a callback of the free itself asking for more; a replay writes nothing */
     bus_call_t *c = malloc(sizeof *c);
     if (!c) return -1;
     c->fn = fn;

@@ -153,4 +153,30 @@ size_t bus_outbox_size(const bus_t *b);
 int bus_outbox_sent(const bus_t *b);
 breaker_t *bus_breaker(const bus_t *b);
 
+/* ---------- state that survives restarts (ckpt.h, DESIGN §2a) ---------- */
+struct ckpt_ops;
+/* Before bus_start(): keep the state ops describe (ops and ud outlive the
+ * bus) in "<ns>:state:<service>", written every QT_CHECKPOINT_MS and at
+ * stop (see ckpt.h). svc_run() restores it (restore.h) before the bus
+ * starts. -1 when started already or ops are incomplete. */
+int bus_keep_state(bus_t *b, const struct ckpt_ops *ops, void *ud);
+const struct ckpt_ops *bus_state_ops(const bus_t *b, void **ud);
+const char *bus_state_key(const bus_t *b);
+/* 1 while a handler runs on a replayed entry: publishes are dropped (they
+ * went out the first time), bus_redis() and bus_defer() refuse. A handler
+ * that writes shared state elsewhere checks this. */
+int bus_replaying(const bus_t *b);
+/* For the restore (restore.c): the subscriptions, the group, and one entry
+ * handed to its subscription's handler with publishing off (1 if it reached
+ * the handler, 0 for one a first delivery would have skipped or
+ * dead-lettered). bus_sub_restored() records what the checkpoint covered
+ * (pending entries up to it are acked without a handler) and what the
+ * replay handled (the next checkpoint's tag starts there). */
+int bus_sub_count(const bus_t *b);
+const char *bus_sub_key(const bus_t *b, int si);
+const char *bus_group(const bus_t *b);
+const char *bus_consumer(const bus_t *b);
+int bus_replay(bus_t *b, int si, const char *id, const struct redisReply *fields);
+void bus_sub_restored(bus_t *b, int si, const char *covered, const char *done);
+
 #endif

@@ -280,6 +280,7 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_MAX_TIME_JUMP_MS", 7L * 86400000L, 60000, 3650L * 86400000L, max_time_jump_ms),
     QT_LONG("QT_MAX_ENTRY_BYTES", 1L << 20, 4096, 256L << 20, max_entry_bytes),
     QT_LONG("QT_MAX_READ_BYTES", 16L << 20, 65536, 1L << 30, max_read_bytes),
+    QT_LONG("QT_CHECKPOINT_MS", 1000, 10, 3600000, checkpoint_ms),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */

@@ -86,3 +86,26 @@ const json_t *policyview_trading(const policyview_t *pv, const char *field)
 {
     return pv->trading ? json_object_get(pv->trading, field) : NULL;
 }
+
+char *policyview_save(const policyview_t *pv)
+{
+    json_t *o = json_pack("{s:O, s:O?}", "config", pv->config, "trading", pv->trading);
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return txt;
+}
+
+int policyview_restore(policyview_t *pv, const char *txt, size_t len)
+{
+    json_t *o = json_loadb(txt, len, 0, NULL), *cfg = json_object_get(o, "config"), *t = json_object_get(o, "trading");
+    if (!json_is_object(cfg) || (t && !json_is_object(t) && !json_is_null(t))) {
+        json_decref(o);
+        return -1;
+    }
+    json_decref(pv->config);
+    json_decref(pv->trading);
+    pv->config = json_incref(cfg);
+    pv->trading = json_is_object(t) ? json_incref(t) : NULL;
+    json_decref(o);
+    return 0;
+}

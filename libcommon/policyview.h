@@ -32,6 +32,12 @@ int policyview_load_trading(policyview_t *pv, const char *txt, size_t len);
 int policyview_apply(policyview_t *pv, const event_t *ev);
 
 /* Typed reads of a configuration key, def when absent or of another type. */
+/* The view as JSON text (malloc'd: the caller frees), for a checkpoint;
+ * NULL when out of memory. */
+char *policyview_save(const policyview_t *pv);
+/* Replace the view with what policyview_save() wrote; -1 (unchanged) for
+ * text that is not that. */
+int policyview_restore(policyview_t *pv, const char *txt, size_t len);
 double policyview_num(const policyview_t *pv, const char *key, double def);
 int policyview_bool(const policyview_t *pv, const char *key, int def);
 const char *policyview_str(const policyview_t *pv, const char *key, const char *def);

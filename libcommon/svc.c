@@ -1,5 +1,6 @@
 /* svc.c — process wiring shared by every service (see svc.h). */
 #include "svc.h"
+#include "restore.h"
 #include "timeguard.h"
 #include "event.h"
 #include "keys.h"
@@ -14,10 +15,19 @@
 
 static int svc_bus_ready(void *ud, char *why, size_t whylen) { return bus_ready(ud, why, whylen); }
 
+json_t *svc_state_status(const svc_t *s)
+{
+    const ckpt_restore_t *r = &s->restored;
+    if (!bus_state_ops(s->bus, NULL)) return NULL;
+    return json_pack("{s:s, s:b, s:I, s:I, s:I, s:b, s:s}", "key", bus_state_key(s->bus), "from_checkpoint", r->found,
+                     "checkpoint_saved_ms", (json_int_t)r->saved_ms, "replayed", (json_int_t)r->replayed, "pending",
+                     (json_int_t)r->pending, "history_lost", r->history_lost, "restored", r->note);
+}
+
 static json_t *svc_status(void *ud)
 {
     svc_t *s = ud;
-    return json_pack("{s:o}", "bus", bus_status(s->bus));
+    return json_pack("{s:o, s:o?}", "bus", bus_status(s->bus), "state", svc_state_status(s));
 }
 
 /* Whether the configuration was reset (policy-store re-seeded its defaults
@@ -148,6 +158,12 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
 
 int svc_run(svc_t *s)
 {
+    char err[512];
+    if (restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err) < 0) {
+        log_error("cannot restore the state: %s", err);
+        return 1;
+    }
+    if (bus_state_ops(s->bus, NULL)) log_info("state restored: %s", s->restored.note);
     if (bus_start(s->bus) < 0) {
         log_error("cannot start the bus");
         return 1;

@@ -9,6 +9,7 @@
 #define QT_SVC_H
 
 #include "bus.h"
+#include "ckpt.h"
 #include "config.h"
 #include "httpd.h"
 #include "metrics.h"
@@ -27,17 +28,22 @@ typedef struct svc {
     void (*on_stop)(void *ud); /* before draining: stop producing */
     void *hook_ud;
     int stopping;
+    ckpt_restore_t restored; /* what svc_run() restored (a service that keeps state: bus_keep_state) */
 } svc_t;
 
 /* Everything set up but nothing connected yet. Returns -1 with err
  * (a configuration error names the variable). */
 int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen);
-/* Start the bus and run the loop until stopped and drained. Returns 0. */
+/* Restore the state the service keeps (restore.h), start the bus and run
+ * the loop until stopped and drained. Returns 0, or 1 when it could not start. */
 int svc_run(svc_t *s);
 /* Begin a graceful stop, as SIGTERM does. */
 void svc_stop(svc_t *s);
 /* Free the bus, HTTP server, metrics and signal events; the event base stays
  * so the service can free its own events next. Then svc_free_base(). */
+/* What the restore at start did, for /api/v1/status (new reference), or
+ * NULL when the service keeps no state. */
+json_t *svc_state_status(const svc_t *s);
 void svc_free(svc_t *s);
 void svc_free_base(svc_t *s);
 

@@ -32,6 +32,7 @@
 #define QT_KEY_POLICY_STATE "policy:state"       /* private: the policy engine's checkpoint (JSON) */
 
 /* trading-engine */
+#define QT_KEY_STATE_PREFIX "state:"    /* private: "state:<service>", a service's checkpoint (libcommon/ckpt.h) */
 #define QT_KEY_ENGINE_STATE "engine:state"       /* private: the engine's checkpoint (JSON) */
 #define QT_KEY_ENGINE_POSITIONS "engine:positions" /* string: JSON {symbol: signed quantity} of the engine's
                                                      book, written with every checkpoint (10 s) */

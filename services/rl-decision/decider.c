@@ -1,6 +1,7 @@
 /* decider.c — bars → observation → PPO policy → rl.signal.generated (see decider.h). */
 #include "decider.h"
 #include "actions.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "event.h"
@@ -194,6 +195,58 @@ static bus_result_t dec_handle(void *ud, const bus_msg_t *m, char *err, size_t e
     return dec_on_feedback(d, m);
 }
 
+/* ---------- state across restarts (ckpt.h) ---------- */
+
+/* The decider's own fields in a checkpoint; the symbols and the policy view follow. */
+typedef struct dec_saved {
+    uint64_t rng;
+    double epsilon, equity;
+    long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
+    int nsyms;
+} dec_saved_t;
+
+static char dec_format[64];
+
+static int dec_save(void *ud, char **out, size_t *len)
+{
+    decider_t *d = ud;
+    dec_saved_t h = {d->rng, d->epsilon, d->equity, d->decisions, d->explored, {0}, d->experiences, d->nsyms};
+    memcpy(h.action_counts, d->action_counts, sizeof h.action_counts);
+    char *pv = policyview_save(&d->pv);
+    size_t syms = (size_t)d->nsyms * sizeof *d->syms, pvlen = pv ? strlen(pv) : 0;
+    *out = pv ? malloc(sizeof h + syms + pvlen) : NULL;
+    if (!*out) return free(pv), -1;
+    memcpy(*out, &h, sizeof h);
+    memcpy(*out + sizeof h, d->syms, syms);
+    memcpy(*out + sizeof h + syms, pv, pvlen);
+    *len = sizeof h + syms + pvlen;
+    free(pv);
+    return 0;
+}
+
+static int dec_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
+{
+    decider_t *d = ud;
+    dec_saved_t h;
+    if (len < sizeof h) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
+    memcpy(&h, in, sizeof h);
+    size_t syms = (size_t)h.nsyms * sizeof *d->syms;
+    if (h.nsyms < 0 || h.nsyms > DEC_SYMS || len < sizeof h + syms)
+        return snprintf(err, errlen, "state says %d symbols in %zu bytes", h.nsyms, len), -1;
+    for (int i = 0; i < h.nsyms; i++)
+        if (!memchr(in + sizeof h + (size_t)i * sizeof *d->syms, '\0', sizeof d->syms->symbol))
+            return snprintf(err, errlen, "symbol %d of the state is not a string", i), -1;
+    if (policyview_restore(&d->pv, in + sizeof h + syms, len - sizeof h - syms) < 0)
+        return snprintf(err, errlen, "the policy view in the state is not JSON of one"), -1;
+    memcpy(d->syms, in + sizeof h, syms);
+    d->nsyms = h.nsyms, d->rng = h.rng, d->epsilon = h.epsilon, d->equity = h.equity;
+    d->decisions = h.decisions, d->explored = h.explored, d->experiences = h.experiences;
+    memcpy(d->action_counts, h.action_counts, sizeof d->action_counts);
+    return 0;
+}
+
+static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load};
+
 /* ---------- model, status, life ---------- */
 
 int decider_reload(decider_t *d, char *err, size_t errlen)
@@ -244,8 +297,10 @@ static json_t *dec_status_json(const decider_t *d)
 
 static int dec_http_status(void *ud, httpd_req_t *req, json_t **out)
 {
+    decider_t *d = ud;
     (void)req;
-    *out = dec_status_json(ud);
+    *out = dec_status_json(d);
+    json_object_set_new(*out, "state", svc_state_status(d->svc));
     return 200;
 }
 
@@ -254,6 +309,7 @@ static json_t *dec_status(void *ud)
     decider_t *d = ud;
     json_t *s = dec_status_json(d);
     json_object_set_new(s, "bus", bus_status(d->svc->bus));
+    json_object_set_new(s, "state", svc_state_status(d->svc));
     return s;
 }
 
@@ -306,6 +362,13 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
         httpd_route(svc->http, "GET", "/api/v1/rl/status", 0, dec_http_status, d) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/rl/reload", HTTPD_AUTH, dec_http_reload, d) < 0) {
         snprintf(err, errlen, "cannot set up rl-decision");
+        decider_free(d);
+        return NULL;
+    }
+    snprintf(dec_format, sizeof dec_format, "rl-decision/1/%zu/%zu/%d", sizeof(dec_saved_t), sizeof(dec_sym_t),
+             FEATURES_DIM);
+    if (bus_keep_state(svc->bus, &dec_ckpt, d) < 0) {
+        snprintf(err, errlen, "cannot keep rl-decision's state");
         decider_free(d);
         return NULL;
     }

@@ -1,0 +1,216 @@
+/* restore.c — checkpoint + replay at start (see restore.h). */
+#include "restore.h"
+#include "log.h"
+#include "rsync.h"
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RESTORE_PAGE 512
+#define RESTORE_PENDING_MAX 1000000 /* entries pending in one group that a restore will look at */
+
+typedef char restore_id_t[48];
+
+/* One stream's part of the replay. */
+typedef struct restore_stream {
+    const char *key;
+    restore_id_t tag, last, from, done;
+    restore_id_t *pending; /* ids pending in the group after the tag, ascending */
+    size_t npending, ipending;
+    redisReply *page;      /* the current page (rsync_range), or NULL */
+    size_t at;             /* the next entry of the page */
+    int finished;
+    long skipped;
+} restore_stream_t;
+
+static redisContext *restore_connect(const qt_config_t *cfg)
+{
+    char err[256];
+    for (int attempt = 0;; attempt++) {
+        redisContext *c = rsync_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, sizeof err);
+        if (c) return c;
+        if (attempt % 10 == 0) log_warn("restoring state: cannot reach Redis yet (%s); trying every second", err);
+        sleep(1);
+    }
+}
+
+/* A map-like reply's (XINFO) string field key into out, if there. */
+static void restore_field(const redisReply *m, const char *key, char *out, size_t len)
+{
+    for (size_t k = 0; m && m->type == REDIS_REPLY_ARRAY && k + 1 < m->elements; k += 2)
+        if (m->element[k]->type == REDIS_REPLY_STRING && strcmp(m->element[k]->str, key) == 0 &&
+            m->element[k + 1]->type == REDIS_REPLY_STRING)
+            snprintf(out, len, "%s", m->element[k + 1]->str);
+}
+
+/* The group's last-delivered-id ("0" when nothing was delivered) and whether
+ * entries after the tag were deleted from the stream (trimmed). */
+static void restore_bounds(redisContext *c, const char *group, restore_stream_t *st, int *lost)
+{
+    char deleted[48] = "0";
+    redisReply *g = redisCommand(c, "XINFO GROUPS %s", st->key), *s = redisCommand(c, "XINFO STREAM %s", st->key);
+    snprintf(st->last, sizeof st->last, "0");
+    for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+        char name[128] = "";
+        restore_field(g->element[i], "name", name, sizeof name);
+        if (strcmp(name, group) == 0) restore_field(g->element[i], "last-delivered-id", st->last, sizeof st->last);
+    }
+    if (s && s->type == REDIS_REPLY_ARRAY) restore_field(s, "max-deleted-entry-id", deleted, sizeof deleted);
+    if (ckpt_id_cmp(deleted, st->tag) > 0 && ckpt_id_cmp(st->last, st->tag) > 0) *lost = 1;
+    if (g) freeReplyObject(g);
+    if (s) freeReplyObject(s);
+}
+
+/* Claim every entry pending in the group for us (a dead predecessor's: they
+ * come through the group, oldest first) and keep those after the tag. */
+static int restore_pending(redisContext *c, const char *group, const char *consumer, restore_stream_t *st)
+{
+    restore_id_t start = "-";
+    size_t cap = 0;
+    for (;;) {
+        redisReply *p = redisCommand(c, "XPENDING %s %s %s + %d", st->key, group, start, RESTORE_PAGE);
+        if (!p || p->type != REDIS_REPLY_ARRAY || p->elements == 0) {
+            if (p) freeReplyObject(p);
+            return 0;
+        }
+        const char **argv = malloc((p->elements + 6) * sizeof *argv);
+        int argc = 0;
+        if (!argv) return freeReplyObject(p), -1;
+        argv[argc++] = "XCLAIM", argv[argc++] = st->key, argv[argc++] = group, argv[argc++] = consumer, argv[argc++] = "0";
+        for (size_t i = 0; i < p->elements; i++) {
+            const char *id = p->element[i]->element[0]->str;
+            argv[argc++] = id;
+            if (ckpt_id_cmp(id, st->tag) <= 0 || st->npending >= RESTORE_PENDING_MAX) continue;
+            if (st->npending == cap) {
+                restore_id_t *n = realloc(st->pending, (cap = cap ? cap * 2 : 256) * sizeof *n);
+                if (!n) return free(argv), freeReplyObject(p), -1;
+                st->pending = n;
+            }
+            snprintf(st->pending[st->npending++], sizeof(restore_id_t), "%s", id);
+        }
+        argv[argc++] = "JUSTID";
+        redisReply *cl = redisCommandArgv(c, argc, argv, NULL);
+        if (cl) freeReplyObject(cl);
+        snprintf(start, sizeof start, "(%s", p->element[p->elements - 1]->element[0]->str);
+        size_t n = p->elements;
+        free(argv);
+        freeReplyObject(p);
+        if (n < RESTORE_PAGE) return 0;
+    }
+}
+
+/* The next entry of st to replay (reading a page when needed), or NULL when
+ * the stream's part is over or Redis failed (*failed). */
+static const redisReply *restore_head(redisContext *c, const qt_config_t *cfg, int nsubs, restore_stream_t *st,
+                                      int *failed)
+{
+    while (!st->finished) {
+        if (st->page && st->at < st->page->element[3]->elements) return st->page->element[3]->element[st->at];
+        int done = 0;
+        if (st->page) {
+            done = st->page->element[2]->integer || !st->page->element[0]->str[0];
+            st->skipped += (long)st->page->element[1]->integer;
+            if (!done) snprintf(st->from, sizeof st->from, "(%s", st->page->element[0]->str);
+            freeReplyObject(st->page);
+            st->page = NULL;
+        }
+        if (done || ckpt_id_cmp(st->last, st->tag) <= 0) {
+            st->finished = 1;
+            break;
+        }
+        st->page = rsync_range(c, st->key, st->from, st->last, 0, RESTORE_PAGE, cfg->max_entry_bytes,
+                               cfg->max_read_bytes / (2 * nsubs));
+        st->at = 0;
+        if (!st->page) *failed = 1, st->finished = 1;
+    }
+    return NULL;
+}
+
+/* Is id pending in the group (then it comes through the group)? */
+static int restore_is_pending(restore_stream_t *st, const char *id)
+{
+    while (st->ipending < st->npending && ckpt_id_cmp(st->pending[st->ipending], id) < 0) st->ipending++;
+    return st->ipending < st->npending && ckpt_id_cmp(st->pending[st->ipending], id) == 0;
+}
+
+/* Hand every stream's entries to the handlers, the oldest id first. */
+static int restore_replay(bus_t *b, redisContext *c, const qt_config_t *cfg, restore_stream_t *sts, int n,
+                          ckpt_restore_t *out)
+{
+    int failed = 0;
+    for (;;) {
+        int best = -1;
+        const redisReply *be = NULL;
+        for (int i = 0; i < n; i++) {
+            const redisReply *e = restore_head(c, cfg, n, &sts[i], &failed);
+            if (e && (!be || ckpt_id_cmp(e->element[0]->str, be->element[0]->str) < 0)) best = i, be = e;
+        }
+        if (!be) return failed ? -1 : 0;
+        restore_stream_t *st = &sts[best];
+        const char *id = be->element[0]->str;
+        if (!restore_is_pending(st, id) && bus_replay(b, best, id, be->element[1])) out->replayed++;
+        snprintf(st->done, sizeof st->done, "%s", id);
+        st->at++;
+    }
+}
+
+/* The checkpoint into the service (tags into sts), or nothing. */
+static void restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n, ckpt_restore_t *out)
+{
+    void *ud;
+    const ckpt_ops_t *ops = bus_state_ops(b, &ud);
+    const char *keys[64], *state;
+    restore_id_t ids[64];
+    size_t slen;
+    char err[256];
+    redisReply *r = redisCommand(c, "GET %s", bus_state_key(b));
+    for (int i = 0; i < n; i++) keys[i] = sts[i].key;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        if (ckpt_decode(r->str, r->len, ops->format, n, keys, ids, &out->saved_ms, &state, &slen, err, sizeof err) < 0 ||
+            ops->load(ud, state, slen, err, sizeof err) < 0) {
+            log_warn("checkpoint %s not used: %s; the state is rebuilt from the streams", bus_state_key(b), err);
+            out->saved_ms = 0;
+        } else {
+            out->found = 1;
+            for (int i = 0; i < n; i++) memcpy(sts[i].tag, ids[i], sizeof sts[i].tag);
+        }
+    }
+    if (r) freeReplyObject(r);
+}
+
+int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen)
+{
+    int n = bus_sub_count(b), rc = 0;
+    memset(out, 0, sizeof *out);
+    if (!bus_state_ops(b, NULL) || n == 0) return 0;
+    restore_stream_t *sts = calloc((size_t)n, sizeof *sts);
+    if (!sts) return snprintf(err, errlen, "out of memory restoring state"), -1;
+    redisContext *c = restore_connect(cfg);
+    for (int i = 0; i < n; i++) {
+        sts[i].key = bus_sub_key(b, i);
+        snprintf(sts[i].tag, sizeof sts[i].tag, "0");
+    }
+    restore_load(c, b, sts, n, out);
+    for (int i = 0; i < n && rc == 0; i++) {
+        restore_bounds(c, bus_group(b), &sts[i], &out->history_lost);
+        snprintf(sts[i].from, sizeof sts[i].from, strcmp(sts[i].tag, "0") ? "(%s" : "-", sts[i].tag);
+        if (restore_pending(c, bus_group(b), bus_consumer(b), &sts[i]) < 0) rc = -1;
+    }
+    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1;
+    for (int i = 0; i < n; i++) {
+        out->pending += (long)sts[i].npending;
+        bus_sub_restored(b, i, sts[i].tag, sts[i].done[0] ? sts[i].done : NULL);
+        if (sts[i].skipped) log_warn("restoring state: %ld entries of %s over QT_MAX_ENTRY_BYTES left out", sts[i].skipped, sts[i].key);
+        if (sts[i].page) freeReplyObject(sts[i].page);
+        free(sts[i].pending);
+    }
+    if (rc < 0) snprintf(err, errlen, "Redis failed while the state was read back: %s", c->err ? c->errstr : "a reply was refused");
+    snprintf(out->note, sizeof out->note, "%s + %ld entries replayed%s", out->found ? "checkpoint" : "no checkpoint",
+             out->replayed, out->history_lost ? "; entries after it were trimmed from the streams: warming up" : "");
+    redisFree(c);
+    free(sts);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* restore.h — a stateful service's state back at start (DESIGN §2a): its
+ * checkpoint (ckpt.h) loaded, then every entry after the checkpoint's tags
+ * that the group already delivered and acked handed to the handlers again in
+ * entry-id order across the streams, publishing off. Blocking reads before
+ * the loop runs (svc_run() calls it before bus_start()).
+ *
+ * The group's pending entries (a dead predecessor's) are claimed for this
+ * consumer: they come through the group as usual, oldest first, and those the
+ * checkpoint already covers are acked without a handler. A stateful service
+ * is one consumer per group: a second live replica would have its pending
+ * entries taken. */
+#ifndef QT_RESTORE_H
+#define QT_RESTORE_H
+
+#include "bus.h"
+#include "ckpt.h"
+#include "config.h"
+
+/* 0 with what was done in out (nothing when the bus keeps no state); -1 with
+ * err when Redis answered something that makes a restore impossible. Waits
+ * for Redis while it cannot be reached. */
+int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen);
+
+#endif
