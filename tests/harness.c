@@ -473,6 +473,60 @@ long th_count_type(redisContext *c, const char *key, const char *type)
     return n;
 }
 
+json_t *th_events_by_bar(redisContext *c, const char *key, const char *type, int *dups_differ)
+{
+    json_t *all = json_object();
+    redisReply *r = redisCommand(c, "XRANGE %s - +", key);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *t = th_field(r->element[i]->element[1], "type"), *data = th_field(r->element[i]->element[1], "data");
+        if (!t || strcmp(t, type) != 0 || !data) continue;
+        json_t *d = json_loads(data, 0, NULL);
+        char bar[96];
+        snprintf(bar, sizeof bar, "%s %lld", json_string_value(json_object_get(d, "symbol")),
+                 (long long)json_integer_value(json_object_get(d, "open_time")));
+        json_object_del(d, "event_time");
+        const json_t *had = json_object_get(all, bar);
+        if (had && !json_equal(had, d)) *dups_differ = 1;
+        json_object_set_new(all, bar, d);
+    }
+    if (r) freeReplyObject(r);
+    return all;
+}
+
+int th_events_differ(const json_t *a, const json_t *b, char *first, size_t len)
+{
+    const char *bar;
+    json_t *v;
+    int n = 0;
+    json_object_foreach((json_t *)a, bar, v) {
+        if (json_equal(v, json_object_get(b, bar))) continue;
+        if (n++ == 0) snprintf(first, len, "%s", bar);
+    }
+    return n + (int)(json_object_size(b) > json_object_size(a) ? json_object_size(b) - json_object_size(a) : 0);
+}
+
+int th_group_done(redisContext *c, const char *key, const char *group, int ms)
+{
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(50)) {
+        redisReply *r = redisCommand(c, "XINFO GROUPS %s", key);
+        int done = 0;
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            const redisReply *g = r->element[i];
+            const char *name = th_field(g, "name");
+            long long lag = -1, pending = -1;
+            for (size_t k = 0; k + 1 < g->elements; k += 2) {
+                if (strcmp(g->element[k]->str, "lag") == 0 && g->element[k + 1]->type == REDIS_REPLY_INTEGER)
+                    lag = g->element[k + 1]->integer;
+                if (strcmp(g->element[k]->str, "pending") == 0) pending = g->element[k + 1]->integer;
+            }
+            if (name && strcmp(name, group) == 0) done = lag == 0 && pending == 0;
+        }
+        if (r) freeReplyObject(r);
+        if (done) return 1;
+    }
+    return 0;
+}
+
 pid_t th_service(const char *bin, const th_redis_t *r, const char *ns, const char *const extra[],
                  const char *logdir, const char *tag, int *port, int wait_ready)
 {

@@ -70,6 +70,15 @@ long long th_xlen(redisContext *c, const char *key);
 json_t *th_event_data(redisContext *c, const char *key, const char *type, int nth);
 /* How many entries of type key holds. */
 long th_count_type(redisContext *c, const char *key, const char *type);
+/* Every event of type on key as {"<symbol> <open_time>": data without its
+ * event_time} (new reference); a second event for the same bar that says
+ * something else sets *dups_differ. */
+json_t *th_events_by_bar(redisContext *c, const char *key, const char *type, int *dups_differ);
+/* How many bars of a b decided otherwise (or not at all), plus those only
+ * in b; the first such bar into first. */
+int th_events_differ(const json_t *a, const json_t *b, char *first, size_t len);
+/* 1 once group has read every entry of key and acked them all, within ms. */
+int th_group_done(redisContext *c, const char *key, const char *group, int ms);
 
 /* redis-benchmark's pipelined XADD (-P 32, one client) of ev's fields, n
  * times, against r: entries per second, or 0 when it could not be read. The

@@ -4,6 +4,7 @@
 #include "timeguard.h"
 #include "keys.h"
 #include "symtab.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "digest.h"
 #include "event.h"
@@ -187,6 +188,7 @@ static json_t *ens_pending_json(const ensemble_t *e, const ens_pending_t *p)
 static int ens_persist(ensemble_t *e, ens_pending_t *p)
 {
     char field[64];
+    if (bus_replaying(e->svc->bus)) return p->persisted = 1, 0; /* written when it was first handled */
     json_t *j = ens_pending_json(e, p);
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     ens_field(p, field);
@@ -407,6 +409,76 @@ static void ens_restore(ensemble_t *e)
     if (c) redisFree(c);
 }
 
+/* ---------- state across restarts (ckpt.h) ---------- */
+
+/* The ensemble's own fields in a checkpoint; the symbols and the waiting bars follow. */
+typedef struct ens_saved {
+    long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped;
+    int nsyms, npending;
+} ens_saved_t;
+
+static char ens_format[64];
+
+static int ens_save(void *ud, char **out, size_t *len)
+{
+    ensemble_t *e = ud;
+    ens_saved_t h = {e->signals, e->explored, e->votes_counted, e->votes_late, e->votes_unknown, e->votes_dropped,
+                     e->bars_skipped, e->nsyms, 0};
+    for (int i = 0; i < ENS_PENDING; i++) h.npending += e->pending[i].used;
+    size_t syms = (size_t)e->nsyms * sizeof *e->syms, at = sizeof h + syms;
+    if (!(*out = malloc(at + (size_t)h.npending * sizeof *e->pending))) return -1;
+    memcpy(*out, &h, sizeof h);
+    memcpy(*out + sizeof h, e->syms, syms);
+    for (int i = 0; i < ENS_PENDING; i++)
+        if (e->pending[i].used) memcpy(*out + at, &e->pending[i], sizeof *e->pending), at += sizeof *e->pending;
+    *len = at;
+    return 0;
+}
+
+/* A saved waiting bar's strings are strings and its votes name members. */
+static int ens_pending_ok(const ensemble_t *e, const ens_pending_t *p)
+{
+    if (!memchr(p->symbol, '\0', sizeof p->symbol) || !memchr(p->interval, '\0', sizeof p->interval) ||
+        !memchr(p->trace, '\0', sizeof p->trace) || !memchr(p->regime, '\0', sizeof p->regime))
+        return 0;
+    for (int i = 0; i < RSM_MAX_MODELS; i++)
+        if (p->action[i] < -1 || p->action[i] >= MLM_CLASSES || (i >= e->n && p->action[i] != -1)) return 0;
+    return 1;
+}
+
+static int ens_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
+{
+    ensemble_t *e = ud;
+    ens_saved_t h;
+    ens_pending_t p;
+    if (len < sizeof h) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
+    memcpy(&h, in, sizeof h);
+    size_t syms = (size_t)h.nsyms * sizeof *e->syms;
+    if (h.nsyms < 0 || h.nsyms > ENS_SYMS || h.npending < 0 || h.npending > ENS_PENDING ||
+        len != sizeof h + syms + (size_t)h.npending * sizeof p)
+        return snprintf(err, errlen, "state says %d symbols and %d waiting bars in %zu bytes", h.nsyms, h.npending, len), -1;
+    for (int i = 0; i < h.nsyms; i++)
+        if (!memchr(in + sizeof h + (size_t)i * sizeof *e->syms, '\0', sizeof e->syms->symbol))
+            return snprintf(err, errlen, "symbol %d of the state is not a string", i), -1;
+    for (int i = 0; i < h.npending; i++) {
+        memcpy(&p, in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
+        if (!p.used || !ens_pending_ok(e, &p)) return snprintf(err, errlen, "waiting bar %d of the state is malformed", i), -1;
+    }
+    memcpy(e->syms, in + sizeof h, syms);
+    memset(e->pending, 0, sizeof e->pending);
+    int64_t now = clock_mono_us(); /* the clock of the process that saved them is not ours */
+    for (int i = 0; i < h.npending; i++) {
+        memcpy(&e->pending[i], in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
+        e->pending[i].created_us = now, e->pending[i].deadline_us = now + e->window_ms * 1000;
+    }
+    e->nsyms = h.nsyms, e->signals = h.signals, e->explored = h.explored, e->votes_counted = h.votes_counted;
+    e->votes_late = h.votes_late, e->votes_unknown = h.votes_unknown, e->votes_dropped = h.votes_dropped;
+    e->bars_skipped = h.bars_skipped;
+    return 0;
+}
+
+static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load};
+
 /* ---------- HTTP and status ---------- */
 
 static json_t *ens_status_json(const ensemble_t *e)
@@ -453,6 +525,7 @@ static json_t *ens_status(void *ud)
     json_t *s = json_pack("{s:o}", "ensemble", ens_status_json(e));
     learner_status(e->learner, s);
     json_object_set_new(s, "bus", bus_status(e->svc->bus));
+    json_object_set_new(s, "state", svc_state_status(e->svc));
     return s;
 }
 
@@ -502,6 +575,9 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
         httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e) < 0)
         return snprintf(err, errlen, "cannot set up the ensemble"), -1;
+    snprintf(ens_format, sizeof ens_format, "ml-threshold/1/%zu/%zu/%zu/%d", sizeof(ens_saved_t), sizeof(ens_sym_t),
+             sizeof(ens_pending_t), e->n);
+    if (bus_keep_state(svc->bus, &ens_ckpt, e) < 0) return snprintf(err, errlen, "cannot keep the ensemble's state"), -1;
     httpd_set_status(svc->http, ens_status, e);
     svc->on_reload = ens_on_hup, svc->on_stop = ens_on_stop, svc->hook_ud = e;
     return 0;

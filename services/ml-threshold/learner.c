@@ -359,6 +359,7 @@ static bus_result_t learner_handle(void *ud, const bus_msg_t *m, char *err, size
 {
     learner_t *l = ud;
     if (strcmp(m->ev->type, "position.closed") != 0 && strcmp(m->ev->type, "feedback.prediction.outcome") != 0) return BUS_OK;
+    if (bus_replaying(l->svc->bus)) return BUS_OK; /* learned from when first handled: the learner's state is in Redis */
     learner_job_t *j = calloc(1, sizeof *j);
     if (!j) return snprintf(err, errlen, "out of memory"), BUS_RETRY;
     j->l = l, j->fn = learner_apply_trade;

@@ -50,28 +50,6 @@ static int pending_drained(const char *key, int ms)
     return 0;
 }
 
-/* The group has read every entry of key and acked them all within ms. */
-static int group_done(const char *key, int ms)
-{
-    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(50)) {
-        redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
-        int done = 0;
-        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-            const redisReply *g = r->element[i];
-            long long lag = -1, pending = -1;
-            for (size_t k = 0; k + 1 < g->elements; k += 2) {
-                if (strcmp(g->element[k]->str, "lag") == 0 && g->element[k + 1]->type == REDIS_REPLY_INTEGER)
-                    lag = g->element[k + 1]->integer;
-                if (strcmp(g->element[k]->str, "pending") == 0) pending = g->element[k + 1]->integer;
-            }
-            done = lag == 0 && pending == 0;
-        }
-        if (r) freeReplyObject(r);
-        if (done) return 1;
-    }
-    return 0;
-}
-
 /* One closed BTCUSDT bar opening at ot (open 100, high 101, low 99). */
 static int flat_bar(const char *key, long long ot, double close)
 {
@@ -107,44 +85,6 @@ static void bars_range(const char *ns, const char *sym, int i0, int i1, double d
         if (i >= i0) th_xadd_event(rc, key, "market.data.update", data, NULL);
         p = c;
     }
-}
-
-/* Every rl.signal.generated of ns as "symbol open_time -> the decision's
- * data without the envelope", one object keyed so; a second signal for the
- * same bar (a redelivery) must carry the same decision, else *dups_differ. */
-static json_t *signals_by_bar(const char *ns, int *dups_differ)
-{
-    json_t *all = json_object();
-    redisReply *r = redisCommand(rc, "XRANGE %s:signal - +", ns);
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *f = r->element[i]->element[1];
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (strcmp(f->element[k]->str, "data") != 0) continue;
-            json_t *d = json_loads(f->element[k + 1]->str, 0, NULL);
-            char bar[96];
-            snprintf(bar, sizeof bar, "%s %lld", json_string_value(json_object_get(d, "symbol")),
-                     (long long)json_integer_value(json_object_get(d, "open_time")));
-            json_object_del(d, "event_time");
-            const json_t *had = json_object_get(all, bar);
-            if (had && !json_equal(had, d)) *dups_differ = 1;
-            json_object_set_new(all, bar, d);
-        }
-    }
-    if (r) freeReplyObject(r);
-    return all;
-}
-
-/* How many of the bars in a decided differently in b (or not at all). */
-static int decisions_differ(const json_t *a, const json_t *b, char *first, size_t len)
-{
-    const char *bar;
-    json_t *v;
-    int n = 0;
-    json_object_foreach((json_t *)a, bar, v) {
-        if (json_equal(v, json_object_get(b, bar))) continue;
-        if (n++ == 0) snprintf(first, len, "%s", bar);
-    }
-    return n + (int)(json_object_size(b) > json_object_size(a) ? json_object_size(b) - json_object_size(a) : 0);
 }
 
 static pid_t start_kept(const char *ns, int *port)
@@ -187,12 +127,12 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
         if (strstr(out, "\"from_checkpoint\":true")) from_ckpt++;
     }
     CHECK(from_ckpt >= 1); /* at least once the checkpoint, not only the stream, brought it back */
-    CHECK_EQ(group_done("k1:market", 20000), 1);
-    json_t *a = signals_by_bar("k0", &differ), *b = signals_by_bar("k1", &differ);
+    CHECK_EQ(th_group_done(rc, "k1:market", "rl-decision", 20000), 1);
+    json_t *a = th_events_by_bar(rc, "k0:signal", "rl.signal.generated", &differ), *b = th_events_by_bar(rc, "k1:signal", "rl.signal.generated", &differ);
     CHECK_EQ(differ, 0);
     CHECK_EQ((long long)json_object_size(a), 450);
     CHECK_EQ((long long)json_object_size(b), 450);
-    int n = decisions_differ(a, b, first, sizeof first);
+    int n = th_events_differ(a, b, first, sizeof first);
     if (n) CHECK_FAIL_AT("%d of 450 decisions differ after the restarts, the first at %s", n, first);
     json_decref(a);
     json_decref(b);
@@ -214,7 +154,7 @@ TEST(a_damaged_checkpoint_is_refused_and_the_stream_rebuilds_the_state)
     CHECK_EQ(th_stop(p, 10000), 0);
     p = start_kept("k3", &port);
     bars_range("k3", "BTCUSDT", 0, 40, 0);
-    CHECK_EQ(group_done("k3:market", 20000), 1);
+    CHECK_EQ(th_group_done(rc, "k3:market", "rl-decision", 20000), 1);
     redisReply *r = NULL;
     for (long long end = th_now_ms() + 5000; th_now_ms() < end; th_sleep_ms(50)) { /* its checkpoint covers all 40 */
         if (r) freeReplyObject(r);
@@ -235,9 +175,9 @@ TEST(a_damaged_checkpoint_is_refused_and_the_stream_rebuilds_the_state)
     CHECK_CONTAINS(out, "\"from_checkpoint\":false");
     CHECK_CONTAINS(out, "\"replayed\":40");
     bars_range("k3", "BTCUSDT", 40, 80, 0);
-    CHECK_EQ(group_done("k3:market", 20000), 1);
-    json_t *a = signals_by_bar("k2", &differ), *b = signals_by_bar("k3", &differ);
-    CHECK_EQ(decisions_differ(a, b, first, sizeof first), 0);
+    CHECK_EQ(th_group_done(rc, "k3:market", "rl-decision", 20000), 1);
+    json_t *a = th_events_by_bar(rc, "k2:signal", "rl.signal.generated", &differ), *b = th_events_by_bar(rc, "k3:signal", "rl.signal.generated", &differ);
+    CHECK_EQ(th_events_differ(a, b, first, sizeof first), 0);
     json_decref(a);
     json_decref(b);
     CHECK_EQ(th_stop(p, 10000), 0);
