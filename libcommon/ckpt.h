@@ -38,6 +38,11 @@ typedef struct ckpt_ops {
     /* Replace the state with saved bytes; -1 with err for bytes it refuses
      * (the state must then be as at start). */
     int (*load)(void *ud, const char *in, size_t len, char *err, size_t errlen);
+    /* May be NULL. Called after a restore that loaded no checkpoint (the
+     * first start, or one refused), once the replay is done, with the
+     * start-up connection: what the service kept elsewhere in Redis before
+     * it had checkpoints can be taken up here. */
+    void (*fresh)(void *ud, redisContext *c);
 } ckpt_ops_t;
 
 /* What a restore did, for logs and status. */

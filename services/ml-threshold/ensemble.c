@@ -477,7 +477,7 @@ static int ens_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load};
+static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load, NULL};
 
 /* ---------- HTTP and status ---------- */
 

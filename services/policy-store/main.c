@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 
-static void policy_store_stop(void *ud) { policy_engine_checkpoint(ud); }
 
 int main(void)
 {
@@ -24,7 +23,6 @@ int main(void)
         fprintf(stderr, "policy-store: %s\n", engine ? "cannot add the configuration routes" : err);
         return 2;
     }
-    svc.on_stop = policy_store_stop;
     svc.hook_ud = engine;
     int rc = svc_run(&svc);
     svc_free(&svc);

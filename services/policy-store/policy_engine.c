@@ -2,6 +2,7 @@
 #include "policy_engine.h"
 #include "timeguard.h"
 #include "keys.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "dedupe.h"
 #include "event.h"
@@ -9,7 +10,6 @@
 #include "log.h"
 #include "orchestrator.h"
 #include "policyview.h"
-#include "rsync.h"
 
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -19,7 +19,6 @@
 #define ENGINE_TICK_MS 1000
 #define ENGINE_REFRESH_MS 10000 /* configuration cached at most 10 s */
 #define ENGINE_SEED_MS 2000     /* how soon a configuration Redis lost is re-seeded */
-#define ENGINE_CKPT_MS 10000
 #define DAY_MS 86400000LL
 
 struct policy_engine {
@@ -29,12 +28,12 @@ struct policy_engine {
     inputs_t in;
     dedupe_t *seen;
     struct event *tick;
-    int seeded, seeding, dirty, publish_pending, persist_pending;
+    int seeded, seeding, publish_pending, persist_pending;
     policyview_t pv; /* the configuration hash as last read, kept current by policy.config.updated */
-    int64_t last_event_time, last_day, refreshed_ms, ckpt_ms, seed_ms;
+    int64_t last_event_time, last_day, refreshed_ms, seed_ms;
     int64_t leap_held; /* see timeguard.h */
     char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
-    char k_trading[160], k_history[160], k_state[160];
+    char k_trading[160], k_history[160];
     long published, evaluated, ignored_symbols;
 };
 
@@ -49,6 +48,7 @@ static void policy_engine_persist_cb(void *ud, const struct redisReply *r)
 /* Current policy and history in Redis; retried by the tick on failure. */
 static void policy_engine_persist(policy_engine_t *e)
 {
+    if (bus_replaying(e->svc->bus)) return; /* written when the entry was first handled */
     json_t *j = orch_policy_json(&e->orch.current);
     char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(j);
@@ -84,7 +84,8 @@ static void policy_engine_publish(policy_engine_t *e)
 static void policy_engine_adopted(policy_engine_t *e)
 {
     const trading_policy_t *p = &e->orch.current;
-    log_msg(LOG_INFO, e->trigger_trace, "POLICY v%d: allow_trades=%d risk_profile=%s max_risk=%.3f%% min_conf=%.2f: %s",
+    if (!bus_replaying(e->svc->bus))
+        log_msg(LOG_INFO, e->trigger_trace, "POLICY v%d: allow_trades=%d risk_profile=%s max_risk=%.3f%% min_conf=%.2f: %s",
             p->version, p->allow_new_trades,
             p->risk_profile == PROFILE_NORMAL ? "NORMAL" : p->risk_profile == PROFILE_REDUCED ? "REDUCED" : "NO_NEW_TRADES",
             p->max_risk_pct, p->min_confidence, p->note);
@@ -106,7 +107,6 @@ static void policy_engine_evaluate(policy_engine_t *e, int64_t t, int force)
     if (t > e->last_event_time) e->last_event_time = t;
     inputs_build(&e->in, &oi);
     e->evaluated++;
-    e->dirty = 1;
     if (orch_update(&e->orch, &oi, t, force)) policy_engine_adopted(e);
 }
 
@@ -196,60 +196,86 @@ static void policy_engine_seeded(void *ud, int ok)
     if (ok) policy_engine_refresh_config(e);
 }
 
-static json_t *policy_engine_state_json(const policy_engine_t *e)
+/* The engine's own fields in a checkpoint (ckpt.h); the inputs and the policy view follow. */
+typedef struct policy_engine_saved {
+    trading_policy_t current;
+    int has_current;
+    int64_t last_update_ms, last_event_time, last_day, leap_held;
+    long published, evaluated, ignored_symbols;
+    char trigger_id[EVENT_ID_MAX + 1], trigger_trace[EVENT_ID_MAX + 1];
+} policy_engine_saved_t;
+
+static char policy_engine_format[64];
+
+static int policy_engine_save(void *ud, char **out, size_t *len)
 {
-    return json_pack("{s:o, s:I, s:I, s:I}", "inputs", inputs_to_json(&e->in), "last_update_ms",
-                     (json_int_t)e->orch.last_update_ms, "last_event_time", (json_int_t)e->last_event_time,
-                     "last_day", (json_int_t)e->last_day);
+    policy_engine_t *e = ud;
+    policy_engine_saved_t h;
+    memset(&h, 0, sizeof h);
+    h.current = e->orch.current, h.has_current = e->orch.has_current, h.last_update_ms = e->orch.last_update_ms;
+    h.last_event_time = e->last_event_time, h.last_day = e->last_day, h.leap_held = e->leap_held;
+    h.published = e->published, h.evaluated = e->evaluated, h.ignored_symbols = e->ignored_symbols;
+    memcpy(h.trigger_id, e->trigger_id, sizeof h.trigger_id);
+    memcpy(h.trigger_trace, e->trigger_trace, sizeof h.trigger_trace);
+    char *pv = policyview_save(&e->pv);
+    size_t pvlen = pv ? strlen(pv) : 0;
+    *out = pv ? malloc(sizeof h + sizeof e->in + pvlen) : NULL;
+    if (!*out) return free(pv), -1;
+    memcpy(*out, &h, sizeof h);
+    memcpy(*out + sizeof h, &e->in, sizeof e->in);
+    memcpy(*out + sizeof h + sizeof e->in, pv, pvlen);
+    *len = sizeof h + sizeof e->in + pvlen;
+    free(pv);
+    return 0;
 }
 
-void policy_engine_checkpoint(policy_engine_t *e)
+static int policy_engine_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
 {
-    json_t *j = policy_engine_state_json(e);
-    char *txt = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(j);
-    const char *argv[] = {"SET", e->k_state, txt};
-    if (txt && bus_redis(e->svc->bus, NULL, NULL, 3, argv, NULL) == 0) e->dirty = 0;
-    e->ckpt_ms = clock_mono_ms();
-    free(txt);
+    policy_engine_t *e = ud;
+    policy_engine_saved_t h;
+    inputs_t inp;
+    if (len < sizeof h + sizeof inp) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
+    memcpy(&h, in, sizeof h);
+    memcpy(&inp, in + sizeof h, sizeof inp);
+    if (inp.nsyms < 0 || inp.nsyms > ORCH_MAX_SYMBOLS || h.current.nallowed < 0 || h.current.nallowed > ORCH_MAX_SYMBOLS ||
+        h.current.ndisallowed < 0 || h.current.ndisallowed > ORCH_MAX_SYMBOLS ||
+        !memchr(h.current.note, '\0', sizeof h.current.note) || !memchr(h.trigger_id, '\0', sizeof h.trigger_id) ||
+        !memchr(h.trigger_trace, '\0', sizeof h.trigger_trace))
+        return snprintf(err, errlen, "state is malformed (counts or strings out of bounds)"), -1;
+    if (policyview_restore(&e->pv, in + sizeof h + sizeof inp, len - sizeof h - sizeof inp) < 0)
+        return snprintf(err, errlen, "the policy view in the state is not JSON of one"), -1;
+    e->in = inp;
+    e->orch.current = h.current, e->orch.has_current = h.has_current, e->orch.last_update_ms = h.last_update_ms;
+    e->last_event_time = h.last_event_time, e->last_day = h.last_day, e->leap_held = h.leap_held;
+    e->published = h.published, e->evaluated = h.evaluated, e->ignored_symbols = h.ignored_symbols;
+    memcpy(e->trigger_id, h.trigger_id, sizeof e->trigger_id);
+    memcpy(e->trigger_trace, h.trigger_trace, sizeof e->trigger_trace);
+    policy_engine_apply_config(e);
+    log_info("restored inputs of %d symbols and policy v%d from the checkpoint", e->in.nsyms, e->orch.current.version);
+    return 0;
 }
 
-/* Load checkpoint and current policy with a synchronous read at start. */
-static void policy_engine_restore(policy_engine_t *e)
+
+/* No checkpoint (the first start of this version, or one refused): the
+ * replay rebuilt what the streams hold; a current policy in Redis of a later
+ * version than that (the streams were trimmed) is taken up, so versions go
+ * on from it. */
+static void policy_engine_fresh(void *ud, redisContext *c)
 {
-    char err[256];
-    redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
-    if (!c) {
-        log_warn("no checkpoint restored (%s); starting from empty inputs", err);
-        return;
-    }
-    redisReply *st = redisCommand(c, "GET %s", e->k_state), *cur = redisCommand(c, "GET %s", e->k_trading);
-    json_t *sj = st && st->type == REDIS_REPLY_STRING ? json_loadb(st->str, st->len, 0, NULL) : NULL;
+    policy_engine_t *e = ud;
+    trading_policy_t stored;
+    redisReply *cur = redisCommand(c, "GET %s", e->k_trading);
     json_t *cj = cur && cur->type == REDIS_REPLY_STRING ? json_loadb(cur->str, cur->len, 0, NULL) : NULL;
-    if (sj && inputs_from_json(&e->in, json_object_get(sj, "inputs")) == 0) {
-        e->orch.last_update_ms = json_integer_value(json_object_get(sj, "last_update_ms"));
-        e->last_event_time = json_integer_value(json_object_get(sj, "last_event_time"));
-        e->last_day = json_integer_value(json_object_get(sj, "last_day"));
-        log_info("restored inputs of %d symbols from the checkpoint", e->in.nsyms);
-        if (e->last_event_time > clock_wall_ms() + event_clock_skew_ms() ||
-            e->last_day > (clock_wall_ms() + event_clock_skew_ms()) / DAY_MS) {
-            /* written by a version that took a future-dated bar: its day would never turn again */
-            log_warn("the checkpoint's event time %lld (day %lld) is ahead of the clock: dropped; the next bar "
-                     "starts a new day (daily reset)",
-                     (long long)e->last_event_time, (long long)e->last_day);
-            e->last_event_time = 0, e->last_day = 1, e->orch.last_update_ms = 0;
-        }
+    if (cj && orch_policy_from_json(cj, &stored) == 0 && (!e->orch.has_current || stored.version > e->orch.current.version)) {
+        e->orch.current = stored, e->orch.has_current = 1;
+        log_info("took up policy v%d from %s (the streams no longer hold what made it)", stored.version, e->k_trading);
     }
-    if (cj && orch_policy_from_json(cj, &e->orch.current) == 0) {
-        e->orch.has_current = 1;
-        log_info("restored policy v%d", e->orch.current.version);
-    }
-    json_decref(sj);
     json_decref(cj);
-    if (st) freeReplyObject(st);
     if (cur) freeReplyObject(cur);
-    redisFree(c);
 }
+
+static const ckpt_ops_t policy_engine_ckpt = {policy_engine_format, policy_engine_save, policy_engine_load,
+                                              policy_engine_fresh};
 
 static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -264,7 +290,6 @@ static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
     if (now - e->refreshed_ms >= ENGINE_REFRESH_MS) policy_engine_refresh_config(e);
     if (e->publish_pending && e->orch.has_current) policy_engine_publish(e);
     if (e->persist_pending && e->orch.has_current) policy_engine_persist(e);
-    if (e->dirty && now - e->ckpt_ms >= ENGINE_CKPT_MS) policy_engine_checkpoint(e);
 }
 
 /* ---------- HTTP ---------- */
@@ -344,8 +369,8 @@ static json_t *policy_engine_status(void *ud)
 {
     policy_engine_t *e = ud;
     const orch_config_t *c = &e->orch.cfg;
-    return json_pack("{s:o, s:{s:b, s:i, s:I, s:I, s:I, s:I}, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:f, s:I, s:f}}", "bus",
-                     bus_status(e->svc->bus), "policy", "has_current", e->orch.has_current, "version",
+    return json_pack("{s:o?, s:o, s:{s:b, s:i, s:I, s:I, s:I, s:I}, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:f, s:I, s:f}}", "state",
+                     svc_state_status(e->svc), "bus", bus_status(e->svc->bus), "policy", "has_current", e->orch.has_current, "version",
                      e->orch.current.version, "published", (json_int_t)e->published, "evaluations",
                      (json_int_t)e->evaluated, "last_event_time", (json_int_t)e->last_event_time,
                      "ignored_symbols", (json_int_t)e->ignored_symbols, "inputs", policy_engine_inputs_summary(e),
@@ -374,8 +399,8 @@ policy_engine_t *policy_engine_new(svc_t *svc, config_store_t *cs, char *err, si
     inputs_init(&e->in);
     proto_key(e->k_trading, sizeof e->k_trading, svc->cfg.ns, QT_KEY_POLICY_TRADING);
     proto_key(e->k_history, sizeof e->k_history, svc->cfg.ns, QT_KEY_POLICY_HISTORY);
-    proto_key(e->k_state, sizeof e->k_state, svc->cfg.ns, QT_KEY_POLICY_STATE);
-    policy_engine_restore(e);
+    snprintf(policy_engine_format, sizeof policy_engine_format, "policy-store/1/%zu/%zu", sizeof(policy_engine_saved_t),
+             sizeof(inputs_t));
     e->tick = event_new(svc->base, -1, EV_PERSIST, policy_engine_tick, e);
     struct timeval tv = {ENGINE_TICK_MS / 1000, 0};
     if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", policy_engine_handle, e) < 0 ||
@@ -386,6 +411,11 @@ policy_engine_t *policy_engine_new(svc_t *svc, config_store_t *cs, char *err, si
         httpd_route(svc->http, "GET", "/api/v1/policy/history", 0, policy_engine_http_history, e) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/policy/reset-daily", HTTPD_AUTH, policy_engine_http_reset, e) < 0) {
         snprintf(err, errlen, "cannot set up the policy engine");
+        policy_engine_free(e);
+        return NULL;
+    }
+    if (bus_keep_state(svc->bus, &policy_engine_ckpt, e) < 0) {
+        snprintf(err, errlen, "cannot keep the policy engine's state");
         policy_engine_free(e);
         return NULL;
     }

@@ -245,7 +245,7 @@ static int dec_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load};
+static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load, NULL};
 
 /* ---------- model, status, life ---------- */
 
