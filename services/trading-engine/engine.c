@@ -11,6 +11,7 @@
 #include "api.h"
 #include "book.h"
 #include "breaker.h"
+#include "ckpt.h"
 #include "clock.h"
 #include "dashboard.h"
 #include "decide.h"
@@ -148,6 +149,10 @@ static int eng_intent(engine_t *e, const char *symbol, const intent_req_t *req, 
     json_t *ctx = NULL;
     if (pub_intent(e->svc, symbol, req, e->cfg.sizes.leverage, event_time, open_time, trace, regime, votes, id, &ctx) < 0)
         return -1;
+    if (intents_find(&e->intents, id)) { /* the same decision again (a replay at start): it is booked */
+        json_decref(ctx);
+        return 0;
+    }
     int reduce = req->qty > 0;
     intents_add(&e->intents, id, symbol, req->side, reduce, e->cfg.sizes.leverage, event_time, ctx);
     metric_inc(e->m_intents);
@@ -568,6 +573,121 @@ static int eng_rebuild(engine_t *e, char *err, size_t errlen)
     return 0;
 }
 
+/* ---------- state across restarts (ckpt.h) ---------- */
+
+/* What the streams' rebuild does not give back, in a checkpoint: the ML
+ * limits, the equity's day, peak and curve, the counters, and each symbol's
+ * join (its votes as JSON text after the fixed part). */
+typedef struct eng_saved {
+    ml_limits_t ml;
+    long denials[RISKGUARD_REASONS], log_total, log_shadow, joins_late;
+    int64_t log_last_at, last_perf_time, last_bar_time;
+    int njoins;
+} eng_saved_t;
+
+typedef struct eng_saved_join {
+    join_sym_t sym; /* join.votes is not kept: votes_len bytes of JSON follow */
+    size_t votes_len;
+} eng_saved_join_t;
+
+static char eng_format[96];
+
+static int eng_save(void *ud, char **out, size_t *len)
+{
+    engine_t *e = ud;
+    eng_saved_t h;
+    memset(&h, 0, sizeof h);
+    h.ml = e->ml, h.log_total = e->log.total, h.log_shadow = e->log.shadow, h.joins_late = e->joins.late;
+    h.log_last_at = e->log.last_at, h.last_perf_time = e->book.last_perf_time, h.last_bar_time = e->book.last_bar_time;
+    h.njoins = e->joins.n;
+    memcpy(h.denials, e->denials, sizeof h.denials);
+    char *votes[JOINS_SYMS] = {0};
+    size_t total = sizeof h + sizeof e->book.eq;
+    for (int i = 0; i < e->joins.n; i++) {
+        const json_t *v = e->joins.s[i].join.votes;
+        votes[i] = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        total += sizeof(eng_saved_join_t) + (votes[i] ? strlen(votes[i]) : 0);
+    }
+    char *buf = malloc(total), *at = buf;
+    if (buf) {
+        memcpy(at, &h, sizeof h), at += sizeof h;
+        memcpy(at, &e->book.eq, sizeof e->book.eq), at += sizeof e->book.eq;
+        for (int i = 0; i < e->joins.n; i++) {
+            eng_saved_join_t j;
+            memset(&j, 0, sizeof j);
+            j.sym = e->joins.s[i], j.sym.join.votes = NULL, j.votes_len = votes[i] ? strlen(votes[i]) : 0;
+            memcpy(at, &j, sizeof j), at += sizeof j;
+            if (j.votes_len) memcpy(at, votes[i], j.votes_len), at += j.votes_len;
+        }
+    }
+    for (int i = 0; i < e->joins.n; i++) free(votes[i]);
+    *out = buf, *len = total;
+    return buf ? 0 : -1;
+}
+
+/* Check the saved joins (strings, votes JSON) and the bytes they take; -1 if malformed. */
+static int eng_saved_joins_ok(const char *at, const char *end, int n)
+{
+    for (int i = 0; i < n; i++) {
+        eng_saved_join_t j;
+        if ((size_t)(end - at) < sizeof j) return -1;
+        memcpy(&j, at, sizeof j), at += sizeof j;
+        if (!memchr(j.sym.symbol, '\0', sizeof j.sym.symbol) || !memchr(j.sym.join.regime, '\0', sizeof j.sym.join.regime) ||
+            !memchr(j.sym.join.trace, '\0', sizeof j.sym.join.trace) || j.votes_len > (size_t)(end - at))
+            return -1;
+        at += j.votes_len;
+    }
+    return at == end ? 0 : -1;
+}
+
+/* A saved join back into the table, with what the rebuild found: a bar it
+ * saw decided (an intent after the checkpoint) is not joined again. */
+static void eng_load_join(engine_t *e, const eng_saved_join_t *j, const char *votes, int64_t now)
+{
+    join_sym_t *s = joins_sym(&e->joins, j->sym.symbol);
+    if (!s) return;
+    int64_t decided = s->decided_upto > j->sym.decided_upto ? s->decided_upto : j->sym.decided_upto;
+    int64_t seen = s->last_bar_open > j->sym.last_bar_open ? s->last_bar_open : j->sym.last_bar_open;
+    json_decref(s->join.votes);
+    *s = j->sym;
+    s->decided_upto = decided, s->last_bar_open = seen;
+    s->join.votes = j->votes_len ? json_loadb(votes, j->votes_len, 0, NULL) : NULL;
+    s->join.first_mono = now; /* the saver's monotonic clock is not ours */
+    if (s->join.active && s->join.open_time <= decided) {
+        json_decref(s->join.votes);
+        memset(&s->join, 0, sizeof s->join);
+    }
+}
+
+static int eng_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
+{
+    engine_t *e = ud;
+    eng_saved_t h;
+    if (len < sizeof h + sizeof e->book.eq) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
+    memcpy(&h, in, sizeof h);
+    const char *at = in + sizeof h + sizeof e->book.eq, *end = in + len;
+    equity_t eq;
+    memcpy(&eq, in + sizeof h, sizeof eq);
+    if (h.njoins < 0 || h.njoins > JOINS_SYMS || eq.n < 0 || eq.n > EQUITY_POINTS || eq.head < 0 ||
+        eq.head >= EQUITY_POINTS || eng_saved_joins_ok(at, end, h.njoins) < 0)
+        return snprintf(err, errlen, "state is malformed (counts, strings or lengths out of bounds)"), -1;
+    e->ml = h.ml, e->log.total = h.log_total, e->log.shadow = h.log_shadow, e->joins.late = h.joins_late;
+    e->log.last_at = h.log_last_at, e->book.last_perf_time = h.last_perf_time;
+    if (h.last_bar_time > e->book.last_bar_time) e->book.last_bar_time = h.last_bar_time;
+    memcpy(e->denials, h.denials, sizeof e->denials);
+    e->book.eq = eq;
+    int64_t now = clock_mono_ms();
+    for (int i = 0; i < h.njoins; i++) {
+        eng_saved_join_t j;
+        memcpy(&j, at, sizeof j), at += sizeof j;
+        eng_load_join(e, &j, at, now);
+        at += j.votes_len;
+    }
+    return 0;
+}
+
+static const ckpt_ops_t eng_ckpt = {eng_format, eng_save, eng_load, NULL};
+
 /* ---------- periodic work ---------- */
 
 /* Write key = text on the command link (nothing to wait for: the next
@@ -660,9 +780,9 @@ static json_t *eng_status(void *ud)
     breaker_state_t rb = breaker_state(e->rl_breaker, clock_mono_ms());
     live_mode_t mode = decide_mode(&e->pv);
     const json_t *trading = e->pv.trading;
-    return json_pack("{s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
+    return json_pack("{s:o?, s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
                      "s:o, s:b}",
-                     "bus", bus_status(e->svc->bus), "feed", e->feed ? eng_feed_status(e) : json_null(), "mode",
+                     "state", svc_state_status(e->svc), "bus", bus_status(e->svc->bus), "feed", e->feed ? eng_feed_status(e) : json_null(), "mode",
                      live_mode_name(mode), "rl_signals", "breaker", breaker_state_name(rb), "hybrid_fallback",
                      mode == MODE_HYBRID && rb == BREAKER_OPEN, "ml", "threshold", e->ml.threshold, "conservative",
                      e->ml.conservative, "max_position_size", e->ml.max_pos, "stop_loss_multiplier", e->ml.sl_mult,
@@ -724,6 +844,9 @@ static int eng_wire(engine_t *e)
         bus_subscribe(svc->bus, QT_STREAM_POLICY, eng_on_policy_event, e) < 0 || api_routes(svc->http, &e->api) < 0 ||
         dashboard_routes(svc->http) < 0)
         return -1;
+    snprintf(eng_format, sizeof eng_format, "trading-engine/1/%zu/%zu/%zu/%d", sizeof(eng_saved_t), sizeof(equity_t),
+             sizeof(eng_saved_join_t), RISKGUARD_REASONS);
+    if (bus_keep_state(svc->bus, &eng_ckpt, e) < 0) return -1;
     httpd_set_status(svc->http, eng_status, e);
     return 0;
 }

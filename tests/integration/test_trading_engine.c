@@ -435,6 +435,59 @@ TEST(hybrid_falls_back_to_the_ensemble_when_rl_is_silent)
     stop(p);
 }
 
+/* The checkpoint key of ns's engine covers the entry id of ns's signal stream (polls). */
+static int ckpt_covers_signal(const char *ns, int ms)
+{
+    char key[64], want[160];
+    snprintf(key, sizeof key, "%s:signal", ns);
+    redisReply *last = redisCommand(rc, "XREVRANGE %s + - COUNT 1", key);
+    if (!last || last->elements != 1) return last ? freeReplyObject(last), 0 : 0;
+    snprintf(want, sizeof want, "stream %s %s\n", key, last->element[0]->element[0]->str);
+    freeReplyObject(last);
+    for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(25)) {
+        redisReply *r = redisCommand(rc, "GET %s:state:trading-engine", ns);
+        int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, want);
+        if (r) freeReplyObject(r);
+        if (ok) return 1;
+    }
+    return 0;
+}
+
+/* HYBRID waits for both signals of a bar. The RL signal came, the engine
+ * was SIGKILLed, the ensemble's came after the restart: before, the RL
+ * signal was gone with the process (acked, held only in memory) and the bar
+ * was decided without it; the ML service's risk limits were forgotten too.
+ * Both come back with the engine's checkpoint. */
+TEST(a_signal_waiting_for_its_join_survives_a_sigkill)
+{
+    int port;
+    char data[256];
+    const char *env[] = {"QT_FEED=none", "QT_CHECKPOINT_MS=40", NULL};
+    set_config("jk", "rl_v3.live.mode", "\"HYBRID\"");
+    pid_t p = start("jk", env, &port);
+    snprintf(data, sizeof data, "{\"max_position_size\":0.015,\"stop_loss_multiplier\":2,\"reason\":\"test\","
+                                "\"event_time\":%lld}", T0);
+    th_xadd_event(rc, "jk:signal", "ml.risk.limit.update", data, NULL);
+    bar("jk", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("jk", "BTCUSDT", 0, "LONG_LARGE", 0.9);
+    CHECK_EQ(th_group_done(rc, "jk:signal", "trading-engine", 5000), 1);
+    CHECK_EQ(ckpt_covers_signal("jk", 5000), 1);
+    CHECK_EQ(count("jk", "trade.intent", "trade.intent"), 0); /* waiting for the ensemble */
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    p = start("jk", env, &port);
+    CHECK_EQ(get(port, "/api/v1/status"), 200);
+    CHECK(strstr(out, "\"max_position_size\":0.015") != NULL);
+    CHECK(strstr(out, "\"stop_loss_multiplier\":2") != NULL);
+    ens("jk", "BTCUSDT", 0, "LONG", 0.8);
+    CHECK_EQ(wait_count("jk", "trade.intent", "trade.intent", 1, 5000), 0);
+    json_t *in = last("jk", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(in, "source_tag"), "RL_V3_HYBRID_CONSENSUS");
+    CHECK_STR(jstr(in, "action"), "LONG_LARGE");
+    json_decref(in);
+    stop(p);
+}
+
 TEST(rate_limit_per_hour_of_event_time)
 {
     int port;
