@@ -1385,6 +1385,10 @@ typedef struct bus_then {
 static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_then_t *then, char *err, size_t errlen)
 {
     if (b->replaying) return 0; /* its first handling published it */
+    if (!b->started) { /* the state is not restored yet (svc.h) */
+        snprintf(err, errlen, "the bus has not started yet");
+        return -1;
+    }
     bus_pub_t *p = bus_pub(b, name);
     event_field_t f[EVENT_ENVELOPE_FIELDS];
     event_numbuf_t nb;

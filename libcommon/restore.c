@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define RESTORE_PAGE 512
 #define RESTORE_PENDING_MAX 1000000 /* entries pending in one group that a restore will look at */
@@ -25,17 +24,6 @@ typedef struct restore_stream {
     int finished;
     long skipped;
 } restore_stream_t;
-
-static redisContext *restore_connect(const qt_config_t *cfg)
-{
-    char err[256];
-    for (int attempt = 0;; attempt++) {
-        redisContext *c = rsync_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, sizeof err);
-        if (c) return c;
-        if (attempt % 10 == 0) log_warn("restoring state: cannot reach Redis yet (%s); trying every second", err);
-        sleep(1);
-    }
-}
 
 /* A map-like reply's (XINFO) string field key into out, if there. */
 static void restore_field(const redisReply *m, const char *key, char *out, size_t len)
@@ -186,9 +174,10 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
     int n = bus_sub_count(b), rc = 0;
     memset(out, 0, sizeof *out);
     if (!bus_state_ops(b, NULL) || n == 0) return 0;
+    redisContext *c = rsync_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, errlen);
+    if (!c) return 1;
     restore_stream_t *sts = calloc((size_t)n, sizeof *sts);
-    if (!sts) return snprintf(err, errlen, "out of memory restoring state"), -1;
-    redisContext *c = restore_connect(cfg);
+    if (!sts) return redisFree(c), snprintf(err, errlen, "out of memory restoring state"), -1;
     for (int i = 0; i < n; i++) {
         sts[i].key = bus_sub_key(b, i);
         snprintf(sts[i].tag, sizeof sts[i].tag, "0");

@@ -16,9 +16,9 @@
 #include "ckpt.h"
 #include "config.h"
 
-/* 0 with what was done in out (nothing when the bus keeps no state); -1 with
- * err when Redis answered something that makes a restore impossible. Waits
- * for Redis while it cannot be reached. */
+/* 0 with what was done in out (nothing when the bus keeps no state); 1 with
+ * the reason in err when Redis cannot be reached now (call again later); -1
+ * with err when Redis failed in the middle of it. */
 int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen);
 
 #endif

@@ -156,21 +156,54 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     return 0;
 }
 
-int svc_run(svc_t *s)
+/* The state back (restore.h), then the bus; while Redis cannot be reached
+ * the restore is tried again every second on the loop (a stop still works,
+ * /ready says why). */
+static void svc_begin(evutil_socket_t fd, short what, void *arg)
 {
+    svc_t *s = arg;
     char err[512];
-    if (restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err) < 0) {
-        log_error("cannot restore the state: %s", err);
-        return 1;
+    (void)fd, (void)what;
+    if (s->stopping) return;
+    int rc = restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0 || s->restore_tries++ % 10 == 0)
+            log_warn("state not restored yet, trying again every second: %s", err);
+        snprintf(s->restore_wait, sizeof s->restore_wait, "%s", err);
+        struct timeval again = {1, 0};
+        event_add(s->ev_begin, &again);
+        return;
     }
+    s->restore_wait[0] = '\0';
     if (bus_state_ops(s->bus, NULL)) log_info("state restored: %s", s->restored.note);
     if (bus_start(s->bus) < 0) {
         log_error("cannot start the bus");
+        svc_stop(s);
+        return;
+    }
+    s->begun = 1;
+    if (s->on_begin) s->on_begin(s->hook_ud);
+    log_info("started: namespace=%s http=%s:%d redis=%s%s", s->cfg.ns, s->cfg.http_bind, httpd_port(s->http),
+             s->cfg.redis.unix_path[0] ? s->cfg.redis.unix_path : s->cfg.redis.host,
+             s->cfg.api_token[0] ? "" : " (mutating endpoints off: no QT_API_TOKEN)");
+}
+
+static int svc_state_ready(void *ud, char *why, size_t whylen)
+{
+    const svc_t *s = ud;
+    if (s->begun) return 1;
+    snprintf(why, whylen, "restoring state: %s", s->restore_wait[0] ? s->restore_wait : "under way");
+    return 0;
+}
+
+int svc_run(svc_t *s)
+{
+    if (!(s->ev_begin = evtimer_new(s->base, svc_begin, s)) ||
+        httpd_add_ready(s->http, "state", svc_state_ready, s) < 0) {
+        log_error("out of memory");
         return 1;
     }
-    log_info("started: namespace=%s http=%s:%d redis=%s%s", s->cfg.ns, s->cfg.http_bind,
-             httpd_port(s->http), s->cfg.redis.unix_path[0] ? s->cfg.redis.unix_path : s->cfg.redis.host,
-             s->cfg.api_token[0] ? "" : " (mutating endpoints off: no QT_API_TOKEN)");
+    svc_begin(-1, 0, s);
     event_base_dispatch(s->base);
     return 0;
 }
@@ -181,10 +214,11 @@ void svc_free(svc_t *s)
     if (s->ev_int) event_free(s->ev_int);
     if (s->ev_hup) event_free(s->ev_hup);
     if (s->ev_notice) event_free(s->ev_notice);
+    if (s->ev_begin) event_free(s->ev_begin);
     bus_free(s->bus);   /* first: what it answers on the way out may answer HTTP requests (httpd_answer) */
     httpd_free(s->http);
     metrics_free(s->metrics);
-    s->ev_term = s->ev_int = s->ev_hup = NULL;
+    s->ev_term = s->ev_int = s->ev_hup = s->ev_notice = s->ev_begin = NULL;
     s->http = NULL, s->bus = NULL, s->metrics = NULL;
 }
 

@@ -22,20 +22,25 @@ typedef struct svc {
     metrics_t *metrics;
     bus_t *bus;
     httpd_t *http;
-    struct event *ev_term, *ev_int, *ev_hup, *ev_notice;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_notice, *ev_begin;
     int config_reset; /* the configuration is policy-store's re-seeded defaults (QT_KEY_POLICY_CONFIG_RESET) */
     void (*on_reload)(void *ud);
     void (*on_stop)(void *ud); /* before draining: stop producing */
+    void (*on_begin)(void *ud); /* the state is restored and the bus started: start producing */
     void *hook_ud;
     int stopping;
     ckpt_restore_t restored; /* what svc_run() restored (a service that keeps state: bus_keep_state) */
+    int begun, restore_tries; /* the bus started; restores tried while Redis was away */
+    char restore_wait[512];   /* why the restore waits, "" once done */
 } svc_t;
 
 /* Everything set up but nothing connected yet. Returns -1 with err
  * (a configuration error names the variable). */
 int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t errlen);
-/* Restore the state the service keeps (restore.h), start the bus and run
- * the loop until stopped and drained. Returns 0, or 1 when it could not start. */
+/* Restore the state the service keeps (restore.h; retried every second on
+ * the loop while Redis cannot be reached, /ready saying so), start the bus
+ * and run the loop until stopped and drained. Returns 0, or 1 when it could
+ * not start. */
 int svc_run(svc_t *s);
 /* Begin a graceful stop, as SIGTERM does. */
 void svc_stop(svc_t *s);

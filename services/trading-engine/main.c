@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 static void trading_engine_stop(void *ud) { engine_stop(ud); }
+static void trading_engine_begin(void *ud) { engine_start(ud); }
 
 int main(void)
 {
@@ -21,8 +22,8 @@ int main(void)
         return 2;
     }
     svc.on_stop = trading_engine_stop;
+    svc.on_begin = trading_engine_begin; /* the feed starts once the state is back */
     svc.hook_ud = e;
-    engine_start(e);
     int rc = svc_run(&svc);
     svc_free(&svc);
     engine_free(e);
