@@ -34,11 +34,39 @@ static void restore_field(const redisReply *m, const char *key, char *out, size_
             snprintf(out, len, "%s", m->element[k + 1]->str);
 }
 
-/* The group's last-delivered-id ("0" when nothing was delivered) and whether
- * entries after the tag were deleted from the stream (trimmed). */
-static void restore_bounds(redisContext *c, const char *group, restore_stream_t *st, int *lost)
+/* A map-like reply's integer field key, or -1. */
+static long long restore_int(const redisReply *m, const char *key)
+{
+    for (size_t k = 0; m && m->type == REDIS_REPLY_ARRAY && k + 1 < m->elements; k += 2)
+        if (m->element[k]->type == REDIS_REPLY_STRING && strcmp(m->element[k]->str, key) == 0 &&
+            m->element[k + 1]->type == REDIS_REPLY_INTEGER)
+            return m->element[k + 1]->integer;
+    return -1;
+}
+
+/* Were entries after the tag removed from the stream (trimmed, deleted)? A
+ * trim takes the oldest entries, so when the tag's own entry is gone (the
+ * first entry is later) so are, as a rule, some after it; with no tag, any
+ * entry removed at all. */
+static int restore_trimmed(const redisReply *s, const char *tag)
 {
     char deleted[48] = "0";
+    restore_field(s, "max-deleted-entry-id", deleted, sizeof deleted);
+    if (ckpt_id_cmp(deleted, tag) > 0) return 1;
+    const redisReply *first = NULL;
+    for (size_t k = 0; s && s->type == REDIS_REPLY_ARRAY && k + 1 < s->elements; k += 2)
+        if (s->element[k]->type == REDIS_REPLY_STRING && strcmp(s->element[k]->str, "first-entry") == 0)
+            first = s->element[k + 1];
+    if (!first || first->type != REDIS_REPLY_ARRAY || first->elements < 1 || first->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    if (strcmp(tag, "0") == 0) return restore_int(s, "entries-added") > restore_int(s, "length");
+    return ckpt_id_cmp(first->element[0]->str, tag) > 0;
+}
+
+/* The group's last-delivered-id ("0" when nothing was delivered) and whether
+ * entries it delivered after the tag are gone from the stream. */
+static void restore_bounds(redisContext *c, const char *group, restore_stream_t *st, int *lost)
+{
     redisReply *g = redisCommand(c, "XINFO GROUPS %s", st->key), *s = redisCommand(c, "XINFO STREAM %s", st->key);
     snprintf(st->last, sizeof st->last, "0");
     for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
@@ -46,8 +74,10 @@ static void restore_bounds(redisContext *c, const char *group, restore_stream_t 
         restore_field(g->element[i], "name", name, sizeof name);
         if (strcmp(name, group) == 0) restore_field(g->element[i], "last-delivered-id", st->last, sizeof st->last);
     }
-    if (s && s->type == REDIS_REPLY_ARRAY) restore_field(s, "max-deleted-entry-id", deleted, sizeof deleted);
-    if (ckpt_id_cmp(deleted, st->tag) > 0 && ckpt_id_cmp(st->last, st->tag) > 0) *lost = 1;
+    if (ckpt_id_cmp(st->last, st->tag) > 0 && s && s->type == REDIS_REPLY_ARRAY && restore_trimmed(s, st->tag)) {
+        *lost = 1;
+        log_warn("restoring state: entries of %s after %s were trimmed before they could be read back", st->key, st->tag);
+    }
     if (g) freeReplyObject(g);
     if (s) freeReplyObject(s);
 }

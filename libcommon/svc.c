@@ -175,7 +175,8 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         return;
     }
     s->restore_wait[0] = '\0';
-    if (bus_state_ops(s->bus, NULL)) log_info("state restored: %s", s->restored.note);
+    if (bus_state_ops(s->bus, NULL))
+        log_msg(s->restored.history_lost ? LOG_WARN : LOG_INFO, NULL, "state restored: %s", s->restored.note);
     if (bus_start(s->bus) < 0) {
         log_error("cannot start the bus");
         svc_stop(s);

@@ -183,6 +183,29 @@ TEST(a_damaged_checkpoint_is_refused_and_the_stream_rebuilds_the_state)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* Without its checkpoint and with the stream trimmed since, a restart
+ * cannot bring the windows back: it says so (status, log) and goes on from
+ * what the stream still holds. */
+TEST(a_trimmed_stream_without_a_checkpoint_is_said)
+{
+    int port;
+    pid_t p = start_kept("k4", &port);
+    bars_range("k4", "BTCUSDT", 0, 60, 0);
+    CHECK_EQ(th_group_done(rc, "k4:market", "rl-decision", 20000), 1);
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    freeReplyObject(redisCommand(rc, "DEL k4:state:rl-decision"));
+    freeReplyObject(redisCommand(rc, "XTRIM k4:market MAXLEN 10"));
+    p = start_kept("k4", &port);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "\"history_lost\":true") != NULL);
+    CHECK(strstr(out, "\"replayed\":10") != NULL);
+    CHECK(strstr(out, "warming up") != NULL);
+    bars_range("k4", "BTCUSDT", 60, 62, 0);
+    CHECK_EQ(th_wait_xlen(rc, "k4:signal", 62, 10000), 0); /* it goes on */
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
 TEST(refuses_to_start_without_a_model)
 {
     int port, st = -1;
