@@ -206,6 +206,23 @@ TEST(a_trimmed_stream_without_a_checkpoint_is_said)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* Started while Redis is away, a service that keeps state waits on its loop
+ * for Redis to restore it: /ready says why, and SIGTERM stops it at once
+ * (a first version of the restore slept in a loop that nothing could stop). */
+TEST(started_while_redis_is_away_it_says_why_and_still_stops)
+{
+    th_redis_t gone = {0};
+    int port;
+    gone.port = th_free_port();
+    snprintf(gone.url, sizeof gone.url, "redis://127.0.0.1:%d/0", gone.port); /* nothing listens there */
+    const char *env[] = {env_model, NULL};
+    pid_t p = th_service(bin, &gone, "k5", env, dir, "rl-k5", &port, 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 503, 10000), 0);
+    CHECK_EQ(th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out), 503);
+    CHECK(strstr(out, "restoring state: cannot connect to redis") != NULL);
+    CHECK_EQ(th_stop(p, 5000), 0);
+}
+
 TEST(refuses_to_start_without_a_model)
 {
     int port, st = -1;
