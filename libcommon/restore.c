@@ -64,10 +64,19 @@ static int restore_trimmed(const redisReply *s, const char *tag)
 }
 
 /* The group's last-delivered-id ("0" when nothing was delivered) and whether
- * entries it delivered after the tag are gone from the stream. */
-static void restore_bounds(redisContext *c, const char *group, restore_stream_t *st, int *lost)
+ * entries it delivered after the tag are gone from the stream; -1 when the
+ * connection failed. */
+static int restore_bounds(redisContext *c, const char *group, restore_stream_t *st, int *lost)
 {
-    redisReply *g = redisCommand(c, "XINFO GROUPS %s", st->key), *s = redisCommand(c, "XINFO STREAM %s", st->key);
+    redisReply *g = redisCommand(c, "XINFO GROUPS %s", st->key), *s = g ? redisCommand(c, "XINFO STREAM %s", st->key) : NULL;
+    /* the connection failed, or a refusal other than "no such key" (a stream not there yet) */
+    int failed = !g || !s || (g->type == REDIS_REPLY_ERROR && !strstr(g->str, "no such key"));
+    if (failed) {
+        if (g && g->type == REDIS_REPLY_ERROR) log_warn("restoring state: XINFO GROUPS %s: %s", st->key, g->str);
+        if (g) freeReplyObject(g);
+        if (s) freeReplyObject(s);
+        return -1;
+    }
     snprintf(st->last, sizeof st->last, "0");
     for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
         char name[128] = "";
@@ -78,20 +87,27 @@ static void restore_bounds(redisContext *c, const char *group, restore_stream_t 
         *lost = 1;
         log_warn("restoring state: entries of %s after %s were trimmed before they could be read back", st->key, st->tag);
     }
-    if (g) freeReplyObject(g);
-    if (s) freeReplyObject(s);
+    freeReplyObject(g);
+    freeReplyObject(s);
+    return 0;
 }
 
 /* Claim every entry pending in the group for us (a dead predecessor's: they
- * come through the group, oldest first) and keep those after the tag. */
+ * come through the group, oldest first) and keep those after the tag; -1
+ * when the connection failed or memory ran out. */
 static int restore_pending(redisContext *c, const char *group, const char *consumer, restore_stream_t *st)
 {
     restore_id_t start = "-";
     size_t cap = 0;
     for (;;) {
         redisReply *p = redisCommand(c, "XPENDING %s %s %s + %d", st->key, group, start, RESTORE_PAGE);
-        if (!p || p->type != REDIS_REPLY_ARRAY || p->elements == 0) {
-            if (p) freeReplyObject(p);
+        if (!p) return -1;
+        if (p->type == REDIS_REPLY_ERROR && strncmp(p->str, "NOGROUP", 7) != 0) { /* refused (NOPERM, ...) */
+            log_warn("restoring state: XPENDING %s: %s", st->key, p->str);
+            return freeReplyObject(p), -1;
+        }
+        if (p->type != REDIS_REPLY_ARRAY || p->elements == 0) { /* none, or no group yet */
+            freeReplyObject(p);
             return 0;
         }
         const char **argv = malloc((p->elements + 6) * sizeof *argv);
@@ -111,7 +127,9 @@ static int restore_pending(redisContext *c, const char *group, const char *consu
         }
         argv[argc++] = "JUSTID";
         redisReply *cl = redisCommandArgv(c, argc, argv, NULL);
+        int refused = !cl || cl->type == REDIS_REPLY_ERROR;
         if (cl) freeReplyObject(cl);
+        if (refused) return free(argv), freeReplyObject(p), -1;
         snprintf(start, sizeof start, "(%s", p->element[p->elements - 1]->element[0]->str);
         size_t n = p->elements;
         free(argv);
@@ -175,8 +193,9 @@ static int restore_replay(bus_t *b, redisContext *c, const qt_config_t *cfg, res
     }
 }
 
-/* The checkpoint into the service (tags into sts), or nothing. */
-static void restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n, ckpt_restore_t *out)
+/* The checkpoint into the service (tags into sts), or nothing; -1 when the
+ * connection failed (the service's state is then untouched). */
+static int restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n, ckpt_restore_t *out)
 {
     void *ud;
     const ckpt_ops_t *ops = bus_state_ops(b, &ud);
@@ -185,6 +204,7 @@ static void restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n
     size_t slen;
     char err[256];
     redisReply *r = redisCommand(c, "GET %s", bus_state_key(b));
+    if (!r) return -1;
     for (int i = 0; i < n; i++) keys[i] = sts[i].key;
     if (r && r->type == REDIS_REPLY_STRING) {
         if (ckpt_decode(r->str, r->len, ops->format, n, keys, ids, &out->saved_ms, &state, &slen, err, sizeof err) < 0 ||
@@ -196,7 +216,8 @@ static void restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n
             for (int i = 0; i < n; i++) memcpy(sts[i].tag, ids[i], sizeof sts[i].tag);
         }
     }
-    if (r) freeReplyObject(r);
+    freeReplyObject(r);
+    return 0;
 }
 
 int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen)
@@ -212,13 +233,16 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
         sts[i].key = bus_sub_key(b, i);
         snprintf(sts[i].tag, sizeof sts[i].tag, "0");
     }
-    restore_load(c, b, sts, n, out);
+    /* until the replay starts a failure leaves nothing half done: a checkpoint
+     * loaded is loaded again by the next try, so it is tried again (1) */
+    if (restore_load(c, b, sts, n, out) < 0) rc = 1;
     for (int i = 0; i < n && rc == 0; i++) {
-        restore_bounds(c, bus_group(b), &sts[i], &out->history_lost);
         snprintf(sts[i].from, sizeof sts[i].from, strcmp(sts[i].tag, "0") ? "(%s" : "-", sts[i].tag);
-        if (restore_pending(c, bus_group(b), bus_consumer(b), &sts[i]) < 0) rc = -1;
+        if (restore_bounds(c, bus_group(b), &sts[i], &out->history_lost) < 0 ||
+            restore_pending(c, bus_group(b), bus_consumer(b), &sts[i]) < 0)
+            rc = 1;
     }
-    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1;
+    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1; /* half replayed: only a fresh start is sound */
     void *ud;
     const ckpt_ops_t *ops = bus_state_ops(b, &ud);
     if (rc == 0 && !out->found && ops->fresh) ops->fresh(ud, c);
@@ -229,7 +253,7 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
         if (sts[i].page) freeReplyObject(sts[i].page);
         free(sts[i].pending);
     }
-    if (rc < 0) snprintf(err, errlen, "Redis failed while the state was read back: %s", c->err ? c->errstr : "a reply was refused");
+    if (rc != 0) snprintf(err, errlen, "Redis failed while the state was read back: %s", c->err ? c->errstr : "out of memory");
     snprintf(out->note, sizeof out->note, "%s + %ld entries replayed%s", out->found ? "checkpoint" : "no checkpoint",
              out->replayed, out->history_lost ? "; entries after it were trimmed from the streams: warming up" : "");
     redisFree(c);

@@ -17,8 +17,10 @@
 #include "config.h"
 
 /* 0 with what was done in out (nothing when the bus keeps no state); 1 with
- * the reason in err when Redis cannot be reached now (call again later); -1
- * with err when Redis failed in the middle of it. */
+ * the reason in err when Redis cannot be reached now or failed before the
+ * replay began (call again later: nothing is half done); -1 with err when it
+ * failed in the middle of the replay (the state is half replayed: only a new
+ * process can start soundly). */
 int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen);
 
 #endif

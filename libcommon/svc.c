@@ -166,8 +166,14 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     if (s->stopping) return;
     int rc = restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err);
+    if (rc < 0) {
+        log_error("cannot restore the state: %s; exiting, a new start replays it again", err);
+        s->failed = 1;
+        svc_stop(s);
+        return;
+    }
     if (rc != 0) {
-        if (rc < 0 || s->restore_tries++ % 10 == 0)
+        if (s->restore_tries++ % 10 == 0)
             log_warn("state not restored yet, trying again every second: %s", err);
         snprintf(s->restore_wait, sizeof s->restore_wait, "%s", err);
         struct timeval again = {1, 0};
@@ -179,6 +185,7 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         log_msg(s->restored.history_lost ? LOG_WARN : LOG_INFO, NULL, "state restored: %s", s->restored.note);
     if (bus_start(s->bus) < 0) {
         log_error("cannot start the bus");
+        s->failed = 1;
         svc_stop(s);
         return;
     }
@@ -206,7 +213,7 @@ int svc_run(svc_t *s)
     }
     svc_begin(-1, 0, s);
     event_base_dispatch(s->base);
-    return 0;
+    return s->failed;
 }
 
 void svc_free(svc_t *s)
