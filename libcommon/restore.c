@@ -253,7 +253,9 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
         if (sts[i].page) freeReplyObject(sts[i].page);
         free(sts[i].pending);
     }
-    if (rc != 0) snprintf(err, errlen, "Redis failed while the state was read back: %s", c->err ? c->errstr : "out of memory");
+    if (rc != 0)
+        snprintf(err, errlen, "Redis failed or refused a read of the state: %s",
+                 c->err ? c->errstr : "a command was refused or memory ran out (see the warning before)");
     snprintf(out->note, sizeof out->note, "%s + %ld entries replayed%s", out->found ? "checkpoint" : "no checkpoint",
              out->replayed, out->history_lost ? "; entries after it were trimmed from the streams: warming up" : "");
     redisFree(c);

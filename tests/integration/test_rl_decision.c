@@ -223,6 +223,27 @@ TEST(started_while_redis_is_away_it_says_why_and_still_stops)
     CHECK_EQ(th_stop(p, 5000), 0);
 }
 
+/* Redis refusing a read the restore needs (here XPENDING, as an ACL could)
+ * is not taken for "nothing pending": the service waits, says why in
+ * /ready, and starts once the read is allowed. */
+TEST(a_refused_start_up_read_is_waited_out_not_taken_for_nothing)
+{
+    int port;
+    const char *env[] = {env_model, NULL};
+    bars_range("k6", "BTCUSDT", 0, 5, 0);
+    freeReplyObject(redisCommand(rc, "XGROUP CREATE k6:market rl-decision 0 MKSTREAM"));
+    freeReplyObject(redisCommand(rc, "ACL SETUSER default -xpending"));
+    pid_t p = th_service(bin, &R, "k6", env, dir, "rl-k6", &port, 0);
+    CHECK_EQ(th_wait_http(port, "/ready", 503, 10000), 0);
+    th_sleep_ms(1500);
+    CHECK_EQ(th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out), 503);
+    CHECK(strstr(out, "restoring state: Redis failed or refused a read of the state") != NULL);
+    freeReplyObject(redisCommand(rc, "ACL SETUSER default +xpending"));
+    CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "k6:signal", 5, 10000), 0);
+    CHECK_EQ(th_stop(p, 5000), 0);
+}
+
 TEST(refuses_to_start_without_a_model)
 {
     int port, st = -1;
