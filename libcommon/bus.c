@@ -329,9 +329,22 @@ static int entry_size_ok(const bus_t *b, const event_field_t *f, size_t n, char 
  * newest such is the stream's tag in the next checkpoint. */
 static void sub_done(bus_t *b, int si, const char *id)
 {
+    if (!b->st_ops) return; /* nothing to checkpoint: off the hot path */
     bus_sub_t *s = &b->subs[si];
     if (!s->done_id[0] || ckpt_id_cmp(id, s->done_id) > 0) snprintf(s->done_id, sizeof s->done_id, "%s", id);
     b->handled_since++;
+}
+
+/* An entry's fields decoded and validated into ev (the caller clears it): 0,
+ * or -1 with the reason a first delivery dead-letters it for. */
+static int entry_decode(const bus_t *b, const redisReply *fields, event_t *ev, char *err, size_t errlen)
+{
+    event_field_t f[EVENT_FIELDS_MAX];
+    size_t nf = 0;
+    return entry_fields(fields, f, &nf, err, errlen) < 0 || entry_size_ok(b, f, nf, err, errlen) < 0 ||
+                   event_decode(ev, f, nf, err, errlen) < 0
+               ? -1
+               : 0;
 }
 
 static void handle_result(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries,
@@ -391,8 +404,6 @@ static int bus_is_deferred(const bus_t *b, int si, const char *id);
 static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fields, long deliveries)
 {
     bus_sub_t *s = &b->subs[si];
-    event_field_t f[EVENT_FIELDS_MAX];
-    size_t nf = 0;
     char err[512] = "";
     event_t ev;
     if (bus_is_deferred(b, si, id)) return; /* its handler is still at it */
@@ -415,8 +426,7 @@ static void handle_entry(bus_t *b, int si, const char *id, const redisReply *fie
         sub_done(b, si, id);
         return;
     }
-    if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || entry_size_ok(b, f, nf, err, sizeof err) < 0 ||
-        event_decode(&ev, f, nf, err, sizeof err) < 0) {
+    if (entry_decode(b, fields, &ev, err, sizeof err) < 0) {
         dead_letter(b, si, id, fields, deliveries, err, NULL);
         sub_done(b, si, id);
         return;
@@ -1132,15 +1142,12 @@ void bus_sub_restored(bus_t *b, int si, const char *covered, const char *done)
 
 int bus_replay(bus_t *b, int si, const char *id, const struct redisReply *fields)
 {
-    bus_sub_t *s = &b->subs[si];
-    event_field_t f[EVENT_FIELDS_MAX];
-    size_t nf = 0;
     char err[512] = "";
     event_t ev;
-    if (si < 0 || si >= b->nsubs || !fields || sub_skips(s, fields)) return 0;
-    if (entry_fields(fields, f, &nf, err, sizeof err) < 0 || entry_size_ok(b, f, nf, err, sizeof err) < 0 ||
-        event_decode(&ev, f, nf, err, sizeof err) < 0)
-        return 0; /* it was dead-lettered the first time */
+    if (si < 0 || si >= b->nsubs || !fields) return 0;
+    bus_sub_t *s = &b->subs[si];
+    if (sub_skips(s, fields) || entry_decode(b, fields, &ev, err, sizeof err) < 0)
+        return 0; /* skipped, or dead-lettered, the first time */
     bus_msg_t msg = {s->key, id, &ev, 1};
     b->replaying = 1;
     s->fn(s->ud, &msg, err, sizeof err);
@@ -1200,7 +1207,7 @@ static void bus_tick(evutil_socket_t fd, short what, void *arg)
         bus_checkpoint(b, now, b->stopping && bus_drained(b));
     }
     read_next(b);
-    int ckpt_owed = b->st_ops && b->handled_since && bus_settled(b); /* the last checkpoint, written before we go */
+    int ckpt_owed = b->stopping && b->st_ops && b->handled_since && bus_settled(b); /* the last one, before we go */
     if (b->stopping && !b->stopped && ((bus_drained(b) && !ckpt_owed) || now >= b->stop_deadline_ms)) {
         if (!bus_drained(b))
             log_warn("drain limit reached with %zu publishes and %zu acks outstanding; "

@@ -18,3 +18,10 @@ void *symtab_slot(void *slots, size_t size, size_t name_len, int *n, int max, co
     if (created) *created = 1;
     return s;
 }
+
+int symtab_names_ok(const void *slots, size_t size, size_t name_len, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!memchr((const char *)slots + (size_t)i * size, '\0', name_len)) return 0;
+    return 1;
+}

@@ -16,8 +16,14 @@
  * or the array is full. */
 void *symtab_slot(void *slots, size_t size, size_t name_len, int *n, int max, const char *symbol, int *created);
 
+/* Are the names of n elements at `slots` (as above) strings that end within
+ * name_len? 1 or 0: for an array read back from a checkpoint (ckpt.h). */
+int symtab_names_ok(const void *slots, size_t size, size_t name_len, int n);
+
 /* For an array member `arr` of struct elements with a leading `symbol` field. */
 #define SYMTAB_SLOT(arr, n, max, name, created)                                                                         \
     symtab_slot((arr), sizeof (arr)[0], sizeof (arr)[0].symbol, (n), (max), (name), (created))
+
+#define SYMTAB_NAMES_OK(bytes, arr, n) symtab_names_ok((bytes), sizeof (arr)[0], sizeof (arr)[0].symbol, (n))
 
 #endif

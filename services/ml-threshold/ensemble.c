@@ -457,9 +457,8 @@ static int ens_load(void *ud, const char *in, size_t len, char *err, size_t errl
     if (h.nsyms < 0 || h.nsyms > ENS_SYMS || h.npending < 0 || h.npending > ENS_PENDING ||
         len != sizeof h + syms + (size_t)h.npending * sizeof p)
         return snprintf(err, errlen, "state says %d symbols and %d waiting bars in %zu bytes", h.nsyms, h.npending, len), -1;
-    for (int i = 0; i < h.nsyms; i++)
-        if (!memchr(in + sizeof h + (size_t)i * sizeof *e->syms, '\0', sizeof e->syms->symbol))
-            return snprintf(err, errlen, "symbol %d of the state is not a string", i), -1;
+    if (!SYMTAB_NAMES_OK(in + sizeof h, e->syms, h.nsyms))
+        return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
     for (int i = 0; i < h.npending; i++) {
         memcpy(&p, in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
         if (!p.used || !ens_pending_ok(e, &p)) return snprintf(err, errlen, "waiting bar %d of the state is malformed", i), -1;

@@ -1,5 +1,6 @@
 /* policy_engine.c — inputs → TradingPolicy → stream and Redis (see policy_engine.h). */
 #include "policy_engine.h"
+#include "symtab.h"
 #include "timeguard.h"
 #include "keys.h"
 #include "ckpt.h"
@@ -237,7 +238,7 @@ static int policy_engine_load(void *ud, const char *in, size_t len, char *err, s
     if (len < sizeof h + sizeof inp) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
     memcpy(&h, in, sizeof h);
     memcpy(&inp, in + sizeof h, sizeof inp);
-    if (inp.nsyms < 0 || inp.nsyms > ORCH_MAX_SYMBOLS || h.current.nallowed < 0 || h.current.nallowed > ORCH_MAX_SYMBOLS ||
+    if (inp.nsyms < 0 || inp.nsyms > ORCH_MAX_SYMBOLS || !SYMTAB_NAMES_OK(inp.syms, inp.syms, inp.nsyms) || h.current.nallowed < 0 || h.current.nallowed > ORCH_MAX_SYMBOLS ||
         h.current.ndisallowed < 0 || h.current.ndisallowed > ORCH_MAX_SYMBOLS ||
         !memchr(h.current.note, '\0', sizeof h.current.note) || !memchr(h.trigger_id, '\0', sizeof h.trigger_id) ||
         !memchr(h.trigger_trace, '\0', sizeof h.trigger_trace))

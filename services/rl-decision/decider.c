@@ -233,9 +233,8 @@ static int dec_load(void *ud, const char *in, size_t len, char *err, size_t errl
     size_t syms = (size_t)h.nsyms * sizeof *d->syms;
     if (h.nsyms < 0 || h.nsyms > DEC_SYMS || len < sizeof h + syms)
         return snprintf(err, errlen, "state says %d symbols in %zu bytes", h.nsyms, len), -1;
-    for (int i = 0; i < h.nsyms; i++)
-        if (!memchr(in + sizeof h + (size_t)i * sizeof *d->syms, '\0', sizeof d->syms->symbol))
-            return snprintf(err, errlen, "symbol %d of the state is not a string", i), -1;
+    if (!SYMTAB_NAMES_OK(in + sizeof h, d->syms, h.nsyms))
+        return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
     if (policyview_restore(&d->pv, in + sizeof h + syms, len - sizeof h - syms) < 0)
         return snprintf(err, errlen, "the policy view in the state is not JSON of one"), -1;
     memcpy(d->syms, in + sizeof h, syms);

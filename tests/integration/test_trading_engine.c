@@ -33,6 +33,17 @@ static int wait_body(int port, const char *path, const char *want, int ms)
     return -1;
 }
 
+/* The engine replaying the CSV at path, waited for until the replay is done. */
+static pid_t start_replay(const char *ns, const char *path, int *port)
+{
+    char feed[400];
+    snprintf(feed, sizeof feed, "QT_FEED=replay:%s", path);
+    const char *env[] = {feed, NULL};
+    pid_t p = start(ns, env, port);
+    CHECK_EQ(wait_body(*port, "/api/v1/status", "\"done\":true", 10000), 0);
+    return p;
+}
+
 static void set_config(const char *ns, const char *key, const char *json_value)
 {
     char k[64], data[256];
@@ -135,11 +146,7 @@ TEST(replay_in_shadow_records_and_never_trades)
         else fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,10,1,100,0\n", ot, (i >= 20 ? ot + 59999000 : ot + 59999));
     }
     fclose(f);
-    char feed[400];
-    snprintf(feed, sizeof feed, "QT_FEED=replay:%s", path);
-    const char *env[] = {feed, NULL};
-    pid_t p = start("r1", env, &port);
-    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    pid_t p = start_replay("r1", path, &port);
     CHECK_CONTAINS(out, "\"bars_published\":35");
     CHECK_CONTAINS(out, "\"bad_rows\":5");
     CHECK_EQ(count("r1", "market", "market.data.update"), 35);
@@ -187,11 +194,7 @@ TEST(a_replay_row_far_ahead_is_skipped_and_the_replay_goes_on)
         fprintf(f, "%lld,100,101,99,100.5,3,%lld,300,10,1,100,0\n", ot, ot + 59999);
     }
     fclose(f);
-    char feed[400];
-    snprintf(feed, sizeof feed, "QT_FEED=replay:%s", path);
-    const char *env[] = {feed, NULL};
-    pid_t p = start("lj", env, &port);
-    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 10000), 0);
+    pid_t p = start_replay("lj", path, &port);
     CHECK_CONTAINS(out, "\"bars_published\":29");
     CHECK_CONTAINS(out, "\"bad_rows\":1");
     json_t *b = last("lj", "market", "market.data.update");

@@ -33,4 +33,17 @@ TEST(finds_adds_and_refuses)
     CHECK_EQ(n, 0);
 }
 
+TEST(names_read_back_must_end_inside_their_field)
+{
+    slot_t s[2];
+    memset(s, 0, sizeof s);
+    memcpy(s[0].symbol, "BTCUSDT", 8);
+    memcpy(s[1].symbol, "ETHUSDT", 8);
+    CHECK_EQ(SYMTAB_NAMES_OK(s, s, 2), 1);
+    CHECK_EQ(SYMTAB_NAMES_OK(s, s, 0), 1);
+    memcpy(s[1].symbol, "ETHUSDTX", 8); /* no end: a damaged checkpoint */
+    CHECK_EQ(SYMTAB_NAMES_OK(s, s, 2), 0);
+    CHECK_EQ(SYMTAB_NAMES_OK(s, s, 1), 1);
+}
+
 CHECK_MAIN()
