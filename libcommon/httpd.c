@@ -762,7 +762,9 @@ static int httpd_ready(void *ud, httpd_req_t *req, json_t **out)
         int ok = h->ready[i].fn(h->ready[i].ud, why, sizeof why);
         all &= ok != 0;
         json_object_set_new(checks, h->ready[i].name,
-                            ok ? json_pack("{s:b}", "ok", 1) : json_pack("{s:b, s:s}", "ok", 0, "reason", why));
+                            ok == HTTPD_READY_NOTE ? json_pack("{s:b, s:s}", "ok", 1, "note", why)
+                            : ok                   ? json_pack("{s:b}", "ok", 1)
+                                                   : json_pack("{s:b, s:s}", "ok", 0, "reason", why));
     }
     *out = json_pack("{s:b, s:s, s:o}", "ready", all, "service", h->service, "checks", checks);
     return all ? 200 : 503;

@@ -59,7 +59,10 @@ httpd_later_t *httpd_later(httpd_req_t *req);
 /* Answer a request taken with httpd_later() (on the loop), exactly once:
  * status and out (stolen, NULL gives a default body) as a handler returns them. */
 void httpd_answer(httpd_later_t *later, int status, json_t *out);
-/* Readiness check: 1 if ready; otherwise 0 with the reason in why. */
+/* Readiness check: 1 if ready; otherwise 0 with the reason in why.
+ * HTTPD_READY_NOTE: ready, with a note in why that /ready shows (what an
+ * operator should know that does not make the service unready). */
+#define HTTPD_READY_NOTE 2
 typedef int (*httpd_ready_fn)(void *ud, char *why, size_t whylen);
 /* Status object for /api/v1/status (new reference). */
 typedef json_t *(*httpd_status_fn)(void *ud);

@@ -18,6 +18,17 @@ int obs_update(obs_state_t *f, double high, double low, double close)
     return 0;
 }
 
+int obs_missing(const obs_state_t *f)
+{
+    const indicators_t *s = &f->ind;
+    const double v[] = {ind_close(s, 20), s->sma20, s->ema20_v, s->rsi14, s->macd, s->macd_sig, s->macd_hist,
+                        s->bb_upper, s->bb_lower, s->roc10, s->mom10, s->atr14, s->vol20, regime_adx(&s->regime),
+                        regime_vol_ratio(&s->regime)};
+    int n = 0;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) n += isnan(v[i]) != 0;
+    return n;
+}
+
 /* x clipped to [lo, hi]; NaN (window not full) becomes 0. */
 static float clip(double x, double lo, double hi)
 {

@@ -46,4 +46,20 @@ TEST(observation_of_a_fixed_series)
     for (int i = 0; i < FEATURES_DIM; i++) CHECK_NEAR(o[i], 0, 0);
 }
 
+/* OBS_WARMUP is the first bar count at which no input of the observation
+ * is missing (a signal service decides from then on). */
+TEST(windows_are_full_exactly_at_the_warm_up)
+{
+    obs_state_t st;
+    double p = 100;
+    obs_init(&st);
+    for (int i = 1; i <= OBS_WARMUP + 10; i++) {
+        double c = p * (1 + 0.003 * sin(i * 0.7) + 0.001 * cos(i * 1.3));
+        CHECK_EQ(obs_update(&st, fmax(p, c) * 1.001, fmin(p, c) * 0.999, c), 0);
+        p = c;
+        if (i < OBS_WARMUP) CHECK(obs_missing(&st) > 0);
+        else CHECK_EQ(obs_missing(&st), 0);
+    }
+}
+
 CHECK_MAIN()
