@@ -43,6 +43,11 @@ typedef struct ckpt_ops {
      * start-up connection: what the service kept elsewhere in Redis before
      * it had checkpoints can be taken up here. */
     void (*fresh)(void *ud, redisContext *c);
+    /* May be NULL. Called after a checkpoint was loaded when entries after
+     * it were trimmed from the streams (history_lost), before the replay:
+     * drop what needs an unbroken sequence of bars (feature windows), which
+     * the replay of what is left then refills from scratch (warmup.h). */
+    void (*gap)(void *ud);
 } ckpt_ops_t;
 
 /* What a restore did, for logs and status. */

@@ -242,9 +242,10 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
             restore_pending(c, bus_group(b), bus_consumer(b), &sts[i]) < 0)
             rc = 1;
     }
-    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1; /* half replayed: only a fresh start is sound */
     void *ud;
     const ckpt_ops_t *ops = bus_state_ops(b, &ud);
+    if (rc == 0 && out->found && out->history_lost && ops->gap) ops->gap(ud);
+    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1; /* half replayed: only a fresh start is sound */
     if (rc == 0 && !out->found && ops->fresh) ops->fresh(ud, c);
     for (int i = 0; i < n; i++) {
         out->pending += (long)sts[i].npending;

@@ -181,8 +181,12 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         return;
     }
     s->restore_wait[0] = '\0';
-    if (bus_state_ops(s->bus, NULL))
+    if (bus_state_ops(s->bus, NULL)) {
         log_msg(s->restored.history_lost ? LOG_WARN : LOG_INFO, NULL, "state restored: %s", s->restored.note);
+        metric_t *lost = metrics_counter(s->metrics, "qt_state_history_lost_total",
+                                         "Restores that found entries they needed trimmed from the streams", NULL);
+        if (lost && s->restored.history_lost) metric_inc(lost);
+    }
     if (bus_start(s->bus) < 0) {
         log_error("cannot start the bus");
         s->failed = 1;

@@ -276,7 +276,7 @@ static void policy_engine_fresh(void *ud, redisContext *c)
 }
 
 static const ckpt_ops_t policy_engine_ckpt = {policy_engine_format, policy_engine_save, policy_engine_load,
-                                              policy_engine_fresh};
+                                              policy_engine_fresh, NULL};
 
 static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {
