@@ -14,6 +14,7 @@
 #include "symtab.h"
 #include "kline.h"
 #include "timeguard.h"
+#include "warmup.h"
 
 #include <hiredis/hiredis.h>
 
@@ -50,6 +51,7 @@ struct decider {
     policyview_t pv; /* rl_v3.live.mode */
     long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
     metric_t *m_latency, *m_decisions;
+    warmup_t warm; /* no decision before OBS_WARMUP bars of a symbol */
     struct event *tick;
 };
 
@@ -117,6 +119,7 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
                    json_number_value(json_object_get(b, "close"))) < 0)
         return BUS_OK;
     s->last_open_time = ot;
+    if (!warmup_ready(&d->warm, s->symbol, s->st.ind.bars)) return BUS_OK; /* windows not yet full: no decision */
     if (s->pos.side) { /* position info as of this bar */
         double c = json_number_value(json_object_get(b, "close"));
         s->pos.upnl_pct = (c - s->entry_price) / s->entry_price * 100 * s->pos.side;
@@ -244,7 +247,17 @@ static int dec_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load, NULL};
+/* Bars after the checkpoint were trimmed away: the windows start again from
+ * what the replay brings (positions and the rest stay). */
+static void dec_gap(void *ud)
+{
+    decider_t *d = ud;
+    for (int i = 0; i < d->nsyms; i++) obs_init(&d->syms[i].st);
+}
+
+static long dec_bars(const void *slot) { return ((const dec_sym_t *)slot)->st.ind.bars; }
+
+static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load, NULL, dec_gap};
 
 /* ---------- model, status, life ---------- */
 
@@ -300,6 +313,7 @@ static int dec_http_status(void *ud, httpd_req_t *req, json_t **out)
     (void)req;
     *out = dec_status_json(d);
     json_object_set_new(*out, "state", svc_state_status(d->svc));
+    json_object_set_new(*out, "warmup", warmup_status(&d->warm));
     return 200;
 }
 
@@ -309,6 +323,7 @@ static json_t *dec_status(void *ud)
     json_t *s = dec_status_json(d);
     json_object_set_new(s, "bus", bus_status(d->svc->bus));
     json_object_set_new(s, "state", svc_state_status(d->svc));
+    json_object_set_new(s, "warmup", warmup_status(&d->warm));
     return s;
 }
 
@@ -355,6 +370,12 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
     d->m_latency = metrics_histogram(svc->metrics, "qt_rl_inference_seconds", "Policy forward pass", NULL, NULL, 0);
     d->m_decisions = metrics_counter(svc->metrics, "qt_rl_decisions_total", "rl.signal.generated published", NULL);
     d->tick = event_new(svc->base, -1, EV_PERSIST, dec_tick, d);
+    if (warmup_init(&d->warm, svc, OBS_WARMUP, "rl.signal.generated", d->syms, sizeof d->syms[0], &d->nsyms,
+                    dec_bars) < 0) {
+        snprintf(err, errlen, "out of memory");
+        decider_free(d);
+        return NULL;
+    }
     struct timeval tv = {10, 0};
     if (!d->tick || event_add(d->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", dec_handle, d) < 0 ||
         bus_subscribe(svc->bus, "feedback", dec_handle, d) < 0 || bus_subscribe(svc->bus, "policy", dec_handle, d) < 0 ||

@@ -3,6 +3,7 @@
  * check the inference path, not the quality of a policy). */
 #include "check.h"
 #include "harness.h"
+#include "obs.h"
 #include "proto.h"
 
 #include <signal.h>
@@ -11,6 +12,9 @@
 static th_redis_t R;
 static char bin[256], mk[256], dir[256], model[300], out[65536], env_model[400];
 static redisContext *rc;
+
+/* Bars of a symbol decided on by no signal: its windows are not yet full. */
+#define W (OBS_WARMUP - 1)
 
 static void make_model(const char *path, const char *seed, const char *version)
 {
@@ -106,18 +110,18 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
     int port, differ = 0, from_ckpt = 0;
     char first[96] = "";
     /* the bars in five parts (exploration's draws follow the order across symbols) */
-    static const int cut[] = {0, 20, 61, 90, 131, 150};
+    static const int cut[] = {0, 60, 81, 110, 131, 170};
     pid_t p = start_kept("k0", &port);
     for (int part = 0; part < 5; part++)
         for (int s = 0; s < 3; s++) bars_range("k0", syms[s], cut[part], cut[part + 1], s);
-    CHECK_EQ(th_wait_xlen(rc, "k0:signal", 450, 20000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "k0:signal", 3 * (170 - W), 20000), 0);
     CHECK_EQ(th_stop(p, 10000), 0);
     /* the same, killed while busy with each of the first four parts */
     p = start_kept("k1", &port);
     for (int part = 0; part < 5; part++) {
         for (int s = 0; s < 3; s++) bars_range("k1", syms[s], cut[part], cut[part + 1], s);
         if (part == 4) break;
-        long long want = 3LL * cut[part] + (part % 2 ? 5 : 1); /* mid-part, a few signals in */
+        long long want = 3LL * (cut[part] > W ? cut[part] - W : 0) + (part % 2 ? 5 : 1); /* mid-part, a few signals in */
         CHECK_EQ(th_wait_xlen(rc, "k1:signal", want, 20000), 0);
         if (part == 2) th_sleep_ms(500); /* once after a checkpoint surely covers part of it */
         th_kill(p, SIGKILL);
@@ -130,10 +134,10 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
     CHECK_EQ(th_group_done(rc, "k1:market", "rl-decision", 20000), 1);
     json_t *a = th_events_by_bar(rc, "k0:signal", "rl.signal.generated", &differ), *b = th_events_by_bar(rc, "k1:signal", "rl.signal.generated", &differ);
     CHECK_EQ(differ, 0);
-    CHECK_EQ((long long)json_object_size(a), 450);
-    CHECK_EQ((long long)json_object_size(b), 450);
+    CHECK_EQ((long long)json_object_size(a), 3 * (170 - W));
+    CHECK_EQ((long long)json_object_size(b), 3 * (170 - W));
     int n = th_events_differ(a, b, first, sizeof first);
-    if (n) CHECK_FAIL_AT("%d of 450 decisions differ after the restarts, the first at %s", n, first);
+    if (n) CHECK_FAIL_AT("%d of 363 decisions differ after the restarts, the first at %s", n, first);
     json_decref(a);
     json_decref(b);
     CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
@@ -150,7 +154,7 @@ TEST(a_damaged_checkpoint_is_refused_and_the_stream_rebuilds_the_state)
     char first[96] = "";
     pid_t p = start_kept("k2", &port);
     bars_range("k2", "BTCUSDT", 0, 80, 0);
-    CHECK_EQ(th_wait_xlen(rc, "k2:signal", 80, 20000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "k2:signal", 80 - W, 20000), 0);
     CHECK_EQ(th_stop(p, 10000), 0);
     p = start_kept("k3", &port);
     bars_range("k3", "BTCUSDT", 0, 40, 0);
@@ -201,8 +205,74 @@ TEST(a_trimmed_stream_without_a_checkpoint_is_said)
     CHECK(strstr(out, "\"history_lost\":true") != NULL);
     CHECK(strstr(out, "\"replayed\":10") != NULL);
     CHECK(strstr(out, "warming up") != NULL);
+    CHECK(strstr(out, "\"warming\":{\"BTCUSDT\":10}") != NULL); /* the windows fill again from the 10 left */
     bars_range("k4", "BTCUSDT", 60, 62, 0);
-    CHECK_EQ(th_wait_xlen(rc, "k4:signal", 62, 10000), 0); /* it goes on */
+    CHECK_EQ(th_group_done(rc, "k4:market", "rl-decision", 20000), 1);
+    CHECK_EQ(th_xlen(rc, "k4:signal"), 60 - W); /* no decision on the 12 bars it has */
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* Before a symbol's windows are full (OBS_WARMUP bars) no decision is
+ * published for it: a first version decided from its first bar on features
+ * that were zeros. The wait is said per symbol in /api/v1/status, in
+ * /ready's body (still ready) and counted in /metrics. */
+TEST(no_decision_before_the_windows_are_full)
+{
+    int port;
+    pid_t p = start("w1", &port, 1);
+    bars_range("w1", "BTCUSDT", 0, 30, 0);
+    bars_range("w1", "ETHUSDT", 0, 70, 1);
+    CHECK_EQ(th_group_done(rc, "w1:market", "rl-decision", 20000), 1);
+    CHECK_EQ(th_xlen(rc, "w1:signal"), 70 - W);
+    json_t *first = th_event_data(rc, "w1:signal", "rl.signal.generated", 0);
+    CHECK_STR(json_string_value(json_object_get(first, "symbol")), "ETHUSDT");
+    CHECK_EQ((long long)json_integer_value(json_object_get(first, "open_time")), 1704067200000LL + W * 60000LL);
+    json_decref(first);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "\"warmup\":{\"needed\":50,\"withheld\":79,\"warming\":{\"BTCUSDT\":30}}"));
+    CHECK_EQ(th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "\"warmup\":{\"ok\":true,\"note\":\"warming up, no signal yet: BTCUSDT 30/50 bars\"}"));
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "qt_signals_withheld_total{reason=\"warming\"} 79\n"));
+    CHECK(strstr(out, "qt_symbols_warming 1\n"));
+    bars_range("w1", "BTCUSDT", 30, 50, 0);
+    CHECK_EQ(th_wait_xlen(rc, "w1:signal", 70 - W + 1, 10000), 0); /* the 50th bar is decided */
+    CHECK_EQ(th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "\"warmup\":{\"ok\":true}"));
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* Bars after the checkpoint trimmed from the stream before a restart read
+ * them back: the checkpoint's windows would run across the hole. They start
+ * again from what is left (warming, said and counted), the position kept. */
+TEST(a_hole_after_the_checkpoint_starts_the_windows_again)
+{
+    int port;
+    const char *env[] = {env_model, "QT_CHECKPOINT_MS=3600000", NULL};
+    pid_t p = th_service(bin, &R, "k7", env, dir, "rl-k7", &port, 1);
+    bars_range("k7", "BTCUSDT", 0, 60, 0);
+    CHECK_EQ(th_group_done(rc, "k7:market", "rl-decision", 20000), 1);
+    CHECK_EQ(th_stop(p, 10000), 0); /* its one checkpoint: after bar 60 */
+    p = th_service(bin, &R, "k7", env, dir, "rl-k7", &port, 1);
+    bars_range("k7", "BTCUSDT", 60, 100, 0);
+    CHECK_EQ(th_group_done(rc, "k7:market", "rl-decision", 20000), 1);
+    th_kill(p, SIGKILL); /* bars 61-100 handled, no checkpoint of them */
+    th_wait(p, 5000, NULL);
+    long long before = th_xlen(rc, "k7:signal");
+    CHECK_EQ(before, 100 - W);
+    freeReplyObject(redisCommand(rc, "XTRIM k7:market MAXLEN 20"));
+    p = th_service(bin, &R, "k7", env, dir, "rl-k7", &port, 1);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "\"from_checkpoint\":true"));
+    CHECK(strstr(out, "\"history_lost\":true"));
+    CHECK(strstr(out, "\"warming\":{\"BTCUSDT\":20}"));
+    bars_range("k7", "BTCUSDT", 100, 129, 0);
+    CHECK_EQ(th_group_done(rc, "k7:market", "rl-decision", 20000), 1);
+    CHECK_EQ(th_xlen(rc, "k7:signal"), before); /* 49 bars in the new windows: nothing decided */
+    bars_range("k7", "BTCUSDT", 129, 131, 0);
+    CHECK_EQ(th_wait_xlen(rc, "k7:signal", before + 2, 10000), 0);
+    CHECK_EQ(th_http(port, "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK(strstr(out, "qt_state_history_lost_total 1\n"));
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
@@ -230,7 +300,7 @@ TEST(a_refused_start_up_read_is_waited_out_not_taken_for_nothing)
 {
     int port;
     const char *env[] = {env_model, NULL};
-    bars_range("k6", "BTCUSDT", 0, 5, 0);
+    bars_range("k6", "BTCUSDT", 0, 5 + W, 0);
     freeReplyObject(redisCommand(rc, "XGROUP CREATE k6:market rl-decision 0 MKSTREAM"));
     freeReplyObject(redisCommand(rc, "ACL SETUSER default -xpending"));
     pid_t p = th_service(bin, &R, "k6", env, dir, "rl-k6", &port, 0);
@@ -258,7 +328,7 @@ TEST(one_signal_per_bar_deterministic)
     int port;
     char err[256];
     pid_t p = start("d1", &port, 1);
-    bars("d1", "BTCUSDT", 40);
+    bars("d1", "BTCUSDT", 40 + W);
     CHECK_EQ(th_wait_xlen(rc, "d1:signal", 40, 10000), 0);
     for (int i = 0; i < 40; i += 13) {
         json_t *s = th_event_data(rc, "d1:signal", "rl.signal.generated", i);
@@ -273,10 +343,11 @@ TEST(one_signal_per_bar_deterministic)
     }
     CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
     CHECK_CONTAINS(out, "\"decisions\":40");
+    CHECK(strstr(out, "\"warmup\":{\"needed\":50,\"withheld\":49,\"warming\":{}}"));
     CHECK_CONTAINS(out, "\"exploration_rate\":0.1");
     CHECK_EQ(th_stop(p, 10000), 0);
     p = start("d2", &port, 1); /* the same bars, the same model: the same signals */
-    bars("d2", "BTCUSDT", 40);
+    bars("d2", "BTCUSDT", 40 + W);
     CHECK_EQ(th_wait_xlen(rc, "d2:signal", 40, 10000), 0);
     for (int i = 0; i < 40; i++) {
         json_t *a = th_event_data(rc, "d1:signal", "rl.signal.generated", i), *b = th_event_data(rc, "d2:signal", "rl.signal.generated", i);
@@ -295,13 +366,13 @@ TEST(a_future_dated_bar_does_not_silence_the_symbol)
 {
     int port;
     pid_t p = start("fu", &port, 1);
-    bars("fu", "BTCUSDT", 20);
+    bars("fu", "BTCUSDT", 20 + W);
     CHECK_EQ(th_wait_xlen(rc, "fu:signal", 20, 10000), 0);
     long long ot = th_wall_ms() + 365LL * 86400000LL;
     CHECK_EQ(flat_bar("fu:market", ot, 100), 0);
     CHECK_EQ(th_wait_xlen(rc, "fu:market:dlq", 1, 10000), 0);
     /* the next real bars (continuing where the first 20 ended) */
-    for (int i = 20; i < 30; i++) {
+    for (int i = 20 + W; i < 30 + W; i++) {
         long long t = 1704067200000LL + i * 60000LL;
         flat_bar("fu:market", t, 100.5);
     }
@@ -317,7 +388,7 @@ TEST(one_bar_far_ahead_of_the_stream_does_not_move_the_symbol)
 {
     int port;
     pid_t p = start("lp", &port, 1);
-    bars("lp", "BTCUSDT", 20);
+    bars("lp", "BTCUSDT", 20 + W);
     CHECK_EQ(th_wait_xlen(rc, "lp:signal", 20, 10000), 0);
     long long ot = (th_wall_ms() - 3600000LL) / 60000 * 60000;
     CHECK_EQ(flat_bar("lp:market", ot, 100), 0);
@@ -329,7 +400,7 @@ TEST(one_bar_far_ahead_of_the_stream_does_not_move_the_symbol)
             why = r->element[0]->element[1]->element[i + 1]->str;
     CHECK_CONTAINS(why, "QT_MAX_TIME_JUMP_MS");
     freeReplyObject(r);
-    for (int i = 20; i < 30; i++) { /* the replay goes on */
+    for (int i = 20 + W; i < 30 + W; i++) { /* the replay goes on */
         long long t = 1704067200000LL + i * 60000LL;
         flat_bar("lp:market", t, 100.5);
     }
@@ -347,7 +418,7 @@ TEST(a_40mb_entry_is_dead_lettered_without_being_read)
     int port;
     const char *env[] = {env_model, "QT_MAX_READ_BYTES=4194304", "QT_MAX_ENTRY_BYTES=1048576", NULL};
     pid_t p = th_service(bin, &R, "big", env, dir, "rl-big", &port, 1);
-    bars("big", "BTCUSDT", 20);
+    bars("big", "BTCUSDT", 20 + W);
     CHECK_EQ(th_wait_xlen(rc, "big:signal", 20, 10000), 0);
     long before = th_peak_rss_kb(p);
     size_t n = 40u << 20;
@@ -357,7 +428,7 @@ TEST(a_40mb_entry_is_dead_lettered_without_being_read)
     CHECK(r && r->type == REDIS_REPLY_STRING);
     freeReplyObject(r);
     free(huge);
-    for (int i = 20; i < 30; i++) { /* the next real bars */
+    for (int i = 20 + W; i < 30 + W; i++) { /* the next real bars */
         long long t = 1704067200000LL + i * 60000LL;
         flat_bar("big:market", t, 100.5);
     }
@@ -404,7 +475,7 @@ TEST(a_batch_over_the_read_bound_is_read_one_entry_at_a_time)
         freeReplyObject(r);
     }
     free(big);
-    bars("bat", "BTCUSDT", 10);
+    bars("bat", "BTCUSDT", 10 + W);
     th_kill(p, SIGCONT);
     CHECK_EQ(th_wait_xlen(rc, "bat:market:dlq", 10, 20000), 0);
     CHECK_EQ(th_wait_xlen(rc, "bat:signal", 10, 20000), 0);
@@ -436,7 +507,7 @@ TEST(reload_keeps_the_old_model_when_the_new_one_is_bad)
     for (long long end = th_now_ms() + 5000; th_now_ms() < end && !ok; th_sleep_ms(50))
         ok = th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "fixture-3");
     CHECK(ok);
-    bars("r1", "ETHUSDT", 3); /* still deciding, with the new model */
+    bars("r1", "ETHUSDT", 3 + W); /* still deciding, with the new model */
     CHECK_EQ(th_wait_xlen(rc, "r1:signal", 3, 5000), 0);
     json_t *s = th_event_data(rc, "r1:signal", "rl.signal.generated", -1);
     CHECK_STR(json_string_value(json_object_get(s, "model_version")), "fixture-3");
@@ -450,7 +521,7 @@ TEST(experience_is_recorded_on_close)
     int port;
     char err[256];
     pid_t p = start("x1", &port, 1);
-    bars("x1", "SOLUSDT", 30);
+    bars("x1", "SOLUSDT", 30 + W);
     CHECK_EQ(th_wait_xlen(rc, "x1:signal", 30, 10000), 0);
     th_xadd_event(rc, "x1:feedback", "position.opened",
                   "{\"symbol\":\"SOLUSDT\",\"side\":\"LONG\",\"qty\":1,\"entry_price\":100,\"leverage\":3,\"confidence\":0.7,"
@@ -475,7 +546,7 @@ TEST(end_to_end_on_a_replay_with_the_shipped_model)
     snprintf(csv, sizeof csv, "%s/BTCUSDT-1m-2024-04.csv", dir);
     FILE *f = fopen(csv, "w");
     double p = 100;
-    for (int i = 0; i < 120; i++) {
+    for (int i = 0; i < 120 + W; i++) {
         double c = p * (1 + 0.003 * sin(i * 0.31) + 0.0005);
         long long t = 1711929600000LL + i * 60000LL;
         fprintf(f, "%lld,%.4f,%.4f,%.4f,%.4f,3,%lld,0,0,0,0,0\n", t, p, fmax(p, c) * 1.001, fmin(p, c) * 0.999, c, t + 59999);
