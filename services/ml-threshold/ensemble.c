@@ -2,6 +2,7 @@
 #include "ensemble.h"
 #include "kline.h"
 #include "timeguard.h"
+#include "warmup.h"
 #include "keys.h"
 #include "symtab.h"
 #include "ckpt.h"
@@ -56,6 +57,7 @@ struct ensemble {
     struct event *tick;
     long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped;
     metric_t *m_predict, *m_signals, *m_counted, *m_late, *m_unknown;
+    warmup_t warm; /* no signal before MLM_WARMUP bars of a symbol */
 };
 
 /* ---------- configuration and members ---------- */
@@ -309,6 +311,14 @@ static bus_result_t ens_on_bar(ensemble_t *e, const bus_msg_t *m, char *err, siz
                    json_number_value(json_object_get(b, "close"))) < 0)
         return BUS_OK;
     ens_pending_t *p = ens_pending_find(e, symbol, ot);
+    if (!warmup_ready(&e->warm, s->symbol, s->st.ind.bars)) { /* the members' windows are not yet full: no signal */
+        if (p) { /* external votes came first: they go, as late votes after it would */
+            if (p->persisted && e->ndelete < ENS_PENDING) ens_field(p, e->to_delete[e->ndelete++]);
+            p->used = 0, e->votes_dropped++;
+        }
+        s->last_open_time = s->published_open_time = ot;
+        return BUS_OK;
+    }
     if (!p && !(p = ens_pending_new(e, symbol, ot))) goto retry;
     p->has_bar = 1, p->event_time = json_integer_value(json_object_get(b, "event_time"));
     snprintf(p->interval, sizeof p->interval, "%s", json_string_value(json_object_get(b, "interval")));
@@ -476,7 +486,17 @@ static int ens_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load, NULL};
+/* Bars after the checkpoint were trimmed away: the members' windows start
+ * again from what the replay brings. */
+static void ens_gap(void *ud)
+{
+    ensemble_t *e = ud;
+    for (int i = 0; i < e->nsyms; i++) obs_init(&e->syms[i].st);
+}
+
+static long ens_bars(const void *slot) { return ((const ens_sym_t *)slot)->st.ind.bars; }
+
+static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load, NULL, ens_gap};
 
 /* ---------- HTTP and status ---------- */
 
@@ -503,6 +523,7 @@ static int ens_http_ensemble(void *ud, httpd_req_t *req, json_t **out)
 {
     (void)req;
     *out = ens_status_json(ud);
+    json_object_set_new(*out, "warmup", warmup_status(&((ensemble_t *)ud)->warm));
     return 200;
 }
 
@@ -521,7 +542,7 @@ static int ens_http_reload(void *ud, httpd_req_t *req, json_t **out)
 static json_t *ens_status(void *ud)
 {
     ensemble_t *e = ud;
-    json_t *s = json_pack("{s:o}", "ensemble", ens_status_json(e));
+    json_t *s = json_pack("{s:o, s:o}", "ensemble", ens_status_json(e), "warmup", warmup_status(&e->warm));
     learner_status(e->learner, s);
     json_object_set_new(s, "bus", bus_status(e->svc->bus));
     json_object_set_new(s, "state", svc_state_status(e->svc));
@@ -566,6 +587,8 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     e->m_counted = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"counted\"");
     e->m_late = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"late\"");
     e->m_unknown = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"unknown_model\"");
+    if (warmup_init(&e->warm, svc, MLM_WARMUP, "signal.generated", e->syms, sizeof e->syms[0], &e->nsyms, ens_bars) < 0)
+        return snprintf(err, errlen, "out of memory"), -1;
     if (e->nexternal) ens_restore(e);
     e->tick = event_new(svc->base, -1, EV_PERSIST, ens_tick, e);
     static const char *const votes_only[] = {"model.vote", NULL}; /* the signals on that stream are not ours */
