@@ -73,6 +73,7 @@ struct engine {
 };
 
 static void eng_decide_held(engine_t *e);
+static void eng_decide(engine_t *e, join_sym_t *s);
 
 /* ---------- lockstep (a replay at full speed, see lockstep.h) ---------- */
 
@@ -90,10 +91,21 @@ static void eng_lockstep_wake(engine_t *e)
     if (lockstep_enabled(e->lock)) feed_wake(e->feed);
 }
 
+static int eng_lockstep_holds(const engine_t *e, const join_sym_t *s);
+
+/* Every consumer handled what was published: whatever the sources had to say
+ * about the last bars is in. A source warming up (warmup.h) says nothing, so
+ * what still waits for it is decided with what it has; a bar no source
+ * spoke about has nothing to decide. */
 static void eng_settled(void *ud)
 {
     engine_t *e = ud;
     eng_decide_held(e);
+    for (int i = 0; i < e->joins.n; i++) {
+        join_sym_t *s = &e->joins.s[i];
+        if (eng_lockstep_holds(e, s)) continue;
+        if (s->join.active) eng_decide(e, s);
+    }
     feed_wake(e->feed);
 }
 
@@ -113,7 +125,7 @@ static int eng_lockstep_wait(engine_t *e)
     int busy = intents_unsettled(&e->intents) > 0;
     live_mode_t m = decide_mode(&e->pv);
     for (int i = 0; !busy && decide_enabled(&e->pv) && m != MODE_OFF && i < e->joins.n; i++)
-        busy = e->joins.s[i].last_bar_open > e->joins.s[i].decided_upto;
+        busy = e->joins.s[i].join.active; /* eng_settled decides it */
     lockstep_verdict_t v = lockstep_wait(e->lock, busy, clock_mono_ms());
     if (v == LOCKSTEP_WAIT) return 1;
     if (v == LOCKSTEP_GAVE_UP) eng_decide_held(e); /* what waited for the consumers goes now */
@@ -221,8 +233,9 @@ static void eng_decide(engine_t *e, join_sym_t *s)
 }
 
 /* Has the join what the mode needs? */
-static int eng_ready(const engine_t *e, const join_t *j)
+static int eng_ready(const engine_t *e, const join_sym_t *s)
 {
+    const join_t *j = &s->join;
     live_mode_t m = decide_mode(&e->pv);
     int silent = m == MODE_HYBRID && j->ens.present && !j->rl.present &&
                  breaker_state(e->rl_breaker, clock_mono_ms()) == BREAKER_OPEN;
@@ -234,7 +247,7 @@ static void eng_decide_held(engine_t *e)
 {
     for (int i = 0; i < e->joins.n; i++) {
         join_sym_t *s = &e->joins.s[i];
-        if (s->join.active && eng_ready(e, &s->join) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
+        if (s->join.active && eng_ready(e, s) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
     }
 }
 
@@ -265,7 +278,7 @@ static void eng_on_signal(engine_t *e, const event_t *ev)
                          json_number_value(json_object_get(d, "confidence")), json_object_get(d, "model_votes")};
     if (sig.rl) rl_action_parse(action, &sig.action);
     joins_take(s, &sig, clock_mono_ms());
-    if (eng_ready(e, &s->join) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
+    if (eng_ready(e, s) && !eng_lockstep_holds(e, s)) eng_decide(e, s);
 }
 
 /* ---------- bars ---------- */
@@ -686,7 +699,7 @@ static int eng_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t eng_ckpt = {eng_format, eng_save, eng_load, NULL};
+static const ckpt_ops_t eng_ckpt = {eng_format, eng_save, eng_load, NULL, NULL};
 
 /* ---------- periodic work ---------- */
 

@@ -268,8 +268,11 @@ static int bt_follow(bt_run_t *r, const bt_opts_t *o, long bars, char *err, size
         json_t *ml = bt_get(r->port[1], "/api/v1/ensemble");
         json_t *feed = json_object_get(es, "feed"), *counts = json_object_get(es, "counts");
         long published = (long)json_integer_value(json_object_get(feed, "bars_published"));
-        long rl_done = (long)json_integer_value(json_object_get(rl, "decisions"));
-        long ml_done = (long)json_integer_value(json_object_get(ml, "signals"));
+        /* a bar is handled once decided on or withheld while the symbol warms up */
+        long rl_done = (long)(json_integer_value(json_object_get(rl, "decisions")) +
+                              json_integer_value(json_object_get(json_object_get(rl, "warmup"), "withheld")));
+        long ml_done = (long)(json_integer_value(json_object_get(ml, "signals")) +
+                              json_integer_value(json_object_get(json_object_get(ml, "warmup"), "withheld")));
         long long intents = json_integer_value(json_object_get(counts, "intents"));
         long long settled = json_integer_value(json_object_get(counts, "executed")) + json_integer_value(json_object_get(counts, "failed"));
         int done = json_is_true(json_object_get(feed, "done")) && rl_done >= published && ml_done >= published && intents == settled;
