@@ -11,6 +11,7 @@
  * the ledger recomputes), the right DLQ entries with their reasons, and every
  * service ready. Figures on stdout ("# faults-..."). */
 #include "check.h"
+#include "obs.h"
 #include "stack.h"
 
 #include <arpa/inet.h>
@@ -178,7 +179,19 @@ TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
     for (int i = 0; i < STACK_NSVC; i++) CHECK_EQ(th_wait_http(s.port[i], "/ready", 200, 5000), 0);
     printf("# faults-garbage: 30 bad entries in 6 streams -> %ld DLQ entries (one per consuming group), all services ready\n", total);
 
-    /* The operator fixes the bar with the wrong types and replays it with qtctl. */
+    /* The operator fixes the bar with the wrong types and replays it with qtctl;
+     * the symbol's bars before it fill rl-decision's windows (OBS_WARMUP) so
+     * that the fixed bar is decided on. */
+    for (int i = OBS_WARMUP - 1; i > 0; i--) {
+        char bar[512];
+        long long ot = 1714521600000LL - i * 60000LL;
+        snprintf(bar, sizeof bar,
+                 "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":%g,\"low\":99,"
+                 "\"close\":%g,\"volume\":3,\"closed\":true,\"event_time\":%lld}",
+                 ot, 101 + 0.1 * (i % 3), 100 + 0.2 * (i % 5), ot + 59999);
+        th_xadd_event(rc, "gb:market", "market.data.update", bar, NULL);
+    }
+    CHECK_EQ(stack_settle(&s, 0, 30000), 0);
     int with_error = 1, copies = dead_for("gb", "market", sid[0][1], &with_error);
     redisReply *r = redisCommand(rc, "XLEN gb:market:dlq");
     long long before = r ? r->integer : -1;
