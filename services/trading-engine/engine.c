@@ -100,11 +100,9 @@ static int eng_lockstep_holds(const engine_t *e, const join_sym_t *s);
 static void eng_settled(void *ud)
 {
     engine_t *e = ud;
-    eng_decide_held(e);
-    for (int i = 0; i < e->joins.n; i++) {
+    for (int i = 0; eng_lockstep_on(e) && i < e->joins.n; i++) {
         join_sym_t *s = &e->joins.s[i];
-        if (eng_lockstep_holds(e, s)) continue;
-        if (s->join.active) eng_decide(e, s);
+        if (s->join.active && !eng_lockstep_holds(e, s)) eng_decide(e, s);
     }
     feed_wake(e->feed);
 }
