@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BUS_MAX_SUBS 16
-#define BUS_MAX_PUBS 32
+#define BUS_MAX_SUBS 64  /* 4 streams × QT_PARTITIONS_MAX */
+#define BUS_MAX_PUBS 128
 #define BUS_TICK_MS 100
 #define BUS_HELD_MS 200 /* a tick this much late: the loop (or the process) was held */
 #define BUS_ACK_CHUNK 512
@@ -31,6 +31,7 @@
 
 typedef struct bus_sub {
     char name[64], key[160], dlq_key[168];
+    int part; /* the symbol partition this stream is (keys.h), -1 for an unpartitioned one */
     bus_handler_fn fn;
     void *ud;
     const char *const *types; /* NULL: every type; else the types the handler takes (NULL-terminated) */
@@ -49,6 +50,7 @@ typedef struct bus_sub {
 
 typedef struct bus_pub {
     char name[64], key[160];
+    int part;
     metric_t *m_out;
 } bus_pub_t;
 
@@ -1224,6 +1226,8 @@ void bus_key(const bus_t *b, const char *name, char *out, size_t outlen)
     snprintf(out, outlen, "%s:%s", b->cfg.ns, name);
 }
 
+const qt_config_t *bus_cfg(const bus_t *b) { return &b->cfg; }
+
 static int bus_name_ok(const char *name)
 {
     size_t n = strlen(name);
@@ -1305,21 +1309,40 @@ static int sub_init_metrics(bus_t *b, bus_sub_t *s)
     return 0;
 }
 
+/* How many streams subscribing to name reads: one per partition. */
+static int bus_parts(const bus_t *b, const char *name)
+{
+    return b->cfg.partitions > 1 && proto_partitioned(name) ? (int)b->cfg.partitions : 1;
+}
+
 int bus_subscribe_types(bus_t *b, const char *name, const char *const *types, bus_handler_fn fn, void *ud)
 {
     if (bus_subscribe(b, name, fn, ud) < 0) return -1;
-    b->subs[b->nsubs - 1].types = types;
+    for (int k = 1; k <= bus_parts(b, name); k++) b->subs[b->nsubs - k].types = types;
     return 0;
 }
 
+static int bus_sub_add(bus_t *b, const char *name, int part, bus_handler_fn fn, void *ud);
+
 int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud)
 {
-    if (b->started || b->nsubs == BUS_MAX_SUBS || !bus_name_ok(name) || !fn) return -1;
+    int parts = bus_parts(b, name);
+    if (b->started || b->nsubs + parts > BUS_MAX_SUBS || !bus_name_ok(name) || !fn) return -1;
+    for (int k = 0; k < parts; k++)
+        if (bus_sub_add(b, name, parts > 1 ? k : -1, fn, ud) < 0) return -1;
+    return 0;
+}
+
+static int bus_sub_add(bus_t *b, const char *name, int part, bus_handler_fn fn, void *ud)
+{
     bus_sub_t *s = &b->subs[b->nsubs];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
-    bus_key(b, name, s->key, sizeof s->key);
-    snprintf(s->dlq_key, sizeof s->dlq_key, "%s:%s:dlq", b->cfg.ns, name);
+    s->part = part;
+    char key[sizeof s->key];
+    proto_part_key(key, sizeof key, b->cfg.ns, name, (int)b->cfg.partitions, part);
+    snprintf(s->key, sizeof s->key, "%s", key);
+    snprintf(s->dlq_key, sizeof s->dlq_key, "%s%s", key, QT_DLQ_SUFFIX);
     snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
     s->fn = fn;
     s->ud = ud;
@@ -1367,15 +1390,24 @@ int bus_start(bus_t *b)
     return 0;
 }
 
-static bus_pub_t *bus_pub(bus_t *b, const char *name)
+/* The stream an event for name goes to: with partitions, the one of its
+ * symbol (keys.h; none: p0). */
+static bus_pub_t *bus_pub(bus_t *b, const char *name, const event_t *ev)
 {
+    int part = -1;
+    if (bus_parts(b, name) > 1) {
+        const char *sym = json_string_value(json_object_get(ev->data, "symbol"));
+        part = proto_partition(sym ? sym : "", (int)b->cfg.partitions);
+        if (!sym) part = 0;
+    }
     for (int i = 0; i < b->npubs; i++)
-        if (strcmp(b->pubs[i].name, name) == 0) return &b->pubs[i];
+        if (b->pubs[i].part == part && strcmp(b->pubs[i].name, name) == 0) return &b->pubs[i];
     if (b->npubs == BUS_MAX_PUBS || !bus_name_ok(name)) return NULL;
     bus_pub_t *p = &b->pubs[b->npubs++];
     char l[200];
     snprintf(p->name, sizeof p->name, "%s", name);
-    bus_key(b, name, p->key, sizeof p->key);
+    p->part = part;
+    proto_part_key(p->key, sizeof p->key, b->cfg.ns, name, (int)b->cfg.partitions, part);
     snprintf(l, sizeof l, "stream=\"%s\"", p->key);
     p->m_out = metrics_counter(b->metrics, "qt_bus_events_published_total", "Events confirmed by Redis", l);
     return p;
@@ -1396,7 +1428,7 @@ static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_th
         snprintf(err, errlen, "the bus has not started yet");
         return -1;
     }
-    bus_pub_t *p = bus_pub(b, name);
+    bus_pub_t *p = bus_pub(b, name, ev);
     event_field_t f[EVENT_ENVELOPE_FIELDS];
     event_numbuf_t nb;
     const char *x[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};

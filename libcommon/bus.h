@@ -66,7 +66,10 @@ bus_t *bus_new(struct event_base *base, const qt_config_t *cfg, metrics_t *metri
 void bus_free(bus_t *b);
 
 /* Subscribe to stream `name` (without namespace, e.g. "market") before
- * bus_start(). Returns -1 on too many subscriptions or a bad name. */
+ * bus_start(). With QT_PARTITIONS > 1 a partitioned stream (keys.h) is read
+ * in every partition, each its own stream with its own group, DLQ and lag;
+ * msg->stream names the partition. Returns -1 on too many subscriptions or
+ * a bad name. */
 int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud);
 /* The same, for a handler that takes only the event types listed (a
  * NULL-terminated list that must outlive the bus): entries of the
@@ -76,8 +79,9 @@ int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud);
 int bus_subscribe_types(bus_t *b, const char *name, const char *const *types, bus_handler_fn fn, void *ud);
 int bus_start(bus_t *b);
 
-/* Queue ev for XADD to stream `name`; the bus encodes it now, so ev may be
- * cleared on return. Returns -1 with err when the outbox is full (the caller
+/* Queue ev for XADD to stream `name` (with QT_PARTITIONS > 1 and a
+ * partitioned stream, to the partition of ev's data.symbol, keys.h); the bus
+ * encodes it now, so ev may be cleared on return. Returns -1 with err when the outbox is full (the caller
  * should return BUS_RETRY so its input is delivered again later). */
 int bus_publish(bus_t *b, const char *name, const event_t *ev, char *err, size_t errlen);
 
@@ -138,6 +142,8 @@ void bus_stop(bus_t *b, void (*done)(void *ud), void *ud);
 
 /* "<ns>:<name>" into out. */
 void bus_key(const bus_t *b, const char *name, char *out, size_t outlen);
+/* The configuration the bus was made with (namespace, QT_PARTITIONS...). */
+const qt_config_t *bus_cfg(const bus_t *b);
 
 /* Readiness: 1 when both links are up, groups exist and publishing is not
  * blocked; otherwise 0 with the reason in why. */

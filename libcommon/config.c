@@ -2,6 +2,7 @@
 #include "config.h"
 #include "event.h"
 #include "binance.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -281,6 +282,7 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_MAX_ENTRY_BYTES", 1L << 20, 4096, 256L << 20, max_entry_bytes),
     QT_LONG("QT_MAX_READ_BYTES", 16L << 20, 65536, 1L << 30, max_read_bytes),
     QT_LONG("QT_CHECKPOINT_MS", 1000, 10, 3600000, checkpoint_ms),
+    QT_LONG("QT_PARTITIONS", 1, 1, QT_PARTITIONS_MAX, partitions),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */

@@ -10,7 +10,7 @@ static int rsync_setup(redisContext *c, const char *what, int argc, const char *
 {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     int ok = r && r->type != REDIS_REPLY_ERROR;
-    if (!ok) snprintf(err, errlen, "redis %s failed: %s", what, r ? r->str : c->errstr);
+    if (!ok) snprintf(err, errlen, "redis %s refused: %s (check REDIS_URL)", what, r ? r->str : c->errstr);
     if (r) freeReplyObject(r);
     return ok ? 0 : -1;
 }

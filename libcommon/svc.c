@@ -1,6 +1,8 @@
 /* svc.c — process wiring shared by every service (see svc.h). */
 #include "svc.h"
+#include "parts.h"
 #include "restore.h"
+#include "rsync.h"
 #include "timeguard.h"
 #include "event.h"
 #include "keys.h"
@@ -61,6 +63,7 @@ static void svc_drained(void *ud)
 {
     svc_t *s = ud;
     log_info("drained; exiting");
+    s->drained = 1; /* a break before the loop runs is lost: svc_run looks */
     event_base_loopbreak(s->base);
 }
 
@@ -156,6 +159,17 @@ int svc_init(svc_t *s, const char *service, long default_port, char *err, size_t
     return 0;
 }
 
+/* The namespace's partitions agree with ours (parts.h): 0, -1 refused, 1 try again. */
+static int svc_parts(svc_t *s, char *err, size_t errlen)
+{
+    redisContext *c = rsync_connect(&s->cfg.redis, (int)s->cfg.redis_timeout_ms, err, errlen);
+    if (!c) return 1;
+    int rc = parts_check(c, &s->cfg, err, errlen);
+    redisFree(c);
+    if (rc == 0) s->parts_ok = 1;
+    return rc;
+}
+
 /* The state back (restore.h), then the bus; while Redis cannot be reached
  * the restore is tried again every second on the loop (a stop still works,
  * /ready says why). */
@@ -165,7 +179,14 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
     char err[512];
     (void)fd, (void)what;
     if (s->stopping) return;
-    int rc = restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err);
+    int rc = s->parts_ok ? 0 : svc_parts(s, err, sizeof err);
+    if (rc < 0) {
+        log_error("%s", err);
+        s->failed = 1;
+        svc_stop(s);
+        return;
+    }
+    if (rc == 0) rc = restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err);
     if (rc < 0) {
         log_error("cannot restore the state: %s; exiting, a new start replays it again", err);
         s->failed = 1;
@@ -174,7 +195,7 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
     }
     if (rc != 0) {
         if (s->restore_tries++ % 10 == 0)
-            log_warn("state not restored yet, trying again every second: %s", err);
+            log_warn("%s, trying again every second: %s", s->parts_ok ? "state not restored yet" : "namespace not checked yet", err);
         snprintf(s->restore_wait, sizeof s->restore_wait, "%s", err);
         struct timeval again = {1, 0};
         event_add(s->ev_begin, &again);
@@ -204,7 +225,8 @@ static int svc_state_ready(void *ud, char *why, size_t whylen)
 {
     const svc_t *s = ud;
     if (s->begun) return 1;
-    snprintf(why, whylen, "restoring state: %s", s->restore_wait[0] ? s->restore_wait : "under way");
+    snprintf(why, whylen, "%s: %s", s->parts_ok ? "restoring state" : "checking the namespace's partitions",
+             s->restore_wait[0] ? s->restore_wait : "under way");
     return 0;
 }
 
@@ -216,7 +238,7 @@ int svc_run(svc_t *s)
         return 1;
     }
     svc_begin(-1, 0, s);
-    event_base_dispatch(s->base);
+    if (!s->drained) event_base_dispatch(s->base);
     return s->failed;
 }
 

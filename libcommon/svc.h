@@ -31,6 +31,8 @@ typedef struct svc {
     int stopping;
     ckpt_restore_t restored; /* what svc_run() restored (a service that keeps state: bus_keep_state) */
     int begun, restore_tries; /* the bus started; restores tried while Redis was away */
+    int parts_ok;             /* the namespace has our QT_PARTITIONS (parts.h) */
+    int drained;              /* the stop is done: the loop ends (or does not start) */
     int failed;               /* could not start: svc_run() returns 1 */
     char restore_wait[512];   /* why the restore waits, "" once done */
 } svc_t;

@@ -20,6 +20,24 @@
 #define QT_STREAM_POLICY "policy"           /* policy-store: policy.config.updated, policy.trading.updated */
 #define QT_DLQ_SUFFIX ":dlq"
 
+/* Symbol partitions (DESIGN §2a). With QT_PARTITIONS=P > 1 every event
+ * caused by a bar goes to one of P streams "<stream>:p<k>" (k = 0..P-1),
+ * chosen by proto_partition() of its symbol; an event without a symbol
+ * (performance.update) goes to p0. The partitioned streams are market,
+ * signal, trade.intent, execution and feedback; policy is one stream. With
+ * P = 1 every name is exactly as above. */
+#define QT_PARTITIONS_MAX 16
+#define QT_KEY_META "meta" /* hash: "partitions" → the P the namespace was created with */
+/* 1 when stream name is partitioned. */
+int proto_partitioned(const char *name);
+/* The partition of symbol: FNV-1a (32-bit) of its bytes, modulo p. Stable
+ * across versions and hosts: producers in other languages compute the same. */
+int proto_partition(const char *symbol, int p);
+/* The key of partition k of stream name in a namespace of p partitions:
+ * "<ns>:<name>" when p is 1 or name is not partitioned, else
+ * "<ns>:<name>:p<k>". */
+void proto_part_key(char *out, size_t len, const char *ns, const char *name, int p, int k);
+
 /* policy-store */
 #define QT_KEY_POLICY_CONFIG "policy:config"     /* hash: configuration key → JSON text of its value */
 #define QT_KEY_POLICY_VERSIONS "policy:versions" /* hash: configuration key → version (integer) */

@@ -6,6 +6,7 @@
 #include "schema.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,6 +171,28 @@ int proto_validate(const char *type, int version, const json_t *data, char *err,
 }
 
 void proto_key(char *out, size_t len, const char *ns, const char *name) { snprintf(out, len, "%s:%s", ns, name); }
+
+int proto_partitioned(const char *name)
+{
+    static const char *const parted[] = {QT_STREAM_MARKET, QT_STREAM_SIGNAL, QT_STREAM_TRADE_INTENT,
+                                         QT_STREAM_EXECUTION, QT_STREAM_FEEDBACK};
+    for (size_t i = 0; i < sizeof parted / sizeof parted[0]; i++)
+        if (strcmp(name, parted[i]) == 0) return 1;
+    return 0;
+}
+
+int proto_partition(const char *symbol, int p)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)symbol; *c; c++) h = (h ^ *c) * 16777619u;
+    return p > 1 ? (int)(h % (uint32_t)p) : 0;
+}
+
+void proto_part_key(char *out, size_t len, const char *ns, const char *name, int p, int k)
+{
+    if (p <= 1 || !proto_partitioned(name)) snprintf(out, len, "%s:%s", ns, name);
+    else snprintf(out, len, "%s:%s:p%d", ns, name, k);
+}
 
 const char *const proto_rl_actions[PROTO_RL_ACTIONS] = {"FLAT",        "LONG_SMALL",  "LONG_LARGE",
                                                         "SHORT_SMALL", "SHORT_LARGE", "HOLD"};

@@ -605,3 +605,13 @@ long th_peak_rss_kb(pid_t pid)
     fclose(f);
     return kb;
 }
+
+int th_file_has(const char *path, const char *needle)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}

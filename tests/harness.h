@@ -58,6 +58,8 @@ int th_stop(pid_t pid, int timeout_ms);
 int th_http(int port, const char *method, const char *path, const char *headers, const char *body,
             char *reply, size_t replylen);
 int th_wait_http(int port, const char *path, int want, int timeout_ms);
+/* 1 when the file (its first MiB) holds needle. */
+int th_file_has(const char *path, const char *needle);
 
 /* Add an event with a fresh id (or id when given) to stream key; the
  * data JSON must match the type's schema. Returns 0 or -1. */

@@ -10,6 +10,23 @@ const char *const stack_bins[STACK_NSVC] = {"bin/trading-engine", "bin/ml-thresh
                                             "bin/trade-executor", "bin/policy-store"};
 static const char *const stack_streams[6] = {"market", "signal", "trade.intent", "execution", "feedback", "policy"};
 
+int stack_parts(redisContext *rc, const char *ns)
+{
+    redisReply *r = redisCommand(rc, "HGET %s:meta partitions", ns);
+    int p = r && r->type == REDIS_REPLY_STRING ? atoi(r->str) : 1;
+    if (r) freeReplyObject(r);
+    return p > 1 ? p : 1;
+}
+
+int stack_keys(redisContext *rc, const char *ns, const char *stream, char keys[][64])
+{
+    int p = strcmp(stream, "policy") == 0 ? 1 : stack_parts(rc, ns);
+    for (int k = 0; k < p; k++)
+        if (p == 1) snprintf(keys[k], 64, "%s:%s", ns, stream);
+        else snprintf(keys[k], 64, "%s:%s:p%d", ns, stream, k);
+    return p;
+}
+
 void stack_write_csv(const char *path, int n, double drift, double phase)
 {
     FILE *f = fopen(path, "w");
@@ -104,11 +121,9 @@ json_t *stack_api(int port, const char *path)
     return json_loads(buf, 0, NULL);
 }
 
-long long stack_backlog(redisContext *rc, const char *ns, const char *stream)
+static long long stack_backlog1(redisContext *rc, const char *key)
 {
-    char key[64];
     long long sum = 0;
-    snprintf(key, sizeof key, "%s:%s", ns, stream);
     redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
     for (size_t g = 0; r && r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
         const redisReply *f = r->element[g];
@@ -122,15 +137,37 @@ long long stack_backlog(redisContext *rc, const char *ns, const char *stream)
     return sum;
 }
 
+long long stack_backlog(redisContext *rc, const char *ns, const char *stream)
+{
+    char keys[STACK_MAXP][64];
+    long long sum = 0;
+    for (int k = 0, n = stack_keys(rc, ns, stream, keys); k < n; k++) {
+        long long b = stack_backlog1(rc, keys[k]);
+        sum = b < 0 || sum < 0 ? -1 : sum + b;
+    }
+    return sum;
+}
+
 long stack_dead(redisContext *rc, const char *ns)
 {
     long dead = 0;
     for (int i = 0; i < 6; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "%s:%s:dlq", ns, stack_streams[i]);
-        dead += (long)th_xlen(rc, key);
+        char keys[STACK_MAXP][64], key[80];
+        for (int k = 0, n = stack_keys(rc, ns, stack_streams[i], keys); k < n; k++) {
+            snprintf(key, sizeof key, "%.64s:dlq", keys[k]);
+            dead += (long)th_xlen(rc, key);
+        }
     }
     return dead;
+}
+
+long stack_count(redisContext *rc, const char *ns, const char *stream, const char *type, int distinct)
+{
+    char keys[STACK_MAXP][64];
+    long sum = 0;
+    for (int k = 0, n = stack_keys(rc, ns, stream, keys); k < n; k++)
+        sum += distinct ? stack_distinct_ids(rc, keys[k], type, NULL) : th_count_type(rc, keys[k], type);
+    return sum;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -161,19 +198,16 @@ long stack_distinct_ids(redisContext *rc, const char *key, const char *type, lon
 
 int stack_settle(qt_stack_t *s, long long bars, int ms)
 {
-    char key[64];
     int stable = 0;
     long nbars = 0, intents = 0, results = 0;
     long long backlog[6] = {0};
     for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(250)) {
-        snprintf(key, sizeof key, "%s:market", s->ns);
-        nbars = stack_distinct_ids(s->rc, key, NULL, NULL); /* a re-sent bar has its old id */
+        nbars = stack_count(s->rc, s->ns, "market", NULL, 1); /* a re-sent bar has its old id */
         int done = bars == 0 || nbars >= bars;
         for (int i = 0; i < 6; i++) done &= (backlog[i] = stack_backlog(s->rc, s->ns, stack_streams[i])) == 0;
-        snprintf(key, sizeof key, "%s:trade.intent", s->ns);
-        intents = stack_distinct_ids(s->rc, key, "trade.intent", NULL); /* a re-sent intent has its old id */
-        snprintf(key, sizeof key, "%s:execution", s->ns);
-        results = th_count_type(s->rc, key, "trade.executed") + th_count_type(s->rc, key, "trade.failed");
+        intents = stack_count(s->rc, s->ns, "trade.intent", "trade.intent", 1); /* a re-sent intent has its old id */
+        results = stack_count(s->rc, s->ns, "execution", "trade.executed", 0) +
+                  stack_count(s->rc, s->ns, "execution", "trade.failed", 0);
         stable = done && results >= intents ? stable + 1 : 0;
         if (stable >= 4) return 0;
     }
@@ -189,10 +223,9 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
 
 typedef void (*entry_fn)(stack_book_t *b, const char *id, const char *type, const json_t *data);
 
-static void stack_scan(redisContext *rc, const char *ns, const char *stream, entry_fn fn, stack_book_t *b)
+static void stack_scan1(redisContext *rc, const char *key, entry_fn fn, stack_book_t *b)
 {
-    char key[64], start[64] = "-";
-    snprintf(key, sizeof key, "%s:%s", ns, stream);
+    char start[64] = "-";
     for (;;) {
         redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 1000", key, start);
         size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -212,6 +245,13 @@ static void stack_scan(redisContext *rc, const char *ns, const char *stream, ent
         if (r) freeReplyObject(r);
         if (n < 1000) return;
     }
+}
+
+/* Partition after partition: one symbol's entries are all in one. */
+static void stack_scan(redisContext *rc, const char *ns, const char *stream, entry_fn fn, stack_book_t *b)
+{
+    char keys[STACK_MAXP][64];
+    for (int k = 0, n = stack_keys(rc, ns, stream, keys); k < n; k++) stack_scan1(rc, keys[k], fn, b);
 }
 
 static int book_intent(const stack_book_t *b, const char *id)

@@ -48,7 +48,14 @@ json_t *stack_api(int port, const char *path);
  * stream has no lag and nothing pending, and every intent has a result,
  * steadily for 1 s; -1 on timeout. */
 int stack_settle(qt_stack_t *s, long long bars, int ms);
-/* lag + pending of every group of ns:stream (-1 when the lag is unknown). */
+/* Symbol partitions: the namespace's count (its <ns>:meta record, 1 when
+ * none), and the keys of a stream's partitions (STACK_MAXP at most). */
+#define STACK_MAXP 16
+int stack_parts(redisContext *rc, const char *ns);
+int stack_keys(redisContext *rc, const char *ns, const char *stream, char keys[][64]);
+/* Entries of a type (NULL: all) over every partition of ns:stream; distinct: ids counted once. */
+long stack_count(redisContext *rc, const char *ns, const char *stream, const char *type, int distinct);
+/* lag + pending of every group of ns:stream, every partition (-1 when the lag is unknown). */
 long long stack_backlog(redisContext *rc, const char *ns, const char *stream);
 /* Distinct event ids on a stream, of one type or of all (NULL) (*entries: all entries; may be NULL). */
 long stack_distinct_ids(redisContext *rc, const char *key, const char *type, long *entries);

@@ -66,6 +66,8 @@ struct engine {
     char exec_folded[48]; /* executions up to this stream id are in the ledger */
     long denials[RISKGUARD_REASONS];
     long long market_lag;
+    long long lag_acc; /* the largest lag of the partitions answered so far */
+    int lag_wait;      /* partitions' answers still to come */
     struct event *tick;
     int64_t ckpt_mono, config_mono;
     eng_api_t api;
@@ -741,8 +743,10 @@ static void eng_lag_cb(void *ud, const struct redisReply *r)
                 g->element[k + 1]->integer > lag)
                 lag = g->element[k + 1]->integer;
     }
-    e->market_lag = lag;
-    if (e->feed) feed_hold(e->feed, lag > e->cfg.max_lag);
+    if (lag > e->lag_acc) e->lag_acc = lag;
+    if (--e->lag_wait > 0) return; /* the largest lag of every partition's groups */
+    e->market_lag = e->lag_acc;
+    if (e->feed) feed_hold(e->feed, e->market_lag > e->cfg.max_lag);
 }
 
 static void eng_config_cb(void *ud, const struct redisReply *r)
@@ -759,9 +763,16 @@ static void eng_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     int64_t now = clock_mono_ms();
     eng_join_timeouts(e);
-    proto_key(key, sizeof key, e->svc->cfg.ns, QT_STREAM_MARKET);
-    const char *lag[] = {"XINFO", "GROUPS", key};
-    bus_redis(e->svc->bus, eng_lag_cb, e, 3, lag, NULL);
+    if (e->lag_wait <= 0) {
+        int parts = (int)e->svc->cfg.partitions;
+        e->lag_acc = 0, e->lag_wait = 0;
+        for (int p = 0; p < parts; p++) {
+            proto_part_key(key, sizeof key, e->svc->cfg.ns, QT_STREAM_MARKET, parts, p);
+            const char *lag[] = {"XINFO", "GROUPS", key};
+            e->lag_wait++;
+            if (bus_redis(e->svc->bus, eng_lag_cb, e, 3, lag, NULL) < 0) e->lag_wait--;
+        }
+    }
     if (now - e->config_mono >= ENG_CONFIG_MS) {
         proto_key(key, sizeof key, e->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
         const char *argv[] = {"HGETALL", key};

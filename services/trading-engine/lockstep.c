@@ -13,6 +13,8 @@
 struct lockstep {
     bus_t *bus;
     char group[64];
+    const char *ns;
+    int parts;
     int enabled;
     long wait_ms;
     void (*settled)(void *ud);
@@ -43,7 +45,9 @@ static const char lockstep_lua[] =
     "  end "
     "  return sum "
     "end "
-    "return backlog(KEYS[1]) + backlog(KEYS[2]) + backlog(KEYS[3]) + backlog(KEYS[4], ARGV[1]) + backlog(KEYS[5], ARGV[1])";
+    "local sum, every = 0, tonumber(ARGV[2]) "
+    "for i = 1, #KEYS do sum = sum + backlog(KEYS[i], i > every and ARGV[1] or nil) end "
+    "return sum";
 
 static void lockstep_arm(lockstep_t *l)
 {
@@ -73,11 +77,25 @@ static void lockstep_poll(lockstep_t *l)
         lockstep_arm(l);
         return;
     }
-    char k[5][96];
+    /* every group of market, feedback and execution; ours of signal and
+     * policy; each partition of each (keys.h) */
+    enum { MAXK = 4 * QT_PARTITIONS_MAX + 1 };
+    char k[MAXK][160], nk[16], ev[16];
     const char *names[5] = {QT_STREAM_MARKET, QT_STREAM_FEEDBACK, QT_STREAM_EXECUTION, QT_STREAM_SIGNAL, QT_STREAM_POLICY};
-    for (int i = 0; i < 5; i++) bus_key(l->bus, names[i], k[i], sizeof k[i]);
-    const char *argv[] = {"EVAL", lockstep_lua, "5", k[0], k[1], k[2], k[3], k[4], l->group};
-    if (bus_redis(l->bus, lockstep_cb, l, 9, argv, NULL) == 0) l->query = 1;
+    const char *argv[3 + MAXK + 2] = {"EVAL", lockstep_lua, nk};
+    int n = 0, every = 0;
+    for (int i = 0; i < 5; i++) {
+        int parts = proto_partitioned(names[i]) ? l->parts : 1;
+        for (int p = 0; p < parts; p++, n++) {
+            proto_part_key(k[n], sizeof k[n], l->ns, names[i], l->parts, p);
+            argv[3 + n] = k[n];
+        }
+        if (i == 2) every = n;
+    }
+    snprintf(nk, sizeof nk, "%d", n);
+    snprintf(ev, sizeof ev, "%d", every);
+    argv[3 + n] = l->group, argv[4 + n] = ev;
+    if (bus_redis(l->bus, lockstep_cb, l, 5 + n, argv, NULL) == 0) l->query = 1;
     else lockstep_arm(l);
 }
 
@@ -93,6 +111,7 @@ lockstep_t *lockstep_new(struct event_base *base, bus_t *bus, const char *group,
 {
     lockstep_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
+    l->ns = bus_cfg(bus)->ns, l->parts = (int)bus_cfg(bus)->partitions;
     l->bus = bus, l->enabled = enabled, l->wait_ms = wait_ms, l->settled = settled, l->ud = ud;
     snprintf(l->group, sizeof l->group, "%s", group);
     if (!(l->timer = evtimer_new(base, lockstep_timer, l))) {

@@ -150,13 +150,21 @@ int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, c
     }
     if (!c) return -1;
     rebuild_keys(c, cfg, ops);
-    proto_key(key, sizeof key, cfg->ns, QT_STREAM_TRADE_INTENT);
-    rebuild_walk(c, cfg, key, "+", ops, rebuild_intent);
-    proto_key(key, sizeof key, cfg->ns, QT_STREAM_EXECUTION);
-    rebuild_exec_limit(c, key, cfg->service, limit, sizeof limit);
-    if (strcmp(limit, "0") != 0) rebuild_walk(c, cfg, key, limit, ops, rebuild_execution);
-    proto_key(key, sizeof key, cfg->ns, QT_STREAM_MARKET);
-    rebuild_market(c, cfg, key, ops);
+    /* partition by partition (keys.h): one symbol's entries are all in one */
+    int parts = (int)cfg->partitions;
+    for (int p = 0; p < parts; p++) {
+        proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_TRADE_INTENT, parts, p);
+        rebuild_walk(c, cfg, key, "+", ops, rebuild_intent);
+    }
+    for (int p = 0; p < parts; p++) {
+        proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_EXECUTION, parts, p);
+        rebuild_exec_limit(c, key, cfg->service, limit, sizeof limit);
+        if (strcmp(limit, "0") != 0) rebuild_walk(c, cfg, key, limit, ops, rebuild_execution);
+    }
+    for (int p = 0; p < parts; p++) {
+        proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_MARKET, parts, p);
+        rebuild_market(c, cfg, key, ops);
+    }
     redisFree(c);
     return 0;
 }

@@ -62,9 +62,12 @@ static void run_digest(const char *ns, int port, char *buf, size_t len, int with
     size_t used = 0;
     buf[0] = '\0';
     for (size_t si = 0; si < sizeof streams / sizeof streams[0]; si++) {
-        char key[64], start[64] = "-";
+        char keys[STACK_MAXP][64];
         size_t from = used;
-        snprintf(key, sizeof key, "%s:%s", ns, streams[si]);
+        int nk = stack_keys(rc, ns, streams[si], keys); /* every partition's entries, as one stream's */
+        for (int ki = 0; ki < nk; ki++) {
+        const char *key = keys[ki];
+        char start[64] = "-";
         for (;;) {
             redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 1000", key, start);
             size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -89,6 +92,7 @@ static void run_digest(const char *ns, int port, char *buf, size_t len, int with
             }
             if (r) freeReplyObject(r);
             if (n < 1000) break;
+        }
         }
         if (used < len) used = digest_sort(buf, from, used);
     }
@@ -223,6 +227,52 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
         while (d1[i] && d1[i] == d2[i]) i++;
         while (i > 0 && d1[i - 1] != '\n') i--;
         CHECK_FAIL_AT("the killed run differs from:\n  uninterrupted: %.400s\n  killed:        %.400s", d1 + i, d2 + i);
+    }
+}
+
+/* The same replay in a namespace of one partition and in one of four
+ * (QT_PARTITIONS, DESIGN §2a): each symbol's events go to its partition's
+ * streams, and every event is the one the unpartitioned run published. */
+TEST(four_symbol_partitions_publish_the_events_of_one)
+{
+    static char d1[1 << 24], d2[1 << 24];
+    static const char *const syms[3] = {"DOGEUSDT", "AVAXUSDT", "LINKUSDT"}; /* partitions 0, 3 and 1 of 4 */
+    const int bars = 300;
+    char feed[2000] = "replay:", path[300];
+    qt_stack_t s;
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, syms[i]);
+        stack_write_csv(path, bars, (i % 2 ? -0.0003 : 0.0004) * (1 + 0.2 * i), 0.3 + 1.4 * i);
+        snprintf(feed + strlen(feed), sizeof feed - strlen(feed), "%s%s", i ? "," : "", path);
+    }
+    char *dig[2] = {d1, d2};
+    for (int run = 0; run < 2; run++) {
+        redisReply *fl = redisCommand(rc, "FLUSHALL");
+        if (fl) freeReplyObject(fl);
+        s.extra[0] = run ? "QT_PARTITIONS=4" : "QT_PARTITIONS=1", s.extra[1] = NULL;
+        if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
+        CHECK_EQ(stack_settle(&s, 3LL * bars, 150000), 0);
+        run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 1);
+        if (run == 1) { /* the events are where the partitions say */
+            CHECK_EQ(stack_parts(rc, "dt"), 4);
+            CHECK_EQ(th_xlen(rc, "dt:market"), 0);
+            CHECK_EQ(th_count_type(rc, "dt:market:p0", "market.data.update"), bars);
+            CHECK_EQ(th_count_type(rc, "dt:market:p3", "market.data.update"), bars);
+            CHECK_EQ(th_count_type(rc, "dt:market:p1", "market.data.update"), bars);
+            CHECK_EQ(th_xlen(rc, "dt:market:p2"), 0);
+            CHECK(th_count_type(rc, "dt:signal:p3", "rl.signal.generated") > 0);
+            CHECK_EQ(th_xlen(rc, "dt:signal:p2"), 0);
+            CHECK(th_xlen(rc, "dt:policy") > 0);
+        }
+        CHECK_EQ(stack_stop(&s), 0);
+        dump(run + 5, dig[run]);
+    }
+    CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
+    if (strcmp(d1, d2) != 0) {
+        size_t i = 0;
+        while (d1[i] && d1[i] == d2[i]) i++;
+        while (i > 0 && d1[i - 1] != '\n') i--;
+        CHECK_FAIL_AT("four partitions differ from one:\n  one:  %.400s\n  four: %.400s", d1 + i, d2 + i);
     }
 }
 

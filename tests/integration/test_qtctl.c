@@ -14,11 +14,11 @@ static double r4(double x) { return round(x * 1e4) / 1e4; }
 
 static int run_limit_s = 250; /* qtctl is killed after this long (exit code 124) */
 
-/* Run qtctl with args; stdout into out (first outlen bytes); returns the exit code. */
-static int run(const char *args, char *out, size_t outlen)
+/* Run qtctl with args in namespace ns; stdout into out (first outlen bytes); returns the exit code. */
+static int run_ns(const char *ns, const char *args, char *out, size_t outlen)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=q timeout %d %s %s 2>%s/stderr.txt", R.url, run_limit_s, bin,
+    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=%s timeout %d %s %s 2>%s/stderr.txt", R.url, ns, run_limit_s, bin,
              args, dir);
     FILE *p = popen(cmd, "r");
     size_t n = p ? fread(out, 1, outlen - 1, p) : 0;
@@ -26,6 +26,8 @@ static int run(const char *args, char *out, size_t outlen)
     int st = p ? pclose(p) : -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int run(const char *args, char *out, size_t outlen) { return run_ns("q", args, out, outlen); }
 
 static char out[1 << 20], errpath[300];
 
@@ -151,6 +153,59 @@ TEST(dlq_list_replay_purge)
     CHECK_EQ(run("dlq purge market", out, sizeof out), 0);
     CHECK_CONTAINS(out, "purged 1 entries");
     CHECK_EQ(run("dlq replay market --id 1-1", out, sizeof out), 1);
+    redisFree(c);
+}
+
+/* In a namespace of symbol partitions the DLQ commands cover every
+ * partition's DLQ (and STREAM:pK one of them), streams says the count, and
+ * partition names a symbol's. */
+TEST(dlq_and_streams_cover_every_partition)
+{
+    redisContext *c = th_redis_connect(&R);
+    freeReplyObject(redisCommand(c, "HSET qp:meta partitions 4"));
+    char ids[2][64], args[256];
+    for (int k = 0; k < 2; k++) {
+        int part = k ? 3 : 1;
+        redisReply *r = redisCommand(c, "XADD qp:market:p%d:dlq %d-1 id 0190a4c4-0000-7000-8000-00000000001%d type market.data.update v 1 "
+                                        "ts 1714521660000 source test/qtctl trace t data %s origin_stream qp:market:p%d origin_id 1-%d "
+                                        "group rl-decision consumer c deliveries 1 error bad%d failed_at 1",
+                                     part, part, k, BAR_JSON, part, k + 1, part);
+        snprintf(ids[k], sizeof ids[k], "%s", r->str);
+        freeReplyObject(r);
+    }
+    CHECK_EQ(run_ns("qp", "dlq list market", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"origin_stream\": \"qp:market:p1\"");
+    CHECK_CONTAINS(out, "\"origin_stream\": \"qp:market:p3\"");
+    CHECK_EQ(run_ns("qp", "dlq list market:p3", out, sizeof out), 0); /* one partition's */
+    CHECK(strstr(out, "qp:market:p1") == NULL);
+    CHECK_CONTAINS(out, "\"error\": \"bad3\"");
+    snprintf(args, sizeof args, "dlq show market --id %s", ids[1]);
+    CHECK_EQ(run_ns("qp", args, out, sizeof out), 0);
+    CHECK_CONTAINS(out, "\"error\": \"bad3\"");
+    redisReply *r = redisCommand(c, "XADD qp:market:p1:dlq %s id x type market.data.update v 1 ts 1 source s trace t data {} "
+                                    "origin_stream qp:market:p1 origin_id 1-9 group g consumer c deliveries 1 error e failed_at 1",
+                                 ids[1]); /* the same id in two partitions' DLQs */
+    freeReplyObject(r);
+    CHECK_EQ(run_ns("qp", args, out, sizeof out), 1);
+    CHECK_CONTAINS(slurp(errpath), "is in qp:market:p1:dlq and in qp:market:p3:dlq: name the partition (market:p1)");
+    snprintf(args, sizeof args, "dlq purge market:p1 --id %s", ids[1]);
+    CHECK_EQ(run_ns("qp", args, out, sizeof out), 0);
+    CHECK_EQ(run_ns("qp", "dlq replay market", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "replayed 1 entries of qp:market:p1:dlq");
+    CHECK_CONTAINS(out, "replayed 1 entries of qp:market:p3:dlq");
+    CHECK_EQ(th_xlen(c, "qp:market:p1"), 1);
+    CHECK_EQ(th_xlen(c, "qp:market:p3"), 1);
+    CHECK_EQ(th_xlen(c, "qp:market:p1:dlq") + th_xlen(c, "qp:market:p3:dlq"), 0);
+    CHECK_EQ(run_ns("qp", "partition BTCUSDT ETHUSDT AVAXUSDT", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "BTCUSDT p0 of 4 (qp:market:p0)");
+    CHECK_CONTAINS(out, "AVAXUSDT p3 of 4 (qp:market:p3)");
+    CHECK_EQ(run_ns("qp", "streams", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "namespace qp: 4 symbol partitions");
+    CHECK_CONTAINS(out, "qp:market:p3 ");
+    CHECK_EQ(run_ns("qp", "tail market --no-follow", out, sizeof out), 2);
+    CHECK_CONTAINS(slurp(errpath), "tail one of them, market:p0 to market:p3");
+    CHECK_EQ(run_ns("qp", "tail market:p3 --no-follow --json", out, sizeof out), 0);
+    CHECK_CONTAINS(out, "BTCUSDT");
     redisFree(c);
 }
 

@@ -289,7 +289,7 @@ TEST(started_while_redis_is_away_it_says_why_and_still_stops)
     pid_t p = th_service(bin, &gone, "k5", env, dir, "rl-k5", &port, 0);
     CHECK_EQ(th_wait_http(port, "/ready", 503, 10000), 0);
     CHECK_EQ(th_http(port, "GET", "/ready", NULL, NULL, out, sizeof out), 503);
-    CHECK(strstr(out, "restoring state: cannot connect to redis") != NULL);
+    CHECK(strstr(out, "checking the namespace's partitions: cannot connect to redis") != NULL);
     CHECK_EQ(th_stop(p, 5000), 0);
 }
 
@@ -312,6 +312,49 @@ TEST(a_refused_start_up_read_is_waited_out_not_taken_for_nothing)
     CHECK_EQ(th_wait_http(port, "/ready", 200, 10000), 0);
     CHECK_EQ(th_wait_xlen(rc, "k6:signal", 5, 10000), 0);
     CHECK_EQ(th_stop(p, 5000), 0);
+}
+
+/* A namespace keeps the QT_PARTITIONS it was created with (DESIGN §2a): a
+ * process with another count would read and write streams nobody else
+ * does, so it is refused at start with the namespace's count and the way
+ * out; one with the same count starts. A namespace written before
+ * partitions existed (its streams, no record) counts as one partition. */
+TEST(a_start_with_another_partition_count_than_the_namespace_is_refused)
+{
+    int port, st = -1;
+    char log[400];
+    const char *four[] = {env_model, "QT_PARTITIONS=4", NULL}, *one[] = {env_model, NULL},
+               *two[] = {env_model, "QT_PARTITIONS=2", NULL};
+    bars("pa", "BTCUSDT", 3); /* written as before partitions: pa:market, no pa:meta */
+    pid_t p = th_service(bin, &R, "pa", four, dir, "rl-pa4", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(log, sizeof log, "%s/rl-pa4.log", dir);
+    CHECK(th_file_has(log, "namespace 'pa' was created with QT_PARTITIONS=1 (pa:meta) and this process has QT_PARTITIONS=4"));
+    CHECK(th_file_has(log, "docs/operations.md#symbol-partitions"));
+    p = th_service(bin, &R, "pa", one, dir, "rl-pa1", &port, 1);
+    CHECK(p > 0);
+    CHECK_EQ(th_wait_xlen(rc, "pa:signal", 0, 1000), 0);
+    CHECK_EQ(th_stop(p, 5000), 0);
+    redisReply *r = redisCommand(rc, "HGET pa:meta partitions");
+    CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0);
+    freeReplyObject(r);
+    /* a new namespace takes the count of its first process */
+    p = th_service(bin, &R, "pb", four, dir, "rl-pb4", &port, 1);
+    CHECK(p > 0);
+    CHECK_EQ(th_stop(p, 5000), 0);
+    p = th_service(bin, &R, "pb", two, dir, "rl-pb2", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(log, sizeof log, "%s/rl-pb2.log", dir);
+    CHECK(th_file_has(log, "created with QT_PARTITIONS=4 (pb:meta) and this process has QT_PARTITIONS=2"));
+    /* a damaged record is said, not taken for a count */
+    freeReplyObject(redisCommand(rc, "HSET pb:meta partitions 4x"));
+    p = th_service(bin, &R, "pb", four, dir, "rl-pbx", &port, 0);
+    CHECK_EQ(th_wait(p, 10000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(log, sizeof log, "%s/rl-pbx.log", dir);
+    CHECK(th_file_has(log, "pb:meta holds partitions='4x', not a count from 1 to 16"));
 }
 
 TEST(refuses_to_start_without_a_model)

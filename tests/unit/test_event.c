@@ -4,6 +4,7 @@
 #include "check.h"
 #include "clock.h"
 #include "event.h"
+#include "keys.h"
 #include "proto.h"
 
 typedef struct { const char *type; const char *good; } sample_t;
@@ -62,6 +63,25 @@ static int validate(const char *type, json_t *d, char *err, size_t n)
     int rc = proto_validate(type, 1, d, err, n);
     json_decref(d);
     return rc;
+}
+
+/* The partition of a symbol is FNV-1a (32-bit) modulo P: the published
+ * vectors of the hash, so a producer in another language agrees. */
+TEST(a_symbols_partition_is_fnv1a_modulo_the_count)
+{
+    CHECK_EQ(proto_partition("a", 1 << 30), (int)(0xe40c292cu % (1u << 30)));
+    CHECK_EQ(proto_partition("foobar", 1 << 30), (int)(0xbf9cf968u % (1u << 30)));
+    CHECK_EQ(proto_partition("BTCUSDT", 16), 12);
+    CHECK_EQ(proto_partition("ETHUSDT", 16), 0);
+    CHECK_EQ(proto_partition("BTCUSDT", 1), 0);
+    char k[64];
+    proto_part_key(k, sizeof k, "qt", "market", 1, 0);
+    CHECK_STR(k, "qt:market");
+    proto_part_key(k, sizeof k, "qt", "market", 4, 3);
+    CHECK_STR(k, "qt:market:p3");
+    proto_part_key(k, sizeof k, "qt", "policy", 4, 3); /* one stream for every partition */
+    CHECK_STR(k, "qt:policy");
+    CHECK(proto_partitioned("feedback") && proto_partitioned("trade.intent") && !proto_partitioned("rl.experience"));
 }
 
 TEST(schemas_load)

@@ -14,6 +14,8 @@
 #include "backtest.h"
 #include "config.h"
 #include "dlq.h"
+#include "keys.h"
+#include "parts.h"
 #include "httpc.h"
 #include "kline.h"
 #include "obs.h"
@@ -46,7 +48,8 @@ static const char usage[] =
     "usage: qtctl COMMAND [ARGS]\n"
     "  features --csv FILE [--symbol S]     one JSON object per bar: open_time, indicators (null while\n"
     "                                       their window fills) and obs (the 64-dim observation)\n"
-    "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons\n"
+    "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons (with\n"
+    "                                       symbol partitions, of every partition's: STREAM:pK for one)\n"
     "  dlq show STREAM --id ENTRY           one dead letter, its data parsed when it is JSON\n"
     "  dlq replay STREAM [--id ENTRY] [--set FIELD=VALUE]... [--force]\n"
     "                                       put dead letters back on their stream (all, or one), once per\n"
@@ -57,6 +60,7 @@ static const char usage[] =
     "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
     "                                       group its consumers, pending (delivered, not acked) and lag\n"
     "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
+    "  partition SYMBOL...                  the symbol partition of each symbol in this namespace\n"
     "  status [--json]                      each service's /health and /ready (QT_<SERVICE>_URL, default\n"
     "                                       http://127.0.0.1:8081..8085); exit 1 unless all are ready\n"
     "  config get [KEY] [--json]            the policy-store's keys (QT_POLICY_STORE_URL, default\n"
@@ -138,10 +142,41 @@ static int cmd_features(int argc, char **argv)
     return 0;
 }
 
+/* The DLQ keys of stream `name`: one, or with partitions (parts.h) one per
+ * partition — only the one holding entry id when id is given. Returns how
+ * many went into keys, -1 with err when Redis failed. */
+static int dlq_keys(redisContext *c, const qt_config_t *cfg, const char *name, const char *id,
+                    char keys[QT_PARTITIONS_MAX][200], char *err, size_t errlen)
+{
+    long parts = 1;
+    if (proto_partitioned(name) && parts_of(c, cfg->ns, &parts, err, errlen) < 0) return -1;
+    if (parts == 1) {
+        snprintf(keys[0], 200, "%s:%s%s", cfg->ns, name, QT_DLQ_SUFFIX);
+        return 1;
+    }
+    for (int k = 0; k < parts; k++) {
+        char s[160];
+        proto_part_key(s, sizeof s, cfg->ns, name, (int)parts, k);
+        snprintf(keys[k], 200, "%s%s", s, QT_DLQ_SUFFIX);
+    }
+    int found = -1;
+    for (int k = 0; id && k < parts; k++) { /* ids are per stream: the same one may be in two */
+        redisReply *r = redisCommand(c, "XRANGE %s %s %s", keys[k], id, id);
+        int has = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+        if (r) freeReplyObject(r);
+        if (has && found >= 0)
+            return snprintf(err, errlen, "dead letter %.40s is in %.160s and in %.160s: name the partition (%.40s:p%d)", id,
+                            keys[found], keys[k], name, found), -1;
+        if (has) found = k;
+    }
+    if (found > 0) memcpy(keys[0], keys[found], sizeof keys[0]);
+    return id ? 1 : (int)parts; /* an id in none: the first partition's says it is not there */
+}
+
 static int cmd_dlq(int argc, char **argv)
 {
     qt_config_t cfg;
-    char err[512], key[200];
+    char err[512], keys[QT_PARTITIONS_MAX][200], *key = keys[0];
     long done = 0, count = 20;
     if (argc < 3) return fputs(usage, stderr), 2;
     if (config_common_load(&cfg, "qtctl", 0, err, sizeof err) < 0) return fprintf(stderr, "qtctl: %s\n", err), 2;
@@ -149,17 +184,19 @@ static int cmd_dlq(int argc, char **argv)
     if (cnt && ((count = strtol(cnt, NULL, 10)) < 1 || count > 100000)) return fprintf(stderr, "qtctl: --count must be 1..100000\n"), 2;
     if (strcmp(argv[argc - 1], "--set") == 0 || strcmp(argv[argc - 1], "--id") == 0)
         return fprintf(stderr, "qtctl: %s needs a value\n", argv[argc - 1]), 2;
-    snprintf(key, sizeof key, "%s:%s:dlq", cfg.ns, argv[2]);
     redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
     if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
-    int rc = 0;
-    if (strcmp(argv[1], "list") == 0) {
-        json_t *list = NULL;
-        if (dlq_list(c, key, count, &list, err, sizeof err) < 0) rc = 1;
-        else {
-            if (qt_print_json(list, JSON_INDENT(2)) < 0) rc = 1;
-            json_decref(list);
+    int rc = 0, nkeys = dlq_keys(c, &cfg, argv[2], id, keys, err, sizeof err);
+    if (nkeys < 0) rc = 1;
+    else if (strcmp(argv[1], "list") == 0) { /* partition after partition, each oldest first */
+        json_t *all = json_array();
+        for (int k = 0; k < nkeys && rc == 0; k++) {
+            json_t *list = NULL;
+            if (dlq_list(c, keys[k], count, &list, err, sizeof err) < 0) rc = 1;
+            else json_array_extend(all, list), json_decref(list);
         }
+        if (rc == 0 && qt_print_json(all, JSON_INDENT(2)) < 0) rc = 1;
+        json_decref(all);
     } else if (strcmp(argv[1], "show") == 0) {
         json_t *e = NULL;
         if (!id) rc = 2, fprintf(stderr, "qtctl: dlq show needs --id ENTRY (ids: qtctl dlq list %s)\n", argv[2]);
@@ -171,24 +208,29 @@ static int cmd_dlq(int argc, char **argv)
     } else if (strcmp(argv[1], "replay") == 0) {
         const char *set[DLQ_MAX_SET + 1];
         dlq_replay_opts_t o = {set, 0, 0};
-        dlq_replay_result_t res;
         for (int i = 3; i < argc; i++) {
             if (strcmp(argv[i], "--force") == 0) o.force = 1;
             else if (strcmp(argv[i], "--set") != 0) continue;
             else if (i + 1 < argc && o.nset <= DLQ_MAX_SET) set[o.nset++] = argv[++i];
         }
-        if (dlq_replay(c, key, id, &o, &res, err, sizeof err) < 0) rc = 1;
-        printf("replayed %ld entries of %s", res.replayed, key);
-        if (res.merged) printf(" (%ld more dead letters of the same events removed)", res.merged);
-        putchar('\n');
-        if (res.refused && !rc)
-            rc = 3, fprintf(stderr,
-                            "qtctl: %ld entries still break the event contract and stay in %s; the first: %s "
-                            "(fix it with --set FIELD=VALUE, or --force)\n",
-                            res.refused, key, res.refusal);
+        for (int k = 0; k < nkeys && rc != 1; k++) {
+            dlq_replay_result_t res;
+            if (dlq_replay(c, keys[k], id, &o, &res, err, sizeof err) < 0) rc = 1;
+            printf("replayed %ld entries of %s", res.replayed, keys[k]);
+            if (res.merged) printf(" (%ld more dead letters of the same events removed)", res.merged);
+            putchar('\n');
+            if (res.refused && !rc)
+                rc = 3, fprintf(stderr,
+                                "qtctl: %ld entries still break the event contract and stay in %s; the first: %s "
+                                "(fix it with --set FIELD=VALUE, or --force)\n",
+                                res.refused, keys[k], res.refusal);
+        }
     } else if (strcmp(argv[1], "purge") == 0) {
-        rc = dlq_purge(c, key, id, &done, err, sizeof err) < 0;
-        printf("purged %ld entries of %s\n", done, key);
+        for (int k = 0; k < nkeys && rc == 0; k++) {
+            done = 0;
+            rc = dlq_purge(c, keys[k], id, &done, err, sizeof err) < 0;
+            printf("purged %ld entries of %s\n", done, keys[k]);
+        }
     } else {
         rc = 2;
         fputs(usage, stderr);
@@ -312,6 +354,9 @@ static int cmd_streams(int argc, char **argv)
     if (rc == 0 && as_json) {
         if (qt_print_json(all, JSON_INDENT(2)) < 0) rc = 1;
     } else if (rc == 0) {
+        long parts = 1;
+        if (parts_of(c, cfg.ns, &parts, err, sizeof err) == 0 && parts > 1)
+            printf("namespace %s: %ld symbol partitions (qtctl partition SYMBOL)\n", cfg.ns, parts);
         printf("%-36s %9s %-24s %9s %9s %9s\n", "STREAM", "LENGTH", "GROUP", "CONSUMERS", "PENDING", "LAG");
         size_t i;
         json_t *o;
@@ -339,6 +384,27 @@ static int cmd_streams(int argc, char **argv)
     free(keys);
     redisFree(c);
     return rc;
+}
+
+static int cmd_partition(int argc, char **argv)
+{
+    qt_config_t cfg;
+    char err[512];
+    long parts = 1;
+    if (argc < 2) return fputs(usage, stderr), 2;
+    if (config_common_load(&cfg, "qtctl", 0, err, sizeof err) < 0) return fprintf(stderr, "qtctl: %s\n", err), 2;
+    redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
+    if (!c || parts_of(c, cfg.ns, &parts, err, sizeof err) < 0) {
+        if (c) redisFree(c);
+        return fprintf(stderr, "qtctl: %s\n", err), 1;
+    }
+    redisFree(c);
+    for (int i = 1; i < argc; i++) {
+        char key[200];
+        proto_part_key(key, sizeof key, cfg.ns, QT_STREAM_MARKET, (int)parts, proto_partition(argv[i], (int)parts));
+        printf("%s p%d of %ld (%s)\n", argv[i], proto_partition(argv[i], (int)parts), parts, key);
+    }
+    return 0;
 }
 
 /* One stream entry as {stream_id, field: value..., data: parsed JSON when it parses}. */
@@ -380,6 +446,13 @@ static int cmd_tail(int argc, char **argv)
     snprintf(key, sizeof key, "%s:%s", cfg.ns, argv[1]);
     redisContext *c = rsync_connect(&cfg.redis, 3000, err, sizeof err);
     if (!c) return fprintf(stderr, "qtctl: %s\n", err), 1;
+    long parts = 1;
+    if (proto_partitioned(argv[1]) && parts_of(c, cfg.ns, &parts, err, sizeof err) == 0 && parts > 1) {
+        fprintf(stderr, "qtctl: %s has %ld symbol partitions: tail one of them, %s:p0 to %s:p%ld (qtctl partition SYMBOL says which)\n",
+                cfg.ns, parts, argv[1], argv[1], parts - 1);
+        redisFree(c);
+        return 2;
+    }
     /* Read in pages bounded in bytes; an entry over QT_MAX_ENTRY_BYTES is not read (said on stderr). */
     long want = count ? count : 1, got = 0, skipped = 0;
     long page_bytes = cfg.max_read_bytes / 2;
@@ -632,6 +705,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "features") == 0) return cmd_features(argc - 1, argv + 1);
     if (strcmp(argv[1], "dlq") == 0) return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(argv[1], "streams") == 0) return cmd_streams(argc - 1, argv + 1);
+    if (strcmp(argv[1], "partition") == 0) return cmd_partition(argc - 1, argv + 1);
     if (strcmp(argv[1], "tail") == 0) return cmd_tail(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0) return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 1, argv + 1);
