@@ -160,10 +160,19 @@ void rlink_replied(rlink_t *l)
     l->last_progress_ms = clock_mono_ms();
 }
 
+/* A command sent without a callback still has its reply counted: the
+ * watchdog waits for every reply it knows is owed. */
+static void rlink_ignore_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    (void)r, (void)pd;
+    rlink_t *l = rlink_of(ac);
+    if (l && l->ac == ac) rlink_replied(l);
+}
+
 static int rlink_send_any(rlink_t *l, redisCallbackFn *fn, void *pd, int argc, const char **argv,
                          const size_t *lens)
 {
-    if (redisAsyncCommandArgv(l->ac, fn, pd, argc, argv, lens) != REDIS_OK) return -1;
+    if (redisAsyncCommandArgv(l->ac, fn ? fn : rlink_ignore_cb, pd, argc, argv, lens) != REDIS_OK) return -1;
     rlink_sent(l);
     return 0;
 }

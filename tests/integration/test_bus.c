@@ -671,6 +671,36 @@ static long long db_int(redisContext *c, const char *fmt, const char *arg)
 /* REDIS_URL's password and database reach both links (AUTH and SELECT go
  * before the PING); a wrong password is refused with a reason that never
  * shows the password. */
+/* A command the bus sends without waiting for its answer (here the
+ * XGROUP DELCONSUMER that tidies away a dead consumer of this host that
+ * owed nothing) still has its reply counted: before, the link stayed
+ * "waiting for a reply" forever, and the watchdog closed a link that was
+ * merely idle ("no reply for ... ms") and reconnected, again and again. */
+TEST(a_reply_nobody_waits_for_does_not_leave_the_link_waiting)
+{
+    redisContext *c = th_redis_connect(&R);
+    char host[64] = "host", dead[128], log[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(dead, sizeof dead, "%s-999999", host); /* no such process */
+    freeReplyObject(redisCommand(c, "XGROUP CREATE t14:market worker 0 MKSTREAM"));
+    freeReplyObject(redisCommand(c, "XGROUP CREATECONSUMER t14:market worker %s", dead));
+    const char *env[] = {"QT_REDIS_TIMEOUT_MS=300", "QT_CLAIM_IDLE_MS=600000", NULL};
+    int port;
+    pid_t w = worker(&R, "t14", env, &port, "t14");
+    int gone = 0;
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && !gone; th_sleep_ms(50)) {
+        redisReply *r = redisCommand(c, "XINFO CONSUMERS t14:market worker");
+        gone = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+        if (r) freeReplyObject(r);
+    }
+    CHECK(gone); /* the dead one tidied away */
+    th_sleep_ms(2500); /* idle: nothing to read, the next lag query 5 s after the first */
+    CHECK_EQ(stop_worker(w), 0);
+    snprintf(log, sizeof log, "%s/worker-t14.log", logdir);
+    CHECK(!th_file_has(log, "no reply for"));
+    redisFree(c);
+}
+
 TEST(redis_url_password_and_database_are_used_and_a_wrong_password_is_refused)
 {
     static th_redis_t RP;
