@@ -32,6 +32,10 @@
 typedef struct bus_sub {
     char name[64], key[160], dlq_key[168];
     int part; /* the symbol partition this stream is (keys.h), -1 for an unpartitioned one */
+    int off;  /* a partition whose new entries this replica does not read (bus_lease_parts) */
+    int gone; /* ... nor its pending ones: not held at all (not re-read, retried or claimed) */
+    int taking; /* its previous holder's pending entries are being claimed: read once done */
+    unsigned off_gen; /* the read arguments' generation that left it out */
     bus_handler_fn fn;
     void *ud;
     const char *const *types; /* NULL: every type; else the types the handler takes (NULL-terminated) */
@@ -103,7 +107,9 @@ struct bus {
     long refusals_suppressed;
     char pause_reason[128], last_error[256];
     const char **read_argv;
-    int read_argc;
+    int read_argc, read_nsubs; /* streams in the read: those not off */
+    unsigned read_gen, reading_gen; /* generation of read_argv, and of the read in flight */
+    int leased; /* partitions are taken by lease (bus_lease_parts) */
     char count_s[24], block_s[24], maxlen_s[24], dlq_maxlen_s[24];
     void (*stop_done)(void *);
     void *stop_ud;
@@ -127,6 +133,7 @@ static void reclaim_done(bus_t *b);
 static void groups_create(bus_t *b);
 static void scan_restart(bus_sub_t *s);
 static void bus_oversized(bus_t *b, rlink_t *l);
+static void take_send(bus_t *b, int si);
 static long long reply_map_int(const redisReply *m, const char *key, int *found);
 
 /* ---------- outbox: publishes and DLQ copies, in order, confirmed ---------- */
@@ -607,17 +614,17 @@ static int oldest_handled(bus_t *b)
     if (!b->oldest_first) return 1;
     if (b->reclaims > 0) return 0;
     for (int i = 0; i < b->nsubs; i++)
-        if (b->subs[i].scan_needed) return 0;
+        if (b->subs[i].scan_needed && !b->subs[i].gone) return 0;
     b->oldest_first = 0;
     return 1;
 }
 
 static void read_next(bus_t *b)
 {
-    if (b->reading || b->nsubs == 0 || b->rd.state != RLINK_UP || !can_consume(b) || !oldest_handled(b)) return;
+    if (b->reading || b->read_nsubs == 0 || b->rd.state != RLINK_UP || !can_consume(b) || !oldest_handled(b)) return;
     if (clock_mono_ms() < b->read_hold_ms) return;
     if (b->ob.pubs * 2 >= (size_t)b->cfg.outbox_max) return; /* back-pressure */
-    if (rlink_send(&b->rd, read_cb, NULL, b->read_argc, b->read_argv, NULL) == 0) b->reading = 1;
+    if (rlink_send(&b->rd, read_cb, NULL, b->read_argc, b->read_argv, NULL) == 0) b->reading = 1, b->reading_gen = b->read_gen;
 }
 
 /* ---------- re-reading own pending entries (cmd link) ---------- */
@@ -775,7 +782,7 @@ static void sweep_send(bus_t *b, int si)
 static void scan_next(bus_t *b, int si)
 {
     bus_sub_t *s = &b->subs[si];
-    if (!s->scan_needed || s->scanning || b->cmd.state != RLINK_UP || !can_consume(b)) return;
+    if (!s->scan_needed || s->scanning || s->gone || b->cmd.state != RLINK_UP || !can_consume(b)) return;
     if (b->ob.ack_len > 0 || b->acks_inflight > 0 || b->ob.dlqs > 0) return;
     if (s->sweep) sweep_send(b, si);
     else scan_send(b, si, b->count_s);
@@ -820,6 +827,7 @@ static void claim_next(bus_t *b, int si)
 {
     bus_sub_t *s = &b->subs[si];
     char idle[24];
+    if (s->gone) return;
     snprintf(idle, sizeof idle, "%ld", b->cfg.claim_idle_ms);
     const char *argv[] = {"XAUTOCLAIM", s->key, b->group, b->consumer, idle, s->claim_cursor,
                           "COUNT", b->count_s, "JUSTID"};
@@ -843,6 +851,8 @@ static int bus_consumer_dead(const bus_t *b, const char *name)
     long pid = strtol(name + hl + 1, &end, 10);
     return *end == '\0' && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
+
+int bus_consumer_gone(const bus_t *b, const char *name) { return bus_consumer_dead(b, name); }
 
 static void reclaim_claimed_cb(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -923,6 +933,7 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
 
 static void reclaim_dead(bus_t *b, int si)
 {
+    if (b->subs[si].gone) return;
     const char *argv[] = {"XINFO", "CONSUMERS", b->subs[si].key, b->group};
     if (rlink_send(&b->cmd, reclaim_consumers_cb, (void *)(intptr_t)si, 4, argv, NULL) == 0) b->reclaims++;
 }
@@ -1025,7 +1036,10 @@ static void cmd_down(void *ud)
     bus_t *b = ud;
     b->groups_ready = 0;
     b->groups_waiting = 0;
-    for (int i = 0; i < b->nsubs; i++) b->subs[i].scanning = 0;
+    for (int i = 0; i < b->nsubs; i++) {
+        b->subs[i].scanning = 0;
+        if (b->subs[i].taking) b->subs[i].taking = 2; /* sent again once the link is back */
+    }
     b->claims = 0, b->ckpt_inflight = 0; /* their callbacks came with NULL */
     bus_oversized(b, &b->cmd);
     outbox_rewind(&b->ob); /* everything unconfirmed goes again */
@@ -1065,7 +1079,8 @@ static int bus_settled(const bus_t *b)
         b->claims > 0 || b->replaying)
         return 0;
     for (int i = 0; i < b->nsubs; i++)
-        if (b->subs[i].scan_needed || b->subs[i].scanning || b->subs[i].retry_due_ms) return 0;
+        if (b->subs[i].taking || b->subs[i].scanning || ((b->subs[i].scan_needed || b->subs[i].retry_due_ms) && !b->subs[i].gone))
+            return 0;
     return 1;
 }
 
@@ -1171,6 +1186,7 @@ static int bus_drained(const bus_t *b)
 static void bus_tick_sub(bus_t *b, int si, int64_t now)
 {
     bus_sub_t *s = &b->subs[si];
+    if (s->taking == 2 && b->groups_ready) take_send(b, si);
     if (s->retry_due_ms && now >= s->retry_due_ms) {
         s->retry_due_ms = 0;
         scan_restart(s);
@@ -1309,10 +1325,11 @@ static int sub_init_metrics(bus_t *b, bus_sub_t *s)
     return 0;
 }
 
-/* How many streams subscribing to name reads: one per partition. */
+/* How many streams subscribing to name reads: one per partition (with one
+ * partition, the stream of today's name is partition 0). */
 static int bus_parts(const bus_t *b, const char *name)
 {
-    return b->cfg.partitions > 1 && proto_partitioned(name) ? (int)b->cfg.partitions : 1;
+    return proto_partitioned(name) ? (int)b->cfg.partitions : 1;
 }
 
 int bus_subscribe_types(bus_t *b, const char *name, const char *const *types, bus_handler_fn fn, void *ud)
@@ -1329,7 +1346,7 @@ int bus_subscribe(bus_t *b, const char *name, bus_handler_fn fn, void *ud)
     int parts = bus_parts(b, name);
     if (b->started || b->nsubs + parts > BUS_MAX_SUBS || !bus_name_ok(name) || !fn) return -1;
     for (int k = 0; k < parts; k++)
-        if (bus_sub_add(b, name, parts > 1 ? k : -1, fn, ud) < 0) return -1;
+        if (bus_sub_add(b, name, proto_partitioned(name) ? k : -1, fn, ud) < 0) return -1;
     return 0;
 }
 
@@ -1360,20 +1377,23 @@ static int bus_sub_add(bus_t *b, const char *name, int part, bus_handler_fn fn, 
     return 0;
 }
 
-/* XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS k1..kn > .. > */
+/* XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS k1..kn > .. > over the
+ * streams not off; built at start and whenever a partition comes or goes. */
 static int bus_build_read(bus_t *b)
 {
-    int n = 9 + 2 * b->nsubs;
-    b->read_argv = calloc((size_t)n, sizeof *b->read_argv);
-    if (!b->read_argv) return -1;
+    int m = 0;
+    for (int i = 0; i < b->nsubs; i++) m += !b->subs[i].off;
+    if (!b->read_argv && !(b->read_argv = calloc((size_t)(9 + 2 * b->nsubs), sizeof *b->read_argv))) return -1;
     const char *head[] = {"XREADGROUP", "GROUP", b->group, b->consumer, "COUNT", b->count_s,
                           "BLOCK", b->block_s, "STREAMS"};
     for (int i = 0; i < 9; i++) b->read_argv[i] = head[i];
-    for (int i = 0; i < b->nsubs; i++) {
-        b->read_argv[9 + i] = b->subs[i].key;
-        b->read_argv[9 + b->nsubs + i] = ">";
+    for (int i = 0, j = 0; i < b->nsubs; i++) {
+        if (b->subs[i].off) continue;
+        b->read_argv[9 + j] = b->subs[i].key;
+        b->read_argv[9 + m + j++] = ">";
     }
-    b->read_argc = n;
+    b->read_argc = 9 + 2 * m, b->read_nsubs = m;
+    b->read_gen++;
     return 0;
 }
 
@@ -1390,15 +1410,146 @@ int bus_start(bus_t *b)
     return 0;
 }
 
+/* ---------- partitions taken by lease (lease.h) ---------- */
+
+int bus_lease_parts(bus_t *b)
+{
+    if (b->started) return -1;
+    b->leased = 1;
+    for (int i = 0; i < b->nsubs; i++) b->subs[i].off = b->subs[i].gone = b->subs[i].part >= 0;
+    return 0;
+}
+
+int bus_leased(const bus_t *b) { return b->leased; }
+
+/* The read's streams changed: a blocking read in flight waits on the old
+ * ones for up to QT_BLOCK_MS; end it now so the next one reads the new set. */
+static void bus_parts_changed(bus_t *b)
+{
+    if (b->started && bus_build_read(b) < 0) log_error("out of memory rebuilding the read of the partitions");
+    if (b->reading && b->rd.client_id > 0 && b->cmd.state == RLINK_UP) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", b->rd.client_id);
+        const char *argv[] = {"CLIENT", "UNBLOCK", id};
+        rlink_send(&b->cmd, NULL, NULL, 3, argv, NULL);
+    }
+}
+
+/* XAUTOCLAIM ... 0 cursor: every entry pending in the group, whoever holds it. */
+static void take_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_t *b = bus_of(ac);
+    int si = (int)(intptr_t)pd;
+    bus_sub_t *s = &b->subs[si];
+    redisReply *reply = r;
+    rlink_replied(rlink_of(ac));
+    if (b->claims > 0) b->claims--;
+    if (!reply || b->freeing || !s->taking) return; /* link down: bus_part_take again after cmd_up; or dropped */
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
+        if (reply->type == REDIS_REPLY_ERROR) log_warn("taking over %s: XAUTOCLAIM: %s", s->key, reply->str);
+        s->taking = 2; /* asked again on the next tick */
+        return;
+    }
+    const redisReply *ids = reply->element[1];
+    if (ids->type == REDIS_REPLY_ARRAY && ids->elements > 0) {
+        metric_add(s->m_claimed, (double)ids->elements);
+        log_info("took over %zu pending entries of %s from its previous holder", ids->elements, s->key);
+    }
+    snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", reply->element[0]->str);
+    if (strcmp(s->claim_cursor, "0-0") != 0) {
+        take_send(b, si);
+        return;
+    }
+    s->taking = 0, s->off = s->gone = 0; /* its entries are ours: re-read them first, then new ones */
+    scan_restart(s);
+    b->oldest_first = 1;
+    bus_parts_changed(b);
+    scan_next(b, si);
+    read_next(b);
+}
+
+static void take_send(bus_t *b, int si)
+{
+    bus_sub_t *s = &b->subs[si];
+    const char *argv[] = {"XAUTOCLAIM", s->key, b->group, b->consumer, "0", s->claim_cursor, "COUNT", b->count_s, "JUSTID"};
+    if (b->cmd.state == RLINK_UP && b->groups_ready && rlink_send(&b->cmd, take_cb, (void *)(intptr_t)si, 9, argv, NULL) == 0) {
+        s->taking = 1;
+        b->claims++;
+    } else {
+        s->taking = 2; /* the tick sends it once the link and the groups are up */
+    }
+}
+
+void bus_part_take(bus_t *b, int part)
+{
+    for (int i = 0; i < b->nsubs; i++) {
+        bus_sub_t *s = &b->subs[i];
+        if (s->part != part || !s->off || s->taking) continue;
+        if (!s->gone) { /* a release called off: read it again */
+            s->off = 0;
+            bus_parts_changed(b);
+            continue;
+        }
+        snprintf(s->claim_cursor, sizeof s->claim_cursor, "0-0");
+        take_send(b, i);
+    }
+}
+
+void bus_part_drop(bus_t *b, int part, int keep_pending)
+{
+    int changed = 0;
+    for (int i = 0; i < b->nsubs; i++) {
+        bus_sub_t *s = &b->subs[i];
+        if (s->part != part) continue;
+        changed |= !s->off;
+        s->off = 1, s->taking = 0;
+        if (!keep_pending) s->gone = 1;
+    }
+    if (!changed) return;
+    bus_parts_changed(b);
+    for (int i = 0; i < b->nsubs; i++)
+        if (b->subs[i].part == part) b->subs[i].off_gen = b->read_gen;
+}
+
+int bus_part_reading(const bus_t *b, int part)
+{
+    int n = 0, on = 0;
+    for (int i = 0; i < b->nsubs; i++)
+        if (b->subs[i].part == part) n++, on += !b->subs[i].off;
+    return n > 0 && on == n;
+}
+
+int bus_part_quiet(const bus_t *b, int part)
+{
+    if (b->claims > 0) return 0;
+    for (int i = 0; i < b->nsubs; i++) {
+        const bus_sub_t *s = &b->subs[i];
+        if (s->part != part) continue;
+        if (!s->off || s->taking || s->scanning || s->scan_needed || s->retry_due_ms ||
+            (b->reading && b->reading_gen < s->off_gen))
+            return 0;
+    }
+    for (const bus_pending_t *p = b->deferred; p; p = p->next)
+        if (b->subs[p->si].part == part) return 0;
+    return 1;
+}
+
+int bus_part_keys(const bus_t *b, int part, const char **keys, int max)
+{
+    int n = 0;
+    for (int i = 0; i < b->nsubs && n < max; i++)
+        if (b->subs[i].part == part) keys[n++] = b->subs[i].key;
+    return n;
+}
+
 /* The stream an event for name goes to: with partitions, the one of its
  * symbol (keys.h; none: p0). */
 static bus_pub_t *bus_pub(bus_t *b, const char *name, const event_t *ev)
 {
     int part = -1;
-    if (bus_parts(b, name) > 1) {
+    if (proto_partitioned(name)) {
         const char *sym = json_string_value(json_object_get(ev->data, "symbol"));
-        part = proto_partition(sym ? sym : "", (int)b->cfg.partitions);
-        if (!sym) part = 0;
+        part = sym ? proto_partition(sym, (int)b->cfg.partitions) : 0;
     }
     for (int i = 0; i < b->npubs; i++)
         if (b->pubs[i].part == part && strcmp(b->pubs[i].name, name) == 0) return &b->pubs[i];

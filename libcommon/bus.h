@@ -159,6 +159,34 @@ size_t bus_outbox_size(const bus_t *b);
 int bus_outbox_sent(const bus_t *b);
 breaker_t *bus_breaker(const bus_t *b);
 
+/* ---------- partitions taken by lease (lease.h, DESIGN §2a) ---------- */
+/* Before bus_start(): read the partitioned streams (keys.h; with
+ * QT_PARTITIONS=1 the one of today's name is partition 0) only for the
+ * partitions bus_part_take() gave, so replicas of a service share them out;
+ * unpartitioned streams (policy) are read as before. -1 once started. */
+int bus_lease_parts(bus_t *b);
+int bus_leased(const bus_t *b);
+/* Start reading partition part: first every entry pending in its groups
+ * (a previous holder's) is claimed for this consumer and re-read, then new
+ * ones come. */
+void bus_part_take(bus_t *b, int part);
+/* Stop reading partition part's new entries now (entries already read are
+ * still handled). keep_pending: its entries pending with us are still
+ * re-read and retried until done (a release); else they are left to the
+ * next holder (a lease lost). */
+void bus_part_drop(bus_t *b, int part, int keep_pending);
+/* 1 when partition part is read (taken and its claims done). */
+int bus_part_reading(const bus_t *b, int part);
+/* 1 when a dropped partition has nothing of ours in flight here: no read
+ * that could still bring its entries, no claim, re-read or deferred entry.
+ * (What was handled may still wait for its ack: lease.c asks Redis.) */
+int bus_part_quiet(const bus_t *b, int part);
+/* 1 when consumer name ("<host>-<pid>") was a process of this host that no
+ * longer runs (never for ourselves or another host's). */
+int bus_consumer_gone(const bus_t *b, const char *name);
+/* The keys of partition part's streams into keys (at most max); how many. */
+int bus_part_keys(const bus_t *b, int part, const char **keys, int max);
+
 /* ---------- state that survives restarts (ckpt.h, DESIGN §2a) ---------- */
 struct ckpt_ops;
 /* Before bus_start(): keep the state ops describe (ops and ud outlive the

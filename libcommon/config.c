@@ -283,6 +283,7 @@ static const config_long_spec_t config_common_longs[] = {
     QT_LONG("QT_MAX_READ_BYTES", 16L << 20, 65536, 1L << 30, max_read_bytes),
     QT_LONG("QT_CHECKPOINT_MS", 1000, 10, 3600000, checkpoint_ms),
     QT_LONG("QT_PARTITIONS", 1, 1, QT_PARTITIONS_MAX, partitions),
+    QT_LONG("QT_LEASE_MS", 5000, 300, 600000, lease_ms),
 };
 
 /* The namespace becomes part of every key; keep it to a safe alphabet. */

@@ -63,6 +63,7 @@ typedef struct qt_config {
     long max_read_bytes;     /* QT_MAX_READ_BYTES, 16 MiB: what one Redis reply may bring in */
     long checkpoint_ms;      /* QT_CHECKPOINT_MS, 1000: how often a stateful service checkpoints (ckpt.h) */
     long partitions;         /* QT_PARTITIONS, 1: symbol partitions of the namespace (DESIGN §2a) */
+    long lease_ms;           /* QT_LEASE_MS, 5000: a replica's hold on its partitions without renewal (lease.h) */
     const char *cors_origins; /* QT_CORS_ORIGINS: origins whose browsers may read GETs */
     const char *log_level;   /* QT_LOG_LEVEL: debug, info, warn or error */
     breaker_config_t redis_breaker; /* QT_REDIS_BREAKER_*: the bus's publish breaker */

@@ -268,6 +268,16 @@ static void rlink_prepare(rlink_t *l)
     }
 }
 
+static void rlink_id_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    rlink_t *l = rlink_of(ac);
+    const redisReply *reply = r;
+    (void)pd;
+    if (!l || l->ac != ac) return;
+    rlink_replied(l);
+    if (reply && reply->type == REDIS_REPLY_INTEGER) l->client_id = reply->integer;
+}
+
 /* Redis answered: only now is anything else sent. A Redis that accepts
  * connections but does not answer (frozen, overloaded) gets nothing but the
  * PING, so a watchdog close never leaves a second copy of the outbox queued
@@ -302,6 +312,9 @@ static void rlink_connect_cb(const redisAsyncContext *ac, int status)
     l->state = RLINK_HELLO;
     l->since_ms = l->last_progress_ms = clock_mono_ms();
     rlink_prepare(l);
+    const char *id[] = {"CLIENT", "ID"};
+    l->client_id = 0;
+    rlink_send_any(l, rlink_id_cb, NULL, 2, id, NULL); /* refused (an ACL): the link works, only unblocking waits */
     const char *ping[] = {"PING"};
     rlink_send_any(l, rlink_hello_cb, NULL, 1, ping, NULL); /* unsent (out of memory): the watchdog closes it */
 }

@@ -31,6 +31,7 @@ typedef struct rlink {
     int64_t since_ms, last_progress_ms;
     int64_t allowance_ms; /* a reply may take this long on top of timeout_ms (a blocking read) */
     int inflight, attempts, doomed, forced;
+    long long client_id; /* CLIENT ID of the connection (0 until known): to CLIENT UNBLOCK it */
     int quiet;        /* being freed: no logs, no on_down, no reconnect */
     int no_reconnect; /* stopped: a link that drops stays down */
     size_t max_reply_bytes; /* a reply holding more is dropped and the link closed (0: no bound) */

@@ -1,5 +1,6 @@
 /* svc.c — process wiring shared by every service (see svc.h). */
 #include "svc.h"
+#include "lease.h"
 #include "parts.h"
 #include "restore.h"
 #include "rsync.h"
@@ -26,10 +27,13 @@ json_t *svc_state_status(const svc_t *s)
                      (json_int_t)r->pending, "history_lost", r->history_lost, "restored", r->note);
 }
 
+json_t *svc_partitions_status(const svc_t *s) { return s->lease ? lease_status(s->lease) : NULL; }
+
 static json_t *svc_status(void *ud)
 {
     svc_t *s = ud;
-    return json_pack("{s:o, s:o?}", "bus", bus_status(s->bus), "state", svc_state_status(s));
+    return json_pack("{s:o, s:o?, s:o?}", "bus", bus_status(s->bus), "state", svc_state_status(s), "partitions",
+                     svc_partitions_status(s));
 }
 
 /* Whether the configuration was reset (policy-store re-seeded its defaults
@@ -73,6 +77,7 @@ void svc_stop(svc_t *s)
     s->stopping = 1;
     log_info("stopping: draining in-flight work");
     if (s->on_stop) s->on_stop(s->hook_ud);
+    lease_stopping(s->lease);
     bus_stop(s->bus, svc_drained, s);
 }
 
@@ -214,6 +219,12 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         svc_stop(s);
         return;
     }
+    if (bus_leased(s->bus) && !(s->lease = lease_start(s->bus, s->base, s->metrics))) {
+        log_error("out of memory");
+        s->failed = 1;
+        svc_stop(s);
+        return;
+    }
     s->begun = 1;
     if (s->on_begin) s->on_begin(s->hook_ud);
     log_info("started: namespace=%s http=%s:%d redis=%s%s", s->cfg.ns, s->cfg.http_bind, httpd_port(s->http),
@@ -224,6 +235,14 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
 static int svc_state_ready(void *ud, char *why, size_t whylen)
 {
     const svc_t *s = ud;
+    if (s->begun && s->lease) {
+        json_t *st = lease_status(s->lease);
+        int none = json_array_size(json_object_get(st, "held")) == 0;
+        json_decref(st);
+        if (!none) return 1;
+        snprintf(why, whylen, "standby: this replica holds no partition (the others hold all %ld)", s->cfg.partitions);
+        return HTTPD_READY_NOTE;
+    }
     if (s->begun) return 1;
     snprintf(why, whylen, "%s: %s", s->parts_ok ? "restoring state" : "checking the namespace's partitions",
              s->restore_wait[0] ? s->restore_wait : "under way");
@@ -239,6 +258,7 @@ int svc_run(svc_t *s)
     }
     svc_begin(-1, 0, s);
     if (!s->drained) event_base_dispatch(s->base);
+    lease_release_sync(s->lease, &s->cfg); /* drained: the others may take them now */
     return s->failed;
 }
 
@@ -249,6 +269,8 @@ void svc_free(svc_t *s)
     if (s->ev_hup) event_free(s->ev_hup);
     if (s->ev_notice) event_free(s->ev_notice);
     if (s->ev_begin) event_free(s->ev_begin);
+    lease_free(s->lease);
+    s->lease = NULL;
     bus_free(s->bus);   /* first: what it answers on the way out may answer HTTP requests (httpd_answer) */
     httpd_free(s->http);
     metrics_free(s->metrics);

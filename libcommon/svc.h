@@ -34,6 +34,7 @@ typedef struct svc {
     int parts_ok;             /* the namespace has our QT_PARTITIONS (parts.h) */
     int drained;              /* the stop is done: the loop ends (or does not start) */
     int failed;               /* could not start: svc_run() returns 1 */
+    struct lease *lease;      /* the partitions this replica holds (a bus with bus_lease_parts) */
     char restore_wait[512];   /* why the restore waits, "" once done */
 } svc_t;
 
@@ -52,6 +53,9 @@ void svc_stop(svc_t *s);
 /* What the restore at start did, for /api/v1/status (new reference), or
  * NULL when the service keeps no state. */
 json_t *svc_state_status(const svc_t *s);
+/* The partitions this replica holds (lease.h) for /api/v1/status (new
+ * reference), or NULL when the service does not share partitions. */
+json_t *svc_partitions_status(const svc_t *s);
 void svc_free(svc_t *s);
 void svc_free_base(svc_t *s);
 

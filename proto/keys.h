@@ -28,6 +28,10 @@
  * P = 1 every name is exactly as above. */
 #define QT_PARTITIONS_MAX 16
 #define QT_KEY_META "meta" /* hash: "partitions" → the P the namespace was created with */
+/* "lease:<service>:p<k>": string, the replica ("<host>-<pid>") holding partition k, with expiry
+ * (QT_LEASE_MS); "lease:<service>:members": sorted set of the live replicas scored by when they
+ * expire (libcommon/lease.h). Written by the service's replicas only. */
+#define QT_KEY_LEASE_PREFIX "lease:"
 /* 1 when stream name is partitioned. */
 int proto_partitioned(const char *name);
 /* The partition of symbol: FNV-1a (32-bit) of its bytes, modulo p. Stable

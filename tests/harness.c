@@ -467,7 +467,7 @@ long th_count_type(redisContext *c, const char *key, const char *type)
     long n = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const char *t = th_field(r->element[i]->element[1], "type");
-        n += t && strcmp(t, type) == 0;
+        n += !type || (t && strcmp(t, type) == 0); /* NULL: every entry */
     }
     if (r) freeReplyObject(r);
     return n;

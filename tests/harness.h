@@ -70,7 +70,7 @@ long long th_xlen(redisContext *c, const char *key);
 /* The data of the newest (or, with nth >= 0, the nth oldest) entry of type
  * in key (new reference), or NULL. */
 json_t *th_event_data(redisContext *c, const char *key, const char *type, int nth);
-/* How many entries of type key holds. */
+/* How many entries of type (NULL: of any) key holds. */
 long th_count_type(redisContext *c, const char *key, const char *type);
 /* Every event of type on key as {"<symbol> <open_time>": data without its
  * event_time} (new reference); a second event for the same bar that says

@@ -40,15 +40,16 @@ void stack_write_csv(const char *path, int n, double drift, double phase)
     if (f) fclose(f);
 }
 
-int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
+/* Service i with the stack's environment on port, logging to <dir>/<tag>.log. */
+static pid_t stack_spawn(qt_stack_t *s, int i, int port, const char *tag)
 {
-    char bin[256], tag[64];
+    char bin[256];
     static char env[STACK_NSVC][4][16500], urls[STACK_NSVC][5][96];
     static const char *const url_vars[5] = {"QT_CORS_ORIGINS", "QT_ML_THRESHOLD_URL", "QT_RL_DECISION_URL",
                                             "QT_TRADE_EXECUTOR_URL", "QT_POLICY_STORE_URL"};
     const char *e[30];
     int n = 0, dummy;
-    snprintf(env[i][0], sizeof env[i][0], "QT_HTTP_PORT=%d", s->port[i]);
+    snprintf(env[i][0], sizeof env[i][0], "QT_HTTP_PORT=%d", port);
     snprintf(env[i][1], sizeof env[i][1], "QT_FEED=%s", s->feed);
     snprintf(env[i][2], sizeof env[i][2], "QT_FEED_SPEED=%s", s->speed);
     for (int k = 0; k < 5; k++) /* every service knows the others (the dashboard's origin is the engine's) */
@@ -59,10 +60,26 @@ int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) e[n++] = fixed[k];
     for (int k = 0; k < 8 && s->extra[k]; k++) e[n++] = s->extra[k];
     e[n] = NULL;
+    return th_service(th_bin(stack_bins[i], bin, sizeof bin), s->redis, s->ns, e, s->dir, tag, &dummy, 0);
+}
+
+int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
+{
+    char tag[64];
     snprintf(tag, sizeof tag, "%s-%s", s->ns, stack_bins[i] + 4);
-    s->pid[i] = th_service(th_bin(stack_bins[i], bin, sizeof bin), s->redis, s->ns, e, s->dir, tag, &dummy, 0);
+    s->pid[i] = stack_spawn(s, i, s->port[i], tag);
     if (s->pid[i] > 0 && th_wait_http(s->port[i], "/ready", 200, 20000) == 0) return 0;
     return snprintf(why, len, "%s did not become ready (log %s/%s.log)", stack_bins[i], s->dir, tag), -1;
+}
+
+pid_t stack_replica(qt_stack_t *s, int i, int n, char *why, size_t len)
+{
+    char tag[64];
+    int port = th_free_port();
+    snprintf(tag, sizeof tag, "%s-%s-%d", s->ns, stack_bins[i] + 4, n);
+    pid_t p = stack_spawn(s, i, port, tag);
+    if (p > 0 && th_wait_http(port, "/ready", 200, 20000) == 0) return p;
+    return snprintf(why, len, "%s replica %d did not become ready (log %s/%s.log)", stack_bins[i], n, s->dir, tag), -1;
 }
 
 int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len)

@@ -36,6 +36,9 @@ int stack_start(qt_stack_t *s, const th_redis_t *r, redisContext *rc, const char
                 const char *speed, const char *mode, const char *min_conf, int with_rl, char *why, size_t len);
 /* (Re)start service i on its port and wait for /ready. */
 int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len);
+/* One more replica (number n, for its log's name) of service i on a port
+ * of its own, ready: its pid, or -1 with why. */
+pid_t stack_replica(qt_stack_t *s, int i, int n, char *why, size_t len);
 /* PUT a policy key (value as JSON text) through policy-store. */
 int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len);
 /* SIGTERM every running service; the number that did not exit 0. */

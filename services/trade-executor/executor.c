@@ -624,7 +624,8 @@ static void ex_reconcile_done(ex_recon_t *rc, json_t *engine_pos)
         double a = json_number_value(json_object_get(venue_pos, k)), b = json_number_value(json_object_get(engine_pos, k));
         if (fabs(a - b) > 1e-9 * fmax(1, fabs(a)))
             json_array_append_new(diffs, json_pack("{s:s, s:f, s:f}", "symbol", k, "venue", a, "engine", b));
-        if (venue_pos && b != 0 && (a == 0 || (a > 0) != (b > 0))) {
+        int ours = bus_part_reading(x->svc->bus, proto_partition(k, (int)x->svc->cfg.partitions));
+        if (venue_pos && b != 0 && (a == 0 || (a > 0) != (b > 0)) && ours) { /* its partition's replica says so */
             /* seen twice with the same quantity: the engine's record may be up to 10 s old, and an exit
              * filled just before it was written is no ghost */
             const json_t *was = json_object_get(x->suspects, k);
@@ -744,9 +745,10 @@ static json_t *ex_status_json(const executor_t *x)
                                "waits_for_rate_limit", (json_int_t)x->paused, "refused_stale", (json_int_t)x->stale,
                                "refused_over_policy_caps", (json_int_t)x->capped,
                                "positions_closed_externally", (json_int_t)x->external);
-    return json_pack("{s:s, s:s, s:o, s:s, s:O}", "venue", x->venue->ops->name, "breaker",
+    return json_pack("{s:s, s:s, s:o, s:s, s:O, s:o?}", "venue", x->venue->ops->name, "breaker",
                      breaker_state_name(breaker_state(x->breaker, clock_mono_ms())), "counts", counts, "last_error",
-                     x->last_error, "reconciliation", x->reconcile ? x->reconcile : json_null());
+                     x->last_error, "reconciliation", x->reconcile ? x->reconcile : json_null(), "partitions",
+                     svc_partitions_status(x->svc));
 }
 
 static int ex_http_status(void *ud, httpd_req_t *req, json_t **out)
@@ -804,6 +806,7 @@ executor_t *executor_new(svc_t *svc, char *err, size_t errlen)
     struct timeval tv = {0, 500000};
     if (!x->tick || event_add(x->tick, &tv) < 0 || bus_subscribe(svc->bus, QT_STREAM_TRADE_INTENT, ex_handle, x) < 0 ||
         bus_subscribe(svc->bus, QT_STREAM_POLICY, ex_on_policy, x) < 0 ||
+        bus_lease_parts(svc->bus) < 0 || /* one replica per partition: a symbol's orders in order (lease.h) */
         httpd_route(svc->http, "GET", "/api/v1/executor/status", 0, ex_http_status, x) < 0 ||
         httpd_add_ready(svc->http, "venue", ex_ready, x) < 0) {
         snprintf(err, errlen, "cannot set up the executor");

@@ -231,9 +231,11 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
 }
 
 /* The same replay in a namespace of one partition and in one of four
- * (QT_PARTITIONS, DESIGN §2a): each symbol's events go to its partition's
- * streams, and every event is the one the unpartitioned run published. */
-TEST(four_symbol_partitions_publish_the_events_of_one)
+ * (QT_PARTITIONS, DESIGN §2a) with three trade-executor replicas sharing the
+ * partitions by lease, one SIGKILLed mid-replay: each symbol's events go to
+ * its partition's streams, and every event is the one the unpartitioned
+ * run with one executor published. */
+TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
 {
     static char d1[1 << 24], d2[1 << 24];
     static const char *const syms[3] = {"DOGEUSDT", "AVAXUSDT", "LINKUSDT"}; /* partitions 0, 3 and 1 of 4 */
@@ -250,9 +252,37 @@ TEST(four_symbol_partitions_publish_the_events_of_one)
         redisReply *fl = redisCommand(rc, "FLUSHALL");
         if (fl) freeReplyObject(fl);
         s.extra[0] = run ? "QT_PARTITIONS=4" : "QT_PARTITIONS=1", s.extra[1] = NULL;
+        if (run) s.extra[1] = "QT_LEASE_MS=1000", s.extra[2] = NULL;
         if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
+        pid_t more[2] = {0, 0};
+        for (int i = 0; run && i < 2; i++)
+            if ((more[i] = stack_replica(&s, EXEC, i + 1, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
+        if (run) { /* the first executor, which held every partition before the others came */
+            int holders = 0;
+            for (long long end = th_now_ms() + 10000; th_now_ms() < end && holders < 3; th_sleep_ms(20)) {
+                char h[4][64];
+                holders = 0;
+                for (int k = 0; k < 4; k++) {
+                    redisReply *r = redisCommand(rc, "GET dt:lease:trade-executor:p%d", k);
+                    snprintf(h[k], sizeof h[k], "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+                    if (r) freeReplyObject(r);
+                    int seen = !h[k][0];
+                    for (int j = 0; j < k; j++) seen |= !strcmp(h[j], h[k]);
+                    holders += !seen;
+                }
+            }
+            CHECK_EQ(holders, 3); /* the three share the four partitions */
+            long long bars_in = 0;
+            for (long long end = th_now_ms() + 120000; th_now_ms() < end && bars_in < 3 * bars * 2 / 5; th_sleep_ms(5))
+                bars_in = stack_count(rc, "dt", "market", NULL, 0);
+            th_kill(s.pid[EXEC], SIGKILL);
+            th_wait(s.pid[EXEC], 5000, NULL);
+            s.pid[EXEC] = 0;
+        }
         CHECK_EQ(stack_settle(&s, 3LL * bars, 150000), 0);
         run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 1);
+        for (int i = 0; i < 2; i++)
+            if (more[i] > 0) CHECK_EQ(th_stop(more[i], 20000), 0);
         if (run == 1) { /* the events are where the partitions say */
             CHECK_EQ(stack_parts(rc, "dt"), 4);
             CHECK_EQ(th_xlen(rc, "dt:market"), 0);

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "digest.h"
 #include "harness.h"
+#include "keys.h"
 
 #include <math.h>
 #include <signal.h>
@@ -392,10 +393,230 @@ TEST(exactly_once_with_sigkills)
     CHECK(kills >= 5);
     CHECK_EQ(n, 1000);  /* every intent has a result ... */
     CHECK_EQ(dups, 0);  /* ... exactly one */
+    CHECK_EQ(executed, 1000); /* each was claimed (recorded) long before it could go stale: none refused as old */
     redisReply *o = redisCommand(rc, "HLEN e2:paper:orders");
     CHECK_EQ(o->integer, executed); /* and the venue holds one order per executed intent */
     freeReplyObject(o);
     stop(p);
+}
+
+/* The replica of ns holding partition k's lease ("<host>-<pid>"), or "" (out: 64 bytes). */
+static void lease_holder(const char *ns, int k, char *out)
+{
+    redisReply *r = redisCommand(rc, "GET %s:lease:trade-executor:p%d", ns, k);
+    snprintf(out, 64, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+}
+
+/* Are the 4 partitions held by n distinct replicas, none by dead (a pid, or 0)? */
+static int leases_balanced(const char *ns, int n, pid_t dead)
+{
+    char h[4][64], d[32];
+    snprintf(d, sizeof d, "-%d", (int)dead);
+    int distinct = 0;
+    for (int k = 0; k < 4; k++) {
+        lease_holder(ns, k, h[k]);
+        if (!h[k][0] || (dead && strlen(h[k]) > strlen(d) && !strcmp(h[k] + strlen(h[k]) - strlen(d), d))) return 0;
+        int seen = 0;
+        for (int j = 0; j < k; j++) seen |= !strcmp(h[j], h[k]);
+        distinct += !seen;
+    }
+    return distinct == n;
+}
+
+/* Three replicas in a namespace of four symbol partitions (DESIGN §2a):
+ * each partition is held by one of them (lease), a symbol's intents are
+ * executed in their order, and when one replica is SIGKILLed its
+ * partitions go to the others once its lease expires (no claim timeout:
+ * QT_CLAIM_IDLE_MS is ten minutes), its pending entries with them — every
+ * intent gets exactly one result. */
+TEST(replicas_share_the_partitions_by_lease_and_take_over_a_killed_ones)
+{
+    const char *env[] = {"QT_PARTITIONS=4", "QT_LEASE_MS=1000", "QT_BATCH=16", "QT_CLAIM_IDLE_MS=600000", NULL};
+    static const char *const syms[8] = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "LTCUSDT", "OPUSDT", "AVAXUSDT", "ADAUSDT"};
+    int port[3];
+    pid_t p[3];
+    char tag[32], id[32], k[64];
+    for (int i = 0; i < 3; i++) {
+        snprintf(tag, sizeof tag, "executor-e9-%d", i);
+        p[i] = th_service(bin, &R, "e9", env, dir, tag, &port[i], 1);
+        CHECK(p[i] > 0);
+    }
+    int balanced = 0;
+    for (long long end = th_now_ms() + 15000; th_now_ms() < end && !(balanced = leases_balanced("e9", 3, 0));) th_sleep_ms(50);
+    CHECK(balanced); /* shares of 2, 1 and 1 */
+    const int n = 1200;
+    for (int i = 0; i < n; i++) {
+        const char *sym = syms[i % 8];
+        snprintf(id, sizeof id, "r-%04d", i);
+        char key[64], data[600];
+        snprintf(key, sizeof key, "e9:trade.intent:p%d", proto_partition(sym, 4));
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"LONG_SMALL\",\"size_pct\":0.001,\"leverage\":3,"
+                 "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100,"
+                 "\"reduce_only\":false,\"event_time\":1704067259999}",
+                 sym, (i / 8) % 2 ? "SELL" : "BUY");
+        th_xadd_event(rc, key, "trade.intent", data, id);
+    }
+    /* the replica with the most partitions dies mid-run */
+    long done = 0;
+    for (long long end = th_now_ms() + 30000; th_now_ms() < end && done < n / 4; th_sleep_ms(5)) {
+        done = 0;
+        for (int q = 0; q < 4; q++) {
+            snprintf(k, sizeof k, "e9:execution:p%d", q);
+            done += (long)th_xlen(rc, k);
+        }
+    }
+    int victim = 0, most = 0;
+    for (int i = 0; i < 3; i++) {
+        char h[64], d[32];
+        int held = 0;
+        snprintf(d, sizeof d, "-%d", (int)p[i]);
+        for (int q = 0; q < 4; q++) {
+            lease_holder("e9", q, h);
+            held += strlen(h) > strlen(d) && !strcmp(h + strlen(h) - strlen(d), d);
+        }
+        if (held > most) most = held, victim = i;
+    }
+    CHECK_EQ(most, 2);
+    th_kill(p[victim], SIGKILL);
+    th_wait(p[victim], 5000, NULL);
+    long long killed = th_now_ms();
+    for (long long end = killed + 15000; th_now_ms() < end && !(balanced = leases_balanced("e9", 2, p[victim]));) th_sleep_ms(20);
+    long long moved_ms = th_now_ms() - killed;
+    CHECK(balanced); /* its two partitions went to the other two */
+    /* every intent has exactly one result, a symbol's in the order of its intents */
+    long results = 0, dups = 0, out_of_order = 0;
+    for (long long end = th_now_ms() + 30000; th_now_ms() < end; th_sleep_ms(100)) {
+        results = 0;
+        for (int q = 0; q < 4; q++) {
+            snprintf(k, sizeof k, "e9:execution:p%d", q);
+            results += (long)th_xlen(rc, k);
+        }
+        if (results >= n) break;
+    }
+    static char seen[1200];
+    memset(seen, 0, sizeof seen);
+    for (int q = 0; q < 4; q++) {
+        int last[8];
+        for (int j = 0; j < 8; j++) last[j] = -1;
+        snprintf(k, sizeof k, "e9:execution:p%d", q);
+        redisReply *r = redisCommand(rc, "XRANGE %s - +", k);
+        for (size_t i = 0; r && i < r->elements; i++) {
+            const redisReply *f = r->element[i]->element[1];
+            json_t *d = json_loads(f->element[13]->str, 0, NULL);
+            const char *iid = json_string_value(json_object_get(d, "intent_id"));
+            int num = iid && strncmp(iid, "r-", 2) == 0 ? atoi(iid + 2) : -1;
+            if (num >= 0 && num < n) {
+                if (seen[num]++) dups++;
+                if (num <= last[num % 8]) out_of_order++;
+                last[num % 8] = num;
+            }
+            json_decref(d);
+        }
+        if (r) freeReplyObject(r);
+    }
+    long missing = 0;
+    for (int i = 0; i < n; i++) missing += !seen[i];
+    printf("# replicas: 3 then 2 replicas over 4 partitions, %ld results, %ld missing, %ld duplicates, %ld out of order; "
+           "partitions moved %lld ms after the SIGKILL (QT_LEASE_MS=1000)\n", results, missing, dups, out_of_order, moved_ms);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(out_of_order, 0);
+    /* a live replica says what it holds */
+    int live = victim == 0 ? 1 : 0;
+    CHECK_EQ(th_http(port[live], "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"partitions\":{");
+    CHECK_CONTAINS(out, "\"replicas\":2");
+    CHECK_EQ(th_http(port[live], "GET", "/metrics", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "qt_partition_held{partition=\"");
+    CHECK_CONTAINS(out, "qt_partition_moves_total{kind=\"taken\"}");
+    /* SIGTERM gives the leases back at once: the last one takes all four */
+    int other = 3 - victim - live;
+    stop(p[other]);
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && !(balanced = leases_balanced("e9", 1, p[other]));) th_sleep_ms(20);
+    CHECK(balanced);
+    stop(p[live]);
+}
+
+/* A replica that stalls (SIGSTOP: alive, renewing nothing) loses its
+ * partitions when its lease expires — the pid check that frees a dead
+ * predecessor's at once does not apply to a live process — and the other
+ * replica takes them over; woken up, the stalled one finds its leases gone
+ * and reads nothing of those partitions again. Every intent, also those
+ * written during the stall, gets exactly one result. */
+TEST(a_stalled_replica_loses_its_partitions_when_its_lease_expires)
+{
+    const char *env[] = {"QT_PARTITIONS=4", "QT_LEASE_MS=1000", "QT_CLAIM_IDLE_MS=600000", NULL};
+    static const char *const syms[4] = {"BTCUSDT", "SOLUSDT", "LTCUSDT", "AVAXUSDT"}; /* partitions 0, 1, 2, 3 */
+    int port[2];
+    pid_t p[2];
+    char tag[32];
+    for (int i = 0; i < 2; i++) {
+        snprintf(tag, sizeof tag, "executor-ea-%d", i);
+        p[i] = th_service(bin, &R, "ea", env, dir, tag, &port[i], 1);
+    }
+    int balanced = 0;
+    for (long long end = th_now_ms() + 15000; th_now_ms() < end && !(balanced = leases_balanced("ea", 2, 0));) th_sleep_ms(50);
+    CHECK(balanced);
+    kill(p[0], SIGSTOP);
+    long long stopped = th_now_ms();
+    for (long long end = stopped + 10000; th_now_ms() < end && !(balanced = leases_balanced("ea", 1, p[0]));) th_sleep_ms(20);
+    long long moved = th_now_ms() - stopped;
+    CHECK(balanced);
+    CHECK(moved >= 700); /* not before the lease could expire (1000 ms from the last renewal, a third of it ago at most) */
+    for (int i = 0; i < 40; i++) {
+        char key[64], data[600], id[32];
+        const char *sym = syms[i % 4];
+        snprintf(id, sizeof id, "s-%02d", i);
+        snprintf(key, sizeof key, "ea:trade.intent:p%d", proto_partition(sym, 4));
+        snprintf(data, sizeof data,
+                 "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"LONG_SMALL\",\"size_pct\":0.001,\"leverage\":3,"
+                 "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100,"
+                 "\"reduce_only\":false,\"event_time\":1704067259999}",
+                 sym, (i / 4) % 2 ? "SELL" : "BUY");
+        th_xadd_event(rc, key, "trade.intent", data, id);
+    }
+    kill(p[0], SIGCONT); /* wakes up holding leases that are no longer its */
+    long results = 0;
+    for (long long end = th_now_ms() + 20000; th_now_ms() < end && results < 40; th_sleep_ms(50)) {
+        results = 0;
+        for (int q = 0; q < 4; q++) {
+            char k[64];
+            snprintf(k, sizeof k, "ea:execution:p%d", q);
+            results += (long)th_xlen(rc, k);
+        }
+    }
+    th_sleep_ms(1500); /* anything either replica would still add */
+    long n = 0, dups = 0, executed = 0;
+    json_t *seen = json_object();
+    for (int q = 0; q < 4; q++) {
+        redisReply *r = redisCommand(rc, "XRANGE ea:execution:p%d - +", q);
+        for (size_t i = 0; r && i < r->elements; i++) {
+            json_t *dd = json_loads(r->element[i]->element[1]->element[13]->str, 0, NULL);
+            const char *iid = json_string_value(json_object_get(dd, "intent_id"));
+            if (iid && json_object_get(seen, iid)) dups++;
+            if (iid) json_object_set_new(seen, iid, json_true());
+            executed += strcmp(r->element[i]->element[1]->element[3]->str, "trade.executed") == 0;
+            n++;
+            json_decref(dd);
+        }
+        if (r) freeReplyObject(r);
+    }
+    json_decref(seen);
+    printf("# stalled replica: partitions moved %lld ms after SIGSTOP (QT_LEASE_MS=1000); %ld results, %ld duplicates\n",
+           moved, n, dups);
+    CHECK_EQ(n, 40);
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(executed, 40);
+    char log[300];
+    snprintf(log, sizeof log, "%s/executor-ea-0.log", dir);
+    CHECK(th_file_has(log, "dropped: Redis has not renewed its lease in time") || th_file_has(log, "lost: its lease expired"));
+    /* back in the game: the two share the partitions again */
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !(balanced = leases_balanced("ea", 2, 0));) th_sleep_ms(50);
+    CHECK(balanced);
+    stop(p[0]);
+    stop(p[1]);
 }
 
 /* extra: one more environment entry for the exchange, or NULL */

@@ -1,0 +1,47 @@
+/* lease.h — replicas of a service share its symbol partitions by lease in
+ * Redis (DESIGN §2a).
+ *
+ * Each replica is a member of "<ns>:lease:<service>:members" (a sorted set
+ * scored by when it expires) and holds partition k while
+ * "<ns>:lease:<service>:p<k>" names it (SET NX PX QT_LEASE_MS). A round,
+ * every QT_LEASE_MS / 3, does in one script: renew the membership, drop
+ * members that expired, renew our leases, give up the ones we were
+ * releasing once none of their entries is pending with us, and take free
+ * partitions up to our share. The shares are balanced: the live members
+ * sorted by name, member i of n gets P / n, plus one when i < P mod n.
+ *
+ * A partition taken is first cleared of its previous holder's pending
+ * entries (bus_part_take claims them for us), then read. One held over our
+ * share is released gracefully: reading stops, what was read is handled and
+ * acked, then its lease is deleted. When Redis has not confirmed our leases
+ * for most of QT_LEASE_MS (a stall, a lost link), every partition is dropped
+ * at once, before the leases can expire in Redis and another replica take
+ * them: one partition is never read by two replicas on purpose. A stop
+ * renews the leases while the bus drains and deletes them at the end
+ * (lease_release_sync), so the others take them at their next round. */
+#ifndef QT_LEASE_H
+#define QT_LEASE_H
+
+#include "bus.h"
+#include "config.h"
+#include "metrics.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+
+typedef struct lease lease_t;
+
+/* Start sharing the partitions of a bus made with bus_lease_parts() (after
+ * bus_start()). NULL when out of memory. */
+lease_t *lease_start(bus_t *b, struct event_base *base, metrics_t *m);
+/* Take no more partitions (a stop has begun); the held ones stay renewed. */
+void lease_stopping(lease_t *l);
+/* After the loop ended: delete our leases and membership on a connection of
+ * our own (the others take the partitions at their next round). */
+void lease_release_sync(lease_t *l, const qt_config_t *cfg);
+/* {count, replicas, share, held: [k...], reading: [k...], releasing: [k...],
+ * key}: a new reference. */
+json_t *lease_status(const lease_t *l);
+void lease_free(lease_t *l);
+
+#endif
