@@ -111,6 +111,12 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     dec_sym_t *s = dec_sym(d, json_string_value(json_object_get(b, "symbol")));
     int64_t ot = json_integer_value(json_object_get(b, "open_time"));
     if (!s || ot <= s->last_open_time) return BUS_OK; /* too many symbols, or an old bar */
+    /* what this bar changes, as it was: a bar handed back for a retry (its
+     * signal could not be queued) comes again as if for the first time */
+    dec_sym_t before = *s;
+    uint64_t rng = d->rng;
+    double epsilon = d->epsilon;
+    long explored = d->explored;
     if (tguard_leap(s->last_open_time, &s->leap_held, ot,
                     kline_interval_ms(json_string_value(json_object_get(b, "interval"))), "data.open_time", err,
                     errlen) < 0)
@@ -136,7 +142,7 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     s->last_action = a;
     if (dec_publish(d, s, m->ev, a, &o, exploring) < 0) {
         snprintf(err, errlen, "outbox full");
-        s->last_open_time = ot - 1; /* decide this bar again on redelivery */
+        *s = before, d->rng = rng, d->epsilon = epsilon, d->explored = explored;
         return BUS_RETRY;
     }
     d->decisions++, d->action_counts[a]++;
@@ -192,10 +198,12 @@ static bus_result_t dec_on_feedback(decider_t *d, const bus_msg_t *m)
 static bus_result_t dec_handle(void *ud, const bus_msg_t *m, char *err, size_t errlen)
 {
     decider_t *d = ud;
-    if (dedupe_check(d->seen, m->ev->id)) return BUS_OK;
-    if (strcmp(m->ev->type, "market.data.update") == 0) return dec_on_bar(d, m, err, errlen);
-    if (policyview_apply(&d->pv, m->ev)) return BUS_OK;
-    return dec_on_feedback(d, m);
+    if (dedupe_contains(d->seen, m->ev->id)) return BUS_OK;
+    bus_result_t r = BUS_OK;
+    if (strcmp(m->ev->type, "market.data.update") == 0) r = dec_on_bar(d, m, err, errlen);
+    else if (!policyview_apply(&d->pv, m->ev)) r = dec_on_feedback(d, m);
+    if (r != BUS_RETRY) dedupe_check(d->seen, m->ev->id); /* a retried one is not seen yet: it comes again */
+    return r;
 }
 
 /* ---------- state across restarts (ckpt.h) ---------- */

@@ -145,6 +145,44 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
+/* A bar whose signal cannot be queued (the outbox full while Redis refuses
+ * every XADD) is handed back for a retry, and its redelivery is decided as
+ * if it were the first: same windows, same random draws, the signal
+ * published. Before, the first try had already moved the windows and the
+ * exploration's draws, and the redelivery was dropped as a duplicate: the
+ * signals of the retried bars were lost and the later ones differed. */
+TEST(a_bar_retried_for_a_full_outbox_is_decided_as_the_first_time)
+{
+    int port, differ = 0;
+    char first[96] = "";
+    const int n = W + 40;
+    const char *env[] = {env_model, "QT_RL_EXPLORE_IN_SHADOW=1", "QT_OUTBOX_MAX=10", "QT_RETRY_DELAY_MS=200", NULL};
+    bars_range("ob0", "BTCUSDT", 0, n, 0);
+    bars_range("ob1", "BTCUSDT", 0, n, 0);
+    pid_t p = th_service(bin, &R, "ob0", env, dir, "rl-ob0", &port, 1); /* the reference */
+    CHECK_EQ(th_wait_xlen(rc, "ob0:signal", n - W, 20000), 0);
+    CHECK_EQ(th_stop(p, 10000), 0);
+    freeReplyObject(redisCommand(rc, "ACL SETUSER default -xadd"));
+    p = th_service(bin, &R, "ob1", env, dir, "rl-ob1", &port, 0);
+    char log[300];
+    snprintf(log, sizeof log, "%s/rl-ob1.log", dir);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !th_file_has(log, "outbox full"); th_sleep_ms(50)) {}
+    th_sleep_ms(600); /* a few retries while it is still full */
+    freeReplyObject(redisCommand(rc, "ACL SETUSER default +xadd"));
+    CHECK(th_file_has(log, "outbox full"));
+    CHECK_EQ(th_wait_xlen(rc, "ob1:signal", n - W, 20000), 0);
+    CHECK_EQ(th_group_done(rc, "ob1:market", "rl-decision", 20000), 1);
+    json_t *a = th_events_by_bar(rc, "ob0:signal", "rl.signal.generated", &differ),
+           *b = th_events_by_bar(rc, "ob1:signal", "rl.signal.generated", &differ);
+    CHECK_EQ(differ, 0);
+    CHECK_EQ((long long)json_object_size(b), n - W);
+    int d = th_events_differ(a, b, first, sizeof first);
+    if (d) CHECK_FAIL_AT("%d of %d decisions differ after the retries, the first at %s", d, n - W, first);
+    json_decref(a);
+    json_decref(b);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
 /* A checkpoint that is not this build's or is damaged is not loaded: the
  * service says so and rebuilds the state from the stream, deciding as a run
  * that never stopped. */
