@@ -80,6 +80,11 @@ void inputs_on_execution(inputs_t *in, const json_t *e)
 
 void inputs_reset_daily(inputs_t *in) { in->daily_pnl_pct = 0; }
 
+void inputs_gap(inputs_t *in)
+{
+    for (int i = 0; i < in->nsyms; i++) regime_init(&in->syms[i].regime);
+}
+
 /* Win rate and average R (mean win / mean |loss|) of a symbol's window. */
 static void inputs_perf(const sym_input_t *s, orch_symbol_t *o)
 {

@@ -46,6 +46,10 @@ void inputs_on_outcome(inputs_t *in, const json_t *outcome);
 void inputs_on_execution(inputs_t *in, const json_t *exec);
 /* A new UTC day of event time: today's PnL starts again from 0. */
 void inputs_reset_daily(inputs_t *in);
+/* Bars are missing between the checkpoint and the stream (trimmed): each
+ * symbol's regime detector, which needs an unbroken sequence of bars,
+ * starts again (UNKNOWN until warm); the trade and cost windows stay. */
+void inputs_gap(inputs_t *in);
 
 /* The orchestrator's view: most volatile level and majority regime across symbols. */
 void inputs_build(const inputs_t *in, orch_inputs_t *out);

@@ -275,8 +275,15 @@ static void policy_engine_fresh(void *ud, redisContext *c)
     if (cur) freeReplyObject(cur);
 }
 
+static void policy_engine_gap(void *ud)
+{
+    policy_engine_t *e = ud;
+    inputs_gap(&e->in);
+    log_warn("bars after the checkpoint were trimmed from the market stream: every symbol's regime warms up again");
+}
+
 static const ckpt_ops_t policy_engine_ckpt = {policy_engine_format, policy_engine_save, policy_engine_load,
-                                              policy_engine_fresh, NULL};
+                                              policy_engine_fresh, policy_engine_gap};
 
 static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {

@@ -396,6 +396,33 @@ TEST(a_sigkill_at_any_moment_changes_no_policy)
     json_decref(b);
 }
 
+/* Bars after the checkpoint trimmed from the market stream: the regime
+ * detectors start again (UNKNOWN until warm) instead of going on across the
+ * hole as if the bars that are left followed the checkpoint's. */
+TEST(a_hole_after_the_checkpoint_starts_the_regimes_again)
+{
+    int port;
+    long long t0 = 1737504000000LL;
+    pid_t p = start("pg", TOKEN, "QT_CHECKPOINT_MS=3600000", &port);
+    trend_bars("pg", "BTCUSDT", t0, 40, 100);
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"regime\":\"TRENDING\"", 10000), 0);
+    stop(p); /* its one checkpoint: after bar 40 */
+    p = start("pg", TOKEN, "QT_CHECKPOINT_MS=3600000", &port);
+    trend_bars("pg", "BTCUSDT", t0 + 40 * 60000LL, 40, 100 * pow(1.002, 40));
+    CHECK_EQ(wait_consumed("pg:market", "policy-store", 10000), 0);
+    th_kill(p, SIGKILL); /* bars 41-80 handled, no checkpoint of them */
+    th_wait(p, 5000, NULL);
+    freeReplyObject(redisCommand(rc, "XTRIM pg:market MAXLEN 10"));
+    p = start("pg", TOKEN, "QT_CHECKPOINT_MS=3600000", &port);
+    CHECK_EQ(http(port, "GET", "/api/v1/policy/trading", NULL, NULL), 200);
+    CHECK_CONTAINS(out, "\"regime\":\"UNKNOWN\""); /* 10 bars in the new window */
+    CHECK_EQ(http(port, "GET", "/metrics", NULL, NULL), 200);
+    CHECK_CONTAINS(out, "qt_state_history_lost_total 1\n");
+    trend_bars("pg", "BTCUSDT", t0 + 80 * 60000LL, 30, 100 * pow(1.002, 80));
+    CHECK_EQ(wait_body(port, "/api/v1/policy/trading", "\"regime\":\"TRENDING\"", 10000), 0); /* warm again */
+    stop(p);
+}
+
 TEST(history_holds_the_last_100)
 {
     int port;
