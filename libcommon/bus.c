@@ -1547,9 +1547,11 @@ int bus_part_keys(const bus_t *b, int part, const char **keys, int max)
 static bus_pub_t *bus_pub(bus_t *b, const char *name, const event_t *ev)
 {
     int part = -1;
-    if (proto_partitioned(name)) {
+    if (proto_partitioned(name) && b->cfg.partitions > 1) {
         const char *sym = json_string_value(json_object_get(ev->data, "symbol"));
         part = sym ? proto_partition(sym, (int)b->cfg.partitions) : 0;
+    } else if (proto_partitioned(name)) {
+        part = 0; /* one partition: today's stream */
     }
     for (int i = 0; i < b->npubs; i++)
         if (b->pubs[i].part == part && strcmp(b->pubs[i].name, name) == 0) return &b->pubs[i];

@@ -118,6 +118,20 @@ TEST(common_settings)
     CHECK_CONTAINS(err, "QT_MAX_DELIVERIES: 0 is out of range");
     unsetenv("QT_MAX_DELIVERIES");
     unsetenv("QT_NAMESPACE");
+    CHECK_EQ(config_common_load(&c, "x", 1, err, sizeof err), 0);
+    CHECK_EQ(c.partitions, 1); /* every stream name as before partitions */
+    CHECK_EQ(c.lease_ms, 5000);
+    setenv("QT_PARTITIONS", "17", 1);
+    CHECK_EQ(config_common_load(&c, "x", 1, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "QT_PARTITIONS: 17 is out of range");
+    setenv("QT_PARTITIONS", "4", 1);
+    setenv("QT_LEASE_MS", "100", 1); /* renewed every 33 ms: too tight for a watchdog of seconds */
+    CHECK_EQ(config_common_load(&c, "x", 1, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "QT_LEASE_MS");
+    unsetenv("QT_LEASE_MS");
+    CHECK_EQ(config_common_load(&c, "x", 1, err, sizeof err), 0);
+    CHECK_EQ(c.partitions, 4);
+    unsetenv("QT_PARTITIONS");
 }
 
 CHECK_MAIN()
