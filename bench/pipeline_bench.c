@@ -83,7 +83,7 @@ static long cores(void)
 
 /* Each process's CPU per bar over the full-speed phase, and the bound the
  * busiest one puts on throughput (one process runs on one core at most). */
-static double cpu_per_bar(const qt_stack_t *s, const double *t0, long bars)
+static double cpu_per_bar(const qt_stack_t *s, const double *t0, long bars, const char *label)
 {
     const char *names[STACK_NSVC + 1];
     double us[STACK_NSVC + 1], total = 0;
@@ -94,7 +94,7 @@ static double cpu_per_bar(const qt_stack_t *s, const double *t0, long bars)
         total += us[i];
         if (us[i] > us[top]) top = i;
     }
-    fprintf(stderr, "pipeline-bench full speed, CPU per bar (us):");
+    fprintf(stderr, "pipeline-bench full speed%s, CPU per bar (us):", label);
     for (int i = 0; i <= STACK_NSVC; i++) fprintf(stderr, " %s=%.0f", names[i], us[i]);
     fprintf(stderr, " total=%.0f\n", total);
     fprintf(stderr, "pipeline-bench full speed bounds: %s alone caps it at %.0f bars/s, the sum on %ld cores at %.0f bars/s\n",
@@ -158,25 +158,33 @@ static int caught_up(const char *ns)
     return stack_backlog(rc, ns, "market") == 0 && stack_backlog(rc, ns, "signal") == 0;
 }
 
-static double full_speed(long bars, long *rss)
+/* The full-speed run in namespace ns; parts > 1: with QT_PARTITIONS=parts
+ * (every service reading every partition), for the cost of the partitions. */
+static double full_speed(const char *ns, int parts, long bars, long *rss)
 {
-    static char feed[NSYM * 420 + 16];
+    static char feed[NSYM * 420 + 16], pe[32], label[48] = "";
     qt_stack_t s = {.extra = {"QT_FEED_LOCKSTEP=0", "QT_LOG_LEVEL=warn", NULL}};
+    if (parts > 1) {
+        snprintf(pe, sizeof pe, "QT_PARTITIONS=%d", parts);
+        snprintf(label, sizeof label, " with QT_PARTITIONS=%d", parts);
+        s.extra[2] = pe, s.extra[3] = NULL;
+    } else label[0] = '\0';
     write_files((int)(bars / NSYM), feed, sizeof feed);
-    if (stack_start(&s, &R, rc, dir, "pb", feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
+    if (stack_start(&s, &R, rc, dir, ns, feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
         return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
     double cpu0[STACK_NSVC + 1];
     for (int i = 0; i <= STACK_NSVC; i++) cpu0[i] = cpu_s(i < STACK_NSVC ? s.pid[i] : R.pid);
     long long t0 = th_now_ms();
-    while (th_now_ms() - t0 < 600000 && !(th_xlen(rc, "pb:market") >= bars && caught_up("pb"))) th_sleep_ms(100);
+    while (th_now_ms() - t0 < 600000 && !(stack_count(rc, ns, "market", NULL, 0) >= bars && caught_up(ns))) th_sleep_ms(100);
     double secs = (double)(th_now_ms() - t0) / 1000.0;
-    json_floor("pb", cpu_per_bar(&s, cpu0, bars));
+    double redis_us = cpu_per_bar(&s, cpu0, bars, label);
+    if (parts == 1) json_floor(ns, redis_us);
     for (int i = 0; i < STACK_NSVC; i++) rss[i] = vm_hwm_kb(s.pid[i]);
     long decided = 0;
     json_t *st = stack_api(s.port[ENGINE], "/api/v1/status");
     decided = (long)json_integer_value(json_object_get(json_object_get(st, "counts"), "decisions"));
     json_decref(st);
-    fprintf(stderr, "pipeline-bench full speed: %ld bars in %.1f s, %ld engine decisions\n", bars, secs, decided);
+    fprintf(stderr, "pipeline-bench full speed%s: %ld bars in %.1f s, %ld engine decisions\n", label, bars, secs, decided);
     stack_stop(&s);
     return (double)bars / secs;
 }
@@ -265,7 +273,12 @@ int main(void)
     th_watchdog(1800);
     th_tempdir(dir, sizeof dir);
     if (th_redis_start(&R, 0) < 0 || !(rc = th_redis_connect(&R))) return 1;
-    double tput = full_speed(bars, rss);
+    double tput = full_speed("pb", 1, bars, rss);
+    long rss2[STACK_NSVC];
+    double tput2 = full_speed("pb2", 2, bars, rss2); /* the partitions' cost, in the same run */
+    if (tput > 0 && tput2 > 0)
+        fprintf(stderr, "pipeline-bench QT_PARTITIONS=2 vs 1: throughput ratio %.3f (replicas of rl-decision by lease are not built yet)\n",
+                tput2 / tput);
     paced(paced_s, &p50, &p99, &ip99, &nlat);
     event_t ev;
     json_t *bar = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:I}", "symbol", "BTCUSDT", "interval", "1m",
