@@ -107,6 +107,29 @@ static void run_digest(const char *ns, int port, char *buf, size_t len, int with
     json_decref(dec);
 }
 
+/* CSVs of bars 1-minute bars for each of the n symbols (a sine wave with
+ * its own drift and phase) in dir, and the feed that replays them. */
+static void replay_files(const char *const *syms, int n, int bars, char *feed, size_t len)
+{
+    char path[300];
+    snprintf(feed, len, "replay:");
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, syms[i]);
+        stack_write_csv(path, bars, (i % 2 ? -0.0003 : 0.0004) * (1 + 0.2 * i), 0.3 + 1.4 * i);
+        snprintf(feed + strlen(feed), len - strlen(feed), "%s%s", i ? "," : "", path);
+    }
+}
+
+/* Two runs' digests must be the same; the first line that differs is shown. */
+static void same_digests(const char *d1, const char *d2, const char *a, const char *b)
+{
+    if (strcmp(d1, d2) == 0) return;
+    size_t i = 0;
+    while (d1[i] && d1[i] == d2[i]) i++;
+    while (i > 0 && d1[i - 1] != '\n') i--;
+    CHECK_FAIL_AT("the runs differ from:\n  %s: %.400s\n  %s: %.400s", a, d1 + i, b, d2 + i);
+}
+
 /* A process that keeps one core busy until killed. */
 static pid_t hog_start(void)
 {
@@ -142,13 +165,9 @@ static void same_replay_twice(const char *mode)
     static char d1[1 << 24], d2[1 << 24];
     static const char *const syms[4] = {"DOGEUSDT", "AVAXUSDT", "LINKUSDT", "ADAUSDT"};
     const int soak = getenv("QT_SOAK") != NULL, nsym = soak ? 4 : 2, bars = soak ? 1500 : 400;
-    char feed[2000] = "replay:", path[300];
+    char feed[2000];
     qt_stack_t s;
-    for (int i = 0; i < nsym; i++) {
-        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, syms[i]);
-        stack_write_csv(path, bars, (i % 2 ? -0.0003 : 0.0004) * (1 + 0.2 * i), 0.3 + 1.4 * i);
-        snprintf(feed + strlen(feed), sizeof feed - strlen(feed), "%s%s", i ? "," : "", path);
-    }
+    replay_files(syms, nsym, bars, feed, sizeof feed);
     char *dig[2] = {d1, d2};
     for (int run = 0; run < 2; run++) {
         redisReply *fl = redisCommand(rc, "FLUSHALL"); /* the same namespace, so derived ids must agree too */
@@ -164,12 +183,7 @@ static void same_replay_twice(const char *mode)
         dump(run + 1, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL); /* it traded */
-    if (strcmp(d1, d2) != 0) {
-        size_t i = 0;
-        while (d1[i] && d1[i] == d2[i]) i++;
-        while (i > 0 && d1[i - 1] != '\n') i--;
-        CHECK_FAIL_AT("the runs differ from:\n  first:  %.300s\n  second: %.300s", d1 + i, d2 + i);
-    }
+    same_digests(d1, d2, "first", "second");
     int intents = 0, lines = 0;
     for (const char *p = d1; (p = strstr(p, "\ntrade.intent ")); p++) intents++;
     for (const char *p = d1; (p = strchr(p, '\n')); p++) lines++;
@@ -197,13 +211,9 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
     static char d1[1 << 24], d2[1 << 24];
     static const char *const syms[2] = {"DOGEUSDT", "AVAXUSDT"};
     const int bars = 400;
-    char feed[2000] = "replay:", path[300];
+    char feed[2000];
     qt_stack_t s;
-    for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, syms[i]);
-        stack_write_csv(path, bars, (i % 2 ? -0.0003 : 0.0004) * (1 + 0.2 * i), 0.3 + 1.4 * i);
-        snprintf(feed + strlen(feed), sizeof feed - strlen(feed), "%s%s", i ? "," : "", path);
-    }
+    replay_files(syms, 2, bars, feed, sizeof feed);
     char *dig[2] = {d1, d2};
     for (int run = 0; run < 2; run++) {
         redisReply *fl = redisCommand(rc, "FLUSHALL");
@@ -222,12 +232,7 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
         dump(run + 3, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
-    if (strcmp(d1, d2) != 0) {
-        size_t i = 0;
-        while (d1[i] && d1[i] == d2[i]) i++;
-        while (i > 0 && d1[i - 1] != '\n') i--;
-        CHECK_FAIL_AT("the killed run differs from:\n  uninterrupted: %.400s\n  killed:        %.400s", d1 + i, d2 + i);
-    }
+    same_digests(d1, d2, "uninterrupted", "killed");
 }
 
 /* The same replay in a namespace of one partition and in one of four
@@ -240,13 +245,9 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
     static char d1[1 << 24], d2[1 << 24];
     static const char *const syms[3] = {"DOGEUSDT", "AVAXUSDT", "LINKUSDT"}; /* partitions 0, 3 and 1 of 4 */
     const int bars = 300;
-    char feed[2000] = "replay:", path[300];
+    char feed[2000];
     qt_stack_t s;
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s-1m-2024-05.csv", dir, syms[i]);
-        stack_write_csv(path, bars, (i % 2 ? -0.0003 : 0.0004) * (1 + 0.2 * i), 0.3 + 1.4 * i);
-        snprintf(feed + strlen(feed), sizeof feed - strlen(feed), "%s%s", i ? "," : "", path);
-    }
+    replay_files(syms, 3, bars, feed, sizeof feed);
     char *dig[2] = {d1, d2};
     for (int run = 0; run < 2; run++) {
         redisReply *fl = redisCommand(rc, "FLUSHALL");
@@ -298,12 +299,7 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
         dump(run + 5, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
-    if (strcmp(d1, d2) != 0) {
-        size_t i = 0;
-        while (d1[i] && d1[i] == d2[i]) i++;
-        while (i > 0 && d1[i - 1] != '\n') i--;
-        CHECK_FAIL_AT("four partitions differ from one:\n  one:  %.400s\n  four: %.400s", d1 + i, d2 + i);
-    }
+    same_digests(d1, d2, "one partition", "four");
 }
 
 TEST(the_same_replay_twice_gives_the_same_signals_policies_decisions_intents_and_fills)

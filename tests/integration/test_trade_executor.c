@@ -400,6 +400,19 @@ TEST(exactly_once_with_sigkills)
     stop(p);
 }
 
+/* A small entry intent of sym onto its partition's stream (of 4) in ns. */
+static void part_intent(const char *ns, const char *id, const char *sym, const char *side)
+{
+    char key[64], data[600];
+    snprintf(key, sizeof key, "%s:trade.intent:p%d", ns, proto_partition(sym, 4));
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"LONG_SMALL\",\"size_pct\":0.001,\"leverage\":3,"
+             "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100,"
+             "\"reduce_only\":false,\"event_time\":1704067259999}",
+             sym, side);
+    th_xadd_event(rc, key, "trade.intent", data, id);
+}
+
 /* The replica of ns holding partition k's lease ("<host>-<pid>"), or "" (out: 64 bytes). */
 static void lease_holder(const char *ns, int k, char *out)
 {
@@ -447,16 +460,8 @@ TEST(replicas_share_the_partitions_by_lease_and_take_over_a_killed_ones)
     CHECK(balanced); /* shares of 2, 1 and 1 */
     const int n = 1200;
     for (int i = 0; i < n; i++) {
-        const char *sym = syms[i % 8];
         snprintf(id, sizeof id, "r-%04d", i);
-        char key[64], data[600];
-        snprintf(key, sizeof key, "e9:trade.intent:p%d", proto_partition(sym, 4));
-        snprintf(data, sizeof data,
-                 "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"LONG_SMALL\",\"size_pct\":0.001,\"leverage\":3,"
-                 "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100,"
-                 "\"reduce_only\":false,\"event_time\":1704067259999}",
-                 sym, (i / 8) % 2 ? "SELL" : "BUY");
-        th_xadd_event(rc, key, "trade.intent", data, id);
+        part_intent("e9", id, syms[i % 8], (i / 8) % 2 ? "SELL" : "BUY");
     }
     /* the replica with the most partitions dies mid-run */
     long done = 0;
@@ -566,16 +571,9 @@ TEST(a_stalled_replica_loses_its_partitions_when_its_lease_expires)
     CHECK(balanced);
     CHECK(moved >= 700); /* not before the lease could expire (1000 ms from the last renewal, a third of it ago at most) */
     for (int i = 0; i < 40; i++) {
-        char key[64], data[600], id[32];
-        const char *sym = syms[i % 4];
+        char id[32];
         snprintf(id, sizeof id, "s-%02d", i);
-        snprintf(key, sizeof key, "ea:trade.intent:p%d", proto_partition(sym, 4));
-        snprintf(data, sizeof data,
-                 "{\"symbol\":\"%s\",\"side\":\"%s\",\"action\":\"LONG_SMALL\",\"size_pct\":0.001,\"leverage\":3,"
-                 "\"confidence\":0.8,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\",\"ref_price\":100,"
-                 "\"reduce_only\":false,\"event_time\":1704067259999}",
-                 sym, (i / 4) % 2 ? "SELL" : "BUY");
-        th_xadd_event(rc, key, "trade.intent", data, id);
+        part_intent("ea", id, syms[i % 4], (i / 4) % 2 ? "SELL" : "BUY");
     }
     kill(p[0], SIGCONT); /* wakes up holding leases that are no longer its */
     long results = 0;
