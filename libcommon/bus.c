@@ -1446,7 +1446,12 @@ static void take_cb(redisAsyncContext *ac, void *r, void *pd)
     if (b->claims > 0) b->claims--;
     if (!reply || b->freeing || !s->taking) return; /* link down: bus_part_take again after cmd_up; or dropped */
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING) {
-        if (reply->type == REDIS_REPLY_ERROR) log_warn("taking over %s: XAUTOCLAIM: %s", s->key, reply->str);
+        int64_t now = clock_mono_ms();
+        if (reply->type == REDIS_REPLY_ERROR && now - b->refusal_log_ms >= 1000) { /* asked every tick: said once a second */
+            log_warn("taking over %s: XAUTOCLAIM: %s", s->key, reply->str);
+            b->refusal_log_ms = now;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) snprintf(b->last_error, sizeof b->last_error, "XAUTOCLAIM %s: %.180s", s->key, reply->str);
         s->taking = 2; /* asked again on the next tick */
         return;
     }

@@ -199,8 +199,11 @@ TEST(dlq_and_streams_cover_every_partition)
     CHECK_EQ(run_ns("qp", "partition BTCUSDT ETHUSDT AVAXUSDT", out, sizeof out), 0);
     CHECK_CONTAINS(out, "BTCUSDT p0 of 4 (qp:market:p0)");
     CHECK_CONTAINS(out, "AVAXUSDT p3 of 4 (qp:market:p3)");
+    freeReplyObject(redisCommand(c, "SET qp:lease:trade-executor:p2 host-a-77 PX 60000"));
     CHECK_EQ(run_ns("qp", "streams", out, sizeof out), 0);
     CHECK_CONTAINS(out, "namespace qp: 4 symbol partitions");
+    CHECK_CONTAINS(out, "qp:lease:trade-executor:p2");
+    CHECK_CONTAINS(out, "host-a-77");
     CHECK_CONTAINS(out, "qp:market:p3 ");
     CHECK_EQ(run_ns("qp", "tail market --no-follow", out, sizeof out), 2);
     CHECK_CONTAINS(slurp(errpath), "tail one of them, market:p0 to market:p3");

@@ -57,7 +57,8 @@ static const char usage[] =
     "                                       --set data='{...}'); one that still breaks the event contract\n"
     "                                       stays (exit 1) unless --force\n"
     "  dlq purge STREAM [--id ENTRY]        delete dead letters (all, or one)\n"
-    "  streams [--json]                     every <ns>:* stream: length, last id, and per consumer\n"
+    "  streams [--json]                     the partitions' leases (who holds each), then every <ns>:*\n"
+    "                                       stream: length, last id, and per consumer\n"
     "                                       group its consumers, pending (delivered, not acked) and lag\n"
     "                                       (entries not yet delivered; '?' when Redis cannot tell)\n"
     "  partition SYMBOL...                  the symbol partition of each symbol in this namespace\n"
@@ -309,6 +310,34 @@ static void print_cell(const json_t *v, int width)
     else printf(" %*s", width, json_is_string(v) ? json_string_value(v) : "?");
 }
 
+/* Who holds each partition's lease (lease.h), and for how much longer. */
+static void print_leases(redisContext *c, const char *ns)
+{
+    char pattern[160], cursor[32] = "0";
+    int n = 0;
+    snprintf(pattern, sizeof pattern, "%s:" QT_KEY_LEASE_PREFIX "*:p*", ns);
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 500 TYPE string", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const char *key = r->element[1]->element[i]->str;
+            redisReply *h = redisCommand(c, "GET %s", key), *t = redisCommand(c, "PTTL %s", key);
+            if (h && h->type == REDIS_REPLY_STRING && t && t->type == REDIS_REPLY_INTEGER) {
+                if (n++ == 0) printf("%-36s %-28s %s\n", "LEASE", "HELD BY", "EXPIRES IN");
+                printf("%-36s %-28s %lld ms\n", key, h->str, t->integer);
+            }
+            if (h) freeReplyObject(h);
+            if (t) freeReplyObject(t);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    if (n) putchar('\n');
+}
+
 static int cmd_streams(int argc, char **argv)
 {
     qt_config_t cfg;
@@ -357,6 +386,7 @@ static int cmd_streams(int argc, char **argv)
         long parts = 1;
         if (parts_of(c, cfg.ns, &parts, err, sizeof err) == 0 && parts > 1)
             printf("namespace %s: %ld symbol partitions (qtctl partition SYMBOL)\n", cfg.ns, parts);
+        print_leases(c, cfg.ns);
         printf("%-36s %9s %-24s %9s %9s %9s\n", "STREAM", "LENGTH", "GROUP", "CONSUMERS", "PENDING", "LAG");
         size_t i;
         json_t *o;
