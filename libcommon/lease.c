@@ -293,3 +293,138 @@ void lease_free(lease_t *l)
     if (l->timer) event_free(l->timer);
     free(l);
 }
+
+/* ---------- one active instance per namespace ---------- */
+
+struct active {
+    bus_t *bus;
+    long ms;
+    char key[200], ms_s[24];
+    int inflight, paused;
+    int64_t sent_ms, next_ms, confirmed_ms;
+    struct event *timer;
+    void (*lost)(void *ud, const char *why);
+    void *ud;
+};
+
+/* KEYS: a lease. ARGV: its holder: deleted if it still names it. */
+static const char active_cad_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/* KEYS: the lease. ARGV: me, ttl ms. 1 when ours now (taken, renewed or
+ * taken again after it expired), else the holder. */
+static const char active_lua[] =
+    "local h = redis.call('GET', KEYS[1])\n"
+    "if h and h ~= ARGV[1] then return h end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
+static void active_key(const qt_config_t *cfg, char *out, size_t len)
+{
+    snprintf(out, len, "%s:" QT_KEY_LEASE_PREFIX "%s:active", cfg->ns, cfg->service);
+}
+
+int active_try(redisContext *c, const bus_t *b, long ttl_ms, char *who, size_t wholen, char *err, size_t errlen)
+{
+    char key[200], ttl[24];
+    active_key(bus_cfg(b), key, sizeof key);
+    snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
+    for (int tries = 0; tries < 2; tries++) {
+        const char *argv[] = {"EVAL", active_lua, "1", key, bus_consumer(b), ttl};
+        redisReply *r = redisCommandArgv(c, 6, argv, NULL);
+        if (!r || (r->type != REDIS_REPLY_INTEGER && r->type != REDIS_REPLY_STRING)) {
+            snprintf(err, errlen, "taking %s: %s", key, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_INTEGER) return freeReplyObject(r), 1;
+        snprintf(who, wholen, "%s", r->str);
+        freeReplyObject(r);
+        if (!bus_consumer_gone(b, who)) return 0;
+        const char *lift[] = {"EVAL", active_cad_lua, "1", key, who}; /* a dead process of this host: not active */
+        redisReply *l = redisCommandArgv(c, 5, lift, NULL);
+        if (l) freeReplyObject(l);
+        log_info("%s: its holder %s is no longer running: its lease is lifted", key, who);
+    }
+    return 0;
+}
+
+static void active_cb(void *ud, const struct redisReply *r)
+{
+    active_t *a = ud;
+    a->inflight = 0;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        a->confirmed_ms = a->sent_ms;
+        if (a->paused) { /* still (or again) ours: nobody else decided meanwhile */
+            a->paused = 0;
+            log_info("%s confirmed again: consuming again", a->key);
+            bus_resume(a->bus);
+        }
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+        char why[300];
+        snprintf(why, sizeof why, "%s is held by %s", a->key, r->str);
+        a->lost(a->ud, why);
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_warn("renewing %s refused: %s", a->key, r->str);
+    }
+}
+
+static void active_tick(evutil_socket_t fd, short what, void *arg)
+{
+    active_t *a = arg;
+    (void)fd, (void)what;
+    int64_t now = clock_mono_ms();
+    if (now - a->confirmed_ms > a->ms * 3 / 4 && !a->paused) {
+        /* it may expire before Redis answers again (Redis away, or only we are cut off from it): decide
+         * nothing until a renewal says it is still ours; one that says another holds it ends this process */
+        char why[300];
+        snprintf(why, sizeof why, "%s not renewed for %lld ms (QT_LEASE_MS=%ld): waiting for Redis to confirm it", a->key,
+                 (long long)(now - a->confirmed_ms), a->ms);
+        a->paused = 1;
+        bus_pause(a->bus, why);
+    }
+    if (a->inflight && now - a->sent_ms > a->ms) a->inflight = 0;
+    if (a->inflight || now < a->next_ms) return;
+    const char *argv[] = {"EVAL", active_lua, "1", a->key, bus_consumer(a->bus), a->ms_s};
+    if (bus_redis(a->bus, active_cb, a, 6, argv, NULL) == 0)
+        a->inflight = 1, a->sent_ms = now, a->next_ms = now + (a->ms / 3 < 50 ? 50 : a->ms / 3);
+}
+
+active_t *active_keep(bus_t *b, struct event_base *base, void (*lost)(void *ud, const char *why), void *ud)
+{
+    active_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->bus = b, a->ms = bus_cfg(b)->lease_ms, a->lost = lost, a->ud = ud;
+    active_key(bus_cfg(b), a->key, sizeof a->key);
+    snprintf(a->ms_s, sizeof a->ms_s, "%ld", a->ms);
+    a->confirmed_ms = clock_mono_ms(); /* taken on the start-up connection just before, for longer */
+    struct timeval tv = {0, 20000};
+    if (!(a->timer = event_new(base, -1, EV_PERSIST, active_tick, a)) || event_add(a->timer, &tv) < 0) {
+        active_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void active_release_sync(const qt_config_t *cfg, const char *consumer)
+{
+    char err[256], key[200];
+    active_key(cfg, key, sizeof key);
+    redisContext *c = rsync_connect(&cfg->redis, 2000, err, sizeof err);
+    if (!c) {
+        log_warn("could not give up %s (%s): the standby takes it when it expires", key, err);
+        return;
+    }
+    const char *argv[] = {"EVAL", active_cad_lua, "1", key, consumer};
+    redisReply *r = redisCommandArgv(c, 5, argv, NULL);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) log_info("%s given up: the standby takes over", key);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+}
+
+void active_free(active_t *a)
+{
+    if (!a) return;
+    if (a->timer) event_free(a->timer);
+    free(a);
+}

@@ -27,6 +27,7 @@
 #include "metrics.h"
 
 #include <event2/event.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 typedef struct lease lease_t;
@@ -43,5 +44,28 @@ void lease_release_sync(lease_t *l, const qt_config_t *cfg);
  * key}: a new reference. */
 json_t *lease_status(const lease_t *l);
 void lease_free(lease_t *l);
+
+/* ---------- one active instance per namespace ----------
+ * trading-engine and policy-store keep state of the whole account: one
+ * instance works, a second one waits as the standby. The active one holds
+ * "<ns>:lease:<service>:active"; the standby tries to take it every
+ * QT_LEASE_MS / 3 (at once when the holder was a process of its own host
+ * that no longer runs) and, once it has it, restores the state (restore.h)
+ * and starts. An active instance whose lease Redis has not renewed for
+ * most of QT_LEASE_MS stops consuming until a renewal confirms it (Redis
+ * away: nobody can take it; only this one cut off: the standby may); one
+ * that finds its lease taken exits at once without draining: the other one
+ * alone decides, and takes over what was pending. */
+typedef struct active active_t;
+/* Take the lease on c if it is free (or ours, or a dead process's of this
+ * host), for ttl_ms: 1 when we hold it, 0 with the holder in who (the
+ * standby waits), -1 with err when Redis failed. */
+int active_try(redisContext *c, const bus_t *b, long ttl_ms, char *who, size_t wholen, char *err, size_t errlen);
+/* After bus_start: renew it every QT_LEASE_MS / 3; lost(ud) when it is no
+ * longer ours. */
+active_t *active_keep(bus_t *b, struct event_base *base, void (*lost)(void *ud, const char *why), void *ud);
+/* After the loop: delete it if ours, for the standby to take at once. */
+void active_release_sync(const qt_config_t *cfg, const char *consumer);
+void active_free(active_t *a);
 
 #endif

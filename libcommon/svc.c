@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int svc_bus_ready(void *ud, char *why, size_t whylen) { return bus_ready(ud, why, whylen); }
 
@@ -175,6 +176,32 @@ static int svc_parts(svc_t *s, char *err, size_t errlen)
     return rc;
 }
 
+/* One active instance per namespace (lease.h): 0 when this one is it, 2
+ * while another is (the reason in err), 1 when Redis failed. Taken for the
+ * start for longer than QT_LEASE_MS: the restore that follows is not
+ * renewing it. */
+static int svc_take_active(svc_t *s, char *err, size_t errlen)
+{
+    char who[128];
+    redisContext *c = rsync_connect(&s->cfg.redis, (int)s->cfg.redis_timeout_ms, err, errlen);
+    if (!c) return 1;
+    int rc = active_try(c, s->bus, 10 * s->cfg.lease_ms, who, sizeof who, err, errlen);
+    redisFree(c);
+    if (rc < 0) return 1;
+    if (rc == 0) return snprintf(err, errlen, "standby: %s is the active %s", who, s->cfg.service), 2;
+    if (!s->active) log_info("the active %s of namespace %s: starting", s->cfg.service, s->cfg.ns);
+    s->active = 1;
+    return 0;
+}
+
+static void svc_lost_active(void *ud, const char *why)
+{
+    svc_t *s = ud;
+    /* another instance may be deciding already: no drain, no checkpoint, no ack; it takes what is pending */
+    log_error("no longer the active %s (%s): exiting at once so that one instance alone decides", s->cfg.service, why);
+    _exit(1);
+}
+
 /* The state back (restore.h), then the bus; while Redis cannot be reached
  * the restore is tried again every second on the loop (a stop still works,
  * /ready says why). */
@@ -190,6 +217,25 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         s->failed = 1;
         svc_stop(s);
         return;
+    }
+    if (rc == 0 && s->one_active) { /* taken, or kept while the restore waits for Redis */
+        int was = s->active;
+        rc = svc_take_active(s, err, sizeof err);
+        if (rc == 2 && was) svc_lost_active(s, err);
+        if (rc == 2) { /* the standby: asks again every third of the lease */
+            if (!s->standby_said++) log_info("%s", err);
+            snprintf(s->restore_wait, sizeof s->restore_wait, "%s", err);
+            long ms = s->cfg.lease_ms / 3;
+            struct timeval again = {ms / 1000, (ms % 1000) * 1000};
+            event_add(s->ev_begin, &again);
+            return;
+        }
+        if (rc == 0 && !was && s->on_active && s->on_active(s->hook_ud, err, sizeof err) < 0) {
+            log_error("cannot start as the active %s: %s", s->cfg.service, err);
+            s->failed = 1;
+            svc_stop(s);
+            return;
+        }
     }
     if (rc == 0) rc = restore_run(s->bus, &s->cfg, &s->restored, err, sizeof err);
     if (rc < 0) {
@@ -219,7 +265,8 @@ static void svc_begin(evutil_socket_t fd, short what, void *arg)
         svc_stop(s);
         return;
     }
-    if (bus_leased(s->bus) && !(s->lease = lease_start(s->bus, s->base, s->metrics))) {
+    if ((s->one_active && !(s->keeper = active_keep(s->bus, s->base, svc_lost_active, s))) ||
+        (bus_leased(s->bus) && !(s->lease = lease_start(s->bus, s->base, s->metrics)))) {
         log_error("out of memory");
         s->failed = 1;
         svc_stop(s);
@@ -244,8 +291,11 @@ static int svc_state_ready(void *ud, char *why, size_t whylen)
         return HTTPD_READY_NOTE;
     }
     if (s->begun) return 1;
-    snprintf(why, whylen, "%s: %s", s->parts_ok ? "restoring state" : "checking the namespace's partitions",
-             s->restore_wait[0] ? s->restore_wait : "under way");
+    if (s->one_active && !s->active && s->restore_wait[0]) /* "standby: ... is the active ..." */
+        snprintf(why, whylen, "%s", s->restore_wait);
+    else
+        snprintf(why, whylen, "%s: %s", s->parts_ok ? "restoring state" : "checking the namespace's partitions",
+                 s->restore_wait[0] ? s->restore_wait : "under way");
     return 0;
 }
 
@@ -259,6 +309,7 @@ int svc_run(svc_t *s)
     svc_begin(-1, 0, s);
     if (!s->drained) event_base_dispatch(s->base);
     lease_release_sync(s->lease, &s->cfg); /* drained: the others may take them now */
+    if (s->active) active_release_sync(&s->cfg, bus_consumer(s->bus)); /* the standby takes over now */
     return s->failed;
 }
 
@@ -270,7 +321,8 @@ void svc_free(svc_t *s)
     if (s->ev_notice) event_free(s->ev_notice);
     if (s->ev_begin) event_free(s->ev_begin);
     lease_free(s->lease);
-    s->lease = NULL;
+    active_free(s->keeper);
+    s->lease = NULL, s->keeper = NULL;
     bus_free(s->bus);   /* first: what it answers on the way out may answer HTTP requests (httpd_answer) */
     httpd_free(s->http);
     metrics_free(s->metrics);

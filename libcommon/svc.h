@@ -35,6 +35,11 @@ typedef struct svc {
     int drained;              /* the stop is done: the loop ends (or does not start) */
     int failed;               /* could not start: svc_run() returns 1 */
     struct lease *lease;      /* the partitions this replica holds (a bus with bus_lease_parts) */
+    int one_active;           /* set before svc_run: one active instance per namespace, others stand by (lease.h) */
+    int active;               /* ... and this one is it */
+    int standby_said;         /* standby logged once */
+    struct active *keeper;    /* its lease, renewed */
+    int (*on_active)(void *ud, char *err, size_t errlen); /* once active, before the restore: -1 to fail */
     char restore_wait[512];   /* why the restore waits, "" once done */
 } svc_t;
 

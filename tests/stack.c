@@ -72,14 +72,17 @@ int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len)
     return snprintf(why, len, "%s did not become ready (log %s/%s.log)", stack_bins[i], s->dir, tag), -1;
 }
 
-pid_t stack_replica(qt_stack_t *s, int i, int n, char *why, size_t len)
+pid_t stack_replica(qt_stack_t *s, int i, int n, char *why, size_t len) { return stack_another(s, i, n, NULL, 200, why, len); }
+
+pid_t stack_another(qt_stack_t *s, int i, int n, int *port_out, int ready, char *why, size_t len)
 {
     char tag[64];
     int port = th_free_port();
     snprintf(tag, sizeof tag, "%s-%s-%d", s->ns, stack_bins[i] + 4, n);
     pid_t p = stack_spawn(s, i, port, tag);
-    if (p > 0 && th_wait_http(port, "/ready", 200, 20000) == 0) return p;
-    return snprintf(why, len, "%s replica %d did not become ready (log %s/%s.log)", stack_bins[i], n, s->dir, tag), -1;
+    if (port_out) *port_out = port;
+    if (p > 0 && th_wait_http(port, "/ready", ready, 20000) == 0) return p;
+    return snprintf(why, len, "%s instance %d did not answer /ready %d (log %s/%s.log)", stack_bins[i], n, ready, s->dir, tag), -1;
 }
 
 int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len)

@@ -39,6 +39,9 @@ int stack_svc_start(qt_stack_t *s, int i, char *why, size_t len);
 /* One more replica (number n, for its log's name) of service i on a port
  * of its own, ready: its pid, or -1 with why. */
 pid_t stack_replica(qt_stack_t *s, int i, int n, char *why, size_t len);
+/* The same on a port of its own (into *port_out), once /ready answers
+ * `ready` (503: a standby). */
+pid_t stack_another(qt_stack_t *s, int i, int n, int *port_out, int ready, char *why, size_t len);
 /* PUT a policy key (value as JSON text) through policy-store. */
 int stack_put(qt_stack_t *s, const char *key, const char *json, char *why, size_t len);
 /* SIGTERM every running service; the number that did not exit 0. */

@@ -24,6 +24,7 @@ int main(void)
         return 2;
     }
     svc.hook_ud = engine;
+    svc.one_active = 1; /* one TradingPolicy from every symbol: a second instance is the standby (lease.h) */
     int rc = svc_run(&svc);
     svc_free(&svc);
     policy_engine_free(engine);

@@ -894,10 +894,6 @@ engine_t *engine_new(svc_t *svc, char *err, size_t errlen)
     }
     book_init(&e->book, e->cfg.balance);
     eng_init_metrics(e);
-    if (eng_rebuild(e, err, errlen) < 0) {
-        engine_free(e);
-        return NULL;
-    }
     if (eng_wire(e) < 0) {
         snprintf(err, errlen, "cannot set up the engine");
         engine_free(e);
@@ -905,6 +901,8 @@ engine_t *engine_new(svc_t *svc, char *err, size_t errlen)
     }
     return e;
 }
+
+int engine_rebuild(engine_t *e, char *err, size_t errlen) { return eng_rebuild(e, err, errlen); }
 
 void engine_start(engine_t *e) { feed_start(e->feed); }
 

@@ -11,6 +11,9 @@
 typedef struct engine engine_t;
 
 engine_t *engine_new(svc_t *svc, char *err, size_t errlen);
+/* The book, intents and feed positions read back from the streams
+ * (rebuild.h): once this instance is the active one, before the restore. */
+int engine_rebuild(engine_t *e, char *err, size_t errlen);
 void engine_start(engine_t *e);
 void engine_stop(engine_t *e); /* hold the feed, write the checkpoint */
 void engine_free(engine_t *e);

@@ -7,6 +7,7 @@
 
 static void trading_engine_stop(void *ud) { engine_stop(ud); }
 static void trading_engine_begin(void *ud) { engine_start(ud); }
+static int trading_engine_active(void *ud, char *err, size_t errlen) { return engine_rebuild(ud, err, errlen); }
 
 int main(void)
 {
@@ -23,6 +24,8 @@ int main(void)
     }
     svc.on_stop = trading_engine_stop;
     svc.on_begin = trading_engine_begin; /* the feed starts once the state is back */
+    svc.one_active = 1;                  /* a second engine of the namespace is the standby (lease.h) */
+    svc.on_active = trading_engine_active; /* the book read back when this one becomes the active one */
     svc.hook_ud = e;
     int rc = svc_run(&svc);
     svc_free(&svc);

@@ -18,7 +18,7 @@
 
 static th_redis_t R;
 static redisContext *rc;
-static char dir[256], why[1024];
+static char dir[256], why[1024], out[65536];
 
 /* Everything a run published, as comparable text: one line per entry of
  * the signal, policy, trade.intent, execution and feedback streams (type and
@@ -300,6 +300,60 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
     same_digests(d1, d2, "one partition", "four");
+}
+
+/* A second trading-engine and a second policy-store wait as standbys
+ * (lease.h); the active ones are SIGKILLed mid-replay and the standbys take
+ * over with the state of a restart (checkpoint + replay): every event is the
+ * one the run without standbys published, and the new engine's ledger
+ * equals a recomputation from the fills. */
+TEST(the_engine_and_policy_store_standbys_take_over_and_change_no_event)
+{
+    static char d1[1 << 24], d2[1 << 24];
+    static const char *const syms[2] = {"DOGEUSDT", "AVAXUSDT"};
+    const int bars = 400;
+    char feed[2000];
+    qt_stack_t s;
+    replay_files(syms, 2, bars, feed, sizeof feed);
+    char *dig[2] = {d1, d2};
+    for (int run = 0; run < 2; run++) {
+        redisReply *fl = redisCommand(rc, "FLUSHALL");
+        if (fl) freeReplyObject(fl);
+        s.extra[0] = "QT_CHECKPOINT_MS=50", s.extra[1] = "QT_LEASE_MS=1000", s.extra[2] = NULL;
+        if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
+        if (run == 1) {
+            int port[2];
+            const int which[2] = {ENGINE, POLICY};
+            pid_t standby[2];
+            for (int k = 0; k < 2; k++) {
+                if ((standby[k] = stack_another(&s, which[k], 1, &port[k], 503, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
+                CHECK_EQ(th_http(port[k], "GET", "/ready", NULL, NULL, out, sizeof out), 503);
+                CHECK_CONTAINS(out, "standby: ");
+            }
+            for (int k = 0; k < 2; k++) { /* the engine at 40 %, policy-store at 70 % */
+                long long at = 2LL * bars * (k ? 7 : 4) / 10, n = 0;
+                for (long long end = th_now_ms() + 120000; th_now_ms() < end && n < at; th_sleep_ms(5))
+                    n = stack_count(rc, "dt", "market", NULL, 0);
+                th_kill(s.pid[which[k]], SIGKILL);
+                th_wait(s.pid[which[k]], 5000, NULL);
+                s.pid[which[k]] = standby[k], s.port[which[k]] = port[k];
+                CHECK_EQ(th_wait_http(port[k], "/ready", 200, 20000), 0); /* it took over */
+            }
+        }
+        CHECK_EQ(stack_settle(&s, 2LL * bars, 150000), 0);
+        run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 0);
+        if (run == 1) {
+            stack_book_t *book = calloc(1, sizeof *book);
+            stack_read_book(rc, "dt", book);
+            CHECK(book->nintent > 0);
+            if (stack_check_book(&s, book, why, sizeof why) < 0) CHECK_FAIL_AT("the new engine's book: %s", why);
+            free(book);
+        }
+        CHECK_EQ(stack_stop(&s), 0);
+        dump(run + 7, dig[run]);
+    }
+    CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
+    same_digests(d1, d2, "without standbys", "taken over");
 }
 
 TEST(the_same_replay_twice_gives_the_same_signals_policies_decisions_intents_and_fills)

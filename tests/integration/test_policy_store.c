@@ -423,6 +423,46 @@ TEST(a_hole_after_the_checkpoint_starts_the_regimes_again)
     stop(p);
 }
 
+/* One active policy-store per namespace (lease.h): a second one waits as
+ * the standby and says so; an active one that finds its lease held by
+ * another instance (one on another host took it while this one was cut
+ * off) exits at once, and the standby takes over once the lease is free. */
+TEST(one_active_instance_the_other_stands_by_and_one_that_lost_its_lease_exits)
+{
+    int port1, port2, st = -1;
+    char log[300];
+    pid_t a = start("pl", TOKEN, "QT_LEASE_MS=600", &port1);
+    CHECK(a > 0);
+    redisReply *r = redisCommand(rc, "GET pl:lease:policy-store:active");
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    if (r) freeReplyObject(r);
+    char tag[64] = "policy-store-pl-2";
+    const char *env[] = {"QT_API_TOKEN=" TOKEN, "QT_LEASE_MS=600", NULL};
+    pid_t b = th_service(bin, &R, "pl", env, logdir, tag, &port2, 0);
+    CHECK_EQ(th_wait_http(port2, "/ready", 503, 10000), 0);
+    CHECK_EQ(http(port2, "GET", "/ready", NULL, NULL), 503);
+    CHECK_CONTAINS(out, "standby: ");
+    CHECK_CONTAINS(out, "is the active policy-store");
+    /* another host's instance holds it now: the active one must not go on */
+    freeReplyObject(redisCommand(rc, "SET pl:lease:policy-store:active elsewhere-1 PX 2000"));
+    CHECK_EQ(th_wait(a, 5000, &st), 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(log, sizeof log, "%s/policy-store-pl.log", logdir);
+    CHECK(th_file_has(log, "no longer the active policy-store (pl:lease:policy-store:active is held by elsewhere-1)"));
+    /* the standby waits for elsewhere-1's lease to expire, then starts */
+    int said = 0; /* at its next try, a third of the lease later */
+    for (long long end = th_now_ms() + 2000; th_now_ms() < end && !said; th_sleep_ms(20))
+        said = http(port2, "GET", "/ready", NULL, NULL) == 503 && strstr(out, "standby: elsewhere-1 is the active policy-store");
+    CHECK(said);
+    CHECK_EQ(th_wait_http(port2, "/ready", 200, 10000), 0);
+    snprintf(log, sizeof log, "%s/%s.log", logdir, tag);
+    CHECK(th_file_has(log, "the active policy-store of namespace pl: starting"));
+    stop(b);
+    r = redisCommand(rc, "EXISTS pl:lease:policy-store:active");
+    CHECK(r && r->integer == 0); /* given up at the stop */
+    if (r) freeReplyObject(r);
+}
+
 TEST(history_holds_the_last_100)
 {
     int port;

@@ -159,8 +159,10 @@ def k8s_checks(yaml):
         check("trade-executor: exchange keys from the Secret", all(
             env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "qt-secrets"
             for k in ("QT_BINANCE_API_KEY", "QT_BINANCE_API_SECRET")))
-    check("trading-engine runs one replica (it owns the feed and the ledger)",
-          kinds.get("Deployment", {}).get("trading-engine", {}).get("spec", {}).get("replicas") == 1)
+    for name in ("trading-engine", "policy-store"):  # one active instance, one standby (lease.h)
+        d = kinds.get("Deployment", {}).get(name, {}).get("spec", {})
+        check(name + " runs an active and a standby replica, recreated (a rolling update waits on the standby)",
+              d.get("replicas") == 2 and d.get("strategy", {}).get("type") == "Recreate")
 
 
 def main():
