@@ -333,10 +333,15 @@ static void on_execution(stack_book_t *b, const char *id, const char *type, cons
     if (!strcmp(type, "trade.executed")) book_fill(b, d);
 }
 
+/* A position.closed published again after a restart or a take-over has its
+ * old id: it is one close, counted once. */
 static void on_feedback(stack_book_t *b, const char *id, const char *type, const json_t *d)
 {
-    (void)id;
-    if (!strcmp(type, "position.closed")) b->closes++, b->closed_pnl += json_number_value(json_object_get(d, "pnl"));
+    if (strcmp(type, "position.closed")) return;
+    for (int i = 0; i < b->nclosed; i++)
+        if (!strcmp(b->closed[i], id)) return;
+    if (b->nclosed < STACK_MAXI) snprintf(b->closed[b->nclosed++], sizeof b->closed[0], "%s", id);
+    b->closes++, b->closed_pnl += json_number_value(json_object_get(d, "pnl"));
 }
 
 void stack_read_book(redisContext *rc, const char *ns, stack_book_t *b)

@@ -73,6 +73,8 @@ typedef struct stack_book {
     char intent[STACK_MAXI][40];
     int results[STACK_MAXI], nintent, dup_intents, orphan_results;
     int external; /* position.external entries (the reconciliation found a position gone) */
+    char closed[STACK_MAXI][40]; /* position.closed ids seen */
+    int nclosed;
     char sym[16][24];
     double qty[16], entry[16], fees_open[16], realized, fees, closed_pnl;
     int nsym, closes;
