@@ -843,7 +843,7 @@ typedef struct bus_reclaim {
 } bus_reclaim_t;
 
 /* Is consumer "<our host>-<pid>" a process that no longer exists? */
-static int bus_consumer_dead(const bus_t *b, const char *name)
+int bus_consumer_gone(const bus_t *b, const char *name)
 {
     size_t hl = strlen(b->host);
     if (strncmp(name, b->host, hl) != 0 || name[hl] != '-' || strcmp(name, b->consumer) == 0) return 0;
@@ -851,8 +851,6 @@ static int bus_consumer_dead(const bus_t *b, const char *name)
     long pid = strtol(name + hl + 1, &end, 10);
     return *end == '\0' && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
-
-int bus_consumer_gone(const bus_t *b, const char *name) { return bus_consumer_dead(b, name); }
 
 static void reclaim_claimed_cb(redisAsyncContext *ac, void *r, void *pd)
 {
@@ -914,7 +912,7 @@ static void reclaim_consumers_cb(redisAsyncContext *ac, void *r, void *pd)
             if (c->element[k]->type == REDIS_REPLY_STRING && strcmp(c->element[k]->str, "name") == 0)
                 name = c->element[k + 1]->str;
         long long pending = reply_map_int(c, "pending", &found);
-        if (!name || !bus_consumer_dead(b, name)) continue;
+        if (!name || !bus_consumer_gone(b, name)) continue;
         if (pending == 0) { /* gone and owing nothing: tidy the group */
             const char *argv[] = {"XGROUP", "DELCONSUMER", b->subs[si].key, b->group, name};
             rlink_send(&b->cmd, NULL, NULL, 5, argv, NULL);

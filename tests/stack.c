@@ -27,6 +27,35 @@ int stack_keys(redisContext *rc, const char *ns, const char *stream, char keys[]
     return p;
 }
 
+void stack_lease_holder(redisContext *rc, const char *ns, const char *service, int k, char out[64])
+{
+    redisReply *r = redisCommand(rc, "GET %s:lease:%s:p%d", ns, service, k);
+    snprintf(out, 64, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+}
+
+int stack_held_by(const char *holder, pid_t pid)
+{
+    char d[32];
+    snprintf(d, sizeof d, "-%d", (int)pid);
+    size_t hl = strlen(holder), dl = strlen(d);
+    return hl > dl && strcmp(holder + hl - dl, d) == 0;
+}
+
+int stack_lease_holders(redisContext *rc, const char *ns, const char *service, int parts, pid_t dead)
+{
+    char h[STACK_MAXP][64];
+    int distinct = 0;
+    for (int k = 0; k < parts && k < STACK_MAXP; k++) {
+        stack_lease_holder(rc, ns, service, k, h[k]);
+        if (!h[k][0] || (dead && stack_held_by(h[k], dead))) return -1;
+        int seen = 0;
+        for (int j = 0; j < k; j++) seen |= !strcmp(h[j], h[k]);
+        distinct += !seen;
+    }
+    return distinct;
+}
+
 void stack_write_csv(const char *path, int n, double drift, double phase)
 {
     FILE *f = fopen(path, "w");

@@ -59,6 +59,13 @@ int stack_settle(qt_stack_t *s, long long bars, int ms);
 #define STACK_MAXP 16
 int stack_parts(redisContext *rc, const char *ns);
 int stack_keys(redisContext *rc, const char *ns, const char *stream, char keys[][64]);
+/* Partition leases (libcommon/lease.h): the holder ("<host>-<pid>", "" for
+ * none) of service's partition k; whether a holder is process pid; how many
+ * distinct replicas hold the parts partitions, or -1 when one is free or
+ * held by dead (0: none is). */
+void stack_lease_holder(redisContext *rc, const char *ns, const char *service, int k, char out[64]);
+int stack_held_by(const char *holder, pid_t pid);
+int stack_lease_holders(redisContext *rc, const char *ns, const char *service, int parts, pid_t dead);
 /* Entries of a type (NULL: all) over every partition of ns:stream; distinct: ids counted once. */
 long stack_count(redisContext *rc, const char *ns, const char *stream, const char *type, int distinct);
 /* lag + pending of every group of ns:stream, every partition (-1 when the lag is unknown). */

@@ -120,14 +120,21 @@ static void replay_files(const char *const *syms, int n, int bars, char *feed, s
     }
 }
 
-/* Two runs' digests must be the same; the first line that differs is shown. */
-static void same_digests(const char *d1, const char *d2, const char *a, const char *b)
+/* Where two digests first differ (the start of that line), or -1 when they are the same. */
+static long digest_differs(const char *d1, const char *d2)
 {
-    if (strcmp(d1, d2) == 0) return;
+    if (strcmp(d1, d2) == 0) return -1;
     size_t i = 0;
     while (d1[i] && d1[i] == d2[i]) i++;
     while (i > 0 && d1[i - 1] != '\n') i--;
-    CHECK_FAIL_AT("the runs differ from:\n  %s: %.400s\n  %s: %.400s", a, d1 + i, b, d2 + i);
+    return (long)i;
+}
+
+/* Two runs' digests must be the same; the first line that differs is shown. */
+static void same_digests(const char *d1, const char *d2, const char *a, const char *b)
+{
+    long i = digest_differs(d1, d2);
+    if (i >= 0) CHECK_FAIL_AT("the runs differ from:\n  %s: %.400s\n  %s: %.400s", a, d1 + i, b, d2 + i);
 }
 
 /* A process that keeps one core busy until killed. */
@@ -260,18 +267,8 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
             if ((more[i] = stack_replica(&s, EXEC, i + 1, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
         if (run) { /* the first executor, which held every partition before the others came */
             int holders = 0;
-            for (long long end = th_now_ms() + 10000; th_now_ms() < end && holders < 3; th_sleep_ms(20)) {
-                char h[4][64];
-                holders = 0;
-                for (int k = 0; k < 4; k++) {
-                    redisReply *r = redisCommand(rc, "GET dt:lease:trade-executor:p%d", k);
-                    snprintf(h[k], sizeof h[k], "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
-                    if (r) freeReplyObject(r);
-                    int seen = !h[k][0];
-                    for (int j = 0; j < k; j++) seen |= !strcmp(h[j], h[k]);
-                    holders += !seen;
-                }
-            }
+            for (long long end = th_now_ms() + 10000; th_now_ms() < end && holders < 3; th_sleep_ms(20))
+                holders = stack_lease_holders(rc, "dt", "trade-executor", 4, 0);
             CHECK_EQ(holders, 3); /* the three share the four partitions */
             long long bars_in = 0;
             for (long long end = th_now_ms() + 120000; th_now_ms() < end && bars_in < 3 * bars * 2 / 5; th_sleep_ms(5))
@@ -357,14 +354,9 @@ TEST(the_engine_and_policy_store_standbys_take_over_and_the_ledger_holds)
         dump(run + 7, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
-    if (strcmp(d1, d2) != 0) {
-        size_t i = 0;
-        while (d1[i] && d1[i] == d2[i]) i++;
-        while (i > 0 && d1[i - 1] != '\n') i--;
-        printf("# standby take-over: the events differ from a run without standbys from: %.200s\n", d2 + i);
-    } else {
-        printf("# standby take-over: every event identical to a run without standbys\n");
-    }
+    long i = digest_differs(d1, d2);
+    if (i >= 0) printf("# standby take-over: the events differ from a run without standbys from: %.200s\n", d2 + i);
+    else printf("# standby take-over: every event identical to a run without standbys\n");
 }
 
 TEST(the_same_replay_twice_gives_the_same_signals_policies_decisions_intents_and_fills)

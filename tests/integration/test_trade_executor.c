@@ -4,6 +4,7 @@
 #include "check.h"
 #include "digest.h"
 #include "harness.h"
+#include "stack.h"
 #include "keys.h"
 
 #include <math.h>
@@ -413,28 +414,10 @@ static void part_intent(const char *ns, const char *id, const char *sym, const c
     th_xadd_event(rc, key, "trade.intent", data, id);
 }
 
-/* The replica of ns holding partition k's lease ("<host>-<pid>"), or "" (out: 64 bytes). */
-static void lease_holder(const char *ns, int k, char *out)
-{
-    redisReply *r = redisCommand(rc, "GET %s:lease:trade-executor:p%d", ns, k);
-    snprintf(out, 64, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
-    if (r) freeReplyObject(r);
-}
-
 /* Are the 4 partitions held by n distinct replicas, none by dead (a pid, or 0)? */
 static int leases_balanced(const char *ns, int n, pid_t dead)
 {
-    char h[4][64], d[32];
-    snprintf(d, sizeof d, "-%d", (int)dead);
-    int distinct = 0;
-    for (int k = 0; k < 4; k++) {
-        lease_holder(ns, k, h[k]);
-        if (!h[k][0] || (dead && strlen(h[k]) > strlen(d) && !strcmp(h[k] + strlen(h[k]) - strlen(d), d))) return 0;
-        int seen = 0;
-        for (int j = 0; j < k; j++) seen |= !strcmp(h[j], h[k]);
-        distinct += !seen;
-    }
-    return distinct == n;
+    return stack_lease_holders(rc, ns, "trade-executor", 4, dead) == n;
 }
 
 /* Three replicas in a namespace of four symbol partitions (DESIGN §2a):
@@ -474,12 +457,11 @@ TEST(replicas_share_the_partitions_by_lease_and_take_over_a_killed_ones)
     }
     int victim = 0, most = 0;
     for (int i = 0; i < 3; i++) {
-        char h[64], d[32];
+        char h[64];
         int held = 0;
-        snprintf(d, sizeof d, "-%d", (int)p[i]);
         for (int q = 0; q < 4; q++) {
-            lease_holder("e9", q, h);
-            held += strlen(h) > strlen(d) && !strcmp(h + strlen(h) - strlen(d), d);
+            stack_lease_holder(rc, "e9", "trade-executor", q, h);
+            held += stack_held_by(h, p[i]);
         }
         if (held > most) most = held, victim = i;
     }
