@@ -1090,7 +1090,51 @@ static void ckpt_cb(redisAsyncContext *ac, void *r, void *pd)
     rlink_replied(rlink_of(ac));
     if (b->ckpt_inflight > 0) b->ckpt_inflight--;
     if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("checkpoint not written: %s", reply->str);
+    else if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+        log_info("checkpoint of partition p%d not written: its lease is no longer ours", (int)(intptr_t)pd);
     else if (reply) metric_inc(b->m_ckpt);
+}
+
+/* A partition's checkpoint is written only while our lease on it stands: a
+ * replica that just lost it never overwrites its new holder's. KEYS: the
+ * checkpoint, the lease. ARGV: the checkpoint, us. */
+static const char ckpt_part_lua[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "return 1\n";
+
+void bus_state_part_key(const bus_t *b, int part, char *out, size_t len)
+{
+    if (b->cfg.partitions <= 1) snprintf(out, len, "%s", b->st_key);
+    else snprintf(out, len, "%s:p%d", b->st_key, part);
+}
+
+/* Partition part's checkpoint (the state of its symbols, the tags of its
+ * streams) sent: 1, or 0 when it could not be. */
+static int ckpt_part_send(bus_t *b, int part)
+{
+    const char *keys[BUS_MAX_SUBS], *ids[BUS_MAX_SUBS];
+    char *state = NULL, *text, skey[220], lkey[220], ps[16];
+    size_t slen = 0, len;
+    int n = 0;
+    for (int i = 0; i < b->nsubs; i++)
+        if (b->subs[i].part == part) keys[n] = b->subs[i].key, ids[n++] = b->subs[i].done_id[0] ? b->subs[i].done_id : "0";
+    if (b->st_ops->save_part(b->st_ud, part, &state, &slen) < 0 ||
+        !(text = ckpt_encode(b->st_ops->format, clock_wall_ms(), n, keys, ids, state, slen, &len))) {
+        free(state);
+        log_error("out of memory writing the checkpoint of partition p%d; trying again in %ld ms", part, b->cfg.checkpoint_ms);
+        return 0;
+    }
+    free(state);
+    bus_state_part_key(b, part, skey, sizeof skey);
+    proto_lease_key(lkey, sizeof lkey, b->cfg.ns, b->cfg.service, part);
+    snprintf(ps, sizeof ps, "2");
+    const char *argv[] = {"EVAL", ckpt_part_lua, ps, skey, lkey, text, b->consumer};
+    size_t lens[] = {4, strlen(ckpt_part_lua), 1, strlen(skey), strlen(lkey), len, strlen(b->consumer)};
+    int ok = rlink_send(&b->cmd, ckpt_cb, (void *)(intptr_t)part, 7, argv, lens) == 0;
+    if (ok) b->ckpt_inflight++, metric_set(b->m_ckpt_bytes, (double)len);
+    free(text);
+    return ok;
 }
 
 /* Write the state and each stream's tag when settled and something changed. */
@@ -1098,6 +1142,15 @@ static void bus_checkpoint(bus_t *b, int64_t now, int force)
 {
     if (!b->st_ops || b->handled_since == 0 || b->ckpt_inflight || !bus_settled(b)) return;
     if (!force && now < b->next_ckpt_ms) return;
+    if (b->leased && b->st_ops->save_part) { /* one per partition held (none released or lost) */
+        int held[QT_PARTITIONS_MAX] = {0}, sent = 0;
+        for (int i = 0; i < b->nsubs; i++)
+            if (b->subs[i].part >= 0 && b->subs[i].part < QT_PARTITIONS_MAX && !b->subs[i].gone) held[b->subs[i].part] = 1;
+        for (int k = 0; k < QT_PARTITIONS_MAX; k++) sent += held[k] && ckpt_part_send(b, k);
+        if (sent) b->handled_since = 0;
+        b->next_ckpt_ms = now + b->cfg.checkpoint_ms;
+        return;
+    }
     const char *keys[BUS_MAX_SUBS], *ids[BUS_MAX_SUBS];
     char *state = NULL, *text;
     size_t slen = 0, len;
@@ -1122,7 +1175,10 @@ static void bus_checkpoint(bus_t *b, int64_t now, int force)
 
 int bus_keep_state(bus_t *b, const ckpt_ops_t *ops, void *ud)
 {
-    if (b->started || !ops || !ops->save || !ops->load || !ops->format) return -1;
+    if (b->started || !ops || !ops->format) return -1;
+    int parted = ops->save_part && ops->load_part && ops->drop_part && ops->gap_part;
+    if ((ops->save_part || ops->load_part || ops->drop_part || ops->gap_part) && !parted) return -1; /* all four or none */
+    if (parted ? !b->leased : (!ops->save || !ops->load)) return -1; /* parted: after bus_lease_parts() */
     b->st_ops = ops, b->st_ud = ud;
     proto_key(b->st_key, sizeof b->st_key, b->cfg.ns, QT_KEY_STATE_PREFIX);
     size_t n = strlen(b->st_key);
@@ -1144,6 +1200,8 @@ const char *bus_state_key(const bus_t *b) { return b->st_key; }
 int bus_replaying(const bus_t *b) { return b->replaying; }
 int bus_sub_count(const bus_t *b) { return b->nsubs; }
 const char *bus_sub_key(const bus_t *b, int si) { return si >= 0 && si < b->nsubs ? b->subs[si].key : NULL; }
+int bus_sub_part(const bus_t *b, int si) { return si >= 0 && si < b->nsubs ? b->subs[si].part : -1; }
+int bus_state_parted(const bus_t *b) { return b->leased && b->st_ops && b->st_ops->save_part; }
 const char *bus_group(const bus_t *b) { return b->group; }
 const char *bus_consumer(const bus_t *b) { return b->consumer; }
 
@@ -1508,6 +1566,7 @@ void bus_part_drop(bus_t *b, int part, int keep_pending)
         s->off = 1, s->taking = 0;
         if (!keep_pending) s->gone = 1;
     }
+    if (!keep_pending && bus_state_parted(b)) b->st_ops->drop_part(b->st_ud, part); /* its next holder has it */
     if (!changed) return;
     bus_parts_changed(b);
     for (int i = 0; i < b->nsubs; i++)

@@ -192,10 +192,17 @@ struct ckpt_ops;
 /* Before bus_start(): keep the state ops describe (ops and ud outlive the
  * bus) in "<ns>:state:<service>", written every QT_CHECKPOINT_MS and at
  * stop (see ckpt.h). svc_run() restores it (restore.h) before the bus
- * starts. -1 when started already or ops are incomplete. */
+ * starts. With the partition ops (ckpt.h; call bus_lease_parts() first)
+ * each partition held is checkpointed on its own and restored when taken.
+ * -1 when started already or ops are incomplete. */
 int bus_keep_state(bus_t *b, const struct ckpt_ops *ops, void *ud);
 const struct ckpt_ops *bus_state_ops(const bus_t *b, void **ud);
 const char *bus_state_key(const bus_t *b);
+/* A leased bus whose ops have the partition ops (ckpt.h): each partition's
+ * state is checkpointed on its own, under bus_state_part_key(), and
+ * restored when the partition is taken (restore_part), not at start. */
+int bus_state_parted(const bus_t *b);
+void bus_state_part_key(const bus_t *b, int part, char *out, size_t len);
 /* 1 while a handler runs on a replayed entry: publishes are dropped (they
  * went out the first time), bus_redis() and bus_defer() refuse. A handler
  * that writes shared state elsewhere checks this. */
@@ -208,6 +215,7 @@ int bus_replaying(const bus_t *b);
  * replay handled (the next checkpoint's tag starts there). */
 int bus_sub_count(const bus_t *b);
 const char *bus_sub_key(const bus_t *b, int si);
+int bus_sub_part(const bus_t *b, int si); /* its partition, -1 for an unpartitioned stream */
 const char *bus_group(const bus_t *b);
 const char *bus_consumer(const bus_t *b);
 int bus_replay(bus_t *b, int si, const char *id, const struct redisReply *fields);

@@ -43,11 +43,27 @@ typedef struct ckpt_ops {
      * start-up connection: what the service kept elsewhere in Redis before
      * it had checkpoints can be taken up here. */
     void (*fresh)(void *ud, redisContext *c);
+    /* (With the partition ops below, fresh is called at every start, before
+     * any partition is taken, and save, load and gap may be NULL.) */
     /* May be NULL. Called after a checkpoint was loaded when entries after
      * it were trimmed from the streams (history_lost), before the replay:
      * drop what needs an unbroken sequence of bars (feature windows), which
      * the replay of what is left then refills from scratch (warmup.h). */
     void (*gap)(void *ud);
+    /* Set all four for a service whose replicas share the symbol partitions
+     * (bus_lease_parts): then each partition k it holds has a checkpoint of
+     * its own ("<ns>:state:<service>" with partition k's suffix, keys.h),
+     * written only while our lease on k stands, and restored when k is taken
+     * (restore_part) — the whole-state ops above are then not used.
+     * save_part: the state of partition k's symbols only. load_part: replace
+     * partition k's symbols with saved bytes (-1 with err: k's symbols are
+     * then as drop_part leaves them). drop_part: forget partition k's
+     * symbols (it was given up, or is about to be loaded). gap_part: as gap,
+     * for partition k's symbols. */
+    int (*save_part)(void *ud, int part, char **out, size_t *len);
+    int (*load_part)(void *ud, int part, const char *in, size_t len, char *err, size_t errlen);
+    void (*drop_part)(void *ud, int part);
+    void (*gap_part)(void *ud, int part);
 } ckpt_ops_t;
 
 /* What a restore did, for logs and status. */

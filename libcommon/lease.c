@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "keys.h"
 #include "log.h"
+#include "restore.h"
 #include "rsync.h"
 
 #include <hiredis/hiredis.h>
@@ -24,7 +25,10 @@ struct lease {
     int64_t next_ms;                 /* the next round is due (QT_LEASE_MS / 3 after the last) */
     int confirmed;                   /* a round has been answered */
     struct event *timer;
-    metric_t *m_held[QT_PARTITIONS_MAX], *m_replicas, *m_taken, *m_released, *m_lost;
+    ckpt_restore_t restore[QT_PARTITIONS_MAX]; /* how each partition's state came back (a bus that keeps it per partition) */
+    int unrestored[QT_PARTITIONS_MAX];         /* ... or why it has not yet */
+    int64_t restore_said_ms;
+    metric_t *m_held[QT_PARTITIONS_MAX], *m_replicas, *m_taken, *m_released, *m_lost, *m_hist_lost;
 };
 
 /* KEYS: members, the P lease keys, then the stream keys of the partitions to
@@ -90,6 +94,33 @@ static const char lease_lift_lua[] =
 
 static void lease_round(lease_t *l);
 
+/* Partition k's state back before it is read (restore_part): 1 when done
+ * (or none is kept), 0 when it is to be tried again at the next round (its
+ * lease stays ours meanwhile). */
+static int lease_restore(lease_t *l, int k)
+{
+    ckpt_restore_t r;
+    char err[512];
+    if (!bus_state_parted(l->bus)) return 1;
+    int64_t t0 = clock_mono_ms();
+    int rc = restore_part(l->bus, l->cfg, k, &r, err, sizeof err);
+    if (rc != 0) {
+        if (t0 - l->restore_said_ms >= 1000) {
+            log_warn("partition p%d: its state could not be restored yet, trying again: %s", k, err);
+            l->restore_said_ms = t0;
+        }
+        memset(&l->restore[k], 0, sizeof l->restore[k]);
+        snprintf(l->restore[k].note, sizeof l->restore[k].note, "not restored yet: %.200s", err);
+        l->unrestored[k] = 1;
+        return 0;
+    }
+    l->restore[k] = r, l->unrestored[k] = 0;
+    if (r.history_lost) metric_inc(l->m_hist_lost);
+    log_msg(r.history_lost ? LOG_WARN : LOG_INFO, NULL, "partition p%d: state restored in %lld ms: %s%s", k,
+            (long long)(clock_mono_ms() - t0), r.note, r.pending ? " (its pending entries come next)" : "");
+    return 1;
+}
+
 static void lease_drop(lease_t *l, int k, const char *why, metric_t *m)
 {
     bus_part_drop(l->bus, k, 0);
@@ -124,7 +155,8 @@ static void lease_cb(void *ud, const struct redisReply *r)
     int count = 0, rel = 0;
     for (int k = 0; k < l->parts; k++) {
         int now = r->element[2 + k]->integer == 1;
-        if (now && !l->held[k]) {
+        if (!now) l->unrestored[k] = 0; /* not ours to restore */
+        if (now && !l->held[k] && lease_restore(l, k)) {
             l->held[k] = 1;
             metric_set(l->m_held[k], 1);
             metric_inc(l->m_taken);
@@ -227,7 +259,7 @@ lease_t *lease_start(bus_t *b, struct event_base *base, metrics_t *m)
     snprintf(l->members, sizeof l->members, "%s:members", base_key);
     for (int k = 0; k < l->parts; k++) {
         char lb[32];
-        snprintf(l->keys[k], sizeof l->keys[k], "%s:p%d", base_key, k);
+        proto_lease_key(l->keys[k], sizeof l->keys[k], cfg->ns, cfg->service, k);
         snprintf(lb, sizeof lb, "partition=\"%d\"", k);
         l->m_held[k] = metrics_gauge(m, "qt_partition_held", "1 while this replica holds the partition's lease", lb);
     }
@@ -237,6 +269,8 @@ lease_t *lease_start(bus_t *b, struct event_base *base, metrics_t *m)
     l->m_taken = metrics_counter(m, "qt_partition_moves_total", "Partitions taken, released or lost", "kind=\"taken\"");
     l->m_released = metrics_counter(m, "qt_partition_moves_total", "Partitions taken, released or lost", "kind=\"released\"");
     l->m_lost = metrics_counter(m, "qt_partition_moves_total", "Partitions taken, released or lost", "kind=\"lost\"");
+    l->m_hist_lost = metrics_counter(m, "qt_state_history_lost_total",
+                                     "Restores that found entries they needed trimmed from the streams", NULL);
     struct timeval tv = {0, 20000}; /* rounds are due every QT_LEASE_MS / 3; the first as soon as it can go */
     if (!(l->timer = event_new(base, -1, EV_PERSIST, lease_tick, l)) || event_add(l->timer, &tv) < 0) {
         lease_free(l);
@@ -276,15 +310,45 @@ void lease_release_sync(lease_t *l, const qt_config_t *cfg)
 
 json_t *lease_status(const lease_t *l)
 {
-    json_t *held = json_array(), *reading = json_array(), *rel = json_array();
+    json_t *held = json_array(), *reading = json_array(), *rel = json_array(), *restored = json_object();
     for (int k = 0; k < l->parts; k++) {
+        char pk[16];
+        snprintf(pk, sizeof pk, "p%d", k);
+        if (l->held[k] || l->unrestored[k]) json_object_set_new(restored, pk, json_string(l->restore[k].note));
         if (l->held[k]) json_array_append_new(held, json_integer(k));
         if (bus_part_reading(l->bus, k)) json_array_append_new(reading, json_integer(k));
         if (l->releasing[k]) json_array_append_new(rel, json_integer(k));
     }
-    return json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:I}", "count", l->parts, "replicas", l->replicas, "share",
-                     l->share, "held", held, "reading", reading, "releasing", rel, "members", l->members, "lease_ms",
-                     (json_int_t)l->ms);
+    json_t *st = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:s, s:I}", "count", l->parts, "replicas", l->replicas,
+                           "share", l->share, "held", held, "reading", reading, "releasing", rel, "members", l->members,
+                           "lease_ms", (json_int_t)l->ms);
+    if (bus_state_parted(l->bus)) json_object_set_new(st, "restored", restored);
+    else json_decref(restored);
+    return st;
+}
+
+int lease_restored(const lease_t *l, ckpt_restore_t *sum)
+{
+    int n = 0, found = 0;
+    memset(sum, 0, sizeof *sum);
+    for (int k = 0; l && k < l->parts; k++) {
+        if (!l->held[k]) continue;
+        const ckpt_restore_t *r = &l->restore[k];
+        n++, found += r->found;
+        sum->replayed += r->replayed, sum->pending += r->pending, sum->history_lost |= r->history_lost;
+        if (r->saved_ms > sum->saved_ms) sum->saved_ms = r->saved_ms;
+        size_t len = strlen(sum->note);
+        snprintf(sum->note + len, sizeof sum->note - len, "%sp%d: %s", len ? "; " : "", k, r->note);
+    }
+    sum->found = n > 0 && found == n;
+    return n;
+}
+
+int lease_restoring(const lease_t *l, char *why, size_t len)
+{
+    for (int k = 0; l && k < l->parts; k++)
+        if (l->unrestored[k]) return snprintf(why, len, "partition p%d %s", k, l->restore[k].note), 1;
+    return 0;
 }
 
 void lease_free(lease_t *l)

@@ -23,6 +23,7 @@
 #define QT_LEASE_H
 
 #include "bus.h"
+#include "ckpt.h"
 #include "config.h"
 #include "metrics.h"
 
@@ -43,6 +44,13 @@ void lease_release_sync(lease_t *l, const qt_config_t *cfg);
 /* {count, replicas, share, held: [k...], reading: [k...], releasing: [k...],
  * key}: a new reference. */
 json_t *lease_status(const lease_t *l);
+/* For a bus that keeps its state per partition: what the restores of the
+ * partitions held did, summed into sum (found: every one from a
+ * checkpoint; note: one "p<k>: ..." each); how many are held. */
+int lease_restored(const lease_t *l, ckpt_restore_t *sum);
+/* 1 with why when a partition we hold waits for its state (Redis failed
+ * or refused a read of it): it is not read until then. */
+int lease_restoring(const lease_t *l, char *why, size_t len);
 void lease_free(lease_t *l);
 
 /* ---------- one active instance per namespace ----------

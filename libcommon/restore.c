@@ -173,8 +173,8 @@ static int restore_is_pending(restore_stream_t *st, const char *id)
 }
 
 /* Hand every stream's entries to the handlers, the oldest id first. */
-static int restore_replay(bus_t *b, redisContext *c, const qt_config_t *cfg, restore_stream_t *sts, int n,
-                          ckpt_restore_t *out)
+static int restore_replay(bus_t *b, redisContext *c, const qt_config_t *cfg, const int *si, restore_stream_t *sts,
+                          int n, ckpt_restore_t *out)
 {
     int failed = 0;
     for (;;) {
@@ -187,15 +187,17 @@ static int restore_replay(bus_t *b, redisContext *c, const qt_config_t *cfg, res
         if (!be) return failed ? -1 : 0;
         restore_stream_t *st = &sts[best];
         const char *id = be->element[0]->str;
-        if (!restore_is_pending(st, id) && bus_replay(b, best, id, be->element[1])) out->replayed++;
+        if (!restore_is_pending(st, id) && bus_replay(b, si[best], id, be->element[1])) out->replayed++;
         snprintf(st->done, sizeof st->done, "%s", id);
         st->at++;
     }
 }
 
-/* The checkpoint into the service (tags into sts), or nothing; -1 when the
- * connection failed (the service's state is then untouched). */
-static int restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n, ckpt_restore_t *out)
+/* The checkpoint key into the service (tags into sts), or nothing; -1 when
+ * the connection failed (the service's state is then untouched). part -1:
+ * the whole state; else partition part's (its symbols dropped first). */
+static int restore_load(redisContext *c, bus_t *b, const char *key, int part, restore_stream_t *sts, int n,
+                        ckpt_restore_t *out)
 {
     void *ud;
     const ckpt_ops_t *ops = bus_state_ops(b, &ud);
@@ -203,13 +205,14 @@ static int restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n,
     restore_id_t ids[64];
     size_t slen;
     char err[256];
-    redisReply *r = redisCommand(c, "GET %s", bus_state_key(b));
+    redisReply *r = redisCommand(c, "GET %s", key);
     if (!r) return -1;
     for (int i = 0; i < n; i++) keys[i] = sts[i].key;
+    if (part >= 0) ops->drop_part(ud, part);
     if (r && r->type == REDIS_REPLY_STRING) {
         if (ckpt_decode(r->str, r->len, ops->format, n, keys, ids, &out->saved_ms, &state, &slen, err, sizeof err) < 0 ||
-            ops->load(ud, state, slen, err, sizeof err) < 0) {
-            log_warn("checkpoint %s not used: %s; the state is rebuilt from the streams", bus_state_key(b), err);
+            (part < 0 ? ops->load(ud, state, slen, err, sizeof err) : ops->load_part(ud, part, state, slen, err, sizeof err)) < 0) {
+            log_warn("checkpoint %s not used: %s; the state is rebuilt from the streams", key, err);
             out->saved_ms = 0;
         } else {
             out->found = 1;
@@ -220,22 +223,29 @@ static int restore_load(redisContext *c, bus_t *b, restore_stream_t *sts, int n,
     return 0;
 }
 
-int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen)
+/* The restore of every subscription (part -1, the whole state) or of
+ * partition part's. */
+static int restore_streams(bus_t *b, const qt_config_t *cfg, int part, ckpt_restore_t *out, char *err, size_t errlen)
 {
-    int n = bus_sub_count(b), rc = 0;
+    int n = 0, si[64], rc = 0;
+    char key[220];
     memset(out, 0, sizeof *out);
+    for (int i = 0; i < bus_sub_count(b) && n < 64; i++)
+        if (part < 0 || bus_sub_part(b, i) == part) si[n++] = i;
     if (!bus_state_ops(b, NULL) || n == 0) return 0;
+    if (part < 0) snprintf(key, sizeof key, "%s", bus_state_key(b));
+    else bus_state_part_key(b, part, key, sizeof key);
     redisContext *c = rsync_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, errlen);
     if (!c) return 1;
     restore_stream_t *sts = calloc((size_t)n, sizeof *sts);
     if (!sts) return redisFree(c), snprintf(err, errlen, "out of memory restoring state"), -1;
     for (int i = 0; i < n; i++) {
-        sts[i].key = bus_sub_key(b, i);
+        sts[i].key = bus_sub_key(b, si[i]);
         snprintf(sts[i].tag, sizeof sts[i].tag, "0");
     }
     /* until the replay starts a failure leaves nothing half done: a checkpoint
      * loaded is loaded again by the next try, so it is tried again (1) */
-    if (restore_load(c, b, sts, n, out) < 0) rc = 1;
+    if (restore_load(c, b, key, part, sts, n, out) < 0) rc = 1;
     for (int i = 0; i < n && rc == 0; i++) {
         snprintf(sts[i].from, sizeof sts[i].from, strcmp(sts[i].tag, "0") ? "(%s" : "-", sts[i].tag);
         if (restore_bounds(c, bus_group(b), &sts[i], &out->history_lost) < 0 ||
@@ -244,12 +254,13 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
     }
     void *ud;
     const ckpt_ops_t *ops = bus_state_ops(b, &ud);
-    if (rc == 0 && out->found && out->history_lost && ops->gap) ops->gap(ud);
-    if (rc == 0 && restore_replay(b, c, cfg, sts, n, out) < 0) rc = -1; /* half replayed: only a fresh start is sound */
-    if (rc == 0 && !out->found && ops->fresh) ops->fresh(ud, c);
+    if (rc == 0 && out->found && out->history_lost && part < 0 && ops->gap) ops->gap(ud);
+    if (rc == 0 && out->found && out->history_lost && part >= 0) ops->gap_part(ud, part);
+    if (rc == 0 && restore_replay(b, c, cfg, si, sts, n, out) < 0) rc = -1; /* half replayed */
+    if (rc == 0 && !out->found && part < 0 && ops->fresh) ops->fresh(ud, c);
     for (int i = 0; i < n; i++) {
         out->pending += (long)sts[i].npending;
-        bus_sub_restored(b, i, sts[i].tag, sts[i].done[0] ? sts[i].done : NULL);
+        bus_sub_restored(b, si[i], sts[i].tag, sts[i].done[0] ? sts[i].done : NULL);
         if (sts[i].skipped) log_warn("restoring state: %ld entries of %s over QT_MAX_ENTRY_BYTES left out", sts[i].skipped, sts[i].key);
         if (sts[i].page) freeReplyObject(sts[i].page);
         free(sts[i].pending);
@@ -261,5 +272,33 @@ int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err
              out->replayed, out->history_lost ? "; entries after it were trimmed from the streams: warming up" : "");
     redisFree(c);
     free(sts);
+    return rc;
+}
+
+int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen)
+{
+    void *ud;
+    const ckpt_ops_t *ops = bus_state_ops(b, &ud);
+    if (bus_state_parted(b)) { /* each partition's state comes back when it is taken (restore_part) */
+        memset(out, 0, sizeof *out);
+        snprintf(out->note, sizeof out->note, "each partition's state is restored when it is taken");
+        if (!ops->fresh) return 0;
+        redisContext *c = rsync_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, errlen);
+        if (!c) return 1;
+        ops->fresh(ud, c);
+        int failed = c->err != 0;
+        if (failed) snprintf(err, errlen, "Redis failed reading what the service keeps: %s", c->errstr);
+        redisFree(c);
+        return failed;
+    }
+    return restore_streams(b, cfg, -1, out, err, errlen);
+}
+
+int restore_part(bus_t *b, const qt_config_t *cfg, int part, ckpt_restore_t *out, char *err, size_t errlen)
+{
+    void *ud;
+    if (!bus_state_parted(b)) return memset(out, 0, sizeof *out), 0;
+    int rc = restore_streams(b, cfg, part, out, err, errlen);
+    if (rc != 0) bus_state_ops(b, &ud)->drop_part(ud, part); /* as before the take: the next try starts clean */
     return rc;
 }

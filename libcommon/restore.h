@@ -22,5 +22,14 @@
  * failed in the middle of the replay (the state is half replayed: only a new
  * process can start soundly). */
 int restore_run(bus_t *b, const qt_config_t *cfg, ckpt_restore_t *out, char *err, size_t errlen);
+/* For a bus whose state is kept per partition (bus_state_parted): partition
+ * part's state back, as restore_run does for the whole — its checkpoint,
+ * the replay of what its group acked after it, its pending entries claimed
+ * for us — when lease.c has just taken it, before it is read. Blocks the
+ * loop for the time it takes (one checkpoint interval of entries, as a
+ * rule). The same returns; after a failure partition part's symbols are
+ * dropped again and the take is tried again at the next lease round. With
+ * a bus that keeps no such state: 0, nothing done. */
+int restore_part(bus_t *b, const qt_config_t *cfg, int part, ckpt_restore_t *out, char *err, size_t errlen);
 
 #endif

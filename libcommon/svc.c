@@ -22,7 +22,13 @@ static int svc_bus_ready(void *ud, char *why, size_t whylen) { return bus_ready(
 json_t *svc_state_status(const svc_t *s)
 {
     const ckpt_restore_t *r = &s->restored;
+    ckpt_restore_t parts;
     if (!bus_state_ops(s->bus, NULL)) return NULL;
+    if (bus_state_parted(s->bus)) { /* restored partition by partition, as they are taken */
+        lease_restored(s->lease, &parts);
+        r = &parts;
+        if (!parts.note[0]) snprintf(parts.note, sizeof parts.note, "no partition held");
+    }
     return json_pack("{s:s, s:b, s:I, s:I, s:I, s:b, s:s}", "key", bus_state_key(s->bus), "from_checkpoint", r->found,
                      "checkpoint_saved_ms", (json_int_t)r->saved_ms, "replayed", (json_int_t)r->replayed, "pending",
                      (json_int_t)r->pending, "history_lost", r->history_lost, "restored", r->note);
@@ -283,6 +289,9 @@ static int svc_state_ready(void *ud, char *why, size_t whylen)
 {
     const svc_t *s = ud;
     if (s->begun && s->lease) {
+        char wait[400];
+        if (lease_restoring(s->lease, wait, sizeof wait))
+            return snprintf(why, whylen, "restoring state: %s", wait), 0;
         json_t *st = lease_status(s->lease);
         int none = json_array_size(json_object_get(st, "held")) == 0;
         json_decref(st);

@@ -10,6 +10,7 @@
 #define QT_PROTO_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Streams */
 #define QT_STREAM_MARKET "market"           /* trading-engine's feed: market.data.update */
@@ -32,11 +33,14 @@
  * (QT_LEASE_MS); "lease:<service>:members": sorted set of the live replicas scored by when they
  * expire (libcommon/lease.h). Written by the service's replicas only. */
 #define QT_KEY_LEASE_PREFIX "lease:"
+/* "<ns>:lease:<service>:p<k>", the lease of partition k (for every P, 1 included). */
+void proto_lease_key(char *out, size_t len, const char *ns, const char *service, int k);
 /* 1 when stream name is partitioned. */
 int proto_partitioned(const char *name);
 /* The partition of symbol: FNV-1a (32-bit) of its bytes, modulo p. Stable
  * across versions and hosts: producers in other languages compute the same. */
 int proto_partition(const char *symbol, int p);
+uint32_t proto_symbol_hash(const char *symbol); /* that FNV-1a 32 */
 /* The key of partition k of stream name in a namespace of p partitions:
  * "<ns>:<name>" when p is 1 or name is not partitioned, else
  * "<ns>:<name>:p<k>". */
@@ -54,7 +58,9 @@ void proto_part_key(char *out, size_t len, const char *ns, const char *name, int
 #define QT_KEY_POLICY_STATE "policy:state"       /* private: the policy engine's checkpoint (JSON) */
 
 /* trading-engine */
-#define QT_KEY_STATE_PREFIX "state:"    /* private: "state:<service>", a service's checkpoint (libcommon/ckpt.h) */
+#define QT_KEY_STATE_PREFIX "state:"    /* private: "state:<service>", a service's checkpoint (libcommon/ckpt.h);
+                                          * with P > 1, a service whose replicas share the partitions
+                                          * has one per partition, "state:<service>:p<k>" */
 #define QT_KEY_ENGINE_STATE "engine:state"       /* private: the engine's checkpoint (JSON) */
 #define QT_KEY_ENGINE_POSITIONS "engine:positions" /* string: JSON {symbol: signed quantity} of the engine's
                                                      book, written with every checkpoint (10 s) */

@@ -181,17 +181,24 @@ int proto_partitioned(const char *name)
     return 0;
 }
 
-int proto_partition(const char *symbol, int p)
+uint32_t proto_symbol_hash(const char *symbol)
 {
     uint32_t h = 2166136261u;
     for (const unsigned char *c = (const unsigned char *)symbol; *c; c++) h = (h ^ *c) * 16777619u;
-    return p > 1 ? (int)(h % (uint32_t)p) : 0;
+    return h;
 }
+
+int proto_partition(const char *symbol, int p) { return p > 1 ? (int)(proto_symbol_hash(symbol) % (uint32_t)p) : 0; }
 
 void proto_part_key(char *out, size_t len, const char *ns, const char *name, int p, int k)
 {
     if (p <= 1 || !proto_partitioned(name)) snprintf(out, len, "%s:%s", ns, name);
     else snprintf(out, len, "%s:%s:p%d", ns, name, k);
+}
+
+void proto_lease_key(char *out, size_t len, const char *ns, const char *service, int k)
+{
+    snprintf(out, len, "%s:" QT_KEY_LEASE_PREFIX "%s:p%d", ns, service, k);
 }
 
 const char *const proto_rl_actions[PROTO_RL_ACTIONS] = {"FLAT",        "LONG_SMALL",  "LONG_LARGE",

@@ -496,7 +496,7 @@ static void ens_gap(void *ud)
 
 static long ens_bars(const void *slot) { return ((const ens_sym_t *)slot)->st.ind.bars; }
 
-static const ckpt_ops_t ens_ckpt = {ens_format, ens_save, ens_load, NULL, ens_gap};
+static const ckpt_ops_t ens_ckpt = {.format = ens_format, .save = ens_save, .load = ens_load, .gap = ens_gap};
 
 /* ---------- HTTP and status ---------- */
 

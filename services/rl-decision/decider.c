@@ -36,6 +36,11 @@ typedef struct dec_sym {
     float last_obs[FEATURES_DIM], entry_obs[FEATURES_DIM];
     int last_action, entry_action, has_entry;
     int64_t last_open_time, leap_held; /* leap_held: see timeguard.h */
+    /* exploration, per symbol: the same draws whichever replica holds the
+     * symbol's partition and whatever the other symbols do (DESIGN §2a) */
+    uint64_t rng;
+    double epsilon;
+    int part; /* its partition (keys.h) */
 } dec_sym_t;
 
 struct decider {
@@ -45,9 +50,9 @@ struct decider {
     dec_sym_t syms[DEC_SYMS];
     int nsyms;
     dedupe_t *seen;
-    double epsilon, eps_min, eps_decay, equity;
+    double eps_initial, eps_min, eps_decay, equity;
     int explore_in_shadow;
-    uint64_t rng;
+    uint64_t seed;
     policyview_t pv; /* rl_v3.live.mode */
     long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
     metric_t *m_latency, *m_decisions;
@@ -62,19 +67,24 @@ static dec_sym_t *dec_sym(decider_t *d, const char *symbol)
 {
     int created;
     dec_sym_t *s = SYMTAB_SLOT(d->syms, &d->nsyms, DEC_SYMS, symbol, &created);
-    if (created) obs_init(&s->st);
+    if (created) {
+        obs_init(&s->st);
+        s->rng = d->seed << 32 | proto_symbol_hash(s->symbol);
+        s->epsilon = d->eps_initial;
+        s->part = proto_partition(s->symbol, (int)d->svc->cfg.partitions);
+    }
     return s;
 }
 
 static const char *dec_mode(const decider_t *d) { return policyview_str(&d->pv, "rl_v3.live.mode", "SHADOW"); }
 
-static int dec_exploring(decider_t *d)
+static int dec_exploring(decider_t *d, dec_sym_t *s)
 {
     const char *mode = dec_mode(d);
     if (strcmp(mode, "SHADOW") == 0 && !d->explore_in_shadow) return 0;
     if (strcmp(mode, "OFF") == 0) return 0;
-    int ex = prng_uniform(&d->rng) < d->epsilon;
-    d->epsilon = fmax(d->eps_min, d->epsilon * d->eps_decay);
+    int ex = prng_uniform(&s->rng) < s->epsilon;
+    s->epsilon = fmax(d->eps_min, s->epsilon * d->eps_decay);
     return ex;
 }
 
@@ -114,8 +124,6 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     /* what this bar changes, as it was: a bar handed back for a retry (its
      * signal could not be queued) comes again as if for the first time */
     dec_sym_t before = *s;
-    uint64_t rng = d->rng;
-    double epsilon = d->epsilon;
     long explored = d->explored;
     if (tguard_leap(s->last_open_time, &s->leap_held, ot,
                     kline_interval_ms(json_string_value(json_object_get(b, "interval"))), "data.open_time", err,
@@ -135,14 +143,14 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
     int64_t t0 = clock_mono_us();
     model_forward(d->model, s->last_obs, &o);
     metric_observe(d->m_latency, (double)(clock_mono_us() - t0) / 1e6);
-    int a = 0, exploring = dec_exploring(d);
+    int a = 0, exploring = dec_exploring(d, s);
     for (int j = 1; j < MODEL_ACTIONS; j++)
         if (o.probs[j] > o.probs[a]) a = j;
-    if (exploring) a = (int)(prng_uniform(&d->rng) * MODEL_ACTIONS) % MODEL_ACTIONS, d->explored++;
+    if (exploring) a = (int)(prng_uniform(&s->rng) * MODEL_ACTIONS) % MODEL_ACTIONS, d->explored++;
     s->last_action = a;
     if (dec_publish(d, s, m->ev, a, &o, exploring) < 0) {
         snprintf(err, errlen, "outbox full");
-        *s = before, d->rng = rng, d->epsilon = epsilon, d->explored = explored;
+        *s = before, d->explored = explored;
         return BUS_RETRY;
     }
     d->decisions++, d->action_counts[a]++;
@@ -182,7 +190,11 @@ static bus_result_t dec_on_feedback(decider_t *d, const bus_msg_t *m)
         s->entry_price = json_number_value(json_object_get(f, "entry_price"));
         s->qty = json_number_value(json_object_get(f, "qty"));
         s->leverage = json_is_number(json_object_get(f, "leverage")) ? json_number_value(json_object_get(f, "leverage")) : 1;
-        s->pos.size = d->equity > 0 ? s->qty * s->entry_price / s->leverage / d->equity : 0;
+        /* the account's equity at the open, carried by the event itself (the
+         * last performance.update, in partition 0, only before it did) */
+        const json_t *eq = json_object_get(f, "equity");
+        double equity = json_is_number(eq) ? json_number_value(eq) : d->equity;
+        s->pos.size = equity > 0 ? s->qty * s->entry_price / s->leverage / equity : 0;
         s->opened_at = json_integer_value(json_object_get(f, "event_time"));
         memcpy(s->entry_obs, s->last_obs, sizeof s->entry_obs);
         s->entry_action = s->last_action;
@@ -208,64 +220,81 @@ static bus_result_t dec_handle(void *ud, const bus_msg_t *m, char *err, size_t e
 
 /* ---------- state across restarts (ckpt.h) ---------- */
 
-/* The decider's own fields in a checkpoint; the symbols and the policy view follow. */
-typedef struct dec_saved {
-    uint64_t rng;
-    double epsilon, equity;
-    long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
-    int nsyms;
-} dec_saved_t;
-
 static char dec_format[64];
 
-static int dec_save(void *ud, char **out, size_t *len)
+/* The policy view before any partition is restored (a bar replayed is
+ * decided in the mode of the moment, as it was): read on the start-up
+ * connection, then every 10 s and from the policy stream. */
+static void dec_fresh(void *ud, redisContext *c)
 {
     decider_t *d = ud;
-    dec_saved_t h = {d->rng, d->epsilon, d->equity, d->decisions, d->explored, {0}, d->experiences, d->nsyms};
-    memcpy(h.action_counts, d->action_counts, sizeof h.action_counts);
-    char *pv = policyview_save(&d->pv);
-    size_t syms = (size_t)d->nsyms * sizeof *d->syms, pvlen = pv ? strlen(pv) : 0;
-    *out = pv ? malloc(sizeof h + syms + pvlen) : NULL;
-    if (!*out) return free(pv), -1;
-    memcpy(*out, &h, sizeof h);
-    memcpy(*out + sizeof h, d->syms, syms);
-    memcpy(*out + sizeof h + syms, pv, pvlen);
-    *len = sizeof h + syms + pvlen;
-    free(pv);
+    char key[160];
+    proto_key(key, sizeof key, d->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
+    redisReply *r = redisCommand(c, "HGETALL %s", key);
+    if (r) policyview_load_hash(&d->pv, r), freeReplyObject(r);
+}
+
+/* Partition k's own state, with replicas (bus_lease_parts): its symbols,
+ * nothing of the account (the policy view is read from policy-store, the
+ * counters are this process's). */
+static int dec_save_part(void *ud, int part, char **out, size_t *len)
+{
+    decider_t *d = ud;
+    int n = 0;
+    *out = malloc(sizeof n + (size_t)d->nsyms * sizeof *d->syms);
+    if (!*out) return -1;
+    for (int i = 0; i < d->nsyms; i++)
+        if (d->syms[i].part == part) memcpy(*out + sizeof n + (size_t)n++ * sizeof *d->syms, &d->syms[i], sizeof *d->syms);
+    memcpy(*out, &n, sizeof n);
+    *len = sizeof n + (size_t)n * sizeof *d->syms;
     return 0;
 }
 
-static int dec_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
+static void dec_drop_part(void *ud, int part)
 {
     decider_t *d = ud;
-    dec_saved_t h;
-    if (len < sizeof h) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
-    memcpy(&h, in, sizeof h);
-    size_t syms = (size_t)h.nsyms * sizeof *d->syms;
-    if (h.nsyms < 0 || h.nsyms > DEC_SYMS || len < sizeof h + syms)
-        return snprintf(err, errlen, "state says %d symbols in %zu bytes", h.nsyms, len), -1;
-    if (!SYMTAB_NAMES_OK(in + sizeof h, d->syms, h.nsyms))
-        return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
-    if (policyview_restore(&d->pv, in + sizeof h + syms, len - sizeof h - syms) < 0)
-        return snprintf(err, errlen, "the policy view in the state is not JSON of one"), -1;
-    memcpy(d->syms, in + sizeof h, syms);
-    d->nsyms = h.nsyms, d->rng = h.rng, d->epsilon = h.epsilon, d->equity = h.equity;
-    d->decisions = h.decisions, d->explored = h.explored, d->experiences = h.experiences;
-    memcpy(d->action_counts, h.action_counts, sizeof d->action_counts);
+    int n = 0;
+    for (int i = 0; i < d->nsyms; i++)
+        if (d->syms[i].part != part) d->syms[n++] = d->syms[i];
+    d->nsyms = n;
+}
+
+static int dec_load_part(void *ud, int part, const char *in, size_t len, char *err, size_t errlen)
+{
+    decider_t *d = ud;
+    int n;
+    if (len < sizeof n) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
+    memcpy(&n, in, sizeof n);
+    if (n < 0 || n > DEC_SYMS - d->nsyms || len != sizeof n + (size_t)n * sizeof *d->syms)
+        return snprintf(err, errlen, "state says %d symbols in %zu bytes (%d of %d slots free)", n, len,
+                        DEC_SYMS - d->nsyms, DEC_SYMS), -1;
+    if (!SYMTAB_NAMES_OK(in + sizeof n, d->syms, n)) return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
+    for (int i = 0; i < n; i++) {
+        dec_sym_t s;
+        memcpy(&s, in + sizeof n + (size_t)i * sizeof s, sizeof s);
+        if (proto_partition(s.symbol, (int)d->svc->cfg.partitions) != part)
+            return snprintf(err, errlen, "symbol %s of the state is not of partition p%d", s.symbol, part), -1;
+    }
+    memcpy(d->syms + d->nsyms, in + sizeof n, (size_t)n * sizeof *d->syms);
+    d->nsyms += n;
     return 0;
 }
 
-/* Bars after the checkpoint were trimmed away: the windows start again from
- * what the replay brings (positions and the rest stay). */
-static void dec_gap(void *ud)
+static void dec_gap_part(void *ud, int part)
 {
     decider_t *d = ud;
-    for (int i = 0; i < d->nsyms; i++) obs_init(&d->syms[i].st);
+    for (int i = 0; i < d->nsyms; i++)
+        if (d->syms[i].part == part) obs_init(&d->syms[i].st);
 }
 
 static long dec_bars(const void *slot) { return ((const dec_sym_t *)slot)->st.ind.bars; }
 
-static const ckpt_ops_t dec_ckpt = {dec_format, dec_save, dec_load, NULL, dec_gap};
+static const ckpt_ops_t dec_ckpt = {.format = dec_format,
+                                    .fresh = dec_fresh,
+                                    .save_part = dec_save_part,
+                                    .load_part = dec_load_part,
+                                    .drop_part = dec_drop_part,
+                                    .gap_part = dec_gap_part};
 
 /* ---------- model, status, life ---------- */
 
@@ -306,10 +335,13 @@ static int dec_http_reload(void *ud, httpd_req_t *req, json_t **out)
 static json_t *dec_status_json(const decider_t *d)
 {
     json_t *counts = json_object();
+    double eps = d->eps_initial; /* the symbols' mean: each decays with its own decisions */
+    for (int i = 0; i < d->nsyms; i++) eps = i ? eps + d->syms[i].epsilon : d->syms[i].epsilon;
+    if (d->nsyms) eps /= d->nsyms;
     for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, proto_rl_actions[j], json_integer(d->action_counts[j]));
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
                      d->model->version, "model_path", d->model_path, "mode", dec_mode(d), "decisions",
-                     (json_int_t)d->decisions, "explored", (json_int_t)d->explored, "exploration_rate", d->epsilon,
+                     (json_int_t)d->decisions, "explored", (json_int_t)d->explored, "exploration_rate", eps,
                      "action_counts", counts, "experiences", (json_int_t)d->experiences, "inference_seconds", "p50",
                      metric_quantile(d->m_latency, 0.5), "p99", metric_quantile(d->m_latency, 0.99), "count",
                      (json_int_t)metric_count(d->m_latency), "symbols", d->nsyms);
@@ -366,7 +398,7 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
     d->svc = svc;
     config_get_str("QT_RL_MODEL", "models/ppo-default.bin", &path);
     snprintf(d->model_path, sizeof d->model_path, "%s", path);
-    if (config_get_double("QT_RL_EXPLORATION_INITIAL", 0.1, 0, 1, &d->epsilon, err, errlen) < 0 ||
+    if (config_get_double("QT_RL_EXPLORATION_INITIAL", 0.1, 0, 1, &d->eps_initial, err, errlen) < 0 ||
         config_get_double("QT_RL_EXPLORATION_MIN", 0.01, 0, 1, &d->eps_min, err, errlen) < 0 ||
         config_get_double("QT_RL_EXPLORATION_DECAY", 0.995, 0, 1, &d->eps_decay, err, errlen) < 0 ||
         config_get_bool("QT_RL_EXPLORE_IN_SHADOW", 0, &d->explore_in_shadow, err, errlen) < 0 ||
@@ -374,7 +406,7 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
         decider_free(d);
         return NULL;
     }
-    d->rng = (uint64_t)seed;
+    d->seed = (uint64_t)seed;
     d->m_latency = metrics_histogram(svc->metrics, "qt_rl_inference_seconds", "Policy forward pass", NULL, NULL, 0);
     d->m_decisions = metrics_counter(svc->metrics, "qt_rl_decisions_total", "rl.signal.generated published", NULL);
     d->tick = event_new(svc->base, -1, EV_PERSIST, dec_tick, d);
@@ -387,13 +419,14 @@ decider_t *decider_new(svc_t *svc, char *err, size_t errlen)
     struct timeval tv = {10, 0};
     if (!d->tick || event_add(d->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", dec_handle, d) < 0 ||
         bus_subscribe(svc->bus, "feedback", dec_handle, d) < 0 || bus_subscribe(svc->bus, "policy", dec_handle, d) < 0 ||
+        bus_lease_parts(svc->bus) < 0 || /* replicas share the partitions, each symbol's state with it (lease.h) */
         httpd_route(svc->http, "GET", "/api/v1/rl/status", 0, dec_http_status, d) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/rl/reload", HTTPD_AUTH, dec_http_reload, d) < 0) {
         snprintf(err, errlen, "cannot set up rl-decision");
         decider_free(d);
         return NULL;
     }
-    snprintf(dec_format, sizeof dec_format, "rl-decision/1/%zu/%zu/%d", sizeof(dec_saved_t), sizeof(dec_sym_t),
+    snprintf(dec_format, sizeof dec_format, "rl-decision/p1/%zu/%d", sizeof(dec_sym_t),
              FEATURES_DIM);
     if (bus_keep_state(svc->bus, &dec_ckpt, d) < 0) {
         snprintf(err, errlen, "cannot keep rl-decision's state");

@@ -56,6 +56,8 @@ struct engine {
     policyview_t pv;
     ml_limits_t ml;
     book_t book;
+    int64_t perf_published; /* the event time of the newest performance.update in the stream at the rebuild */
+    long replay_unmade;     /* intents a replayed decision would have made that the streams do not hold */
     intents_t intents;
     joins_t joins;
     declog_t log;
@@ -162,6 +164,17 @@ static int eng_intent(engine_t *e, const char *symbol, const intent_req_t *req, 
     if (pub_intent(e->svc, symbol, req, e->cfg.sizes.leverage, event_time, open_time, trace, regime, votes, id, &ctx) < 0)
         return -1;
     if (intents_find(&e->intents, id)) { /* the same decision again (a replay at start): it is booked */
+        json_decref(ctx);
+        return 0;
+    }
+    if (bus_replaying(e->svc->bus)) {
+        /* Replayed entries were handled and their outputs confirmed before:
+         * an intent the streams do not hold was never made (the replay lacks
+         * the feed's bars between, so a RiskGuard check can come out
+         * otherwise). Booking it would wait forever for its execution. */
+        if (!e->replay_unmade++)
+            log_msg(LOG_INFO, trace, "restore: %s's decision for the bar at %lld made no intent the first time: none now "
+                    "(such decisions are counted in /api/v1/status counts.replay_unmade)", symbol, (long long)open_time);
         json_decref(ctx);
         return 0;
     }
@@ -399,7 +412,7 @@ static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_i
     }
     const position_t *p = ledger_find(&e->book.ledger, symbol);
     if (publish && r.opened) {
-        if (p) pub_position_opened(e->svc, p, exec_id, trace);
+        if (p) pub_position_opened(e->svc, p, book_equity(&e->book), exec_id, trace);
         eng_unsettled(e);
     }
     if (publish) eng_decide_held(e);
@@ -574,10 +587,21 @@ static void eng_rb_bar(void *ud, const json_t *d)
     if (e->feed) feed_resume(e->feed, sym, json_integer_value(json_object_get(d, "open_time")));
 }
 
+/* The last performance.update published, by whichever engine: the cadence
+ * goes on from it (a checkpoint may be older than what its writer published
+ * after it). */
+static void eng_rb_perf(void *ud, int64_t t)
+{
+    engine_t *e = ud;
+    e->perf_published = t;
+}
+
 static int eng_rebuild(engine_t *e, char *err, size_t errlen)
 {
-    rebuild_ops_t ops = {e, eng_rb_checkpoint, eng_rb_config, eng_rb_trading, eng_rb_intent, eng_rb_execution, eng_rb_bar};
+    rebuild_ops_t ops = {e, eng_rb_checkpoint, eng_rb_config, eng_rb_trading, eng_rb_intent, eng_rb_execution, eng_rb_bar,
+                         eng_rb_perf};
     if (rebuild_run(&e->svc->cfg, e->cfg.startup_wait_s, &ops, err, errlen) < 0) return -1;
+    if (e->perf_published > e->book.last_perf_time) e->book.last_perf_time = e->perf_published;
     double eq = book_equity(&e->book);
     if (!(e->book.eq.day_start > 0)) e->book.eq.day_start = eq;
     if (!(e->book.eq.peak > 0)) e->book.eq.peak = eq;
@@ -685,7 +709,8 @@ static int eng_load(void *ud, const char *in, size_t len, char *err, size_t errl
         eq.head >= EQUITY_POINTS || eng_saved_joins_ok(at, end, h.njoins) < 0)
         return snprintf(err, errlen, "state is malformed (counts, strings or lengths out of bounds)"), -1;
     e->ml = h.ml, e->log.total = h.log_total, e->log.shadow = h.log_shadow, e->joins.late = h.joins_late;
-    e->log.last_at = h.log_last_at, e->book.last_perf_time = h.last_perf_time;
+    e->log.last_at = h.log_last_at;
+    e->book.last_perf_time = h.last_perf_time > e->perf_published ? h.last_perf_time : e->perf_published;
     if (h.last_bar_time > e->book.last_bar_time) e->book.last_bar_time = h.last_bar_time;
     memcpy(e->denials, h.denials, sizeof e->denials);
     e->book.eq = eq;
@@ -699,7 +724,7 @@ static int eng_load(void *ud, const char *in, size_t len, char *err, size_t errl
     return 0;
 }
 
-static const ckpt_ops_t eng_ckpt = {eng_format, eng_save, eng_load, NULL, NULL};
+static const ckpt_ops_t eng_ckpt = {.format = eng_format, .save = eng_save, .load = eng_load};
 
 /* ---------- periodic work ---------- */
 
@@ -802,7 +827,7 @@ static json_t *eng_status(void *ud)
     breaker_state_t rb = breaker_state(e->rl_breaker, clock_mono_ms());
     live_mode_t mode = decide_mode(&e->pv);
     const json_t *trading = e->pv.trading;
-    return json_pack("{s:o?, s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
+    return json_pack("{s:o?, s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
                      "s:o, s:b}",
                      "state", svc_state_status(e->svc), "bus", bus_status(e->svc->bus), "feed", e->feed ? eng_feed_status(e) : json_null(), "mode",
                      live_mode_name(mode), "rl_signals", "breaker", breaker_state_name(rb), "hybrid_fallback",
@@ -811,7 +836,8 @@ static json_t *eng_status(void *ud)
                      "counts", "decisions", (json_int_t)e->log.total, "intents", (json_int_t)e->intents.total,
                      "executed", (json_int_t)e->intents.executed, "failed", (json_int_t)e->intents.failed,
                      "shadow_decisions", (json_int_t)e->log.shadow, "late_signals", (json_int_t)e->joins.late,
-                     "lockstep_timeouts", (json_int_t)lockstep_timeouts(e->lock), "riskguard_denials", den,
+                     "lockstep_timeouts", (json_int_t)lockstep_timeouts(e->lock), "replay_unmade",
+                     (json_int_t)e->replay_unmade, "riskguard_denials", den,
                      "market_lag", (json_int_t)e->market_lag, "trading_policy",
                      trading ? json_incref((json_t *)trading) : json_null(), "has_trading_policy", trading != NULL);
 }

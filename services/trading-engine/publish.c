@@ -85,7 +85,7 @@ static const char *ctx_str(const json_t *ctx, const char *k, const char *def)
     return s && *s ? s : def;
 }
 
-int pub_position_opened(svc_t *svc, const position_t *p, const char *exec_id, const char *trace)
+int pub_position_opened(svc_t *svc, const position_t *p, double equity, const char *exec_id, const char *trace)
 {
     char name[128];
     snprintf(name, sizeof name, "pos-open:%s", exec_id);
@@ -95,6 +95,7 @@ int pub_position_opened(svc_t *svc, const position_t *p, const char *exec_id, co
                           "regime", ctx_str(p->ctx, "regime", "UNKNOWN"), "model_votes", ctx_votes(p->ctx),
                           "source_tag", ctx_str(p->ctx, "source_tag", "UNKNOWN"), "action",
                           ctx_str(p->ctx, "action", "UNKNOWN"), "event_time", (json_int_t)p->opened_at);
+    if (d && equity > 0) json_object_set_new(d, "equity", json_real(equity)); /* sizes it for a reader of this partition alone */
     return pub_event(svc, QT_STREAM_FEEDBACK, "position.opened", d, name, trace);
 }
 

@@ -30,7 +30,7 @@ int pub_intent(svc_t *svc, const char *symbol, const intent_req_t *req, double l
                json_t **ctx);
 
 /* position.opened for symbol's position p, caused by execution exec_id. */
-int pub_position_opened(svc_t *svc, const position_t *p, const char *exec_id, const char *trace);
+int pub_position_opened(svc_t *svc, const position_t *p, double equity, const char *exec_id, const char *trace);
 /* position.closed and feedback.prediction.outcome for a fill that closed a
  * position (reason: SIGNAL, STOP_LOSS, TAKE_PROFIT). */
 int pub_position_closed(svc_t *svc, const char *symbol, const fill_result_t *r, const char *reason,

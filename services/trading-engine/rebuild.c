@@ -89,25 +89,42 @@ static void rebuild_exec_limit(redisContext *c, const char *key, const char *gro
     if (p) freeReplyObject(p);
 }
 
-/* The newest bars, newest first: only entries the consumers take (an entry
- * they dead-letter must not say where the feed resumes or what the price
- * is; it is counted and logged). */
-static void rebuild_market(redisContext *c, const qt_config_t *cfg, const char *key, const rebuild_ops_t *ops)
+/* A closed bar to the engine; 0: go on. */
+static int rebuild_bar(const rebuild_ops_t *ops, const event_t *ev)
+{
+    if (strcmp(ev->type, "market.data.update") == 0 && json_is_true(json_object_get(ev->data, "closed")))
+        ops->bar(ops->ud, ev->data);
+    return 0;
+}
+
+/* The newest performance.update to the engine; 1 once found. */
+static int rebuild_perf(const rebuild_ops_t *ops, const event_t *ev)
+{
+    if (strcmp(ev->type, "performance.update") != 0) return 0;
+    ops->perf(ops->ud, json_integer_value(json_object_get(ev->data, "event_time")));
+    return 1;
+}
+
+/* The newest 5000 entries of key, newest first, to fn until it says 1: only
+ * entries the consumers take (an entry they dead-letter must not say where
+ * the feed resumes or what the price is; it is counted and logged). */
+static void rebuild_newest(redisContext *c, const qt_config_t *cfg, const char *key, const rebuild_ops_t *ops,
+                           int (*fn)(const rebuild_ops_t *ops, const event_t *ev))
 {
     long refused = 0, skipped = 0, seen = 0;
     char end[64] = "+";
-    while (seen < 5000) {
+    int found = 0;
+    while (seen < 5000 && !found) {
         redisReply *r = rsync_range(c, key, end, "-", 1, 5000 - seen, cfg->max_entry_bytes, cfg->max_read_bytes / 2);
         if (!r) break;
         const redisReply *en = r->element[3];
-        for (size_t i = 0; i < en->elements; i++) {
+        for (size_t i = 0; i < en->elements && !found; i++) {
             event_t ev;
             if (rebuild_decode(en->element[i], &ev) < 0) {
                 refused++;
                 continue;
             }
-            if (strcmp(ev.type, "market.data.update") == 0 && json_is_true(json_object_get(ev.data, "closed")))
-                ops->bar(ops->ud, ev.data);
+            found = fn(ops, &ev);
             event_clear(&ev);
         }
         seen += (long)en->elements + (long)r->element[1]->integer;
@@ -117,8 +134,8 @@ static void rebuild_market(redisContext *c, const qt_config_t *cfg, const char *
         freeReplyObject(r);
         if (done) break;
     }
-    if (refused) log_warn("rebuild: %ld market entries the consumers refuse were left out", refused);
-    if (skipped) log_warn("rebuild: %ld market entries over QT_MAX_ENTRY_BYTES were left out", skipped);
+    if (refused) log_warn("rebuild: %ld entries of %s the consumers refuse were left out", refused, key);
+    if (skipped) log_warn("rebuild: %ld entries of %s over QT_MAX_ENTRY_BYTES were left out", skipped, key);
 }
 
 static void rebuild_keys(redisContext *c, const qt_config_t *cfg, const rebuild_ops_t *ops)
@@ -163,8 +180,10 @@ int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, c
     }
     for (int p = 0; p < parts; p++) {
         proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_MARKET, parts, p);
-        rebuild_market(c, cfg, key, ops);
+        rebuild_newest(c, cfg, key, ops, rebuild_bar);
     }
+    proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_FEEDBACK, parts, 0); /* performance.update has no symbol: p0 */
+    rebuild_newest(c, cfg, key, ops, rebuild_perf);
     redisFree(c);
     return 0;
 }

@@ -1,7 +1,7 @@
 /* rebuild.h — what a starting engine reads back from Redis, synchronously,
  * before its loop runs: its checkpoint, the configuration and TradingPolicy,
- * every trade intent, the executions its group has fully handled, and the
- * newest bars. rebuild_run() only reads and decodes; the engine applies what
+ * every trade intent, the executions its group has fully handled, the
+ * newest bars and the newest performance.update. rebuild_run() only reads and decodes; the engine applies what
  * it is handed through the callbacks, in this order. */
 #ifndef QT_REBUILD_H
 #define QT_REBUILD_H
@@ -23,6 +23,8 @@ typedef struct rebuild_ops {
                                                                         the group acked, oldest first */
     void (*bar)(void *ud, const json_t *data);                   /* closed bars that decode and validate, newest
                                                                     first (of the newest 5000 entries) */
+    void (*perf)(void *ud, int64_t event_time);                  /* the event time of the newest performance.update
+                                                                    (of the newest 5000 feedback entries), if any */
 } rebuild_ops_t;
 
 /* Connect (waiting up to wait_s for Redis) and read. -1 with err when Redis

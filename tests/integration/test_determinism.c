@@ -212,20 +212,31 @@ static void kill_at(qt_stack_t *s, int i, long long at)
  * trading-engine each SIGKILLed once on the way and restarted: every
  * signal, policy, intent, fill and feedback event is the one the run that
  * never stopped published (a restart may publish one again, with the same
- * id and content). Before, each restart began from empty windows. */
+ * id and content). Before, each restart began from empty windows.
+ *
+ * A third run kills only the engine, long after its last checkpoint (one
+ * at the start): the replay then hands it hundreds of signals it decided
+ * before. What a replayed decision would intend that the streams do not
+ * hold was never made and is not booked (it used to be, and the lockstep
+ * then waited for its execution until it gave up), and the
+ * performance.update cadence goes on from the last one published, not
+ * from the checkpoint's. Not yet exact there (issue #19): the peak equity
+ * moved after the checkpoint by the feed's prices comes back from the
+ * checkpoint, so drawdown_pct can differ; the difference is printed. */
 TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
 {
-    static char d1[1 << 24], d2[1 << 24];
+    static char d1[1 << 24], d2[1 << 24], d3[1 << 24];
     static const char *const syms[2] = {"DOGEUSDT", "AVAXUSDT"};
     const int bars = 400;
     char feed[2000];
     qt_stack_t s;
     replay_files(syms, 2, bars, feed, sizeof feed);
-    char *dig[2] = {d1, d2};
-    for (int run = 0; run < 2; run++) {
+    char *dig[3] = {d1, d2, d3};
+    long intents = -1, timeouts = -1;
+    for (int run = 0; run < 3; run++) {
         redisReply *fl = redisCommand(rc, "FLUSHALL");
         if (fl) freeReplyObject(fl);
-        s.extra[0] = "QT_CHECKPOINT_MS=50", s.extra[1] = NULL;
+        s.extra[0] = run == 2 ? "QT_CHECKPOINT_MS=3600000" : "QT_CHECKPOINT_MS=50", s.extra[1] = NULL;
         if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
         if (run == 1) {
             kill_at(&s, RL, 2 * bars / 5);
@@ -233,21 +244,40 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
             kill_at(&s, POLICY, 2 * bars * 3 / 5);
             kill_at(&s, ENGINE, 2 * bars * 4 / 5);
         }
+        if (run == 2) kill_at(&s, ENGINE, 2 * bars / 2);
         CHECK_EQ(stack_settle(&s, 2LL * bars, 150000), 0);
         run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 0);
+        if (run == 2) { /* what the restarted engine booked is what the streams hold */
+            CHECK_EQ(th_http(s.port[ENGINE], "GET", "/api/v1/status", NULL, NULL, out, sizeof out), 200);
+            json_t *st = json_loads(out, 0, NULL), *counts = json_object_get(st, "counts");
+            intents = (long)json_integer_value(json_object_get(counts, "intents"));
+            timeouts = (long)json_integer_value(json_object_get(counts, "lockstep_timeouts"));
+            json_decref(st);
+        }
         CHECK_EQ(stack_stop(&s), 0);
         dump(run + 3, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
     same_digests(d1, d2, "uninterrupted", "killed");
+    CHECK_EQ(timeouts, 0);
+    CHECK_EQ(intents, (long)th_count_type(rc, "dt:trade.intent", "trade.intent"));
+    long n1 = 0, n3 = 0;
+    for (const char *p = d1; (p = strstr(p, "\nfeedback performance.update ")); p++) n1++;
+    for (const char *p = d3; (p = strstr(p, "\nfeedback performance.update ")); p++) n3++;
+    CHECK_EQ(n3, n1);
+    long i = digest_differs(d1, d3);
+    if (i >= 0) printf("# engine killed long after its checkpoint: the events differ from: %.200s\n", d3 + i);
+    else printf("# engine killed long after its checkpoint: every event identical\n");
 }
 
 /* The same replay in a namespace of one partition and in one of four
- * (QT_PARTITIONS, DESIGN §2a) with three trade-executor replicas sharing the
- * partitions by lease, one SIGKILLed mid-replay: each symbol's events go to
- * its partition's streams, and every event is the one the unpartitioned
- * run with one executor published. */
-TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
+ * (QT_PARTITIONS, DESIGN §2a) with three trade-executor replicas and three
+ * rl-decision replicas sharing the partitions by lease, the first of each
+ * SIGKILLed mid-replay (rl-decision's symbols then move with their state:
+ * checkpoint + replay at the take): each symbol's events go to its
+ * partition's streams, and every event is the one the unpartitioned run
+ * with one replica of each published. */
+TEST(four_symbol_partitions_and_replicas_publish_the_events_of_one)
 {
     static char d1[1 << 24], d2[1 << 24];
     static const char *const syms[3] = {"DOGEUSDT", "AVAXUSDT", "LINKUSDT"}; /* partitions 0, 3 and 1 of 4 */
@@ -259,27 +289,29 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
     for (int run = 0; run < 2; run++) {
         redisReply *fl = redisCommand(rc, "FLUSHALL");
         if (fl) freeReplyObject(fl);
-        s.extra[0] = run ? "QT_PARTITIONS=4" : "QT_PARTITIONS=1", s.extra[1] = NULL;
-        if (run) s.extra[1] = "QT_LEASE_MS=1000", s.extra[2] = NULL;
+        s.extra[0] = run ? "QT_PARTITIONS=4" : "QT_PARTITIONS=1", s.extra[1] = "QT_CHECKPOINT_MS=50", s.extra[2] = NULL;
+        if (run) s.extra[2] = "QT_LEASE_MS=1000", s.extra[3] = NULL;
         if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
-        pid_t more[2] = {0, 0};
-        for (int i = 0; run && i < 2; i++)
-            if ((more[i] = stack_replica(&s, EXEC, i + 1, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
-        if (run) { /* the first executor, which held every partition before the others came */
+        pid_t more[4] = {0, 0, 0, 0};
+        static const int replicated[2] = {EXEC, RL};
+        static const char *const service[2] = {"trade-executor", "rl-decision"};
+        for (int i = 0; run && i < 4; i++)
+            if ((more[i] = stack_replica(&s, replicated[i / 2], i % 2 + 1, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
+        for (int k = 0; run && k < 2; k++) { /* the first one, which held every partition before the others came */
             int holders = 0;
             for (long long end = th_now_ms() + 10000; th_now_ms() < end && holders < 3; th_sleep_ms(20))
-                holders = stack_lease_holders(rc, "dt", "trade-executor", 4, 0);
+                holders = stack_lease_holders(rc, "dt", service[k], 4, 0);
             CHECK_EQ(holders, 3); /* the three share the four partitions */
-            long long bars_in = 0;
-            for (long long end = th_now_ms() + 120000; th_now_ms() < end && bars_in < 3 * bars * 2 / 5; th_sleep_ms(5))
+            long long bars_in = 0, at = 3LL * bars * (k ? 3 : 2) / 5;
+            for (long long end = th_now_ms() + 120000; th_now_ms() < end && bars_in < at; th_sleep_ms(5))
                 bars_in = stack_count(rc, "dt", "market", NULL, 0);
-            th_kill(s.pid[EXEC], SIGKILL);
-            th_wait(s.pid[EXEC], 5000, NULL);
-            s.pid[EXEC] = 0;
+            th_kill(s.pid[replicated[k]], SIGKILL);
+            th_wait(s.pid[replicated[k]], 5000, NULL);
+            s.pid[replicated[k]] = 0;
         }
         CHECK_EQ(stack_settle(&s, 3LL * bars, 150000), 0);
         run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 1);
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 4; i++)
             if (more[i] > 0) CHECK_EQ(th_stop(more[i], 20000), 0);
         if (run == 1) { /* the events are where the partitions say */
             CHECK_EQ(stack_parts(rc, "dt"), 4);
@@ -293,7 +325,7 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
             CHECK(th_xlen(rc, "dt:policy") > 0);
         }
         CHECK_EQ(stack_stop(&s), 0);
-        dump(run + 5, dig[run]);
+        dump(run + 6, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
     same_digests(d1, d2, "one partition", "four");
@@ -302,12 +334,11 @@ TEST(four_symbol_partitions_and_executor_replicas_publish_the_events_of_one)
 /* A second trading-engine and a second policy-store wait as standbys
  * (lease.h); the active ones are SIGKILLed mid-replay and the standbys take
  * over with the state of a restart (checkpoint + replay): every bar is
- * decided, every intent settled once, and the new engine's ledger equals a
- * recomputation from the fills. The events are not yet all bit for bit
- * those of a run without standbys: in about half the runs an engine taken
- * over mid-step publishes one performance.update more (and the RL signals
- * that read its equity follow it), so the digests are compared and the
- * difference printed, not failed on (issue #19). */
+ * decided, every intent settled once, the new engine's ledger equals a
+ * recomputation from the fills, and every event is the one a run without
+ * standbys published. (In about half the runs an engine taken over used to
+ * publish one performance.update more: its cadence went on from its
+ * checkpoint's, not from the last one published.) */
 TEST(the_engine_and_policy_store_standbys_take_over_and_the_ledger_holds)
 {
     static char d1[1 << 24], d2[1 << 24];
@@ -351,12 +382,10 @@ TEST(the_engine_and_policy_store_standbys_take_over_and_the_ledger_holds)
             free(book);
         }
         CHECK_EQ(stack_stop(&s), 0);
-        dump(run + 7, dig[run]);
+        dump(run + 8, dig[run]);
     }
     CHECK(strstr(d1, "trade.intent trade.intent") != NULL);
-    long i = digest_differs(d1, d2);
-    if (i >= 0) printf("# standby take-over: the events differ from a run without standbys from: %.200s\n", d2 + i);
-    else printf("# standby take-over: every event identical to a run without standbys\n");
+    same_digests(d1, d2, "without standbys", "taken over");
 }
 
 TEST(the_same_replay_twice_gives_the_same_signals_policies_decisions_intents_and_fills)
