@@ -282,8 +282,11 @@ static void policy_engine_gap(void *ud)
     log_warn("bars after the checkpoint were trimmed from the market stream: every symbol's regime warms up again");
 }
 
-static const ckpt_ops_t policy_engine_ckpt = {policy_engine_format, policy_engine_save, policy_engine_load,
-                                              policy_engine_fresh, policy_engine_gap};
+static const ckpt_ops_t policy_engine_ckpt = {.format = policy_engine_format,
+                                              .save = policy_engine_save,
+                                              .load = policy_engine_load,
+                                              .fresh = policy_engine_fresh,
+                                              .gap = policy_engine_gap};
 
 static void policy_engine_tick(evutil_socket_t fd, short what, void *arg)
 {
