@@ -17,6 +17,7 @@ import sys
 
 BUILD = os.environ.get("QT_BUILD") or "build"
 PORTS = {"trading-engine": 8081, "ml-threshold": 8082, "rl-decision": 8083, "trade-executor": 8084, "policy-store": 8085}
+REPLICATED = ("rl-decision", "trade-executor")  # replicas share the symbol partitions by lease
 results = []
 
 
@@ -41,7 +42,13 @@ def compose_checks(yaml):
         return
     c = yaml.safe_load(r.stdout)
     svcs = c.get("services", {})
-    check("compose has redis and the five services", set(svcs) == set(PORTS) | {"redis"}, sorted(svcs))
+    check("compose has redis, the five services and the second replicas of rl-decision and trade-executor",
+          set(svcs) == set(PORTS) | {"redis"} | {n + "-replica" for n in REPLICATED}, sorted(svcs))
+    for name in REPLICATED:  # partitions by lease: the second replica is the first one without a published port
+        a, b = svcs.get(name, {}), svcs.get(name + "-replica", {})
+        check(name + "-replica: the same command and environment, no published port",
+              a.get("command") == b.get("command") and a.get("environment") == b.get("environment") and not b.get("ports"),
+              b)
     redis = svcs.get("redis", {})
     check("redis runs with AOF", "--appendonly" in redis.get("command", []) and "yes" in redis.get("command", []),
           redis.get("command"))
@@ -159,6 +166,9 @@ def k8s_checks(yaml):
         check("trade-executor: exchange keys from the Secret", all(
             env.get(k, {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "qt-secrets"
             for k in ("QT_BINANCE_API_KEY", "QT_BINANCE_API_SECRET")))
+    for name in REPLICATED:
+        d = kinds.get("Deployment", {}).get(name, {}).get("spec", {})
+        check(name + " runs two replicas sharing the partitions by lease", d.get("replicas") == 2, d.get("replicas"))
     for name in ("trading-engine", "policy-store"):  # one active instance, one standby (lease.h)
         d = kinds.get("Deployment", {}).get(name, {}).get("spec", {})
         check(name + " runs an active and a standby replica, recreated (a rolling update waits on the standby)",
