@@ -81,21 +81,29 @@ static long cores(void)
     return n > 0 ? n : 1;
 }
 
+/* The processes measured: the stack's, redis-server, and a second
+ * rl-decision replica when one runs (pid 0: none). */
+#define NPROC (STACK_NSVC + 2)
+static pid_t proc_pid(const qt_stack_t *s, pid_t replica, int i)
+{
+    return i < STACK_NSVC ? s->pid[i] : i == STACK_NSVC ? R.pid : replica;
+}
+
 /* Each process's CPU per bar over the full-speed phase, and the bound the
  * busiest one puts on throughput (one process runs on one core at most). */
-static double cpu_per_bar(const qt_stack_t *s, const double *t0, long bars, const char *label)
+static double cpu_per_bar(const qt_stack_t *s, pid_t replica, const double *t0, long bars, const char *label)
 {
-    const char *names[STACK_NSVC + 1];
-    double us[STACK_NSVC + 1], total = 0;
-    int top = 0;
-    for (int i = 0; i <= STACK_NSVC; i++) {
-        names[i] = i < STACK_NSVC ? stack_bins[i] + 4 : "redis-server";
-        us[i] = (cpu_s(i < STACK_NSVC ? s->pid[i] : R.pid) - t0[i]) * 1e6 / (double)bars;
+    const char *names[NPROC];
+    double us[NPROC], total = 0;
+    int top = 0, n = replica > 0 ? NPROC : NPROC - 1;
+    for (int i = 0; i < n; i++) {
+        names[i] = i < STACK_NSVC ? stack_bins[i] + 4 : i == STACK_NSVC ? "redis-server" : "rl-decision-2";
+        us[i] = (cpu_s(proc_pid(s, replica, i)) - t0[i]) * 1e6 / (double)bars;
         total += us[i];
         if (us[i] > us[top]) top = i;
     }
     fprintf(stderr, "pipeline-bench full speed%s, CPU per bar (us):", label);
-    for (int i = 0; i <= STACK_NSVC; i++) fprintf(stderr, " %s=%.0f", names[i], us[i]);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s=%.0f", names[i], us[i]);
     fprintf(stderr, " total=%.0f\n", total);
     fprintf(stderr, "pipeline-bench full speed bounds: %s alone caps it at %.0f bars/s, the sum on %ld cores at %.0f bars/s\n",
             names[top], 1e6 / us[top], cores(), 1e6 * (double)cores() / total);
@@ -159,25 +167,32 @@ static int caught_up(const char *ns)
 }
 
 /* The full-speed run in namespace ns; parts > 1: with QT_PARTITIONS=parts
- * (every service reading every partition), for the cost of the partitions. */
+ * and two rl-decision replicas sharing them by lease (the other services
+ * read every partition), for the cost of the mechanism. */
 static double full_speed(const char *ns, int parts, long bars, long *rss)
 {
-    static char feed[NSYM * 420 + 16], pe[32], label[48] = "";
+    static char feed[NSYM * 420 + 16], pe[32], label[80] = "";
+    pid_t replica = 0;
     qt_stack_t s = {.extra = {"QT_FEED_LOCKSTEP=0", "QT_LOG_LEVEL=warn", NULL}};
     if (parts > 1) {
         snprintf(pe, sizeof pe, "QT_PARTITIONS=%d", parts);
-        snprintf(label, sizeof label, " with QT_PARTITIONS=%d", parts);
+        snprintf(label, sizeof label, " with QT_PARTITIONS=%d and 2 rl-decision replicas", parts);
         s.extra[2] = pe, s.extra[3] = NULL;
     } else label[0] = '\0';
     write_files((int)(bars / NSYM), feed, sizeof feed);
     if (stack_start(&s, &R, rc, dir, ns, feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
         return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
-    double cpu0[STACK_NSVC + 1];
-    for (int i = 0; i <= STACK_NSVC; i++) cpu0[i] = cpu_s(i < STACK_NSVC ? s.pid[i] : R.pid);
+    if (parts > 1) { /* the feed is under way: the replica takes its share of the partitions from the first */
+        if ((replica = stack_replica(&s, RL, 2, why, sizeof why)) < 0) return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
+        for (long long end = th_now_ms() + 10000; th_now_ms() < end && stack_lease_holders(rc, ns, "rl-decision", parts, 0) < 2;)
+            th_sleep_ms(20);
+    }
+    double cpu0[NPROC];
+    for (int i = 0; i < NPROC; i++) cpu0[i] = cpu_s(proc_pid(&s, replica, i));
     long long t0 = th_now_ms();
     while (th_now_ms() - t0 < 600000 && !(stack_count(rc, ns, "market", NULL, 0) >= bars && caught_up(ns))) th_sleep_ms(100);
     double secs = (double)(th_now_ms() - t0) / 1000.0;
-    double redis_us = cpu_per_bar(&s, cpu0, bars, label);
+    double redis_us = cpu_per_bar(&s, replica, cpu0, bars, label);
     if (parts == 1) json_floor(ns, redis_us);
     for (int i = 0; i < STACK_NSVC; i++) rss[i] = vm_hwm_kb(s.pid[i]);
     long decided = 0;
@@ -185,6 +200,7 @@ static double full_speed(const char *ns, int parts, long bars, long *rss)
     decided = (long)json_integer_value(json_object_get(json_object_get(st, "counts"), "decisions"));
     json_decref(st);
     fprintf(stderr, "pipeline-bench full speed%s: %ld bars in %.1f s, %ld engine decisions\n", label, bars, secs, decided);
+    if (replica > 0) th_stop(replica, 20000);
     stack_stop(&s);
     return (double)bars / secs;
 }
@@ -277,8 +293,7 @@ int main(void)
     long rss2[STACK_NSVC];
     double tput2 = full_speed("pb2", 2, bars, rss2); /* the partitions' cost, in the same run */
     if (tput > 0 && tput2 > 0)
-        fprintf(stderr, "pipeline-bench QT_PARTITIONS=2 vs 1: throughput ratio %.3f (replicas of rl-decision by lease are not built yet)\n",
-                tput2 / tput);
+        fprintf(stderr, "pipeline-bench QT_PARTITIONS=2 with 2 rl-decision replicas vs 1: throughput ratio %.3f\n", tput2 / tput);
     paced(paced_s, &p50, &p99, &ip99, &nlat);
     event_t ev;
     json_t *bar = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:b, s:I}", "symbol", "BTCUSDT", "interval", "1m",

@@ -1143,11 +1143,11 @@ static void bus_checkpoint(bus_t *b, int64_t now, int force)
     if (!b->st_ops || b->handled_since == 0 || b->ckpt_inflight || !bus_settled(b)) return;
     if (!force && now < b->next_ckpt_ms) return;
     if (b->leased && b->st_ops->save_part) { /* one per partition held (none released or lost) */
-        int held[QT_PARTITIONS_MAX] = {0}, sent = 0;
+        int held[QT_PARTITIONS_MAX] = {0}, nheld = 0, sent = 0;
         for (int i = 0; i < b->nsubs; i++)
             if (b->subs[i].part >= 0 && b->subs[i].part < QT_PARTITIONS_MAX && !b->subs[i].gone) held[b->subs[i].part] = 1;
-        for (int k = 0; k < QT_PARTITIONS_MAX; k++) sent += held[k] && ckpt_part_send(b, k);
-        if (sent) b->handled_since = 0;
+        for (int k = 0; k < QT_PARTITIONS_MAX; k++) nheld += held[k], sent += held[k] && ckpt_part_send(b, k);
+        if (sent == nheld) b->handled_since = 0; /* none held: nothing is owed (the holders write theirs) */
         b->next_ckpt_ms = now + b->cfg.checkpoint_ms;
         return;
     }

@@ -109,7 +109,7 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
     static const char *const syms[] = {"BTCUSDT", "ETHUSDT", "SOLUSDT"};
     int port, differ = 0, from_ckpt = 0;
     char first[96] = "";
-    /* the bars in five parts (exploration's draws follow the order across symbols) */
+    /* the bars in five parts, the symbols interleaved */
     static const int cut[] = {0, 60, 81, 110, 131, 170};
     pid_t p = start_kept("k0", &port);
     for (int part = 0; part < 5; part++)
@@ -143,6 +143,54 @@ TEST(a_sigkill_at_any_moment_changes_no_decision)
     CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
     CHECK_CONTAINS(out, "\"decisions\":");
     CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* With QT_PARTITIONS=1 a second replica holds no partition: it stands by
+ * (/ready 200 with the note), and a SIGTERM stops it at once even when it
+ * handled policy entries (the first version waited QT_DRAIN_MS for a
+ * checkpoint no partition of its owed). When the replica working is
+ * SIGKILLed, a standby takes the partition with its state (checkpoint +
+ * replay) and decides the following bars as one process that never
+ * stopped. */
+TEST(a_second_replica_stands_by_and_takes_over_with_the_state)
+{
+    int pa, pb, differ = 0;
+    char first[96] = "";
+    const char *env[] = {env_model, "QT_RL_EXPLORE_IN_SHADOW=1", "QT_CHECKPOINT_MS=40", NULL};
+    pid_t ref = start_kept("k10", &pa); /* the run that never stops */
+    bars_range("k10", "BTCUSDT", 0, 90, 0);
+    CHECK_EQ(th_wait_xlen(rc, "k10:signal", 90 - W, 20000), 0);
+    CHECK_EQ(th_stop(ref, 10000), 0);
+    pid_t a = start_kept("k9", &pa);
+    bars_range("k9", "BTCUSDT", 0, 60, 0);
+    CHECK_EQ(th_wait_xlen(rc, "k9:signal", 60 - W, 20000), 0);
+    pid_t b = th_service(bin, &R, "k9", env, dir, "rl-k9-b", &pb, 1);
+    CHECK_EQ(th_http(pb, "GET", "/ready", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "standby: this replica holds no partition");
+    for (int i = 1; i <= 8; i++) { /* the group hands some of them to the standby */
+        char data[128];
+        snprintf(data, sizeof data, "{\"key\":\"qt.test.k%d\",\"value\":%d,\"version\":%d}", i, i, i);
+        th_xadd_event(rc, "k9:policy", "policy.config.updated", data, NULL);
+    }
+    CHECK_EQ(th_group_done(rc, "k9:policy", "rl-decision", 10000), 1);
+    long long t0 = th_now_ms();
+    CHECK_EQ(th_stop(b, 10000), 0);
+    long long stop_ms = th_now_ms() - t0;
+    if (stop_ms > 5000) CHECK_FAIL_AT("the standby took %lld ms to stop", stop_ms);
+    b = th_service(bin, &R, "k9", env, dir, "rl-k9-c", &pb, 1);
+    th_kill(a, SIGKILL);
+    th_wait(a, 5000, NULL);
+    bars_range("k9", "BTCUSDT", 60, 90, 0);
+    CHECK_EQ(th_wait_xlen(rc, "k9:signal", 90 - W, 20000), 0);
+    CHECK_EQ(th_http(pb, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"from_checkpoint\":true");
+    json_t *x = th_events_by_bar(rc, "k10:signal", "rl.signal.generated", &differ),
+           *y = th_events_by_bar(rc, "k9:signal", "rl.signal.generated", &differ);
+    CHECK_EQ(differ, 0);
+    CHECK_EQ(th_events_differ(x, y, first, sizeof first), 0);
+    json_decref(x);
+    json_decref(y);
+    CHECK_EQ(th_stop(b, 10000), 0);
 }
 
 /* A bar whose signal cannot be queued (the outbox full while Redis refuses
