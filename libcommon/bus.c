@@ -1173,6 +1173,11 @@ static void bus_checkpoint(bus_t *b, int64_t now, int force)
     free(text);
 }
 
+void bus_part_checkpoint(bus_t *b, int part)
+{
+    if (bus_state_parted(b) && b->handled_since && bus_settled(b)) ckpt_part_send(b, part);
+}
+
 int bus_keep_state(bus_t *b, const ckpt_ops_t *ops, void *ud)
 {
     if (b->started || !ops || !ops->format) return -1;

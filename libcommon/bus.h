@@ -203,6 +203,9 @@ const char *bus_state_key(const bus_t *b);
  * restored when the partition is taken (restore_part), not at start. */
 int bus_state_parted(const bus_t *b);
 void bus_state_part_key(const bus_t *b, int part, char *out, size_t len);
+/* Partition part's checkpoint now, when the bus is settled (lease.c, before
+ * giving the partition up: its next holder then replays nothing). */
+void bus_part_checkpoint(bus_t *b, int part);
 /* 1 while a handler runs on a replayed entry: publishes are dropped (they
  * went out the first time), bus_redis() and bus_defer() refuse. A handler
  * that writes shared state elsewhere checks this. */

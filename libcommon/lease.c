@@ -213,6 +213,7 @@ static void lease_round(lease_t *l)
     int nstreams = 0, per[QT_PARTITIONS_MAX], which[QT_PARTITIONS_MAX];
     for (int k = 0; k < l->parts; k++)
         if (l->releasing[k] && bus_part_quiet(l->bus, k)) {
+            bus_part_checkpoint(l->bus, k); /* ahead of the round on the same link: written before the lease goes */
             per[rel] = bus_part_keys(l->bus, k, streams + nstreams, LEASE_KEYS_PER_PART);
             nstreams += per[rel];
             which[rel++] = k;
@@ -343,6 +344,8 @@ int lease_restored(const lease_t *l, ckpt_restore_t *sum)
     sum->found = n > 0 && found == n;
     return n;
 }
+
+int lease_confirmed(const lease_t *l) { return l && l->confirmed; }
 
 int lease_restoring(const lease_t *l, char *why, size_t len)
 {

@@ -51,6 +51,9 @@ int lease_restored(const lease_t *l, ckpt_restore_t *sum);
 /* 1 with why when a partition we hold waits for its state (Redis failed
  * or refused a read of it): it is not read until then. */
 int lease_restoring(const lease_t *l, char *why, size_t len);
+/* 1 once a round has been answered: the partitions it gave are taken (and,
+ * for a bus that keeps state per partition, restored). */
+int lease_confirmed(const lease_t *l);
 void lease_free(lease_t *l);
 
 /* ---------- one active instance per namespace ----------

@@ -290,6 +290,8 @@ static int svc_state_ready(void *ud, char *why, size_t whylen)
     const svc_t *s = ud;
     if (s->begun && s->lease) {
         char wait[400];
+        if (!lease_confirmed(s->lease)) /* not a standby yet: it may hold partitions once Redis answers */
+            return snprintf(why, whylen, "taking partitions: the first lease round is not answered yet"), 0;
         if (lease_restoring(s->lease, wait, sizeof wait))
             return snprintf(why, whylen, "restoring state: %s", wait), 0;
         json_t *st = lease_status(s->lease);

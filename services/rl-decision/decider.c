@@ -363,6 +363,7 @@ static json_t *dec_status(void *ud)
     json_t *s = dec_status_json(d);
     json_object_set_new(s, "bus", bus_status(d->svc->bus));
     json_object_set_new(s, "state", svc_state_status(d->svc));
+    json_object_set_new(s, "partitions", svc_partitions_status(d->svc));
     json_object_set_new(s, "warmup", warmup_status(&d->warm));
     return s;
 }

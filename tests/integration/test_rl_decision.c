@@ -3,6 +3,7 @@
  * check the inference path, not the quality of a policy). */
 #include "check.h"
 #include "harness.h"
+#include "keys.h"
 #include "obs.h"
 #include "proto.h"
 
@@ -73,12 +74,13 @@ static pid_t start(const char *ns, int *port, int wait)
     return th_service(bin, &R, ns, env, dir, tag, port, wait);
 }
 
-/* Bars i0..i1-1 of sym's price path (the one bars() writes), onto ns:market. */
-static void bars_range(const char *ns, const char *sym, int i0, int i1, double drift)
+/* Bars i0..i1-1 of sym's price path (the one bars() writes), onto ns's
+ * market stream of sym's partition in a namespace of parts partitions. */
+static void bars_range_p(const char *ns, int parts, const char *sym, int i0, int i1, double drift)
 {
     char key[64], data[512];
     double p = 100;
-    snprintf(key, sizeof key, "%s:market", ns);
+    proto_part_key(key, sizeof key, ns, QT_STREAM_MARKET, parts, proto_partition(sym, parts));
     for (int i = 0; i < i1; i++) {
         double o = p, c = p * (1 + 0.004 * sin(i * 0.9 + drift) + 0.001 * drift);
         long long ot = 1704067200000LL + i * 60000LL;
@@ -89,6 +91,12 @@ static void bars_range(const char *ns, const char *sym, int i0, int i1, double d
         if (i >= i0) th_xadd_event(rc, key, "market.data.update", data, NULL);
         p = c;
     }
+}
+
+/* ... onto ns:market (one partition). */
+static void bars_range(const char *ns, const char *sym, int i0, int i1, double drift)
+{
+    bars_range_p(ns, 1, sym, i0, i1, drift);
 }
 
 static pid_t start_kept(const char *ns, int *port)
@@ -191,6 +199,42 @@ TEST(a_second_replica_stands_by_and_takes_over_with_the_state)
     json_decref(x);
     json_decref(y);
     CHECK_EQ(th_stop(b, 10000), 0);
+}
+
+/* With two partitions a replica joining takes one from the first, which
+ * writes that partition's checkpoint before it gives the lease up: the new
+ * holder replays nothing, even with checkpoints far apart
+ * (QT_CHECKPOINT_MS of an hour). Before, it replayed everything since the
+ * first one. */
+TEST(a_partition_given_up_is_checkpointed_first)
+{
+    int pa, pb;
+    const char *env[] = {env_model, "QT_PARTITIONS=2", "QT_LEASE_MS=900", "QT_CHECKPOINT_MS=3600000", NULL};
+    pid_t a = th_service(bin, &R, "k11", env, dir, "rl-k11-a", &pa, 1);
+    bars_range_p("k11", 2, "BTCUSDT", 0, 55, 0); /* partition 0 */
+    bars_range_p("k11", 2, "SOLUSDT", 0, 55, 1); /* partition 1 */
+    CHECK_EQ(th_wait_xlen(rc, "k11:signal:p1", 55 - W, 20000), 0); /* the first checkpoint is written by now */
+    th_sleep_ms(200);
+    bars_range_p("k11", 2, "BTCUSDT", 55, 60, 0);
+    bars_range_p("k11", 2, "SOLUSDT", 55, 60, 1); /* the next one is due in an hour */
+    CHECK_EQ(th_wait_xlen(rc, "k11:signal:p0", 60 - W, 20000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "k11:signal:p1", 60 - W, 20000), 0);
+    pid_t b = th_service(bin, &R, "k11", env, dir, "rl-k11-b", &pb, 1);
+    const char *got = NULL;
+    json_t *st = NULL;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !got; th_sleep_ms(50)) {
+        json_decref(st);
+        st = th_http(pb, "GET", "/api/v1/status", NULL, NULL, out, sizeof out) == 200 ? json_loads(out, 0, NULL) : NULL;
+        json_t *restored = json_object_get(json_object_get(st, "partitions"), "restored");
+        const char *k;
+        json_t *v;
+        json_object_foreach(restored, k, v) got = json_string_value(v);
+    }
+    CHECK(got != NULL);
+    if (got) CHECK_CONTAINS(got, "checkpoint + 0 entries replayed");
+    json_decref(st);
+    CHECK_EQ(th_stop(b, 10000), 0);
+    CHECK_EQ(th_stop(a, 10000), 0);
 }
 
 /* A bar whose signal cannot be queued (the outbox full while Redis refuses

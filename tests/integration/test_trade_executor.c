@@ -380,7 +380,7 @@ TEST(exactly_once_with_sigkills)
     pid_t p = start("e2", env, &port, 0);
     long n = 0, dups, executed;
     for (long long end = th_now_ms() + 90000; th_now_ms() < end;) {
-        th_sleep_ms(40 + rand() % 120);
+        th_sleep_ms(100 + rand() % 200); /* a life long enough to take its partition and do some work */
         results("e2", &n, &dups, &executed);
         if (n >= 1000) break;
         th_kill(p, SIGKILL); /* at a random moment of its work */
