@@ -180,13 +180,10 @@ static double full_speed(const char *ns, int parts, long bars, long *rss)
         s.extra[2] = pe, s.extra[3] = NULL;
     } else label[0] = '\0';
     write_files((int)(bars / NSYM), feed, sizeof feed);
+    s.rl_replicas = parts > 1; /* up, sharing the partitions, before the engine's feed starts */
     if (stack_start(&s, &R, rc, dir, ns, feed, "0", "SHADOW", NULL, 1, why, sizeof why) < 0)
         return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
-    if (parts > 1) { /* the feed is under way: the replica takes its share of the partitions from the first */
-        if ((replica = stack_replica(&s, RL, 2, why, sizeof why)) < 0) return fprintf(stderr, "pipeline-bench: %s\n", why), -1;
-        for (long long end = th_now_ms() + 10000; th_now_ms() < end && stack_lease_holders(rc, ns, "rl-decision", parts, 0) < 2;)
-            th_sleep_ms(20);
-    }
+    replica = s.rl_more[0];
     double cpu0[NPROC];
     for (int i = 0; i < NPROC; i++) cpu0[i] = cpu_s(proc_pid(&s, replica, i));
     long long t0 = th_now_ms();
@@ -200,7 +197,6 @@ static double full_speed(const char *ns, int parts, long bars, long *rss)
     decided = (long)json_integer_value(json_object_get(json_object_get(st, "counts"), "decisions"));
     json_decref(st);
     fprintf(stderr, "pipeline-bench full speed%s: %ld bars in %.1f s, %ld engine decisions\n", label, bars, secs, decided);
-    if (replica > 0) th_stop(replica, 20000);
     stack_stop(&s);
     return (double)bars / secs;
 }

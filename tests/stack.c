@@ -128,9 +128,11 @@ int stack_start(qt_stack_t *s, const th_redis_t *r, redisContext *rc, const char
 {
     const char *extra[8];
     char m[32];
+    int more = s->rl_replicas < 4 ? s->rl_replicas : 4;
     memcpy(extra, s->extra, sizeof extra); /* the caller may have set them */
     memset(s, 0, sizeof *s);
     memcpy(s->extra, extra, sizeof extra);
+    s->rl_replicas = more;
     s->redis = r, s->rc = rc;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     snprintf(s->ns, sizeof s->ns, "%s", ns);
@@ -144,9 +146,14 @@ int stack_start(qt_stack_t *s, const th_redis_t *r, redisContext *rc, const char
     snprintf(m, sizeof m, "\"%s\"", mode);
     if (stack_svc_start(s, POLICY, why, len) < 0 || stack_put(s, "rl_v3.live.mode", m, why, len) < 0 ||
         (min_conf && stack_put(s, "rl_v3.live.min_confidence", min_conf, why, len) < 0) ||
-        stack_svc_start(s, ML, why, len) < 0 || (with_rl && stack_svc_start(s, RL, why, len) < 0) ||
-        stack_svc_start(s, EXEC, why, len) < 0 || stack_svc_start(s, ENGINE, why, len) < 0)
+        stack_svc_start(s, ML, why, len) < 0 || (with_rl && stack_svc_start(s, RL, why, len) < 0))
         return -1;
+    for (int i = 0; with_rl && i < more; i++)
+        if ((s->rl_more[i] = stack_replica(s, RL, i + 2, why, len)) < 0) return s->rl_more[i] = 0, -1;
+    int parts = more ? stack_parts(rc, ns) : 0, want = 1 + more < parts ? 1 + more : parts;
+    for (long long end = th_now_ms() + 10000; more && th_now_ms() < end && stack_lease_holders(rc, ns, "rl-decision", parts, 0) < want;)
+        th_sleep_ms(20); /* the first has given the others their shares */
+    if (stack_svc_start(s, EXEC, why, len) < 0 || stack_svc_start(s, ENGINE, why, len) < 0) return -1;
     return 0;
 }
 
@@ -155,6 +162,8 @@ int stack_stop(qt_stack_t *s)
     int bad = 0;
     for (int i = 0; i < STACK_NSVC; i++)
         if (s->pid[i] > 0) bad += th_stop(s->pid[i], 20000) != 0, s->pid[i] = 0;
+    for (int i = 0; i < 4; i++)
+        if (s->rl_more[i] > 0) bad += th_stop(s->rl_more[i], 20000) != 0, s->rl_more[i] = 0;
     return bad;
 }
 

@@ -20,6 +20,8 @@ typedef struct qt_stack {
     const char *extra[8]; /* more NAME=VALUE for every service */
     int port[STACK_NSVC];
     pid_t pid[STACK_NSVC];
+    int rl_replicas;    /* set before stack_start: this many more rl-decision replicas, started after the first */
+    pid_t rl_more[4];   /* their pids (stack_stop stops them) */
 } qt_stack_t;
 
 extern const char *const stack_bins[STACK_NSVC];
