@@ -35,6 +35,11 @@ typedef struct bus_sub {
     int off;  /* a partition whose new entries this replica does not read (bus_lease_parts) */
     int gone; /* ... nor its pending ones: not held at all (not re-read, retried or claimed) */
     int taking; /* its previous holder's pending entries are being claimed: read once done */
+    /* an unpartitioned stream of a bus whose replicas share the partitions
+     * (bus_lease_parts): every replica reads all of it, without a group
+     * (XREAD from bc_last), for a view that must be whole in each (policy) */
+    int bcast, bc_inflight;
+    char bc_last[BUS_SID_MAX];
     unsigned off_gen; /* the read arguments' generation that left it out */
     bus_handler_fn fn;
     void *ud;
@@ -1014,10 +1019,12 @@ static void groups_create(bus_t *b)
     b->groups_waiting = 0;
     for (int i = 0; i < b->nsubs; i++) {
         const char *argv[] = {"XGROUP", "CREATE", b->subs[i].key, b->group, "0", "MKSTREAM"};
-        b->subs[i].group_ok = 0;
+        b->subs[i].group_ok = b->subs[i].bcast; /* read without a group */
+        if (b->subs[i].bcast) continue;
         if (rlink_send(&b->cmd, group_cb, (void *)(intptr_t)i, 6, argv, NULL) < 0) return;
         b->groups_waiting++;
     }
+    if (b->groups_waiting == 0) b->groups_ready = 1;
 }
 
 static void cmd_up(void *ud)
@@ -1114,7 +1121,7 @@ void bus_state_part_key(const bus_t *b, int part, char *out, size_t len)
 static int ckpt_part_send(bus_t *b, int part)
 {
     const char *keys[BUS_MAX_SUBS], *ids[BUS_MAX_SUBS];
-    char *state = NULL, *text, skey[220], lkey[220], ps[16];
+    char *state = NULL, *text, skey[220], lkey[220];
     size_t slen = 0, len;
     int n = 0;
     for (int i = 0; i < b->nsubs; i++)
@@ -1128,8 +1135,7 @@ static int ckpt_part_send(bus_t *b, int part)
     free(state);
     bus_state_part_key(b, part, skey, sizeof skey);
     proto_lease_key(lkey, sizeof lkey, b->cfg.ns, b->cfg.service, part);
-    snprintf(ps, sizeof ps, "2");
-    const char *argv[] = {"EVAL", ckpt_part_lua, ps, skey, lkey, text, b->consumer};
+    const char *argv[] = {"EVAL", ckpt_part_lua, "2", skey, lkey, text, b->consumer};
     size_t lens[] = {4, strlen(ckpt_part_lua), 1, strlen(skey), strlen(lkey), len, strlen(b->consumer)};
     int ok = rlink_send(&b->cmd, ckpt_cb, (void *)(intptr_t)part, 7, argv, lens) == 0;
     if (ok) b->ckpt_inflight++, metric_set(b->m_ckpt_bytes, (double)len);
@@ -1244,9 +1250,66 @@ static int bus_drained(const bus_t *b)
            !b->ckpt_inflight;
 }
 
+/* XREAD of a broadcast stream (bcast) after bc_last: every entry to the
+ * handler, in order; nothing is acked (no group) and an entry that does not
+ * decode is logged and passed over (its writer's other readers dead-letter
+ * it). */
+static void bcast_next(bus_t *b, int si);
+
+static void bcast_cb(redisAsyncContext *ac, void *r, void *pd)
+{
+    bus_t *b = bus_of(ac);
+    int si = (int)(intptr_t)pd;
+    bus_sub_t *s = &b->subs[si];
+    redisReply *reply = r;
+    rlink_replied(rlink_of(ac));
+    s->bc_inflight = 0;
+    if (!reply || b->freeing) return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        int64_t now = clock_mono_ms();
+        if (now - b->refusal_log_ms >= 1000) log_warn("reading %s: XREAD: %s", s->key, reply->str), b->refusal_log_ms = now;
+        return;
+    }
+    size_t n = 0;
+    const redisReply *en = reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+                                   reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2
+                               ? reply->element[0]->element[1]
+                               : NULL;
+    for (size_t i = 0; en && en->type == REDIS_REPLY_ARRAY && i < en->elements; i++, n++) {
+        const redisReply *e = en->element[i];
+        char err[512] = "";
+        event_t ev;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) break;
+        const char *id = e->element[0]->str;
+        snprintf(s->bc_last, sizeof s->bc_last, "%s", id);
+        if (sub_skips(s, e->element[1])) continue;
+        if (entry_decode(b, e->element[1], &ev, err, sizeof err) < 0) {
+            log_warn("%s entry %s passed over: %s", s->key, id, err);
+            continue;
+        }
+        bus_msg_t msg = {s->key, id, &ev, 1};
+        metric_inc(s->m_in);
+        s->fn(s->ud, &msg, err, sizeof err);
+        event_clear(&ev);
+    }
+    if (n > 0 && n >= (size_t)b->cfg.batch) bcast_next(b, si); /* more behind */
+}
+
+static void bcast_next(bus_t *b, int si)
+{
+    bus_sub_t *s = &b->subs[si];
+    if (s->bc_inflight || b->cmd.state != RLINK_UP || b->paused || b->stopping || b->freeing) return;
+    const char *argv[] = {"XREAD", "COUNT", b->count_s, "STREAMS", s->key, s->bc_last};
+    if (rlink_send(&b->cmd, bcast_cb, (void *)(intptr_t)si, 6, argv, NULL) == 0) s->bc_inflight = 1;
+}
+
 static void bus_tick_sub(bus_t *b, int si, int64_t now)
 {
     bus_sub_t *s = &b->subs[si];
+    if (s->bcast) {
+        bcast_next(b, si);
+        return;
+    }
     if (s->taking == 2 && b->groups_ready) take_send(b, si);
     if (s->retry_due_ms && now >= s->retry_due_ms) {
         s->retry_due_ms = 0;
@@ -1477,7 +1540,16 @@ int bus_lease_parts(bus_t *b)
 {
     if (b->started) return -1;
     b->leased = 1;
-    for (int i = 0; i < b->nsubs; i++) b->subs[i].off = b->subs[i].gone = b->subs[i].part >= 0;
+    /* entries added from a little before this start on (an event between the
+     * service's first read of the state it shows and now is not missed; one
+     * applied twice changes nothing) */
+    long long from = clock_wall_ms() - 5000;
+    for (int i = 0; i < b->nsubs; i++) {
+        bus_sub_t *s = &b->subs[i];
+        s->bcast = s->part < 0;
+        s->off = s->gone = 1;
+        if (s->bcast) snprintf(s->bc_last, sizeof s->bc_last, "%lld-0", from > 0 ? from : 0);
+    }
     return 0;
 }
 

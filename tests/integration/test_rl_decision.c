@@ -175,12 +175,20 @@ TEST(a_second_replica_stands_by_and_takes_over_with_the_state)
     pid_t b = th_service(bin, &R, "k9", env, dir, "rl-k9-b", &pb, 1);
     CHECK_EQ(th_http(pb, "GET", "/ready", NULL, NULL, out, sizeof out), 200);
     CHECK_CONTAINS(out, "standby: this replica holds no partition");
-    for (int i = 1; i <= 8; i++) { /* the group hands some of them to the standby */
+    for (int i = 1; i <= 8; i++) { /* every replica reads every policy entry */
         char data[128];
         snprintf(data, sizeof data, "{\"key\":\"qt.test.k%d\",\"value\":%d,\"version\":%d}", i, i, i);
         th_xadd_event(rc, "k9:policy", "policy.config.updated", data, NULL);
     }
-    CHECK_EQ(th_group_done(rc, "k9:policy", "rl-decision", 10000), 1);
+    long handled = 0;
+    for (long long end = th_now_ms() + 5000; th_now_ms() < end && handled < 8; th_sleep_ms(50)) {
+        const char *m = th_http(pb, "GET", "/metrics", NULL, NULL, out, sizeof out) == 200
+                            ? strstr(out, "\nqt_bus_events_in_total{stream=\"k9:policy\"")
+                            : NULL;
+        const char *v = m ? strchr(m + 1, '}') : NULL;
+        handled = v ? strtol(v + 1, NULL, 10) : 0;
+    }
+    CHECK_EQ(handled, 8); /* the standby handled all eight */
     long long t0 = th_now_ms();
     CHECK_EQ(th_stop(b, 10000), 0);
     long long stop_ms = th_now_ms() - t0;
@@ -235,6 +243,34 @@ TEST(a_partition_given_up_is_checkpointed_first)
     json_decref(st);
     CHECK_EQ(th_stop(b, 10000), 0);
     CHECK_EQ(th_stop(a, 10000), 0);
+}
+
+/* Replicas share the partitions, but each needs the whole policy: every
+ * replica reads every entry of the policy stream (no group), so a mode
+ * change reaches both at once. Before, the replicas' group handed the entry
+ * to one of them, and the other went on in the old mode until its next
+ * read of the policy hash. */
+TEST(every_replica_sees_every_policy_event)
+{
+    int port[2];
+    const char *env[] = {env_model, NULL};
+    pid_t p[2];
+    for (int i = 0; i < 2; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "rl-k12-%d", i);
+        p[i] = th_service(bin, &R, "k12", env, dir, tag, &port[i], 1);
+        CHECK(p[i] > 0);
+    }
+    th_xadd_event(rc, "k12:policy", "policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"PRIMARY\",\"version\":2}",
+                  NULL);
+    int seen[2] = {0, 0};
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end && !(seen[0] && seen[1]); th_sleep_ms(50))
+        for (int i = 0; i < 2; i++)
+            if (!seen[i] && th_http(port[i], "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out) == 200)
+                seen[i] = strstr(out, "\"mode\":\"PRIMARY\"") != NULL;
+    CHECK(seen[0]);
+    CHECK(seen[1]);
+    for (int i = 0; i < 2; i++) CHECK_EQ(th_stop(p[i], 10000), 0);
 }
 
 /* A bar whose signal cannot be queued (the outbox full while Redis refuses
