@@ -1148,7 +1148,7 @@ static void bus_checkpoint(bus_t *b, int64_t now, int force)
 {
     if (!b->st_ops || b->handled_since == 0 || b->ckpt_inflight || !bus_settled(b)) return;
     if (!force && now < b->next_ckpt_ms) return;
-    if (b->leased && b->st_ops->save_part) { /* one per partition held (none released or lost) */
+    if (bus_state_parted(b)) { /* one per partition held (none released or lost) */
         int held[QT_PARTITIONS_MAX] = {0}, nheld = 0, sent = 0;
         for (int i = 0; i < b->nsubs; i++)
             if (b->subs[i].part >= 0 && b->subs[i].part < QT_PARTITIONS_MAX && !b->subs[i].gone) held[b->subs[i].part] = 1;
@@ -1540,9 +1540,10 @@ int bus_lease_parts(bus_t *b)
 {
     if (b->started) return -1;
     b->leased = 1;
-    /* entries added from a little before this start on (an event between the
-     * service's first read of the state it shows and now is not missed; one
-     * applied twice changes nothing) */
+    /* entries added from 5 s before this start on, by our clock (entry ids
+     * are Redis's): an event between the service's first read of the state
+     * it keeps (the policy hash) and now is not missed, and the older ones
+     * read again come in order, so the view ends at the newest */
     long long from = clock_wall_ms() - 5000;
     for (int i = 0; i < b->nsubs; i++) {
         bus_sub_t *s = &b->subs[i];

@@ -164,8 +164,9 @@ breaker_t *bus_breaker(const bus_t *b);
  * QT_PARTITIONS=1 the one of today's name is partition 0) only for the
  * partitions bus_part_take() gave, so replicas of a service share them out;
  * an unpartitioned stream (policy) is read whole by every replica, without
- * a group (XREAD every tick from a little before the start; nothing acked,
- * an entry that does not decode logged and passed over). -1 once started. */
+ * a group (XREAD every tick from 5 s before the start; nothing acked, an
+ * entry that does not decode logged and passed over, the handler's result
+ * not used: its handler must take every entry at once). -1 once started. */
 int bus_lease_parts(bus_t *b);
 int bus_leased(const bus_t *b);
 /* Start reading partition part: first every entry pending in its groups

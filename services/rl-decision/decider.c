@@ -231,7 +231,9 @@ static void dec_fresh(void *ud, redisContext *c)
     char key[160];
     proto_key(key, sizeof key, d->svc->cfg.ns, QT_KEY_POLICY_CONFIG);
     redisReply *r = redisCommand(c, "HGETALL %s", key);
-    if (r) policyview_load_hash(&d->pv, r), freeReplyObject(r);
+    if (r && r->type == REDIS_REPLY_ERROR) log_warn("%s not read at start (%s): the mode comes from the policy stream", key, r->str);
+    else if (r) policyview_load_hash(&d->pv, r);
+    if (r) freeReplyObject(r);
 }
 
 /* Partition k's own state, with replicas (bus_lease_parts): its symbols,
@@ -276,6 +278,7 @@ static int dec_load_part(void *ud, int part, const char *in, size_t len, char *e
             return snprintf(err, errlen, "symbol %s of the state is not of partition p%d", s.symbol, part), -1;
     }
     memcpy(d->syms + d->nsyms, in + sizeof n, (size_t)n * sizeof *d->syms);
+    for (int i = 0; i < n; i++) d->syms[d->nsyms + i].part = part; /* the checked one, not the bytes' */
     d->nsyms += n;
     return 0;
 }
@@ -335,9 +338,9 @@ static int dec_http_reload(void *ud, httpd_req_t *req, json_t **out)
 static json_t *dec_status_json(const decider_t *d)
 {
     json_t *counts = json_object();
-    double eps = d->eps_initial; /* the symbols' mean: each decays with its own decisions */
-    for (int i = 0; i < d->nsyms; i++) eps = i ? eps + d->syms[i].epsilon : d->syms[i].epsilon;
-    if (d->nsyms) eps /= d->nsyms;
+    double eps = 0; /* the symbols' mean: each decays with its own decisions */
+    for (int i = 0; i < d->nsyms; i++) eps += d->syms[i].epsilon;
+    eps = d->nsyms ? eps / d->nsyms : d->eps_initial;
     for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, proto_rl_actions[j], json_integer(d->action_counts[j]));
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
                      d->model->version, "model_path", d->model_path, "mode", dec_mode(d), "decisions",

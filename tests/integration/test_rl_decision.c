@@ -247,9 +247,10 @@ TEST(a_partition_given_up_is_checkpointed_first)
 
 /* Replicas share the partitions, but each needs the whole policy: every
  * replica reads every entry of the policy stream (no group), so a mode
- * change reaches both at once. Before, the replicas' group handed the entry
- * to one of them, and the other went on in the old mode until its next
- * read of the policy hash. */
+ * change reaches both at once, and a poisoned entry before it is passed
+ * over (logged), not a reason to stop reading. Before, the replicas' group
+ * handed the entry to one of them, and the other went on in the old mode
+ * until its next read of the policy hash. */
 TEST(every_replica_sees_every_policy_event)
 {
     int port[2];
@@ -261,6 +262,7 @@ TEST(every_replica_sees_every_policy_event)
         p[i] = th_service(bin, &R, "k12", env, dir, tag, &port[i], 1);
         CHECK(p[i] > 0);
     }
+    th_xadd_event(rc, "k12:policy", "policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"OFF\"}", NULL);
     th_xadd_event(rc, "k12:policy", "policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"PRIMARY\",\"version\":2}",
                   NULL);
     int seen[2] = {0, 0};
@@ -271,6 +273,10 @@ TEST(every_replica_sees_every_policy_event)
     CHECK(seen[0]);
     CHECK(seen[1]);
     for (int i = 0; i < 2; i++) CHECK_EQ(th_stop(p[i], 10000), 0);
+    char log[400];
+    snprintf(log, sizeof log, "%s/rl-k12-1.log", dir);
+    CHECK(th_file_has(log, "k12:policy entry ")); /* the one without its version, passed over with the reason */
+    CHECK(th_file_has(log, "passed over"));
 }
 
 /* A bar whose signal cannot be queued (the outbox full while Redis refuses
