@@ -347,6 +347,13 @@ int lease_restored(const lease_t *l, ckpt_restore_t *sum)
 
 int lease_confirmed(const lease_t *l) { return l && l->confirmed; }
 
+int lease_holds_all(const lease_t *l)
+{
+    for (int k = 0; l && k < l->parts; k++)
+        if (!l->held[k]) return 0;
+    return 1;
+}
+
 int lease_restoring(const lease_t *l, char *why, size_t len)
 {
     for (int k = 0; l && k < l->parts; k++)

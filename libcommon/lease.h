@@ -54,6 +54,10 @@ int lease_restoring(const lease_t *l, char *why, size_t len);
 /* 1 once a round has been answered: the partitions it gave are taken (and,
  * for a bus that keeps state per partition, restored). */
 int lease_confirmed(const lease_t *l);
+/* 1 when this replica holds every partition (or l is NULL): nobody else
+ * handles the service's events, so what replicas share in Redis changes
+ * only through this process. */
+int lease_holds_all(const lease_t *l);
 void lease_free(lease_t *l);
 
 /* ---------- one active instance per namespace ----------

@@ -68,7 +68,6 @@ void proto_part_key(char *out, size_t len, const char *ns, const char *name, int
 /* ml-threshold */
 #define QT_KEY_ML_STATE "ml:state"     /* private: hash {version, state}: the learner's state (JSON), compare-and-set */
 #define QT_KEY_ML_SEEN "ml:seen"       /* private: the closed trades already learned from */
-#define QT_KEY_ML_PENDING "ml:pending" /* private: hash of bars waiting for external votes */
 
 /* trade-executor */
 #define QT_KEY_EXEC_PREFIX "exec:"             /* private: "exec:<intent id>", the idempotency record (string, with expiry) */

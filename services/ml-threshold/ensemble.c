@@ -10,6 +10,7 @@
 #include "digest.h"
 #include "event.h"
 #include "learner.h"
+#include "lease.h"
 #include "log.h"
 #include "mlmodel.h"
 #include "rsync.h"
@@ -27,13 +28,14 @@
 
 typedef struct ens_sym {
     char symbol[24];
+    int part; /* its partition (keys.h) */
     obs_state_t st;
     int64_t last_open_time, published_open_time, leap_held; /* leap_held: see timeguard.h */
 } ens_sym_t;
 
 /* A bar waiting for external votes, or votes waiting for their bar. */
 typedef struct ens_pending {
-    int used, has_bar, persisted;
+    int used, has_bar, syncing; /* syncing: its signal waits for the learner's state (ens_sync) */
     char symbol[24], interval[8], trace[72], regime[32];
     int64_t open_time, event_time, deadline_us, created_us;
     int action[RSM_MAX_MODELS]; /* -1: no vote */
@@ -50,12 +52,10 @@ struct ensemble {
     ens_sym_t syms[ENS_SYMS];
     int nsyms;
     ens_pending_t pending[ENS_PENDING];
-    char (*to_delete)[64];
-    int ndelete;
     long window_ms, seed;
-    char k_pending[160];
+    int resync; /* a partition was taken or given up: the next signal syncs the learner's state first */
     struct event *tick;
-    long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped;
+    long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped, synced;
     metric_t *m_predict, *m_signals, *m_counted, *m_late, *m_unknown;
     warmup_t warm; /* no signal before MLM_WARMUP bars of a symbol */
 };
@@ -126,7 +126,7 @@ static ens_sym_t *ens_sym(ensemble_t *e, const char *symbol)
 {
     int created;
     ens_sym_t *s = SYMTAB_SLOT(e->syms, &e->nsyms, ENS_SYMS, symbol, &created);
-    if (created) obs_init(&s->st);
+    if (created) obs_init(&s->st), s->part = proto_partition(s->symbol, (int)e->svc->cfg.partitions);
     return s;
 }
 
@@ -143,11 +143,6 @@ static ens_pending_t *ens_pending_find(ensemble_t *e, const char *symbol, int64_
         if (e->pending[i].used && e->pending[i].open_time == open_time && strcmp(e->pending[i].symbol, symbol) == 0)
             return &e->pending[i];
     return NULL;
-}
-
-static void ens_field(const ens_pending_t *p, char out[64])
-{
-    snprintf(out, 64, "%s|%lld", p->symbol, (long long)p->open_time);
 }
 
 static int ens_publish(ensemble_t *e, ens_pending_t *p);
@@ -172,34 +167,6 @@ static ens_pending_t *ens_pending_new(ensemble_t *e, const char *symbol, int64_t
     old->open_time = open_time;
     for (int i = 0; i < RSM_MAX_MODELS; i++) old->action[i] = -1;
     return old;
-}
-
-static json_t *ens_pending_json(const ensemble_t *e, const ens_pending_t *p)
-{
-    json_t *votes = json_object();
-    for (int i = 0; i < e->n; i++)
-        if (p->action[i] >= 0)
-            json_object_set_new(votes, e->names[i], json_pack("{s:s, s:f}", "action", mlm_class_names[p->action[i]], "confidence", p->conf[i]));
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:o}", "symbol", p->symbol, "interval", p->interval, "trace",
-                     p->trace, "regime", p->regime, "open_time", (json_int_t)p->open_time, "event_time",
-                     (json_int_t)p->event_time, "has_bar", p->has_bar, "votes", votes);
-}
-
-/* Write p to the pending hash before its input is acknowledged; -1 when the
- * Redis link is down (the input is delivered again). */
-static int ens_persist(ensemble_t *e, ens_pending_t *p)
-{
-    char field[64];
-    if (bus_replaying(e->svc->bus)) return p->persisted = 1, 0; /* written when it was first handled */
-    json_t *j = ens_pending_json(e, p);
-    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    ens_field(p, field);
-    const char *argv[] = {"HSET", e->k_pending, field, txt ? txt : "{}"};
-    int rc = txt ? bus_redis(e->svc->bus, NULL, NULL, 4, argv, NULL) : -1;
-    if (rc == 0) p->persisted = 1;
-    free(txt);
-    json_decref(j);
-    return rc;
 }
 
 static int ens_class(const char *s)
@@ -265,7 +232,6 @@ static int ens_publish(ensemble_t *e, ens_pending_t *p)
     }
     ens_sym_t *s = ens_sym(e, p->symbol);
     if (s && p->open_time > s->published_open_time) s->published_open_time = p->open_time;
-    if (p->persisted && e->ndelete < ENS_PENDING) ens_field(p, e->to_delete[e->ndelete++]);
     p->used = 0;
     return 0;
 }
@@ -295,6 +261,59 @@ static void ens_member_votes(ensemble_t *e, ens_sym_t *s, ens_pending_t *p)
     metric_observe(e->m_predict, (double)(clock_mono_us() - t0) / 1e6);
 }
 
+/* ---------- the learner's state, event-ordered across replicas ----------
+ * A closed trade moves the RSM weights where the replica holding its
+ * partition handled it. A replica sharing the partitions with others asks
+ * Redis for the learner's version before each signal it publishes from a
+ * bar (learner_sync), so it decides on every trade learned from before the
+ * bar came, as one replica would have; one that holds every partition does
+ * so once after each take or release, as the previous holder may have
+ * learned from trades since this one last read the state. */
+
+typedef struct ens_sync {
+    ensemble_t *e;
+    bus_pending_t *token;
+    char symbol[24];
+    int64_t open_time;
+} ens_sync_t;
+
+static int ens_needs_sync(const ensemble_t *e)
+{
+    return !bus_replaying(e->svc->bus) && (e->resync || !lease_holds_all(e->svc->lease));
+}
+
+static void ens_synced(void *ud, int ok)
+{
+    ens_sync_t *c = ud;
+    ensemble_t *e = c->e;
+    ens_pending_t *p = ens_pending_find(e, c->symbol, c->open_time);
+    if (!c->token) { /* out of memory deferring the bar: it comes again */
+        free(c);
+        return;
+    }
+    if (!ok) e->resync = 1;
+    if (p && p->syncing) {
+        p->syncing = 0, e->synced++;
+        if (!ok || ens_publish(e, p) < 0) p->deadline_us = clock_mono_us(); /* the tick publishes it */
+    }
+    bus_finish(e->svc->bus, c->token, BUS_OK, NULL); /* the bar is handled; its signal, if still waiting, is in the state */
+    free(c);
+}
+
+/* p's signal once the learner's state is the shared one: BUS_LATER, or
+ * BUS_RETRY (nothing sent). */
+static bus_result_t ens_sync(ensemble_t *e, ens_pending_t *p)
+{
+    ens_sync_t *c = calloc(1, sizeof *c);
+    if (!c) return BUS_RETRY;
+    c->e = e, c->open_time = p->open_time;
+    snprintf(c->symbol, sizeof c->symbol, "%s", p->symbol);
+    if (learner_sync(e->learner, ens_synced, c) < 0) return free(c), BUS_RETRY; /* the link is down: the bar comes again */
+    if (!(c->token = bus_defer(e->svc->bus))) return BUS_RETRY; /* the answer then finds no token and frees c */
+    p->syncing = 1, e->resync = 0;
+    return BUS_LATER;
+}
+
 static bus_result_t ens_on_bar(ensemble_t *e, const bus_msg_t *m, char *err, size_t errlen)
 {
     const json_t *b = m->ev->data;
@@ -312,27 +331,28 @@ static bus_result_t ens_on_bar(ensemble_t *e, const bus_msg_t *m, char *err, siz
         return BUS_OK;
     ens_pending_t *p = ens_pending_find(e, symbol, ot);
     if (!warmup_ready(&e->warm, s->symbol, s->st.ind.bars)) { /* the members' windows are not yet full: no signal */
-        if (p) { /* external votes came first: they go, as late votes after it would */
-            if (p->persisted && e->ndelete < ENS_PENDING) ens_field(p, e->to_delete[e->ndelete++]);
-            p->used = 0, e->votes_dropped++;
-        }
+        if (p) p->used = 0, e->votes_dropped++; /* external votes came first: they go, as late votes after it would */
         s->last_open_time = s->published_open_time = ot;
         return BUS_OK;
     }
-    if (!p && !(p = ens_pending_new(e, symbol, ot))) goto retry;
+    if (!p && !(p = ens_pending_new(e, symbol, ot))) {
+        s->st = before;
+        return snprintf(err, errlen, "cannot publish the bar's signal now"), BUS_RETRY;
+    }
     p->has_bar = 1, p->event_time = json_integer_value(json_object_get(b, "event_time"));
     snprintf(p->interval, sizeof p->interval, "%s", json_string_value(json_object_get(b, "interval")));
     snprintf(p->trace, sizeof p->trace, "%s", m->ev->trace);
     snprintf(p->regime, sizeof p->regime, "%s", regime_name(regime_trend(&s->st.ind.regime)));
     ens_member_votes(e, s, p);
     p->deadline_us = clock_mono_us() + e->window_ms * 1000;
-    if (ens_all_voted(e, p) ? ens_publish(e, p) < 0 : ens_persist(e, p) < 0) goto retry;
+    bus_result_t r = !ens_all_voted(e, p) ? BUS_OK : ens_needs_sync(e) ? ens_sync(e, p) : ens_publish(e, p) < 0 ? BUS_RETRY : BUS_OK;
+    if (r == BUS_RETRY) goto retry;
     s->last_open_time = ot;
-    return BUS_OK;
+    return r;
 retry: /* the bar comes again: undo it */
-    if (p) p->has_bar = 0;
+    p->has_bar = 0;
     s->st = before;
-    snprintf(err, errlen, "cannot publish or persist the bar's signal now");
+    snprintf(err, errlen, "cannot publish the bar's signal now");
     return BUS_RETRY;
 }
 
@@ -350,8 +370,8 @@ static bus_result_t ens_on_vote(ensemble_t *e, const bus_msg_t *m, char *err, si
     p->action[i] = ens_class(json_string_value(json_object_get(v, "action")));
     p->conf[i] = json_number_value(json_object_get(v, "confidence"));
     e->votes_counted++, metric_inc(e->m_counted);
-    if (p->has_bar && ens_all_voted(e, p) ? ens_publish(e, p) < 0 : ens_persist(e, p) < 0)
-        return snprintf(err, errlen, "cannot publish or persist the vote now"), BUS_RETRY;
+    if (p->has_bar && !p->syncing && ens_all_voted(e, p) && ens_publish(e, p) < 0)
+        return snprintf(err, errlen, "cannot publish the vote's signal now"), BUS_RETRY;
     return BUS_OK;
 }
 
@@ -372,75 +392,39 @@ static void ens_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     for (int i = 0; i < ENS_PENDING; i++) {
         ens_pending_t *p = &e->pending[i];
-        if (p->used && p->has_bar && now >= p->deadline_us) ens_publish(e, p);
-        else if (p->used && !p->has_bar && now - p->created_us > ENS_ORPHAN_US) {
-            if (p->persisted && e->ndelete < ENS_PENDING) ens_field(p, e->to_delete[e->ndelete++]);
-            p->used = 0, e->votes_dropped++;
-        }
+        if (p->used && p->has_bar && !p->syncing && now >= p->deadline_us) ens_publish(e, p);
+        else if (p->used && !p->has_bar && now - p->created_us > ENS_ORPHAN_US) p->used = 0, e->votes_dropped++;
     }
-    if (e->ndelete && bus_outbox_size(e->svc->bus) == 0) { /* every signal confirmed: forget their pending copies */
-        const char *argv[2 + ENS_PENDING];
-        argv[0] = "HDEL", argv[1] = e->k_pending;
-        for (int i = 0; i < e->ndelete; i++) argv[2 + i] = e->to_delete[i];
-        if (bus_redis(e->svc->bus, NULL, NULL, 2 + e->ndelete, argv, NULL) == 0) e->ndelete = 0;
-    }
-}
-
-/* Bars and votes that were waiting when the last instance stopped. */
-static void ens_restore(ensemble_t *e)
-{
-    char err[256];
-    redisContext *c = rsync_connect(&e->svc->cfg.redis, 2000, err, sizeof err);
-    redisReply *r = c ? redisCommand(c, "HGETALL %s", e->k_pending) : NULL;
-    int restored = 0;
-    for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
-        json_t *j = json_loadb(r->element[k + 1]->str, r->element[k + 1]->len, 0, NULL), *votes = json_object_get(j, "votes"), *v;
-        const char *name, *symbol = json_string_value(json_object_get(j, "symbol"));
-        ens_pending_t *p = symbol ? ens_pending_new(e, symbol, json_integer_value(json_object_get(j, "open_time"))) : NULL;
-        if (p) {
-            p->has_bar = json_is_true(json_object_get(j, "has_bar")), p->persisted = 1;
-            p->event_time = json_integer_value(json_object_get(j, "event_time"));
-            p->deadline_us = clock_mono_us() + e->window_ms * 1000;
-            snprintf(p->interval, sizeof p->interval, "%s", json_string_value(json_object_get(j, "interval")));
-            snprintf(p->trace, sizeof p->trace, "%s", json_string_value(json_object_get(j, "trace")));
-            snprintf(p->regime, sizeof p->regime, "%s", json_string_value(json_object_get(j, "regime")));
-            json_object_foreach(votes, name, v)
-            {
-                int i = ens_member(e, name, 0), a = ens_class(json_string_value(json_object_get(v, "action")));
-                if (i >= 0 && a >= 0) p->action[i] = a, p->conf[i] = json_number_value(json_object_get(v, "confidence"));
-            }
-            restored++;
-        }
-        json_decref(j);
-    }
-    if (!c || !r) log_warn("pending bars not restored: %s", c ? c->errstr : err);
-    else if (restored) log_info("%d pending bars and votes restored from %s", restored, e->k_pending);
-    if (r) freeReplyObject(r);
-    if (c) redisFree(c);
 }
 
 /* ---------- state across restarts (ckpt.h) ---------- */
 
-/* The ensemble's own fields in a checkpoint; the symbols and the waiting bars follow. */
+/* Partition k's own state (bus_lease_parts): its symbols, then the bars of
+ * its symbols that wait for votes; the counters are this process's. */
 typedef struct ens_saved {
-    long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped;
     int nsyms, npending;
 } ens_saved_t;
 
 static char ens_format[64];
 
-static int ens_save(void *ud, char **out, size_t *len)
+static int ens_pending_part(const ensemble_t *e, const ens_pending_t *p)
+{
+    return proto_partition(p->symbol, (int)e->svc->cfg.partitions);
+}
+
+static int ens_save_part(void *ud, int part, char **out, size_t *len)
 {
     ensemble_t *e = ud;
-    ens_saved_t h = {e->signals, e->explored, e->votes_counted, e->votes_late, e->votes_unknown, e->votes_dropped,
-                     e->bars_skipped, e->nsyms, 0};
-    for (int i = 0; i < ENS_PENDING; i++) h.npending += e->pending[i].used;
-    size_t syms = (size_t)e->nsyms * sizeof *e->syms, at = sizeof h + syms;
-    if (!(*out = malloc(at + (size_t)h.npending * sizeof *e->pending))) return -1;
-    memcpy(*out, &h, sizeof h);
-    memcpy(*out + sizeof h, e->syms, syms);
+    ens_saved_t h = {0, 0};
+    size_t at = sizeof h;
+    *out = malloc(sizeof h + (size_t)e->nsyms * sizeof *e->syms + sizeof e->pending);
+    if (!*out) return -1;
+    for (int i = 0; i < e->nsyms; i++)
+        if (e->syms[i].part == part) memcpy(*out + at, &e->syms[i], sizeof *e->syms), at += sizeof *e->syms, h.nsyms++;
     for (int i = 0; i < ENS_PENDING; i++)
-        if (e->pending[i].used) memcpy(*out + at, &e->pending[i], sizeof *e->pending), at += sizeof *e->pending;
+        if (e->pending[i].used && ens_pending_part(e, &e->pending[i]) == part)
+            memcpy(*out + at, &e->pending[i], sizeof *e->pending), at += sizeof *e->pending, h.npending++;
+    memcpy(*out, &h, sizeof h);
     *len = at;
     return 0;
 }
@@ -456,47 +440,72 @@ static int ens_pending_ok(const ensemble_t *e, const ens_pending_t *p)
     return 1;
 }
 
-static int ens_load(void *ud, const char *in, size_t len, char *err, size_t errlen)
+static void ens_drop_part(void *ud, int part)
+{
+    ensemble_t *e = ud;
+    int n = 0;
+    for (int i = 0; i < e->nsyms; i++)
+        if (e->syms[i].part != part) e->syms[n++] = e->syms[i];
+    e->nsyms = n;
+    for (int i = 0; i < ENS_PENDING; i++)
+        if (e->pending[i].used && ens_pending_part(e, &e->pending[i]) == part) e->pending[i].used = 0;
+    e->resync = 1; /* the partitions held changed: the learner's state may have moved under another holder */
+}
+
+static int ens_load_part(void *ud, int part, const char *in, size_t len, char *err, size_t errlen)
 {
     ensemble_t *e = ud;
     ens_saved_t h;
     ens_pending_t p;
+    int free_slots = 0;
+    for (int i = 0; i < ENS_PENDING; i++) free_slots += !e->pending[i].used;
     if (len < sizeof h) return snprintf(err, errlen, "state of %zu bytes is too short", len), -1;
     memcpy(&h, in, sizeof h);
     size_t syms = (size_t)h.nsyms * sizeof *e->syms;
-    if (h.nsyms < 0 || h.nsyms > ENS_SYMS || h.npending < 0 || h.npending > ENS_PENDING ||
+    if (h.nsyms < 0 || h.nsyms > ENS_SYMS - e->nsyms || h.npending < 0 || h.npending > free_slots ||
         len != sizeof h + syms + (size_t)h.npending * sizeof p)
-        return snprintf(err, errlen, "state says %d symbols and %d waiting bars in %zu bytes", h.nsyms, h.npending, len), -1;
-    if (!SYMTAB_NAMES_OK(in + sizeof h, e->syms, h.nsyms))
-        return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
+        return snprintf(err, errlen, "state says %d symbols and %d waiting bars in %zu bytes (%d symbol and %d bar slots free)",
+                        h.nsyms, h.npending, len, ENS_SYMS - e->nsyms, free_slots), -1;
+    if (!SYMTAB_NAMES_OK(in + sizeof h, e->syms, h.nsyms)) return snprintf(err, errlen, "a symbol of the state is not a string"), -1;
+    for (int i = 0; i < h.nsyms; i++) {
+        ens_sym_t s;
+        memcpy(&s, in + sizeof h + (size_t)i * sizeof s, sizeof s);
+        if (proto_partition(s.symbol, (int)e->svc->cfg.partitions) != part)
+            return snprintf(err, errlen, "symbol %s of the state is not of partition p%d", s.symbol, part), -1;
+    }
     for (int i = 0; i < h.npending; i++) {
         memcpy(&p, in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
-        if (!p.used || !ens_pending_ok(e, &p)) return snprintf(err, errlen, "waiting bar %d of the state is malformed", i), -1;
+        if (!p.used || !ens_pending_ok(e, &p) || ens_pending_part(e, &p) != part)
+            return snprintf(err, errlen, "waiting bar %d of the state is malformed or not of partition p%d", i, part), -1;
     }
-    memcpy(e->syms, in + sizeof h, syms);
-    memset(e->pending, 0, sizeof e->pending);
+    memcpy(e->syms + e->nsyms, in + sizeof h, syms);
+    for (int i = 0; i < h.nsyms; i++) e->syms[e->nsyms + i].part = part; /* the checked one, not the bytes' */
+    e->nsyms += h.nsyms;
     int64_t now = clock_mono_us(); /* the clock of the process that saved them is not ours */
-    for (int i = 0; i < h.npending; i++) {
-        memcpy(&e->pending[i], in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
-        e->pending[i].created_us = now, e->pending[i].deadline_us = now + e->window_ms * 1000;
+    for (int i = 0, k = 0; i < h.npending; i++) {
+        while (e->pending[k].used) k++;
+        memcpy(&e->pending[k], in + sizeof h + syms + (size_t)i * sizeof p, sizeof p);
+        e->pending[k].created_us = now, e->pending[k].deadline_us = now + e->window_ms * 1000, e->pending[k].syncing = 0;
     }
-    e->nsyms = h.nsyms, e->signals = h.signals, e->explored = h.explored, e->votes_counted = h.votes_counted;
-    e->votes_late = h.votes_late, e->votes_unknown = h.votes_unknown, e->votes_dropped = h.votes_dropped;
-    e->bars_skipped = h.bars_skipped;
     return 0;
 }
 
-/* Bars after the checkpoint were trimmed away: the members' windows start
- * again from what the replay brings. */
-static void ens_gap(void *ud)
+/* Bars after the checkpoint were trimmed away: the members' windows of the
+ * partition's symbols start again from what the replay brings. */
+static void ens_gap_part(void *ud, int part)
 {
     ensemble_t *e = ud;
-    for (int i = 0; i < e->nsyms; i++) obs_init(&e->syms[i].st);
+    for (int i = 0; i < e->nsyms; i++)
+        if (e->syms[i].part == part) obs_init(&e->syms[i].st);
 }
 
 static long ens_bars(const void *slot) { return ((const ens_sym_t *)slot)->st.ind.bars; }
 
-static const ckpt_ops_t ens_ckpt = {.format = ens_format, .save = ens_save, .load = ens_load, .gap = ens_gap};
+static const ckpt_ops_t ens_ckpt = {.format = ens_format,
+                                    .save_part = ens_save_part,
+                                    .load_part = ens_load_part,
+                                    .drop_part = ens_drop_part,
+                                    .gap_part = ens_gap_part};
 
 /* ---------- HTTP and status ---------- */
 
@@ -510,12 +519,12 @@ static json_t *ens_status_json(const ensemble_t *e)
                                                      : json_pack("{s:s, s:s}", "name", e->names[i], "kind", "external"));
     int waiting = 0;
     for (int i = 0; i < ENS_PENDING; i++) waiting += e->pending[i].used;
-    return json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:i, s:I, s:i, s:{s:f, s:f}}", "members", members,
+    return json_pack("{s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:i, s:I, s:i, s:I, s:{s:f, s:f}}", "members", members,
                      "signals", (json_int_t)e->signals, "explored", (json_int_t)e->explored, "vote_window_ms",
                      (json_int_t)e->window_ms, "external_votes", "counted", (json_int_t)e->votes_counted, "late",
                      (json_int_t)e->votes_late, "unknown_model", (json_int_t)e->votes_unknown, "dropped",
                      (json_int_t)e->votes_dropped, "pending", waiting, "bars_skipped", (json_int_t)e->bars_skipped,
-                     "symbols", e->nsyms, "predict_seconds", "p50", metric_quantile(e->m_predict, 0.5), "p99",
+                     "symbols", e->nsyms, "learner_synced", (json_int_t)e->synced, "predict_seconds", "p50", metric_quantile(e->m_predict, 0.5), "p99",
                      metric_quantile(e->m_predict, 0.99));
 }
 
@@ -546,6 +555,8 @@ static json_t *ens_status(void *ud)
     learner_status(e->learner, s);
     json_object_set_new(s, "bus", bus_status(e->svc->bus));
     json_object_set_new(s, "state", svc_state_status(e->svc));
+    json_t *parts = svc_partitions_status(e->svc);
+    if (parts) json_object_set_new(s, "partitions", parts);
     return s;
 }
 
@@ -581,7 +592,6 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     struct timeval tv = {0, 50000};
     for (int i = 0; i < e->n; i++) names[i] = e->names[i];
     if (!(e->learner = learner_new(svc, names, e->n, err, errlen))) return -1;
-    proto_key(e->k_pending, sizeof e->k_pending, svc->cfg.ns, QT_KEY_ML_PENDING);
     e->m_predict = metrics_histogram(svc->metrics, "qt_ml_predict_seconds", "Member predictions for one bar", NULL, NULL, 0);
     e->m_signals = metrics_counter(svc->metrics, "qt_ml_signals_total", "signal.generated published", NULL);
     e->m_counted = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"counted\"");
@@ -589,15 +599,15 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     e->m_unknown = metrics_counter(svc->metrics, "qt_ml_votes_total", "External votes", "result=\"unknown_model\"");
     if (warmup_init(&e->warm, svc, MLM_WARMUP, "signal.generated", e->syms, sizeof e->syms[0], &e->nsyms, ens_bars) < 0)
         return snprintf(err, errlen, "out of memory"), -1;
-    if (e->nexternal) ens_restore(e);
     e->tick = event_new(svc->base, -1, EV_PERSIST, ens_tick, e);
     static const char *const votes_only[] = {"model.vote", NULL}; /* the signals on that stream are not ours */
     if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", ens_handle, e) < 0 ||
         bus_subscribe_types(svc->bus, "signal", votes_only, ens_handle, e) < 0 ||
+        bus_lease_parts(svc->bus) < 0 || /* replicas share the partitions, each symbol's state with it (lease.h) */
         httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e) < 0)
         return snprintf(err, errlen, "cannot set up the ensemble"), -1;
-    snprintf(ens_format, sizeof ens_format, "ml-threshold/1/%zu/%zu/%zu/%d", sizeof(ens_saved_t), sizeof(ens_sym_t),
+    snprintf(ens_format, sizeof ens_format, "ml-threshold/p1/%zu/%zu/%zu/%d", sizeof(ens_saved_t), sizeof(ens_sym_t),
              sizeof(ens_pending_t), e->n);
     if (bus_keep_state(svc->bus, &ens_ckpt, e) < 0) return snprintf(err, errlen, "cannot keep the ensemble's state"), -1;
     httpd_set_status(svc->http, ens_status, e);
@@ -608,10 +618,7 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
 ensemble_t *ensemble_new(svc_t *svc, char *err, size_t errlen)
 {
     ensemble_t *e = calloc(1, sizeof *e);
-    if (!e || !(e->to_delete = calloc(ENS_PENDING, sizeof *e->to_delete))) {
-        free(e);
-        return snprintf(err, errlen, "out of memory"), NULL;
-    }
+    if (!e) return snprintf(err, errlen, "out of memory"), NULL;
     e->svc = svc;
     if (ens_config(e, err, errlen) < 0 || ens_setup(e, svc, err, errlen) < 0) {
         ensemble_free(e);
@@ -628,6 +635,5 @@ void ensemble_free(ensemble_t *e)
     if (e->tick) event_free(e->tick);
     learner_free(e->learner);
     for (int i = 0; i < e->nfiles; i++) mlm_free(&e->files[i]);
-    free(e->to_delete);
     free(e);
 }

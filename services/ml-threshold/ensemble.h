@@ -16,10 +16,15 @@
  * External votes for a bar are counted when they arrive before its signal
  * is published: at once when every external member has voted, else
  * QT_VOTE_WINDOW_MS (default 500) of wall time after the bar arrived. Later
- * ones are counted as late in qt_ml_votes_total{result="late"}. While a bar
- * waits, it and its votes are kept in the hash "<ns>:ml:pending" (written
- * before the bar or vote is acknowledged), so a restart finishes it. With no
- * external members a bar's signal is published while its event is handled. */
+ * ones are counted as late in qt_ml_votes_total{result="late"}. A bar that
+ * waits is part of its partition's state (checkpoint + replay, ckpt.h), so
+ * a restart or the next holder of the partition finishes it. With no
+ * external members a bar's signal is published while its event is handled.
+ *
+ * Replicas share the symbol partitions by lease (lease.h), each symbol's
+ * windows and waiting bars with its partition; the learner's state is shared
+ * in Redis and read again before a signal whenever another replica may have
+ * learned from a trade since (learner_sync). */
 #ifndef QT_ENSEMBLE_H
 #define QT_ENSEMBLE_H
 

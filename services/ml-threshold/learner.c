@@ -32,6 +32,13 @@ static const char cas_script[] =
     "redis.call('HSET', KEYS[1], 'version', v + 1, 'state', ARGV[2])\n"
     "return {1, v + 1}\n";
 
+/* KEYS: state hash. ARGV: the version held here. Returns {version} when it
+ * is the same, else {version, state}. */
+static const char sync_script[] =
+    "local v = redis.call('HGET', KEYS[1], 'version')\n"
+    "if v and v ~= ARGV[1] then return {v, redis.call('HGET', KEYS[1], 'state')} end\n"
+    "return {v or '0'}\n";
+
 struct learner {
     svc_t *svc;
     rsm_t rsm;
@@ -575,6 +582,40 @@ static void learner_refresh_cb(void *ud, const struct redisReply *r)
         return;
     long long v = atoll(r->element[0]->str);
     if (v > l->version && learner_adopt(l, r->element[1]->str, r->element[1]->len, v) == 0) l->dirty = 1;
+}
+
+typedef struct learner_sync {
+    learner_t *l;
+    void (*done)(void *ud, int ok);
+    void *ud;
+} learner_sync_t;
+
+static void learner_sync_cb(void *ud, const struct redisReply *r)
+{
+    learner_sync_t *sy = ud;
+    learner_t *l = sy->l;
+    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->type == REDIS_REPLY_STRING;
+    long long v = ok ? atoll(r->element[0]->str) : 0;
+    if (ok && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING && v > l->version) {
+        if (learner_adopt(l, r->element[1]->str, r->element[1]->len, v) == 0) l->dirty = 1;
+        else ok = 0, log_error("%s holds a malformed state: not adopted", l->k_state);
+    }
+    if (!ok && r && r->type == REDIS_REPLY_ERROR) log_error("shared state not read: %s", r->str);
+    sy->done(sy->ud, ok);
+    free(sy);
+}
+
+int learner_sync(learner_t *l, void (*done)(void *ud, int ok), void *ud)
+{
+    char ver[32];
+    learner_sync_t *sy = malloc(sizeof *sy);
+    if (!sy) return -1;
+    *sy = (learner_sync_t){l, done, ud};
+    snprintf(ver, sizeof ver, "%lld", l->version);
+    const char *argv[] = {"EVAL", sync_script, "1", l->k_state, ver};
+    if (bus_redis(l->svc->bus, learner_sync_cb, sy, 5, argv, NULL) == 0) return 0;
+    free(sy);
+    return -1;
 }
 
 static void learner_tick(evutil_socket_t fd, short what, void *arg)

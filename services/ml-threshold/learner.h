@@ -17,7 +17,8 @@
  * RL_CHECKPOINT_PATH (optional) gets the state every RL_CHECKPOINT_INTERVAL
  * seconds and at stop; on start the state comes from Redis, else from that
  * file, else it starts fresh. Other replicas' updates are picked up within
- * a second. */
+ * a second, and before each signal when the replica shares the partitions
+ * with others (learner_sync). */
 #ifndef QT_LEARNER_H
 #define QT_LEARNER_H
 
@@ -32,6 +33,14 @@ learner_t *learner_new(svc_t *svc, const char *const *names, int n, char *err, s
 void learner_free(learner_t *l);
 /* Borrowed; valid until the next event-loop turn. */
 const rsm_t *learner_rsm(const learner_t *l);
+/* Bring the state up to the shared one now: Redis is asked for its version
+ * after every command this process sent before (one round trip) and a newer
+ * state is adopted, then done(ud, ok) runs (ok 0: Redis failed or holds a
+ * malformed state; the state here is unchanged). For a replica whose
+ * decisions must see the closed trades other replicas learned from (an
+ * update reaches the others otherwise within a second). -1 when the link is
+ * down or out of memory (done is not called). */
+int learner_sync(learner_t *l, void (*done)(void *ud, int ok), void *ud);
 /* Write the checkpoint file now (when configured). */
 void learner_checkpoint(learner_t *l);
 /* Add the "reinforcement" and "thresholds" sections to a status object. */

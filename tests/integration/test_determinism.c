@@ -13,6 +13,7 @@
 #include "stack.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -271,12 +272,13 @@ TEST(a_sigkill_of_each_stateful_service_mid_replay_changes_no_event)
 }
 
 /* The same replay in a namespace of one partition and in one of four
- * (QT_PARTITIONS, DESIGN §2a) with three trade-executor replicas and three
- * rl-decision replicas sharing the partitions by lease, the first of each
- * SIGKILLed mid-replay (rl-decision's symbols then move with their state:
+ * (QT_PARTITIONS, DESIGN §2a) with three replicas each of trade-executor,
+ * rl-decision and ml-threshold sharing the partitions by lease, the first of
+ * each SIGKILLed mid-replay (the symbols then move with their state:
  * checkpoint + replay at the take): each symbol's events go to its
  * partition's streams, and every event is the one the unpartitioned run
- * with one replica of each published. */
+ * with one replica of each published — the ensemble's weights too, which
+ * move with the trades each ml-threshold replica learns from (learner.h). */
 TEST(four_symbol_partitions_and_replicas_publish_the_events_of_one)
 {
     static char d1[1 << 24], d2[1 << 24];
@@ -292,17 +294,17 @@ TEST(four_symbol_partitions_and_replicas_publish_the_events_of_one)
         s.extra[0] = run ? "QT_PARTITIONS=4" : "QT_PARTITIONS=1", s.extra[1] = "QT_CHECKPOINT_MS=50", s.extra[2] = NULL;
         if (run) s.extra[2] = "QT_LEASE_MS=1000", s.extra[3] = NULL;
         if (stack_start(&s, &R, rc, dir, "dt", feed, "0", "PRIMARY", "0.3", 1, why, sizeof why) < 0) CHECK_FAIL_AT("%s", why);
-        pid_t more[4] = {0, 0, 0, 0};
-        static const int replicated[2] = {EXEC, RL};
-        static const char *const service[2] = {"trade-executor", "rl-decision"};
-        for (int i = 0; run && i < 4; i++)
+        pid_t more[6] = {0, 0, 0, 0, 0, 0};
+        static const int replicated[3] = {EXEC, RL, ML};
+        static const char *const service[3] = {"trade-executor", "rl-decision", "ml-threshold"};
+        for (int i = 0; run && i < 6; i++)
             if ((more[i] = stack_replica(&s, replicated[i / 2], i % 2 + 1, why, sizeof why)) < 0) CHECK_FAIL_AT("%s", why);
-        for (int k = 0; run && k < 2; k++) { /* the first one, which held every partition before the others came */
+        for (int k = 0; run && k < 3; k++) { /* the first one, which held every partition before the others came */
             int holders = 0;
             for (long long end = th_now_ms() + 10000; th_now_ms() < end && holders < 3; th_sleep_ms(20))
                 holders = stack_lease_holders(rc, "dt", service[k], 4, 0);
             CHECK_EQ(holders, 3); /* the three share the four partitions */
-            long long bars_in = 0, at = 3LL * bars * (k ? 3 : 2) / 5;
+            long long bars_in = 0, at = 3LL * bars * (k + 2) / 6;
             for (long long end = th_now_ms() + 120000; th_now_ms() < end && bars_in < at; th_sleep_ms(5))
                 bars_in = stack_count(rc, "dt", "market", NULL, 0);
             th_kill(s.pid[replicated[k]], SIGKILL);
@@ -311,7 +313,7 @@ TEST(four_symbol_partitions_and_replicas_publish_the_events_of_one)
         }
         CHECK_EQ(stack_settle(&s, 3LL * bars, 150000), 0);
         run_digest("dt", s.port[ENGINE], dig[run], sizeof d1, 1);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 6; i++)
             if (more[i] > 0) CHECK_EQ(th_stop(more[i], 20000), 0);
         if (run == 1) { /* the events are where the partitions say */
             CHECK_EQ(stack_parts(rc, "dt"), 4);
@@ -323,6 +325,9 @@ TEST(four_symbol_partitions_and_replicas_publish_the_events_of_one)
             CHECK(th_count_type(rc, "dt:signal:p3", "rl.signal.generated") > 0);
             CHECK_EQ(th_xlen(rc, "dt:signal:p2"), 0);
             CHECK(th_xlen(rc, "dt:policy") > 0);
+            redisReply *v = redisCommand(rc, "HGET dt:ml:state version"); /* the replicas learned, from each other's trades */
+            CHECK(v && v->type == REDIS_REPLY_STRING && atoll(v->str) >= 3);
+            if (v) freeReplyObject(v);
         }
         CHECK_EQ(stack_stop(&s), 0);
         dump(run + 6, dig[run]);

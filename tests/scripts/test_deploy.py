@@ -17,7 +17,7 @@ import sys
 
 BUILD = os.environ.get("QT_BUILD") or "build"
 PORTS = {"trading-engine": 8081, "ml-threshold": 8082, "rl-decision": 8083, "trade-executor": 8084, "policy-store": 8085}
-REPLICATED = ("rl-decision", "trade-executor")  # replicas share the symbol partitions by lease
+REPLICATED = ("rl-decision", "ml-threshold", "trade-executor")  # replicas share the symbol partitions by lease
 results = []
 
 
@@ -42,7 +42,7 @@ def compose_checks(yaml):
         return
     c = yaml.safe_load(r.stdout)
     svcs = c.get("services", {})
-    check("compose has redis, the five services and the second replicas of rl-decision and trade-executor",
+    check("compose has redis, the five services and the second replicas of rl-decision, ml-threshold and trade-executor",
           set(svcs) == set(PORTS) | {"redis"} | {n + "-replica" for n in REPLICATED}, sorted(svcs))
     for name in REPLICATED:  # partitions by lease: the second replica is the first one without a published port
         a, b = svcs.get(name, {}), svcs.get(name + "-replica", {})
