@@ -54,6 +54,7 @@ struct ensemble {
     ens_pending_t pending[ENS_PENDING];
     long window_ms, seed;
     int resync; /* a partition was taken or given up: the next signal syncs the learner's state first */
+    int syncs;  /* signals waiting for the learner's state: the bars after them wait behind them, in order */
     struct event *tick;
     long signals, explored, votes_counted, votes_late, votes_unknown, votes_dropped, bars_skipped, synced;
     metric_t *m_predict, *m_signals, *m_counted, *m_late, *m_unknown;
@@ -268,7 +269,9 @@ static void ens_member_votes(ensemble_t *e, ens_sym_t *s, ens_pending_t *p)
  * bar (learner_sync), so it decides on every trade learned from before the
  * bar came, as one replica would have; one that holds every partition does
  * so once after each take or release, as the previous holder may have
- * learned from trades since this one last read the state. */
+ * learned from trades since this one last read the state. While a read is
+ * on its way, the bars after it wait for reads of their own, so the
+ * signals go out in the order of their bars. */
 
 typedef struct ens_sync {
     ensemble_t *e;
@@ -279,7 +282,7 @@ typedef struct ens_sync {
 
 static int ens_needs_sync(const ensemble_t *e)
 {
-    return !bus_replaying(e->svc->bus) && (e->resync || !lease_holds_all(e->svc->lease));
+    return !bus_replaying(e->svc->bus) && (e->resync || e->syncs || !lease_holds_all(e->svc->lease));
 }
 
 static void ens_synced(void *ud, int ok)
@@ -287,6 +290,7 @@ static void ens_synced(void *ud, int ok)
     ens_sync_t *c = ud;
     ensemble_t *e = c->e;
     ens_pending_t *p = ens_pending_find(e, c->symbol, c->open_time);
+    e->syncs--;
     if (!c->token) { /* out of memory deferring the bar: it comes again */
         free(c);
         return;
@@ -309,6 +313,7 @@ static bus_result_t ens_sync(ensemble_t *e, ens_pending_t *p)
     c->e = e, c->open_time = p->open_time;
     snprintf(c->symbol, sizeof c->symbol, "%s", p->symbol);
     if (learner_sync(e->learner, ens_synced, c) < 0) return free(c), BUS_RETRY; /* the link is down: the bar comes again */
+    e->syncs++;
     if (!(c->token = bus_defer(e->svc->bus))) return BUS_RETRY; /* the answer then finds no token and frees c */
     p->syncing = 1, e->resync = 0;
     return BUS_LATER;
