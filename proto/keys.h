@@ -62,6 +62,7 @@ void proto_part_key(char *out, size_t len, const char *ns, const char *name, int
                                           * with P > 1, a service whose replicas share the partitions
                                           * has one per partition, "state:<service>:p<k>" */
 #define QT_KEY_ENGINE_STATE "engine:state"       /* private: the engine's checkpoint (JSON) */
+#define QT_KEY_ENGINE_EQUITY "engine:equity"     /* private: hash {peak, day, day_start} of the equity, written when they change */
 #define QT_KEY_ENGINE_POSITIONS "engine:positions" /* string: JSON {symbol: signed quantity} of the engine's
                                                      book, written with every checkpoint (10 s) */
 

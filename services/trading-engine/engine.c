@@ -57,6 +57,8 @@ struct engine {
     ml_limits_t ml;
     book_t book;
     int64_t perf_published; /* the event time of the newest performance.update in the stream at the rebuild */
+    equity_t eq_rec;        /* the peak, day and day start last recorded in Redis (eng_record_equity) */
+    int eq_rec_found;       /* ... found there at the rebuild */
     long replay_unmade;     /* intents a replayed decision would have made that the streams do not hold */
     intents_t intents;
     joins_t joins;
@@ -136,7 +138,39 @@ static int eng_lockstep_wait(engine_t *e)
 
 /* ---------- what the engine publishes, and the bookkeeping of it ---------- */
 
-static void eng_track(engine_t *e, int64_t t) { metric_set(e->m_equity, book_track(&e->book, t)); }
+/* The peak and the day's start equity, recorded in Redis whenever they
+ * change, on the link every publish after it also takes: a restart long
+ * after the last checkpoint finds what the events it published were
+ * computed from (a drawdown from a peak the checkpoint never saw). */
+static void eng_record_equity(engine_t *e)
+{
+    const equity_t *q = &e->book.eq;
+    if (q->peak == e->eq_rec.peak && q->day == e->eq_rec.day && q->day_start == e->eq_rec.day_start) return;
+    char key[160], peak[32], day[24], start[32];
+    proto_key(key, sizeof key, e->svc->cfg.ns, QT_KEY_ENGINE_EQUITY);
+    snprintf(peak, sizeof peak, "%.17g", q->peak);
+    snprintf(day, sizeof day, "%lld", (long long)q->day);
+    snprintf(start, sizeof start, "%.17g", q->day_start);
+    const char *argv[] = {"HSET", key, "peak", peak, "day", day, "day_start", start};
+    if (bus_redis(e->svc->bus, NULL, NULL, 8, argv, NULL) == 0) /* else the next bar tries again */
+        e->eq_rec.peak = q->peak, e->eq_rec.day = q->day, e->eq_rec.day_start = q->day_start;
+}
+
+static void eng_track(engine_t *e, int64_t t)
+{
+    metric_set(e->m_equity, book_track(&e->book, t));
+    eng_record_equity(e);
+}
+
+/* The record over what a checkpoint or the rebuild gave: it is newer. */
+static void eng_equity_from_record(engine_t *e)
+{
+    equity_t *q = &e->book.eq;
+    if (!e->eq_rec_found) return;
+    if (e->eq_rec.peak > q->peak) q->peak = e->eq_rec.peak;
+    if (e->eq_rec.day >= q->day) q->day = e->eq_rec.day, q->day_start = e->eq_rec.day_start;
+    e->eq_rec.peak = q->peak, e->eq_rec.day = q->day, e->eq_rec.day_start = q->day_start;
+}
 
 /* performance.update at event time t; 1 when published. */
 static int eng_performance(engine_t *e, int64_t t, const char *id_name, const char *trace)
@@ -596,12 +630,32 @@ static void eng_rb_perf(void *ud, int64_t t)
     e->perf_published = t;
 }
 
+static void eng_rb_equity(void *ud, const struct redisReply *r)
+{
+    engine_t *e = ud;
+    int got = 0;
+    equity_t rec = {0};
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+        char *end;
+        if (!f || !v) continue;
+        double x = strtod(v, &end);
+        if (*end || !isfinite(x)) continue; /* not ours: left out */
+        if (!strcmp(f, "peak") && x > 0) rec.peak = x, got |= 1;
+        else if (!strcmp(f, "day") && x >= 0) rec.day = (int64_t)x, got |= 2;
+        else if (!strcmp(f, "day_start") && x > 0) rec.day_start = x, got |= 4;
+    }
+    if (got == 7) e->eq_rec = rec, e->eq_rec_found = 1;
+    else if (r->elements) log_warn("the equity's record in Redis is incomplete or malformed: not used");
+}
+
 static int eng_rebuild(engine_t *e, char *err, size_t errlen)
 {
     rebuild_ops_t ops = {e, eng_rb_checkpoint, eng_rb_config, eng_rb_trading, eng_rb_intent, eng_rb_execution, eng_rb_bar,
-                         eng_rb_perf};
+                         eng_rb_perf, eng_rb_equity};
     if (rebuild_run(&e->svc->cfg, e->cfg.startup_wait_s, &ops, err, errlen) < 0) return -1;
     if (e->perf_published > e->book.last_perf_time) e->book.last_perf_time = e->perf_published;
+    eng_equity_from_record(e);
     double eq = book_equity(&e->book);
     if (!(e->book.eq.day_start > 0)) e->book.eq.day_start = eq;
     if (!(e->book.eq.peak > 0)) e->book.eq.peak = eq;
@@ -721,6 +775,7 @@ static int eng_load(void *ud, const char *in, size_t len, char *err, size_t errl
         eng_load_join(e, &j, at, now);
         at += j.votes_len;
     }
+    eng_equity_from_record(e);
     return 0;
 }
 

@@ -155,6 +155,10 @@ static void rebuild_keys(redisContext *c, const qt_config_t *cfg, const rebuild_
     r = redisCommand(c, "GET %s", key);
     if (r && r->type == REDIS_REPLY_STRING) ops->trading(ops->ud, r->str, r->len);
     if (r) freeReplyObject(r);
+    proto_key(key, sizeof key, cfg->ns, QT_KEY_ENGINE_EQUITY);
+    r = redisCommand(c, "HGETALL %s", key);
+    if (r && r->type == REDIS_REPLY_ARRAY) ops->equity(ops->ud, r);
+    if (r) freeReplyObject(r);
 }
 
 int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, char *err, size_t errlen)

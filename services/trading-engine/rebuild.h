@@ -25,6 +25,7 @@ typedef struct rebuild_ops {
                                                                     first (of the newest 5000 entries) */
     void (*perf)(void *ud, int64_t event_time);                  /* the event time of the newest performance.update
                                                                     (of the newest 5000 feedback entries), if any */
+    void (*equity)(void *ud, const struct redisReply *hash);     /* HGETALL of the equity's record (keys.h) */
 } rebuild_ops_t;
 
 /* Connect (waiting up to wait_s for Redis) and read. -1 with err when Redis

@@ -7,6 +7,7 @@
 #include "proto.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -616,6 +617,44 @@ TEST(a_poisoned_market_entry_does_not_steer_the_restart)
     CHECK(json_integer_value(json_object_get(json_object_get(st, "feed"), "skipped")) <= before);
     json_decref(st);
     stop(p);
+}
+
+/* The peak and the day's start come back from their record in Redis
+ * (<ns>:engine:equity), newer than any checkpoint: a restart long after the
+ * last checkpoint computed the drawdown from the checkpoint's peak. A record
+ * that does not parse is refused with a warning and rewritten. */
+TEST(the_equity_record_is_taken_at_restart_and_a_malformed_one_refused)
+{
+    int port;
+    const char *env[] = {"QT_FEED=synthetic", "QT_FEED_SYMBOLS=BTCUSDT", "QT_FEED_BARS=200", "QT_FEED_SPEED=12000", NULL};
+    char day[24], log[512], text[1 << 16];
+    snprintf(day, sizeof day, "%lld", T0 / 86400000LL);
+    redisReply *r = redisCommand(rc, "HSET eq:engine:equity peak 20000 day %s day_start 10000", day);
+    freeReplyObject(r);
+    pid_t p = start("eq", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
+    json_t *perf = th_event_data(rc, "eq:feedback", "performance.update", 0);
+    CHECK(perf != NULL);
+    CHECK_NEAR(json_number_value(json_object_get(perf, "drawdown_pct")), 50, 1e-6); /* 10000 against a peak of 20000 */
+    json_decref(perf);
+    stop(p);
+    r = redisCommand(rc, "HSET eq2:engine:equity peak abc day %s day_start 1e999", day);
+    freeReplyObject(r);
+    p = start("eq2", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
+    perf = th_event_data(rc, "eq2:feedback", "performance.update", 0);
+    CHECK(perf != NULL);
+    CHECK(json_number_value(json_object_get(perf, "drawdown_pct")) < 5);
+    json_decref(perf);
+    stop(p);
+    snprintf(log, sizeof log, "%s/engine-eq2.log", dir);
+    FILE *f = fopen(log, "r");
+    CHECK(f != NULL);
+    if (f) text[fread(text, 1, sizeof text - 1, f)] = 0, fclose(f);
+    CHECK_CONTAINS(text, "the equity's record in Redis is incomplete or malformed: not used");
+    r = redisCommand(rc, "HGET eq2:engine:equity peak");
+    CHECK(r && r->type == REDIS_REPLY_STRING && atof(r->str) > 0); /* written anew from the book */
+    if (r) freeReplyObject(r);
 }
 
 /* A 40 MB entry in the market stream: the restart's rebuild (and the
