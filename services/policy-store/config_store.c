@@ -27,7 +27,7 @@ typedef struct key_spec {
 static const char *const modes[] = {"OFF", "SHADOW", "PRIMARY", "HYBRID", NULL};
 
 /* Index of each orch/risk key whose default an ORCH_* variable may set. */
-enum { K_BASE_CONF = 4, K_BASE_RISK, K_STREAK, K_INTERVAL, K_SIMILARITY, K_MAX_LEV, K_MAX_RISK, K_MAX_POS,
+enum { K_BASE_CONF = 5, K_BASE_RISK, K_STREAK, K_INTERVAL, K_SIMILARITY, K_MAX_LEV, K_MAX_RISK, K_MAX_POS,
        K_DD, K_EXPOSURE };
 
 static key_spec_t key_specs[] = {
@@ -35,6 +35,7 @@ static key_spec_t key_specs[] = {
     {"rl_v3.live.mode", KT_ENUM, 0, 0, modes, 0, "SHADOW", "OFF, SHADOW, PRIMARY or HYBRID"},
     {"rl_v3.live.min_confidence", KT_NUMBER, 0, 1, NULL, 0.6, NULL, "minimum signal confidence for an intent"},
     {"rl_v3.live.max_trades_per_hour", KT_INT, 0, 10000, NULL, 10, NULL, "intents per rolling hour of event time"},
+    {"rl_v3.live.flat_closes", KT_BOOL, 0, 1, NULL, 0, NULL, "a FLAT action closes the open position (seed: FLAT publishes nothing)"},
     {"orch.base_confidence", KT_NUMBER, 0, 1, NULL, 0.50, NULL, "TradingPolicy starting confidence"},
     {"orch.base_risk_pct", KT_NUMBER, 0.001, 100, NULL, 1.0, NULL, "TradingPolicy starting risk per trade, percent"},
     {"orch.losing_streak_limit", KT_INT, 1, 1000, NULL, 5, NULL, "losses in a row that cut risk to 30%"},

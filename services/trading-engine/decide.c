@@ -65,7 +65,7 @@ void decide_bar(const join_t *j, const decide_in_t *in, decision_t *out)
 {
     live_mode_t mode = decide_mode(in->pv);
     live_cfg_t c = {decide_enabled(in->pv), mode, decide_threshold(in->pv, in->ml), in->sizes->size_small,
-                    in->sizes->size_large, in->ml->max_pos};
+                    in->sizes->size_large, in->ml->max_pos, policyview_bool(in->pv, "rl_v3.live.flat_closes", 0)};
     const char *mname = mode == MODE_HYBRID ? "HYBRID" : "PRIMARY";
     memset(out, 0, sizeof *out);
     live_decide(&c, &j->rl, &j->ens, in->position_dir, &out->live);

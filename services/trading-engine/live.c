@@ -37,11 +37,13 @@ static int is_large(rl_action_t a) { return a == ACT_LONG_LARGE || a == ACT_SHOR
 /* The ensemble's direction as an RL-style action (the ensemble has no size). */
 static rl_action_t ens_action(int dir) { return dir > 0 ? ACT_LONG_SMALL : dir < 0 ? ACT_SHORT_SMALL : ACT_HOLD; }
 
-/* Pick the acting source per mode; returns 0 when there is nothing to act on. */
+/* Pick the acting source per mode; returns 0 when there is nothing to act
+ * on. d->confidence is then the driving source's own (the one the threshold
+ * applies to); *boost what a consensus adds to it. */
 static int live_pick(const live_cfg_t *c, const live_rl_t *rl, const live_ens_t *ens, live_decision_t *d,
-                     double *size_mult)
+                     double *size_mult, double *boost)
 {
-    *size_mult = 1.0;
+    *size_mult = 1.0, *boost = 0;
     if (c->mode == MODE_PRIMARY || c->mode == MODE_SHADOW) {
         if (!rl->present) return 0;
         d->action = rl->action, d->confidence = rl->confidence, d->source_tag = "RL_V3_PRIMARY";
@@ -52,7 +54,7 @@ static int live_pick(const live_cfg_t *c, const live_rl_t *rl, const live_ens_t 
     if (rl_first) d->action = rl->action, d->confidence = rl->confidence, d->source_tag = "RL_V3_HYBRID_RL_PRIMARY";
     else d->action = ens_action(ens->dir), d->confidence = ens->confidence, d->source_tag = "RL_V3_HYBRID_SIGNAL_PRIMARY";
     if (rl->present && ens->present && ens->dir != 0 && rl_action_dir(rl->action) == ens->dir) {
-        d->confidence = fmin(1.0, d->confidence + 0.1);
+        *boost = 0.1;
         *size_mult = 1.2;
         d->source_tag = "RL_V3_HYBRID_CONSENSUS";
     }
@@ -62,23 +64,26 @@ static int live_pick(const live_cfg_t *c, const live_rl_t *rl, const live_ens_t 
 void live_decide(const live_cfg_t *c, const live_rl_t *rl, const live_ens_t *ens, int position_dir,
                  live_decision_t *d)
 {
-    double mult;
+    double mult, boost;
     memset(d, 0, sizeof *d);
     if (!c->enabled || c->mode == MODE_OFF) return;
     d->kind = LIVE_RECORD;
-    if (!live_pick(c, rl, ens, d, &mult)) {
+    if (!live_pick(c, rl, ens, d, &mult, &boost)) {
         d->outcome = "NO_SIGNAL";
         return;
     }
+    int below = d->confidence < c->threshold; /* the driving source's own confidence */
+    d->confidence = fmin(1.0, d->confidence + boost);
     d->dir = rl_action_dir(d->action);
-    d->size_pct = fmin(c->max_position_size, (is_large(d->action) ? c->size_large : c->size_small) * mult);
+    d->size_pct = fmin(c->max_position_size, is_large(d->action) ? c->size_large : c->size_small) * mult;
     if (d->action == ACT_HOLD) d->outcome = "HOLD";
-    else if (d->confidence < c->threshold) d->outcome = "BELOW_THRESHOLD";
+    else if (below) d->outcome = "BELOW_THRESHOLD";
     else if (c->mode == MODE_SHADOW) d->outcome = "SHADOW";
-    else if (d->action == ACT_FLAT || (position_dir && d->dir == -position_dir)) {
-        if (position_dir) d->kind = LIVE_EXIT, d->outcome = "EXIT";
-        else d->outcome = "FLAT_NO_POSITION";
-    } else if (position_dir == d->dir) d->outcome = "ALREADY_IN_POSITION";
+    else if (d->action == ACT_FLAT) {
+        if (position_dir && c->flat_closes) d->kind = LIVE_EXIT, d->outcome = "EXIT";
+        else d->outcome = position_dir ? "FLAT" : "FLAT_NO_POSITION";
+    } else if (position_dir && d->dir == -position_dir) d->kind = LIVE_EXIT, d->outcome = "EXIT";
+    else if (position_dir == d->dir) d->outcome = "ALREADY_IN_POSITION";
     else d->kind = LIVE_ENTRY, d->outcome = "INTENT";
 }
 

@@ -9,8 +9,16 @@
  *           the direction: confidence +0.1 (max 1) and size x1.2
  *           (RL_V3_HYBRID_CONSENSUS). With RL silent, the signal alone.
  *
- * HOLD publishes nothing; FLAT closes an open position (reduce-only) and
- * otherwise publishes nothing. A confidence below the effective threshold
+ * The threshold applies to the confidence of the source that drives the
+ * decision, before the consensus boost (seed 000: the prediction's
+ * confidence is checked, then the intent is built), so RL 0.55 and an
+ * agreeing signal of 0.5 do not trade at a threshold of 0.6. The size is
+ * the action's (SMALL or LARGE) capped by max_position_size, then x1.2 for
+ * a consensus: a consensus trade may be up to 1.2 times the cap.
+ *
+ * HOLD and FLAT publish nothing (seed 000, safety feature 6); with
+ * flat_closes (policy rl_v3.live.flat_closes, default false) a FLAT closes
+ * the open position (reduce-only). A confidence below the threshold
  * publishes nothing. An entry against an open position closes it instead;
  * an entry in the direction of one is skipped (one position per symbol). */
 #ifndef QT_LIVE_H
@@ -36,7 +44,8 @@ typedef struct live_cfg {
     live_mode_t mode;
     double threshold;           /* effective: max of the configured and adjusted thresholds */
     double size_small, size_large; /* size_pct of SMALL / LARGE actions */
-    double max_position_size;   /* cap of size_pct (ml.risk.limit.update) */
+    double max_position_size;   /* cap of size_pct before the consensus x1.2 (ml.risk.limit.update) */
+    int flat_closes;            /* FLAT closes an open position (rl_v3.live.flat_closes) */
 } live_cfg_t;
 
 /* What the decision says. kind tells whether an intent follows. */
@@ -54,7 +63,7 @@ typedef struct live_decision {
     double confidence;
     double size_pct;
     const char *source_tag; /* static string or NULL */
-    const char *outcome;    /* static: INTENT, EXIT, SHADOW, HOLD, FLAT_NO_POSITION, BELOW_THRESHOLD,
+    const char *outcome;    /* static: INTENT, EXIT, SHADOW, HOLD, FLAT, FLAT_NO_POSITION, BELOW_THRESHOLD,
                                ALREADY_IN_POSITION, NO_SIGNAL */
 } live_decision_t;
 

@@ -276,6 +276,41 @@ TEST(primary_hybrid_thresholds_and_denials)
     stop(p);
 }
 
+/* Seed 000, safety feature 6: HOLD and FLAT publish no intent, also with
+ * a position open (FLAT used to close it); rl_v3.live.flat_closes turns the
+ * close on. */
+TEST(flat_publishes_no_intent_unless_flat_closes)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("fl", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("fl", env, &port);
+    bar("fl", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("fl", "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("fl", "trade.intent", "trade.intent", 1, 5000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE fl:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("fl", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    bar("fl", "BTCUSDT", 1, 100, 100.5, 99.5, 100);
+    rl("fl", "BTCUSDT", 1, "FLAT", 0.9);
+    CHECK_EQ(wait_body(port, "/api/v1/decisions?limit=5", "\"outcome\":\"FLAT\"", 5000), 0);
+    CHECK_EQ(th_group_done(rc, "fl:signal", "trading-engine", 5000), 1);
+    CHECK_EQ(count("fl", "trade.intent", "trade.intent"), 1); /* no close */
+    set_config("fl", "rl_v3.live.flat_closes", "true");
+    CHECK_EQ(th_group_done(rc, "fl:policy", "trading-engine", 5000), 1);
+    bar("fl", "BTCUSDT", 2, 100, 100.5, 99.5, 100);
+    rl("fl", "BTCUSDT", 2, "FLAT", 0.9);
+    CHECK_EQ(wait_count("fl", "trade.intent", "trade.intent", 2, 5000), 0);
+    json_t *ex = last("fl", "trade.intent", "trade.intent");
+    CHECK_STR(jstr(ex, "action"), "CLOSE");
+    CHECK(json_is_true(json_object_get(ex, "reduce_only")));
+    json_decref(ex);
+    stop(p);
+}
+
 TEST(positions_pnl_feedback_and_stop_loss)
 {
     int port;

@@ -7,7 +7,7 @@
 
 static live_cfg_t cfg(live_mode_t m)
 {
-    live_cfg_t c = {1, m, 0.6, 0.01, 0.02, 0.02};
+    live_cfg_t c = {1, m, 0.6, 0.01, 0.02, 0.02, 0};
     return c;
 }
 
@@ -87,12 +87,69 @@ TEST(hybrid_consensus_boosts_confidence_and_size)
     r = rl(ACT_LONG_LARGE, 0.95);
     live_decide(&c, &r, &e, 0, &d);
     CHECK_NEAR(d.confidence, 1.0, 1e-12); /* capped */
-    c.max_position_size = 0.02;
+    c.max_position_size = 0.02; /* the defaults: the cap applies before the x1.2, so a consensus is larger */
     live_decide(&c, &r, &e, 0, &d);
-    CHECK_NEAR(d.size_pct, 0.02, 1e-12); /* 0.024 capped by max_position_size */
+    CHECK_NEAR(d.size_pct, 0.024, 1e-12); /* it was 0.02: the cap after the x1.2 cancelled it */
+    e = ens(-1, 0.62);
+    live_decide(&c, &r, &e, 0, &d);
+    CHECK_STR(d.source_tag, "RL_V3_HYBRID_RL_PRIMARY");
+    CHECK_NEAR(d.size_pct, 0.02, 1e-12);
+    c.max_position_size = 0.015;
+    e = ens(1, 0.62);
+    live_decide(&c, &r, &e, 0, &d);
+    CHECK_NEAR(d.size_pct, 0.018, 1e-12); /* 0.015 cap x1.2 */
     e = ens(0, 0.9); /* HOLD never "agrees" */
     live_decide(&c, &r, &e, 0, &d);
     CHECK(strcmp(d.source_tag, "RL_V3_HYBRID_CONSENSUS") != 0);
+}
+
+/* The threshold is on the source that drives the decision, before the
+ * consensus +0.1: RL 0.55 with an agreeing signal of 0.5 used to trade at
+ * 0.65 against a threshold of 0.6. */
+TEST(hybrid_threshold_is_on_the_driving_source)
+{
+    live_decision_t d;
+    live_cfg_t c = cfg(MODE_HYBRID);
+    live_rl_t r = rl(ACT_LONG_SMALL, 0.55);
+    live_ens_t e = ens(1, 0.5);
+    live_decide(&c, &r, &e, 0, &d);
+    CHECK_STR(d.outcome, "BELOW_THRESHOLD");
+    CHECK_EQ(d.kind, LIVE_RECORD);
+    CHECK_NEAR(d.confidence, 0.65, 1e-12); /* recorded as the consensus says */
+    e = ens(1, 0.61); /* the signal drives, above the threshold */
+    live_decide(&c, &r, &e, 0, &d);
+    CHECK_EQ(d.kind, LIVE_ENTRY);
+    CHECK_STR(d.source_tag, "RL_V3_HYBRID_CONSENSUS");
+    CHECK_NEAR(d.confidence, 0.71, 1e-12);
+    c.mode = MODE_PRIMARY; /* PRIMARY: RL's own */
+    live_decide(&c, &r, &e, 0, &d);
+    CHECK_STR(d.outcome, "BELOW_THRESHOLD");
+}
+
+/* Seed 000's mode table on one input: who predicts, whether an intent
+ * follows, from which source. */
+TEST(the_seed_mode_table)
+{
+    static const struct {
+        live_mode_t mode;
+        live_kind_t kind;
+        const char *outcome, *tag;
+    } rows[] = {{MODE_OFF, LIVE_NONE, NULL, NULL},
+                {MODE_SHADOW, LIVE_RECORD, "SHADOW", "RL_V3_PRIMARY"},
+                {MODE_PRIMARY, LIVE_ENTRY, "INTENT", "RL_V3_PRIMARY"},
+                {MODE_HYBRID, LIVE_ENTRY, "INTENT", "RL_V3_HYBRID_SIGNAL_PRIMARY"}};
+    live_rl_t r = rl(ACT_SHORT_LARGE, 0.7);
+    live_ens_t e = ens(1, 0.8);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        live_decision_t d;
+        live_cfg_t c = cfg(rows[i].mode);
+        live_decide(&c, &r, &e, 0, &d);
+        CHECK_EQ(d.kind, rows[i].kind);
+        if (rows[i].outcome) CHECK_STR(d.outcome, rows[i].outcome);
+        if (rows[i].tag) CHECK_STR(d.source_tag, rows[i].tag);
+        if (rows[i].mode == MODE_PRIMARY) CHECK_EQ(d.dir, -1); /* RL only */
+        if (rows[i].mode == MODE_HYBRID) CHECK_EQ(d.dir, 1);   /* the more confident source */
+    }
 }
 
 TEST(hybrid_falls_back_to_signal_alone)
@@ -123,8 +180,15 @@ TEST(threshold_hold_flat_and_positions)
     r = rl(ACT_FLAT, 0.9);
     live_decide(&c, &r, &NO_ENS, 0, &d);
     CHECK_STR(d.outcome, "FLAT_NO_POSITION");
+    live_decide(&c, &r, &NO_ENS, 1, &d); /* seed: FLAT publishes nothing, also with a position */
+    CHECK_EQ(d.kind, LIVE_RECORD);
+    CHECK_STR(d.outcome, "FLAT");
+    c.flat_closes = 1; /* rl_v3.live.flat_closes */
     live_decide(&c, &r, &NO_ENS, 1, &d);
     CHECK_EQ(d.kind, LIVE_EXIT);
+    live_decide(&c, &r, &NO_ENS, 0, &d);
+    CHECK_STR(d.outcome, "FLAT_NO_POSITION");
+    c.flat_closes = 0;
     r = rl(ACT_SHORT_SMALL, 0.9); /* against a long: close it */
     live_decide(&c, &r, &NO_ENS, 1, &d);
     CHECK_EQ(d.kind, LIVE_EXIT);
