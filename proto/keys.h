@@ -63,6 +63,8 @@ void proto_part_key(char *out, size_t len, const char *ns, const char *name, int
                                           * has one per partition, "state:<service>:p<k>" */
 #define QT_KEY_ENGINE_STATE "engine:state"       /* private: the engine's checkpoint (JSON) */
 #define QT_KEY_ENGINE_EQUITY "engine:equity"     /* private: hash {peak, day, day_start} of the equity, written when they change */
+#define QT_KEY_ENGINE_ENTRY_VOTES "engine:entry_votes" /* private: hash symbol -> {open_time, model_votes, regime} of votes
+                                                        that came after the entry was decided (engine.c eng_late_votes) */
 #define QT_KEY_ENGINE_POSITIONS "engine:positions" /* string: JSON {symbol: signed quantity} of the engine's
                                                      book, written with every checkpoint (10 s) */
 

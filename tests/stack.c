@@ -380,6 +380,7 @@ static void on_feedback(stack_book_t *b, const char *id, const char *type, const
         if (!strcmp(b->closed[i], id)) return;
     if (b->nclosed < STACK_MAXI) snprintf(b->closed[b->nclosed++], sizeof b->closed[0], "%s", id);
     b->closes++, b->closed_pnl += json_number_value(json_object_get(d, "pnl"));
+    b->closes_without_votes += json_object_size(json_object_get(d, "model_votes")) == 0;
 }
 
 void stack_read_book(redisContext *rc, const char *ns, stack_book_t *b)

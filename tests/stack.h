@@ -86,7 +86,7 @@ typedef struct stack_book {
     int nclosed;
     char sym[16][24];
     double qty[16], entry[16], fees_open[16], realized, fees, closed_pnl;
-    int nsym, closes;
+    int nsym, closes, closes_without_votes; /* position.closed, and those with empty model_votes */
 } stack_book_t;
 
 /* Intents, their results and the ledger recomputed from the fills. */

@@ -53,6 +53,7 @@ struct learner {
     int64_t last_ckpt_us;
     struct event *tick;
     long trades, duplicates, conflicts, skipped, adaptations_published;
+    long no_votes; /* closed trades that carried no member votes: the thresholds saw them, the RSM did not */
     metric_t *m_update, *m_trades;
     struct learner_job *jobs; /* closed trades being applied (the head) or waiting, in order */
     int closing;
@@ -119,7 +120,9 @@ static int learner_fetch(learner_t *l, char *err, size_t errlen)
 static int learner_apply_trade(rsm_t *r, thr_t *t, const void *arg)
 {
     const trade_t *tr = arg;
-    if (tr->direction) rsm_update(r, tr->direction, tr->pnl_pct, tr->votes, tr->nvotes, NULL);
+    /* no votes (the entry was decided before the ensemble spoke): nothing to
+     * credit or blame, so neither weights nor calibration move, nor the count */
+    if (tr->direction && tr->nvotes) rsm_update(r, tr->direction, tr->pnl_pct, tr->votes, tr->nvotes, NULL);
     return thr_observe(t, tr->pnl_pct, tr->event_time);
 }
 
@@ -237,7 +240,7 @@ static void learner_job_done(learner_job_t *j, int rc)
         l->duplicates++;
         changed = strcmp(l->change_key, j->t.key) == 0;
     } else {
-        l->trades++;
+        l->trades++, l->no_votes += j->t.nvotes == 0;
         metric_inc(l->m_trades);
         metric_observe(l->m_update, (double)(clock_mono_us() - j->t0) / 1e6);
     }
@@ -510,12 +513,13 @@ void learner_status(const learner_t *l, json_t *status)
     json_t *issues;
     int health = rsm_health(&l->rsm, &issues);
     json_object_set_new(status, "reinforcement",
-                        json_pack("{s:I, s:I, s:f, s:o, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:s, s:I}", "trades_processed",
+                        json_pack("{s:I, s:I, s:f, s:o, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I}", "trades_processed",
                                   (json_int_t)l->rsm.trades, "state_version", (json_int_t)l->version, "exploration_rate",
                                   rsm_exploration(&l->rsm), "weights", learner_weights_json(&l->rsm, 0), "health_score",
                                   health, "issues", issues, "trades_here", (json_int_t)l->trades, "duplicates",
                                   (json_int_t)l->duplicates, "conflicts", (json_int_t)l->conflicts, "skipped_no_pnl_pct",
-                                  (json_int_t)l->skipped, "threshold_events", (json_int_t)l->adaptations_published,
+                                  (json_int_t)l->skipped, "trades_without_votes", (json_int_t)l->no_votes,
+                                  "threshold_events", (json_int_t)l->adaptations_published,
                                   "checkpoint_path", l->ckpt_path, "state_reseeded", (json_int_t)l->reseeded));
     json_object_set_new(status, "thresholds", learner_thresholds_json(l));
 }

@@ -60,6 +60,8 @@ struct engine {
     equity_t eq_rec;        /* the peak, day and day start last recorded in Redis (eng_record_equity) */
     int eq_rec_found;       /* ... found there at the rebuild */
     long replay_unmade;     /* intents a replayed decision would have made that the streams do not hold */
+    long late_votes;        /* ensemble votes attached to an entry decided before they came (eng_late_votes) */
+    json_t *entry_votes;    /* at the rebuild: <ns>:engine:entry_votes, symbol -> {open_time, model_votes, regime} */
     intents_t intents;
     joins_t joins;
     declog_t log;
@@ -308,6 +310,43 @@ static void eng_join_timeouts(engine_t *e)
             eng_decide(e, &e->joins.s[i]);
 }
 
+/* Give ctx (an entry's context) the votes and regime when it has none. 1 if it did. */
+static int eng_ctx_votes(json_t *ctx, const json_t *votes, const char *regime)
+{
+    if (!ctx || json_object_size(json_object_get(ctx, "model_votes"))) return 0;
+    json_object_set_new(ctx, "model_votes", json_deep_copy(votes));
+    const char *had = json_string_value(json_object_get(ctx, "regime"));
+    if (regime && *regime && (!had || !*had)) json_object_set_new(ctx, "regime", json_string(regime));
+    return 1;
+}
+
+/* An ensemble signal that came after its bar was decided (PRIMARY decides
+ * on RL alone as soon as it arrives; on a paced or live feed the ensemble's
+ * signal often comes later): its votes and regime go to the entry made on
+ * that bar, and to its position once open, so position.closed carries them
+ * and ml-threshold learns from the trade. Recorded in
+ * <ns>:engine:entry_votes (by symbol, deleted at the close) so a restart's
+ * rebuild gives them back. */
+static void eng_late_votes(engine_t *e, const char *symbol, int64_t ot, const json_t *votes, const char *regime)
+{
+    if (!json_object_size(votes)) return;
+    intent_rec_t *in = intents_entry_at(&e->intents, symbol, ot);
+    json_t *pctx = ledger_context(&e->book.ledger, symbol);
+    if (pctx && json_integer_value(json_object_get(pctx, "open_time")) != ot) pctx = NULL;
+    int got = eng_ctx_votes(in ? in->ctx : NULL, votes, regime) + eng_ctx_votes(pctx, votes, regime);
+    if (!got) return;
+    e->late_votes++;
+    char key[160], *txt;
+    json_t *rec = json_pack("{s:I, s:O, s:s}", "open_time", (json_int_t)ot, "model_votes", votes, "regime", regime ? regime : "");
+    proto_key(key, sizeof key, e->svc->cfg.ns, QT_KEY_ENGINE_ENTRY_VOTES);
+    if (rec && (txt = json_dumps(rec, JSON_COMPACT))) {
+        const char *argv[] = {"HSET", key, symbol, txt};
+        bus_redis(e->svc->bus, NULL, NULL, 4, argv, NULL); /* none while replaying: written when first attached */
+        free(txt);
+    }
+    json_decref(rec);
+}
+
 static void eng_on_signal(engine_t *e, const event_t *ev)
 {
     const json_t *d = ev->data;
@@ -315,7 +354,11 @@ static void eng_on_signal(engine_t *e, const event_t *ev)
     if (!s) return;
     int64_t ot = json_integer_value(json_object_get(d, "open_time"));
     join_verdict_t v = joins_check(&e->joins, s, ot);
-    if (v == JOIN_LATE) return;
+    if (v == JOIN_LATE) {
+        if (strcmp(ev->type, "signal.generated") == 0)
+            eng_late_votes(e, s->symbol, ot, json_object_get(d, "model_votes"), json_string_value(json_object_get(d, "regime")));
+        return;
+    }
     if (v == JOIN_OLDER_DUE) eng_decide(e, s); /* the older bar will get no more signals */
     const char *action = json_string_value(json_object_get(d, "action"));
     join_signal_t sig = {s->symbol, ev->trace, json_string_value(json_object_get(d, "regime")), ot,
@@ -436,7 +479,10 @@ static void eng_apply_execution(engine_t *e, const json_t *d, const char *exec_i
     if (!ledger_find(&e->book.ledger, symbol) && intents_exit_held(&e->intents, symbol))
         intents_hold_exit(&e->intents, symbol, "");
     if (publish && r.closed) {
-        char name[128];
+        char name[128], key[160];
+        proto_key(key, sizeof key, e->svc->cfg.ns, QT_KEY_ENGINE_ENTRY_VOTES);
+        const char *argv[] = {"HDEL", key, symbol}; /* the position's late votes, if any, are in its close now */
+        bus_redis(e->svc->bus, NULL, NULL, 3, argv, NULL);
         pub_position_closed(e->svc, symbol, &r,
                             close_reason ? close_reason : strncmp(tag, "RISK_", 5) == 0 ? tag + 5 : "SIGNAL", exec_id,
                             trace, t);
@@ -587,9 +633,13 @@ static void eng_rb_intent(void *ud, const event_t *ev)
     if (!reduce) live_rate_record(&e->rate, t);
     json_t *votes = json_object_get(d, "model_votes");
     const char *regime = json_string_value(json_object_get(d, "regime"));
-    json_t *ctx = json_pack("{s:O, s:s, s:o, s:O, s:O}", "confidence", json_object_get(d, "confidence"), "regime",
+    json_t *ctx = json_pack("{s:O, s:s, s:o, s:O, s:O, s:I}", "confidence", json_object_get(d, "confidence"), "regime",
                             regime ? regime : "", "model_votes", votes ? json_incref(votes) : json_object(), "action",
-                            json_object_get(d, "action"), "source_tag", json_object_get(d, "source_tag"));
+                            json_object_get(d, "action"), "source_tag", json_object_get(d, "source_tag"), "open_time",
+                            (json_int_t)ot);
+    const json_t *late = s && !reduce ? json_object_get(e->entry_votes, s->symbol) : NULL; /* eng_late_votes */
+    if (late && json_integer_value(json_object_get(late, "open_time")) == ot)
+        eng_ctx_votes(ctx, json_object_get(late, "model_votes"), json_string_value(json_object_get(late, "regime")));
     intents_add(&e->intents, ev->id, s ? s->symbol : "",
                 strcmp(json_string_value(json_object_get(d, "side")), PROTO_SIDE_BUY) == 0 ? 1 : -1, reduce,
                 json_number_value(json_object_get(d, "leverage")), t, ctx);
@@ -630,6 +680,41 @@ static void eng_rb_perf(void *ud, int64_t t)
     e->perf_published = t;
 }
 
+/* A late-votes record is {open_time, model_votes, regime} with votes as
+ * position.closed's schema has them. */
+static int eng_entry_votes_ok(const json_t *rec)
+{
+    const json_t *votes = json_object_get(rec, "model_votes"), *v;
+    const char *name;
+    if (!json_is_integer(json_object_get(rec, "open_time")) || !json_is_string(json_object_get(rec, "regime")) ||
+        strlen(json_string_value(json_object_get(rec, "regime"))) > 32 || !json_is_object(votes) ||
+        json_object_size(votes) > 32 || json_object_size(rec) != 3)
+        return 0;
+    json_object_foreach((json_t *)votes, name, v) {
+        const char *a = json_string_value(json_object_get(v, "action"));
+        double c = json_number_value(json_object_get(v, "confidence"));
+        if (json_object_size(v) != 2 || !a || (strcmp(a, "LONG") && strcmp(a, "SHORT") && strcmp(a, "HOLD")) ||
+            !json_is_number(json_object_get(v, "confidence")) || !(c >= 0 && c <= 1))
+            return 0;
+    }
+    return 1;
+}
+
+static void eng_rb_entry_votes(void *ud, const struct redisReply *r)
+{
+    engine_t *e = ud;
+    long bad = 0;
+    json_decref(e->entry_votes);
+    e->entry_votes = json_object();
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        json_t *rec = r->element[i]->str && r->element[i + 1]->str ? json_loads(r->element[i + 1]->str, 0, NULL) : NULL;
+        if (rec && eng_entry_votes_ok(rec)) json_object_set(e->entry_votes, r->element[i]->str, rec);
+        else bad++;
+        json_decref(rec);
+    }
+    if (bad) log_warn("%ld records of late votes in Redis are malformed: not used", bad);
+}
+
 static void eng_rb_equity(void *ud, const struct redisReply *r)
 {
     engine_t *e = ud;
@@ -652,7 +737,7 @@ static void eng_rb_equity(void *ud, const struct redisReply *r)
 static int eng_rebuild(engine_t *e, char *err, size_t errlen)
 {
     rebuild_ops_t ops = {e, eng_rb_checkpoint, eng_rb_config, eng_rb_trading, eng_rb_intent, eng_rb_execution, eng_rb_bar,
-                         eng_rb_perf, eng_rb_equity};
+                         eng_rb_perf, eng_rb_equity, eng_rb_entry_votes};
     if (rebuild_run(&e->svc->cfg, e->cfg.startup_wait_s, &ops, err, errlen) < 0) return -1;
     if (e->perf_published > e->book.last_perf_time) e->book.last_perf_time = e->perf_published;
     eng_equity_from_record(e);
@@ -882,7 +967,7 @@ static json_t *eng_status(void *ud)
     breaker_state_t rb = breaker_state(e->rl_breaker, clock_mono_ms());
     live_mode_t mode = decide_mode(&e->pv);
     const json_t *trading = e->pv.trading;
-    return json_pack("{s:o?, s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
+    return json_pack("{s:o?, s:o, s:o, s:s, s:{s:s, s:b}, s:{s:f, s:b, s:f, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I, "
                      "s:o, s:b}",
                      "state", svc_state_status(e->svc), "bus", bus_status(e->svc->bus), "feed", e->feed ? eng_feed_status(e) : json_null(), "mode",
                      live_mode_name(mode), "rl_signals", "breaker", breaker_state_name(rb), "hybrid_fallback",
@@ -892,7 +977,7 @@ static json_t *eng_status(void *ud)
                      "executed", (json_int_t)e->intents.executed, "failed", (json_int_t)e->intents.failed,
                      "shadow_decisions", (json_int_t)e->log.shadow, "late_signals", (json_int_t)e->joins.late,
                      "lockstep_timeouts", (json_int_t)lockstep_timeouts(e->lock), "replay_unmade",
-                     (json_int_t)e->replay_unmade, "riskguard_denials", den,
+                     (json_int_t)e->replay_unmade, "late_votes_attached", (json_int_t)e->late_votes, "riskguard_denials", den,
                      "market_lag", (json_int_t)e->market_lag, "trading_policy",
                      trading ? json_incref((json_t *)trading) : json_null(), "has_trading_policy", trading != NULL);
 }
@@ -1003,6 +1088,7 @@ void engine_free(engine_t *e)
     dedupe_free(e->execs_seen);
     book_free(&e->book);
     intents_free(&e->intents);
+    json_decref(e->entry_votes);
     joins_free(&e->joins);
     policyview_free(&e->pv);
     free(e);

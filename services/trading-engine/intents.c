@@ -54,6 +54,17 @@ intent_rec_t *intents_find(intents_t *r, const char *id)
     return NULL;
 }
 
+intent_rec_t *intents_entry_at(intents_t *r, const char *symbol, int64_t open_time)
+{
+    for (int k = 1; k <= r->n; k++) { /* newest first */
+        intent_rec_t *rec = &r->rec[(r->head - k + INTENTS_MAX) % INTENTS_MAX];
+        if (!rec->reduce_only && strcmp(rec->symbol, symbol) == 0 &&
+            json_integer_value(json_object_get(rec->ctx, "open_time")) == open_time)
+            return rec;
+    }
+    return NULL;
+}
+
 int intents_settle(intents_t *r, const char *id, intent_outcome_t how)
 {
     intent_rec_t *rec = intents_find(r, id);

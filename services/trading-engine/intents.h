@@ -59,6 +59,9 @@ void intents_add(intents_t *r, const char *id, const char *symbol, int dir, int 
                  int64_t event_time, json_t *ctx);
 /* The record of id (newest first), or NULL. */
 intent_rec_t *intents_find(intents_t *r, const char *id);
+/* The newest entry (not reduce-only) of symbol decided on the bar at
+ * open_time (its context's open_time), or NULL. */
+intent_rec_t *intents_entry_at(intents_t *r, const char *symbol, int64_t open_time);
 
 typedef enum { INTENT_EXECUTED = 0, INTENT_FAILED = 1 } intent_outcome_t;
 /* trade.executed / trade.failed for id: marks and counts the record the first

@@ -26,6 +26,12 @@ static position_t *ledger_slot(ledger_t *l, const char *symbol)
 
 const position_t *ledger_find(const ledger_t *l, const char *symbol) { return ledger_slot((ledger_t *)l, symbol); }
 
+json_t *ledger_context(ledger_t *l, const char *symbol)
+{
+    position_t *p = ledger_slot(l, symbol);
+    return p ? p->ctx : NULL;
+}
+
 int ledger_dir(const ledger_t *l, const char *symbol)
 {
     const position_t *p = ledger_find(l, symbol);

@@ -60,6 +60,8 @@ int ledger_apply(ledger_t *l, const fill_t *f, fill_result_t *r);
 void ledger_mark(ledger_t *l, const char *symbol, double price);
 
 const position_t *ledger_find(const ledger_t *l, const char *symbol);
+/* The open position's entry context, to add to (owned by the ledger), or NULL. */
+json_t *ledger_context(ledger_t *l, const char *symbol);
 int ledger_dir(const ledger_t *l, const char *symbol); /* +1, -1, 0 */
 double ledger_unrealized(const ledger_t *l);
 /* Balance + realized PnL − fees paid on open positions + unrealized PnL. */

@@ -68,8 +68,8 @@ int pub_intent(svc_t *svc, const char *symbol, const intent_req_t *req, double l
     if (votes) json_object_set(d, "model_votes", (json_t *)votes);
     if (pub_event(svc, QT_STREAM_TRADE_INTENT, "trade.intent", d, name, trace) < 0) return -1;
     json_t *mv = votes ? json_incref((json_t *)votes) : json_object();
-    *ctx = json_pack("{s:f, s:s, s:o, s:s, s:s}", "confidence", req->confidence, "regime", regime ? regime : "",
-                     "model_votes", mv, "action", req->action, "source_tag", req->tag);
+    *ctx = json_pack("{s:f, s:s, s:o, s:s, s:s, s:I}", "confidence", req->confidence, "regime", regime ? regime : "",
+                     "model_votes", mv, "action", req->action, "source_tag", req->tag, "open_time", (json_int_t)open_time);
     return 0;
 }
 

@@ -159,6 +159,10 @@ static void rebuild_keys(redisContext *c, const qt_config_t *cfg, const rebuild_
     r = redisCommand(c, "HGETALL %s", key);
     if (r && r->type == REDIS_REPLY_ARRAY) ops->equity(ops->ud, r);
     if (r) freeReplyObject(r);
+    proto_key(key, sizeof key, cfg->ns, QT_KEY_ENGINE_ENTRY_VOTES);
+    r = redisCommand(c, "HGETALL %s", key);
+    if (r && r->type == REDIS_REPLY_ARRAY) ops->entry_votes(ops->ud, r);
+    if (r) freeReplyObject(r);
 }
 
 int rebuild_run(const qt_config_t *cfg, long wait_s, const rebuild_ops_t *ops, char *err, size_t errlen)

@@ -26,6 +26,8 @@ typedef struct rebuild_ops {
     void (*perf)(void *ud, int64_t event_time);                  /* the event time of the newest performance.update
                                                                     (of the newest 5000 feedback entries), if any */
     void (*equity)(void *ud, const struct redisReply *hash);     /* HGETALL of the equity's record (keys.h) */
+    void (*entry_votes)(void *ud, const struct redisReply *hash); /* HGETALL of the late votes of entries (keys.h),
+                                                                     before the intents */
 } rebuild_ops_t;
 
 /* Connect (waiting up to wait_s for Redis) and read. -1 with err when Redis

@@ -376,6 +376,64 @@ TEST(positions_pnl_feedback_and_stop_loss)
     stop(p);
 }
 
+/* The ensemble's signal for the entry bar comes after PRIMARY decided on
+ * RL alone: its votes reach the position, also across a SIGKILL and
+ * restart of the engine (<ns>:engine:entry_votes), and the close carries
+ * them. They used to be dropped as late. */
+TEST(late_votes_reach_the_position_across_a_restart)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", "QT_STOP_LOSS_PCT=1", "QT_CHECKPOINT_MS=10", NULL};
+    set_config("lv", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("lv", env, &port);
+    bar("lv", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("lv", "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("lv", "trade.intent", "trade.intent", 1, 5000), 0);
+    json_t *in = last("lv", "trade.intent", "trade.intent");
+    CHECK_EQ(json_object_size(json_object_get(in, "model_votes")), 0); /* decided before the ensemble spoke */
+    json_decref(in);
+    redisReply *r = redisCommand(rc, "XRANGE lv:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("lv", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    ens("lv", "BTCUSDT", 0, "LONG", 0.7); /* late for bar 0 */
+    CHECK_EQ(wait_body(port, "/api/v1/status", "\"late_votes_attached\":1", 5000), 0);
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end; th_sleep_ms(20)) {
+        r = redisCommand(rc, "HEXISTS lv:engine:entry_votes BTCUSDT");
+        long long got = r ? r->integer : 0;
+        if (r) freeReplyObject(r);
+        if (got) break;
+    }
+    th_sleep_ms(300); /* a checkpoint covers the late signal: the replay does not bring it back, the record does */
+    th_kill(p, SIGKILL);
+    th_wait(p, 5000, NULL);
+    p = start("lv", env, &port);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    bar("lv", "BTCUSDT", 1, 100, 100.2, 98.0, 98.4); /* through the stop */
+    CHECK_EQ(wait_count("lv", "trade.intent", "trade.intent", 2, 5000), 0);
+    r = redisCommand(rc, "XRANGE lv:trade.intent - +");
+    snprintf(iid, sizeof iid, "%s", r->element[1]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("lv", iid, "BTCUSDT", "SELL", 2, 98.5, 0.0788, T0 + 3 * 60000);
+    CHECK_EQ(wait_count("lv", "feedback", "position.closed", 1, 5000), 0);
+    json_t *c = last("lv", "feedback", "position.closed");
+    CHECK_STR(jstr(json_object_get(json_object_get(c, "model_votes"), "gbdt"), "action"), "LONG");
+    CHECK_STR(jstr(c, "regime"), "TRENDING");
+    json_decref(c);
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end; th_sleep_ms(20)) {
+        r = redisCommand(rc, "HEXISTS lv:engine:entry_votes BTCUSDT");
+        long long got = r ? r->integer : 1;
+        if (r) freeReplyObject(r);
+        if (!got) break;
+    }
+    r = redisCommand(rc, "HEXISTS lv:engine:entry_votes BTCUSDT");
+    CHECK_EQ(r ? r->integer : -1, 0); /* gone with the position */
+    if (r) freeReplyObject(r);
+    stop(p);
+}
+
 static void failed(const char *ns, const char *intent_id, const char *sym, const char *code, const char *reason)
 {
     char k[64], data[512];
