@@ -400,14 +400,16 @@ static json_t *learner_weights_json(const rsm_t *r, int scalers)
     return o;
 }
 
+/* The seed's calibration_metrics: {brier_scores, confidence_scalers, samples}, each by member. */
 static json_t *learner_calibration_json(const rsm_t *r)
 {
-    json_t *o = json_object();
-    for (int i = 0; i < r->nmodels; i++)
-        json_object_set_new(o, r->models[i].name,
-                            json_pack("{s:f, s:f, s:i}", "brier_score", rsm_brier(&r->models[i]), "confidence_scaler",
-                                      rsm_scaler(r, &r->models[i]), "samples", r->models[i].nbrier));
-    return o;
+    json_t *brier = json_object(), *samples = json_object();
+    for (int i = 0; i < r->nmodels; i++) {
+        json_object_set_new(brier, r->models[i].name, json_real(rsm_brier(&r->models[i])));
+        json_object_set_new(samples, r->models[i].name, json_integer(r->models[i].nbrier));
+    }
+    return json_pack("{s:o, s:o, s:o}", "brier_scores", brier, "confidence_scalers", learner_weights_json(r, 1),
+                     "samples", samples);
 }
 
 static json_t *learner_recent_json(const rsm_t *r)
@@ -655,8 +657,58 @@ static int learner_setup(learner_t *l, char *err, size_t errlen)
     return 0;
 }
 
+/* The seed's starting weights (xgboost 0.25, lightgbm 0.25, N-HiTS 0.30,
+ * PatchTST 0.20) on the four shipped members: the two tree ensembles, the
+ * network on returns for N-HiTS and the softmax for PatchTST. */
+#define LEARNER_SEED_WEIGHTS "gbdt-deep:0.25,gbdt-shallow:0.25,mlp-returns:0.30,softmax:0.20"
+
+/* RL_INITIAL_WEIGHTS ("name:weight,..." over the members; the members not
+ * named share what is left equally) into w. Unset, the seed's apply when
+ * they fit these members, else equal weights. -1 with err. */
+static int learner_initial_weights(const rsm_config_t *rc, const char *const *names, int n, double *w, char *err,
+                                   size_t errlen)
+{
+    const char *spec;
+    int given = config_get_str("RL_INITIAL_WEIGHTS", "", &spec) == 0 && *spec, set[RSM_MAX_MODELS] = {0}, nset = 0;
+    if (!given) spec = LEARNER_SEED_WEIGHTS;
+    double sum = 0;
+    char e[256] = "";
+    for (const char *s = spec; *s && !e[0];) {
+        size_t len = strcspn(s, ","), nl = strcspn(s, ":");
+        char name[64], *end;
+        int k = -1;
+        if (nl >= len || nl == 0 || nl > 63) {
+            snprintf(e, sizeof e, "'%.*s' is not name:weight", (int)(len > 60 ? 60 : len), s);
+            break;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)nl, s);
+        double x = strtod(s + nl + 1, &end);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(names[i], name)) k = i;
+        if (end != s + len || !(x >= 0 && x <= 1)) snprintf(e, sizeof e, "the weight of %s is not a number in [0, 1]", name);
+        else if (k < 0) snprintf(e, sizeof e, "%s is not a member (QT_ML_MODELS, QT_ML_EXTERNAL_MODELS)", name);
+        else if (set[k]) snprintf(e, sizeof e, "%s is named twice", name);
+        else w[k] = x, set[k] = 1, nset++, sum += x;
+        s += len + (s[len] == ',');
+    }
+    if (!e[0] && (sum > 1 + 1e-9 || (nset == n && fabs(sum - 1) > 1e-9)))
+        snprintf(e, sizeof e, "the weights sum to %.6g, not 1%s", sum, nset == n ? "" : " or less");
+    for (int i = 0; i < n && !e[0]; i++) {
+        if (!set[i]) w[i] = (1 - sum) / (n - nset);
+        if (w[i] < rc->w_min - 1e-12 || w[i] > rc->w_max + 1e-12)
+            snprintf(e, sizeof e, "%s would start at %.6g, outside [RL_MIN_MODEL_WEIGHT %g, RL_MAX_MODEL_WEIGHT %g]", names[i],
+                     w[i], rc->w_min, rc->w_max);
+    }
+    if (!e[0]) return 0;
+    if (given) return snprintf(err, errlen, "RL_INITIAL_WEIGHTS: %s", e), -1;
+    for (int i = 0; i < n; i++) w[i] = 1.0 / n; /* the members are not the four shipped ones */
+    log_info("equal starting weights: the seed's (" LEARNER_SEED_WEIGHTS ") do not fit these members (%s)", e);
+    return 0;
+}
+
 learner_t *learner_new(svc_t *svc, const char *const *names, int n, char *err, size_t errlen)
 {
+    double w[RSM_MAX_MODELS];
     rsm_config_t rc;
     thr_config_t tc;
     const char *path;
@@ -667,7 +719,8 @@ learner_t *learner_new(svc_t *svc, const char *const *names, int n, char *err, s
     if (rsm_config_env(&rc, err, errlen) < 0 || thr_config_env(&tc, err, errlen) < 0 ||
         config_get_long("RL_CHECKPOINT_INTERVAL", 60, 1, 86400, &l->ckpt_interval, err, errlen) < 0)
         goto fail;
-    if (rsm_init(&l->rsm, &rc, names, NULL, n) < 0) {
+    if (n >= 1 && n <= RSM_MAX_MODELS && learner_initial_weights(&rc, names, n, w, err, errlen) < 0) goto fail;
+    if (rsm_init(&l->rsm, &rc, names, w, n) < 0) {
         snprintf(err, errlen, "%d members do not fit weights in [RL_MIN_MODEL_WEIGHT %g, RL_MAX_MODEL_WEIGHT %g] summing to 1",
                  n, rc.w_min, rc.w_max);
         goto fail;

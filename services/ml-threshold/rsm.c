@@ -40,7 +40,7 @@ int rsm_init(rsm_t *r, const rsm_config_t *c, const char *const *names, const do
     r->nmodels = n;
     for (int i = 0; i < n; i++) {
         snprintf(r->models[i].name, sizeof r->models[i].name, "%s", names[i]);
-        r->models[i].weight = weights ? weights[i] : 1.0 / n;
+        r->models[i].weight = r->models[i].initial = weights ? weights[i] : 1.0 / n;
     }
     return 0;
 }
@@ -153,7 +153,7 @@ int rsm_health(const rsm_t *r, json_t **issues)
 
 void rsm_reset_weights(rsm_t *r)
 {
-    for (int i = 0; i < r->nmodels; i++) r->models[i].weight = 1.0 / r->nmodels;
+    for (int i = 0; i < r->nmodels; i++) r->models[i].weight = r->models[i].initial;
 }
 
 void rsm_reset_calibration(rsm_t *r)

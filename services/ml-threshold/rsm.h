@@ -37,7 +37,7 @@ typedef struct rsm_config {
 
 typedef struct rsm_model {
     char name[64];
-    double weight;
+    double weight, initial; /* initial: where a reset of the weights goes back to */
     double brier[RSM_CALIB]; /* squared errors, ring */
     int nbrier, ibrier;
 } rsm_model_t;
@@ -72,7 +72,7 @@ void rsm_update(rsm_t *r, int direction, double pnl_pct, const rsm_vote_t *votes
 double rsm_exploration(const rsm_t *r);
 double rsm_brier(const rsm_model_t *m); /* 0.25 (uninformative) before any vote */
 double rsm_scaler(const rsm_t *r, const rsm_model_t *m);
-/* Equal weights again (the initial values); calibration kept. */
+/* The initial weights again (rsm_init's); calibration kept. */
 void rsm_reset_weights(rsm_t *r);
 /* Forget every model's Brier history (scalers back to 1). */
 void rsm_reset_calibration(rsm_t *r);

@@ -192,4 +192,24 @@ TEST(state_survives_json_and_resets_work)
     CHECK_NEAR(rsm_scaler(&r, &r.models[1]), 1.0, 1e-12);
 }
 
+/* Seed 002's starting weights, and a reset goes back to them (not to equal ones). */
+TEST(initial_weights_are_kept_for_the_reset)
+{
+    rsm_config_t c;
+    rsm_t r, back;
+    static const double w0[] = {0.25, 0.25, 0.30, 0.20};
+    rsm_config_default(&c);
+    CHECK_EQ(rsm_init(&r, &c, names, w0, 4), 0);
+    CHECK_NEAR(r.models[2].weight, 0.30, 1e-12);
+    rsm_vote_t v[] = {{"xgb", "LONG", 0.8}, {"nhits", "SHORT", 0.7}};
+    rsm_update(&r, 1, 1.5, v, 2, NULL);
+    CHECK(r.models[2].weight < 0.30 && r.models[0].weight > 0.25);
+    back = r;
+    json_t *j = rsm_to_json(&r);
+    CHECK_EQ(rsm_from_json(&back, j), 0); /* a state read back keeps the starting point */
+    json_decref(j);
+    rsm_reset_weights(&back);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(back.models[i].weight, w0[i], 1e-12);
+}
+
 CHECK_MAIN()
