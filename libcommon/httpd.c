@@ -2,6 +2,7 @@
 #include "httpd.h"
 #include "clock.h"
 #include "log.h"
+#include "numfmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,7 +177,7 @@ int httpd_reply_text(httpd_req_t *req, int status, const char *content_type, con
 static void httpd_reply_json(httpd_req_t *req, int status, json_t *o)
 {
     if (!o) o = status >= 400 ? httpd_error("%s", httpd_reason(status)) : json_object();
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *s = json_dumps(o, numfmt_json_flags(o, JSON_COMPACT)); /* every number exact and short */
     json_decref(o);
     if (!s) {
         httpd_reply_text(req, 500, "application/json", "{\"error\":\"out of memory\"}\n", 26);

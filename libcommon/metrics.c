@@ -1,5 +1,6 @@
 /* metrics.c — in-process metric registry and Prometheus text rendering. */
 #include "metrics.h"
+#include "numfmt.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -196,7 +197,11 @@ static void mbuf_num(metrics_buf_t *b, double v)
 {
     if (isnan(v)) mbuf_printf(b, "NaN");
     else if (isinf(v)) mbuf_printf(b, v > 0 ? "+Inf" : "-Inf");
-    else mbuf_printf(b, "%.17g", v);
+    else {
+        char t[40];
+        numfmt_shortest(t, sizeof t, v);
+        mbuf_printf(b, "%s", t);
+    }
 }
 
 /* name{labels[,extra]} */
@@ -222,7 +227,8 @@ static void metrics_render_one(metrics_buf_t *b, const metric_t *x)
     char le[64];
     for (size_t i = 0; i <= x->nbounds && x->buckets; i++) {
         cum += x->buckets[i];
-        if (i < x->nbounds) snprintf(le, sizeof le, "le=\"%.17g\"", x->bounds[i]);
+        char num[40];
+        if (i < x->nbounds) numfmt_shortest(num, sizeof num, x->bounds[i]), snprintf(le, sizeof le, "le=\"%s\"", num);
         else snprintf(le, sizeof le, "le=\"+Inf\"");
         mbuf_series(b, x->name, "_bucket", x->labels, le);
         mbuf_printf(b, "%lu\n", cum);

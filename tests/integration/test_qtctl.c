@@ -461,6 +461,10 @@ TEST(status_config_and_mode_through_the_services)
     CHECK_EQ(run("config set risk.max_leverage lots", out, sizeof out), 1); /* 400 from the store */
     CHECK_EQ(run("config get rl_v3.live.mode --json", out, sizeof out), 0);
     CHECK_CONTAINS(out, "\"value\": \"PRIMARY\"");
+    CHECK_EQ(run("config set rl_v3.live.min_confidence 0.7 --json", out, sizeof out), 0);
+    CHECK_EQ(run("config get --json", out, sizeof out), 0); /* shortest round trip: 0.7, not 0.69999999999999996 */
+    CHECK_CONTAINS(out, "\"value\": 0.7,");
+    CHECK(strstr(out, "0.69999") == NULL && strstr(out, "0.59999") == NULL);
     unsetenv("QT_API_TOKEN");
     for (int i = 0; i < 4; i++) unsetenv(others[i]);
     unsetenv("QT_POLICY_STORE_URL");

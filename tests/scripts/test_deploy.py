@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 
 BUILD = os.environ.get("QT_BUILD") or "build"
@@ -42,6 +43,12 @@ def compose_checks(yaml):
         return
     c = yaml.safe_load(r.stdout)
     svcs = c.get("services", {})
+    env = {k: v for k, v in os.environ.items() if k != "QT_API_TOKEN"}
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:  # not a developer's own .env
+        r0 = subprocess.run(["docker-compose", "--env-file", empty.name, "-f", "docker-compose.yml", "config"],
+                            capture_output=True, text=True, env=env)
+    check("docker-compose refuses to start without QT_API_TOKEN, saying how to make one (else it is stuck in SHADOW)",
+          r0.returncode != 0 and "QT_API_TOKEN" in r0.stderr and "openssl rand" in r0.stderr, r0.stderr.strip()[:300])
     check("compose has redis, the five services and the second replicas of rl-decision, ml-threshold and trade-executor",
           set(svcs) == set(PORTS) | {"redis"} | {n + "-replica" for n in REPLICATED}, sorted(svcs))
     for name in REPLICATED:  # partitions by lease: the second replica is the first one without a published port

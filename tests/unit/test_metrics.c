@@ -33,7 +33,7 @@ TEST(histogram_text_and_quantiles)
     metric_observe(h, 100);
     char *t = metrics_render(m);
     CHECK_STR(t, "# HELP qt_lat_seconds Latency\n# TYPE qt_lat_seconds histogram\n"
-                 "qt_lat_seconds_bucket{svc=\"x\",le=\"0.10000000000000001\"} 1\n"
+                 "qt_lat_seconds_bucket{svc=\"x\",le=\"0.1\"} 1\n" /* it was 0.10000000000000001 */
                  "qt_lat_seconds_bucket{svc=\"x\",le=\"1\"} 3\n"
                  "qt_lat_seconds_bucket{svc=\"x\",le=\"10\"} 3\n"
                  "qt_lat_seconds_bucket{svc=\"x\",le=\"+Inf\"} 4\n"

@@ -20,6 +20,7 @@
 #include "kline.h"
 #include "obs.h"
 #include "rsync.h"
+#include "numfmt.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -34,7 +35,8 @@
 /* Print j as JSON on stdout: 0, or -1 (said on stderr) when it cannot be written. */
 static int qt_print_json(const json_t *j, size_t flags)
 {
-    char *s = json_dumps(j, flags);
+    /* unless asked for a precision: every number exact and short (0.7, not 0.69999999999999996) */
+    char *s = json_dumps(j, flags & JSON_REAL_PRECISION(31) ? flags : numfmt_json_flags(j, flags));
     if (!s) {
         fputs("qtctl: cannot write the answer as JSON (out of memory?)\n", stderr);
         return -1;
@@ -449,7 +451,7 @@ static void tail_print(const redisReply *e, int compact)
         json_t *parsed = strcmp(k, "data") == 0 ? json_loads(v, 0, NULL) : NULL;
         json_object_set_new(o, k, parsed ? parsed : json_string(v));
     }
-    char *line = json_dumps(o, compact ? JSON_COMPACT : JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+    char *line = json_dumps(o, numfmt_json_flags(o, compact ? JSON_COMPACT : JSON_INDENT(2)));
     if (line) puts(line);
     free(line);
     json_decref(o);
@@ -631,7 +633,7 @@ static int cmd_status(int argc, char **argv)
 
 static void print_value_line(const char *key, json_t *value, json_t *version)
 {
-    char *v = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+    char *v = json_dumps(value, numfmt_json_flags(value, JSON_ENCODE_ANY | JSON_COMPACT));
     printf("%-36s %-24s %lld\n", key, v ? v : "?", (long long)json_integer_value(version));
     free(v);
 }
@@ -663,9 +665,7 @@ static int config_set(const char *base, const char *key, const char *value, int 
     int rc = 0;
     if (code != 200 || !reply) rc = api_failed(what, code, reply, err);
     else if (as_json) {
-        char *s = json_dumps(reply, JSON_INDENT(2));
-        puts(s);
-        free(s);
+        qt_print_json(reply, JSON_INDENT(2));
     } else print_value_line(key, json_object_get(reply, "value"), json_object_get(reply, "version"));
     json_decref(reply);
     return rc;
@@ -694,9 +694,7 @@ static int cmd_config(int argc, char **argv)
     int rc = 0;
     if (code != 200 || !reply) rc = api_failed(n == 2 ? pos[1] : "config", code, reply, err);
     else if (as_json) {
-        char *s = json_dumps(reply, JSON_INDENT(2));
-        puts(s);
-        free(s);
+        qt_print_json(reply, JSON_INDENT(2));
     } else if (n == 2) {
         print_value_line(pos[1], json_object_get(reply, "value"), json_object_get(reply, "version"));
     } else {
