@@ -55,6 +55,7 @@ struct decider {
     uint64_t seed;
     policyview_t pv; /* rl_v3.live.mode */
     long decisions, explored, action_counts[MODEL_ACTIONS], experiences;
+    long bars_off; /* bars in mode OFF: windows filled, nothing inferred or published */
     metric_t *m_latency, *m_decisions;
     warmup_t warm; /* no decision before OBS_WARMUP bars of a symbol */
     struct event *tick;
@@ -134,6 +135,8 @@ static bus_result_t dec_on_bar(decider_t *d, const bus_msg_t *m, char *err, size
         return BUS_OK;
     s->last_open_time = ot;
     if (!warmup_ready(&d->warm, s->symbol, s->st.ind.bars)) return BUS_OK; /* windows not yet full: no decision */
+    if (strcmp(dec_mode(d), "OFF") == 0) /* seed 000: OFF predicts nothing; the windows go on filling for the next mode */
+        return d->bars_off++, BUS_OK;
     if (s->pos.side) { /* position info as of this bar */
         double c = json_number_value(json_object_get(b, "close"));
         s->pos.upnl_pct = (c - s->entry_price) / s->entry_price * 100 * s->pos.side;
@@ -342,9 +345,10 @@ static json_t *dec_status_json(const decider_t *d)
     for (int i = 0; i < d->nsyms; i++) eps += d->syms[i].epsilon;
     eps = d->nsyms ? eps / d->nsyms : d->eps_initial;
     for (int j = 0; j < MODEL_ACTIONS; j++) json_object_set_new(counts, proto_rl_actions[j], json_integer(d->action_counts[j]));
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:o, s:I, s:{s:f, s:f, s:I}, s:i}", "model_version",
                      d->model->version, "model_path", d->model_path, "mode", dec_mode(d), "decisions",
-                     (json_int_t)d->decisions, "explored", (json_int_t)d->explored, "exploration_rate", eps,
+                     (json_int_t)d->decisions, "bars_off", (json_int_t)d->bars_off, "explored", (json_int_t)d->explored,
+                     "exploration_rate", eps,
                      "action_counts", counts, "experiences", (json_int_t)d->experiences, "inference_seconds", "p50",
                      metric_quantile(d->m_latency, 0.5), "p99", metric_quantile(d->m_latency, 0.99), "count",
                      (json_int_t)metric_count(d->m_latency), "symbols", d->nsyms);

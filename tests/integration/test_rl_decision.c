@@ -279,6 +279,40 @@ TEST(every_replica_sees_every_policy_event)
     CHECK(th_file_has(log, "passed over"));
 }
 
+/* Mode OFF (seed 000): rl-decision infers and publishes nothing (it used to
+ * decide every bar); its windows keep filling, so the next mode decides at
+ * once, without a second warm-up. */
+TEST(off_does_no_work_and_the_next_mode_decides_at_once)
+{
+    int port;
+    const char *env[] = {env_model, NULL};
+    pid_t p = th_service(bin, &R, "off", env, dir, "rl-off", &port, 1);
+    th_xadd_event(rc, "off:policy", "policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"OFF\",\"version\":2}", NULL);
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end; th_sleep_ms(20))
+        if (th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "\"mode\":\"OFF\"")) break;
+    CHECK_CONTAINS(out, "\"mode\":\"OFF\"");
+    bars("off", "BTCUSDT", 80);
+    CHECK(pending_drained("off:market", 10000));
+    CHECK_EQ(th_count_type(rc, "off:signal", "rl.signal.generated"), 0);
+    CHECK_EQ(th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out), 200);
+    CHECK_CONTAINS(out, "\"decisions\":0,");
+    CHECK_CONTAINS(out, "\"bars_off\":");
+    CHECK(strstr(out, "\"bars_off\":0,") == NULL);
+    CHECK_CONTAINS(out, "\"count\":0}"); /* no forward pass */
+    th_xadd_event(rc, "off:policy", "policy.config.updated", "{\"key\":\"rl_v3.live.mode\",\"value\":\"SHADOW\",\"version\":3}", NULL);
+    for (long long end = th_now_ms() + 3000; th_now_ms() < end; th_sleep_ms(20))
+        if (th_http(port, "GET", "/api/v1/rl/status", NULL, NULL, out, sizeof out) == 200 && strstr(out, "\"mode\":\"SHADOW\"")) break;
+    char key[32] = "off:market", data[512];
+    long long ot = 1704067200000LL + 80 * 60000LL;
+    snprintf(data, sizeof data,
+             "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":100,\"high\":101,\"low\":99,"
+             "\"close\":100,\"volume\":1,\"closed\":true,\"event_time\":%lld}", ot, ot + 59999);
+    th_xadd_event(rc, key, "market.data.update", data, NULL);
+    CHECK_EQ(th_wait_xlen(rc, "off:signal", 1, 5000), 0); /* the first bar after OFF is decided */
+    CHECK_EQ(th_count_type(rc, "off:signal", "rl.signal.generated"), 1);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
 /* A bar whose signal cannot be queued (the outbox full while Redis refuses
  * every XADD) is handed back for a retry, and its redelivery is decided as
  * if it were the first: same windows, same random draws, the signal
