@@ -23,12 +23,45 @@ static int api_live(void *ud, httpd_req_t *req, json_t **out)
 {
     const eng_api_t *a = ud;
     (void)req;
-    *out = json_pack("{s:b, s:s, s:f, s:I, s:I, s:I, s:o, s:o}", "enabled", decide_enabled(a->pv), "mode",
+    /* the seed's counts are the orchestrator's intents; the exit rules' (stop-loss, take-profit) apart */
+    *out = json_pack("{s:b, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "enabled", decide_enabled(a->pv), "mode",
                      live_mode_name(decide_mode(a->pv)), "min_confidence",
                      policyview_num(a->pv, "rl_v3.live.min_confidence", 0.6), "trade_intents_total",
-                     (json_int_t)a->intents->total, "trade_intents_executed", (json_int_t)a->intents->executed,
-                     "shadow_decisions", (json_int_t)a->decisions->shadow, "last_decision_at",
-                     api_iso(a->decisions->last_at), "last_trade_intent_at", api_iso(a->intents->last_at));
+                     (json_int_t)a->intents->decided, "trade_intents_executed", (json_int_t)a->intents->decided_executed,
+                     "exit_intents_total", (json_int_t)a->intents->exits, "exit_intents_executed",
+                     (json_int_t)a->intents->exits_executed, "shadow_decisions", (json_int_t)a->decisions->shadow,
+                     "last_decision_at", api_iso(a->decisions->last_at), "last_trade_intent_at",
+                     api_iso(a->intents->last_decided_at));
+    return 200;
+}
+
+#define API_RECENT_INTENTS 100 /* the seed's metrics store keeps the last 100 */
+
+/* GET /api/v1/rl-v3/dashboard/intents?limit=N: the orchestrator's newest
+ * intents (up to 100), newest first, each with its state. */
+static int api_intents(void *ud, httpd_req_t *req, json_t **out)
+{
+    const eng_api_t *a = ud;
+    const intents_t *r = a->intents;
+    long limit;
+    if (httpd_query_long(req, "limit", 20, 1, API_RECENT_INTENTS, &limit) < 0) {
+        *out = httpd_error("limit must be an integer from 1 to %d", API_RECENT_INTENTS);
+        return 400;
+    }
+    json_t *list = json_array();
+    for (int k = 1; k <= r->n && (long)json_array_size(list) < limit; k++) {
+        const intent_rec_t *rec = &r->rec[(r->head - k + INTENTS_MAX) % INTENTS_MAX];
+        if (rec->exit) continue;
+        const json_t *c = rec->ctx;
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:O?, s:O?, s:O?, s:O?, s:b, s:I, s:o, s:s}", "intent_id", rec->id, "symbol",
+                            rec->symbol, "side", rec->dir > 0 ? "BUY" : "SELL", "action", json_object_get(c, "action"),
+                            "confidence", json_object_get(c, "confidence"), "source_tag", json_object_get(c, "source_tag"),
+                            "regime", json_object_get(c, "regime"), "reduce_only", rec->reduce_only, "event_time",
+                            (json_int_t)rec->event_time, "at", api_iso(rec->event_time), "state",
+                            rec->executed ? "EXECUTED" : rec->failed ? "FAILED" : "PENDING"));
+    }
+    *out = json_pack("{s:o, s:I}", "intents", list, "total", (json_int_t)r->decided);
     return 200;
 }
 
@@ -114,6 +147,7 @@ int api_routes(httpd_t *h, const eng_api_t *a)
 {
     void *ud = (void *)a; /* the handlers only read */
     return httpd_route(h, "GET", "/api/v1/rl-v3/dashboard/live-status", 0, api_live, ud) < 0 ||
+                   httpd_route(h, "GET", "/api/v1/rl-v3/dashboard/intents", 0, api_intents, ud) < 0 ||
                    httpd_route(h, "GET", "/api/v1/decisions", 0, api_decisions, ud) < 0 ||
                    httpd_route(h, "GET", "/api/v1/positions", 0, api_positions, ud) < 0 ||
                    httpd_route(h, "GET", "/api/v1/equity", 0, api_equity, ud) < 0

@@ -35,14 +35,19 @@ void intents_add(intents_t *r, const char *id, const char *symbol, int dir, int 
     memset(rec, 0, sizeof *rec);
     snprintf(rec->id, sizeof rec->id, "%s", id);
     snprintf(rec->symbol, sizeof rec->symbol, "%s", symbol);
-    rec->reduce_only = reduce_only;
+    const char *tag = json_string_value(json_object_get(ctx, "source_tag"));
+    rec->exit = tag && strncmp(tag, "RISK_", 5) == 0;
+    rec->dir = dir, rec->reduce_only = reduce_only;
     rec->leverage = leverage;
     rec->event_time = event_time;
     rec->ctx = ctx;
     r->head = (r->head + 1) % INTENTS_MAX;
     if (r->n < INTENTS_MAX) r->n++;
     r->total++;
+    if (rec->exit) r->exits++;
+    else r->decided++;
     if (event_time > r->last_at) r->last_at = event_time;
+    if (!rec->exit && event_time > r->last_decided_at) r->last_decided_at = event_time;
 }
 
 intent_rec_t *intents_find(intents_t *r, const char *id)
@@ -69,7 +74,11 @@ int intents_settle(intents_t *r, const char *id, intent_outcome_t how)
 {
     intent_rec_t *rec = intents_find(r, id);
     int first = 0;
-    if (rec && how == INTENT_EXECUTED && !rec->executed) rec->executed = 1, r->executed++, first = 1;
+    if (rec && how == INTENT_EXECUTED && !rec->executed) {
+        rec->executed = 1, r->executed++, first = 1;
+        if (rec->exit) r->exits_executed++;
+        else r->decided_executed++;
+    }
     if (rec && how == INTENT_FAILED && !rec->failed) rec->failed = 1, r->failed++, first = 1;
     for (int i = 0; id && i < r->nhold; i++) {
         if (strcmp(r->hold[i].exit, id) == 0) r->hold[i].exit[0] = '\0';

@@ -17,7 +17,8 @@
 
 typedef struct intent_rec {
     char id[65], symbol[24];
-    int reduce_only, executed, failed;
+    int dir, reduce_only, executed, failed;
+    int exit; /* an exit rule's (source_tag RISK_*), not the orchestrator's decision */
     double leverage;
     int64_t event_time;
     json_t *ctx; /* {confidence, regime, model_votes, action, source_tag}; owned */
@@ -36,7 +37,8 @@ typedef struct intents {
     intent_hold_t hold[INTENTS_SYMS];
     int nhold;
     long total, executed, failed;
-    int64_t last_at; /* event time of the newest intent */
+    long decided, decided_executed, exits, exits_executed; /* the orchestrator's intents, the exit rules' */
+    int64_t last_at, last_decided_at; /* event time of the newest intent, of the newest decided one */
 } intents_t;
 
 /* An intent to publish, as a decision or an exit rule asks for it. */

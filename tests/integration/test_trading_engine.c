@@ -362,7 +362,23 @@ TEST(positions_pnl_feedback_and_stop_loss)
     CHECK_EQ(json_integer_value(json_object_get(perf, "losing_streak")), 1);
     CHECK_EQ(json_integer_value(json_object_get(perf, "open_positions")), 0);
     json_decref(perf);
-    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"trade_intents_executed\":2", 5000), 0);
+    /* the orchestrator's intents and the exit rules' are counted apart (the seed's counts are the former) */
+    CHECK_EQ(wait_body(port, "/api/v1/rl-v3/dashboard/live-status", "\"exit_intents_executed\":1", 5000), 0);
+    CHECK_CONTAINS(out, "\"trade_intents_total\":1,");
+    CHECK_CONTAINS(out, "\"trade_intents_executed\":1,");
+    CHECK_CONTAINS(out, "\"exit_intents_total\":1,");
+    CHECK_EQ(get(port, "/api/v1/rl-v3/dashboard/intents?limit=5"), 200); /* the seed's recent trade intents */
+    json_t *ri = json_loads(out, 0, NULL), *l0 = json_array_get(json_object_get(ri, "intents"), 0);
+    CHECK_EQ(json_array_size(json_object_get(ri, "intents")), 1); /* the stop-loss exit is not the orchestrator's */
+    CHECK_STR(jstr(l0, "symbol"), "BTCUSDT");
+    CHECK_STR(jstr(l0, "side"), "BUY");
+    CHECK_STR(jstr(l0, "action"), "LONG_SMALL");
+    CHECK_STR(jstr(l0, "state"), "EXECUTED");
+    CHECK_STR(jstr(l0, "source_tag"), "RL_V3_PRIMARY");
+    json_decref(ri);
+    CHECK_EQ(get(port, "/api/v1/rl-v3/dashboard/intents?limit=0"), 400);
+    CHECK_CONTAINS(out, "limit must be an integer from 1 to 100");
+    CHECK_EQ(get(port, "/api/v1/rl-v3/dashboard/intents?limit=101"), 400);
     /* the same execution event again changes nothing */
     redisReply *dup = redisCommand(rc, "XRANGE f1:execution - +");
     const redisReply *ff = dup->element[1]->element[1];
