@@ -366,9 +366,23 @@ static int policy_engine_http_reset(void *ud, httpd_req_t *req, json_t **out)
 {
     policy_engine_t *e = ud;
     (void)req;
-    int64_t t = e->last_event_time ? e->last_event_time : clock_wall_ms();
+    int64_t t = e->last_event_time ? e->last_event_time : clock_wall_ms(), now = clock_wall_ms();
+    char err[256];
+    event_t ev;
+    /* the engine keeps the day's start equity (its next performance.update
+     * would bring the old day back): it starts again too. An operator's act:
+     * a new id. */
+    if (event_make(&ev, "policy.daily.reset",
+                   json_pack("{s:I, s:s}", "requested_at", (json_int_t)now, "reason", "POST /api/v1/policy/reset-daily"), NULL,
+                   NULL, err, sizeof err) < 0 ||
+        bus_publish(e->svc->bus, "policy", &ev, err, sizeof err) < 0) {
+        event_clear(&ev);
+        *out = httpd_error("the reset could not be published, nothing was reset: %s", err);
+        return 503;
+    }
+    event_clear(&ev);
     inputs_reset_daily(&e->in);
-    snprintf(e->trigger_id, sizeof e->trigger_id, "reset-daily-%lld", (long long)clock_wall_ms());
+    snprintf(e->trigger_id, sizeof e->trigger_id, "reset-daily-%lld", (long long)now);
     snprintf(e->trigger_trace, sizeof e->trigger_trace, "%s", e->trigger_id);
     log_info("daily reset requested over HTTP");
     policy_engine_evaluate(e, t, 1);

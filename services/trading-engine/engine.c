@@ -587,7 +587,13 @@ static bus_result_t eng_on_policy_event(void *ud, const bus_msg_t *m, char *err,
     (void)err;
     (void)errlen;
     policyview_apply(&e->pv, m->ev);
-    if (strcmp(m->ev->type, "policy.config.updated") == 0)
+    if (strcmp(m->ev->type, "policy.daily.reset") == 0 && !bus_replaying(e->svc->bus)) {
+        /* the day starts again from the equity of now (a replay at a restart
+         * leaves it: the equity's record holds the start it set) */
+        e->book.eq.day_start = book_equity(&e->book);
+        eng_record_equity(e);
+        log_msg(LOG_INFO, m->ev->trace, "daily figures reset: the day starts again at equity %.2f", e->book.eq.day_start);
+    } else if (strcmp(m->ev->type, "policy.config.updated") == 0)
         log_msg(LOG_INFO, m->ev->trace, "config %s changed (version %lld)", json_string_value(json_object_get(d, "key")),
                 (long long)json_integer_value(json_object_get(d, "version")));
     return BUS_OK;

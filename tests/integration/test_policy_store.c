@@ -233,6 +233,10 @@ TEST(policy_from_streams_blocks_resets_and_restores)
     CHECK_EQ(http(port, "POST", "/api/v1/policy/reset-daily", NULL, NULL), 401);
     CHECK_EQ(http(port, "POST", "/api/v1/policy/reset-daily", AUTH, NULL), 200);
     CHECK_CONTAINS(out, "\"allow_new_trades\":true");
+    CHECK_EQ(th_count_type(rc, "p1:policy", "policy.daily.reset"), 1); /* for the engine, whose day starts again too */
+    json_t *rd = th_event_data(rc, "p1:policy", "policy.daily.reset", 0);
+    CHECK_EQ(proto_validate("policy.daily.reset", 1, rd, err, sizeof err), 0);
+    json_decref(rd);
 
     /* block again late in the day; the first bar of the next UTC day resets */
     long long late = t0 + DAY - 60000;

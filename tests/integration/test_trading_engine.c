@@ -728,6 +728,40 @@ TEST(a_poisoned_market_entry_does_not_steer_the_restart)
     stop(p);
 }
 
+/* POST /api/v1/policy/reset-daily (policy-store) publishes
+ * policy.daily.reset: the engine's day starts again from its equity of now,
+ * so its next performance.update says 0 % for today (it used to say the old
+ * day's figure, and policy-store took that back as today's PnL). */
+TEST(a_daily_reset_starts_the_engine_day_again)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("dr", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("dr", env, &port);
+    bar("dr", "BTCUSDT", 0, 100, 101, 99, 100);
+    rl("dr", "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("dr", "trade.intent", "trade.intent", 1, 5000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE dr:trade.intent - +");
+    char iid[80];
+    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
+    freeReplyObject(r);
+    fill("dr", iid, "BTCUSDT", "BUY", 10, 100, 0, T0 + 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    bar("dr", "BTCUSDT", 2, 100, 102.9, 99.5, 102.5); /* +25 on the position (below the take-profit at 103) */
+    CHECK_EQ(wait_count("dr", "feedback", "performance.update", 2, 5000), 0);
+    json_t *pu = last("dr", "feedback", "performance.update");
+    CHECK_NEAR(jnum(pu, "daily_pnl_pct"), 0.25, 1e-6);
+    json_decref(pu);
+    th_xadd_event(rc, "dr:policy", "policy.daily.reset", "{\"requested_at\":1764547200000}", NULL);
+    CHECK_EQ(th_group_done(rc, "dr:policy", "trading-engine", 5000), 1);
+    bar("dr", "BTCUSDT", 4, 102.5, 102.95, 102, 102.9); /* +4 more since the reset */
+    CHECK_EQ(wait_count("dr", "feedback", "performance.update", 3, 5000), 0);
+    pu = last("dr", "feedback", "performance.update");
+    CHECK_NEAR(jnum(pu, "daily_pnl_pct"), 4.0 / 10025 * 100, 1e-6);
+    json_decref(pu);
+    stop(p);
+}
+
 /* The peak and the day's start come back from their record in Redis
  * (<ns>:engine:equity), newer than any checkpoint: a restart long after the
  * last checkpoint computed the drawdown from the checkpoint's peak. A record
