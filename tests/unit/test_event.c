@@ -42,6 +42,7 @@ static const sample_t samples[] = {
         "\"note\":\"TRENDING + NORMAL_VOL\",\"timestamp\":\"2025-01-22T12:00:00Z\"}"},
     {"position.external", "{\"symbol\":\"BTCUSDT\",\"engine_qty\":3,\"venue_qty\":0,\"reason\":\"liquidated\","
         "\"detected_by\":\"reconciliation\",\"event_time\":7}"},
+    {"policy.daily.reset", "{\"requested_at\":1764547200000,\"reason\":\"POST /api/v1/policy/reset-daily\"}"},
 };
 #define NSAMPLES (sizeof samples / sizeof samples[0])
 
