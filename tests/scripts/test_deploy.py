@@ -140,15 +140,24 @@ def k8s_checks(yaml):
     kinds = {}
     for f, d in docs:
         kinds.setdefault(d["kind"], {})[d["metadata"]["name"] if "metadata" in d else f] = d
-    kust = kinds.get("Kustomization", {})
-    listed = set(next(iter(kust.values()), {}).get("resources", []))
-    files = {os.path.basename(f) for f in glob.glob("deploy/k8s/*.yaml")} - {"kustomization.yaml"}
-    check("k8s: kustomization lists every manifest", listed == files, (listed, files))
+    kust = next(iter(kinds.get("Kustomization", {}).values()), {})
+    listed = set(kust.get("resources", []))
+    files = {os.path.basename(f) for f in glob.glob("deploy/k8s/*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    check("k8s: kustomization lists every manifest but the Secret's example", listed == files, (listed, files))
+    applied = [d for f, d in docs if os.path.basename(f) in listed]
+    check("k8s: `kubectl apply -k` applies no Secret (placeholders would overwrite the real one at every apply)",
+          not any(d.get("kind") == "Secret" for d in applied))
+    check("k8s: an images stanza for quantum-trader (kustomize edit set image)",
+          any(i.get("name") == "quantum-trader" and i.get("newTag") for i in kust.get("images", [])), kust.get("images"))
     cm = kinds.get("ConfigMap", {}).get("qt-config", {}).get("data", {})
-    check("k8s: ConfigMap qt-config holds the external REDIS_URL", cm.get("REDIS_URL", "").startswith("redis"))
+    check("k8s: REDIS_URL (it may hold a password) is not in the ConfigMap", "REDIS_URL" not in cm)
+    check("k8s: the dashboard's service URLs and CORS origins set for a port-forward",
+          all(cm.get(v, "").startswith("http://127.0.0.1:") for v in
+              ("QT_ML_THRESHOLD_URL", "QT_RL_DECISION_URL", "QT_TRADE_EXECUTOR_URL", "QT_POLICY_STORE_URL"))
+          and "http://127.0.0.1:8081" in cm.get("QT_CORS_ORIGINS", ""), cm)
     sec = kinds.get("Secret", {}).get("qt-secrets", {}).get("stringData", {})
-    check("k8s: Secret qt-secrets for the token and exchange keys",
-          {"QT_API_TOKEN", "QT_BINANCE_API_KEY", "QT_BINANCE_API_SECRET"} <= set(sec))
+    check("k8s: the Secret's example has REDIS_URL, the token and the exchange keys",
+          {"REDIS_URL", "QT_API_TOKEN", "QT_BINANCE_API_KEY", "QT_BINANCE_API_SECRET"} <= set(sec))
     for name, port in PORTS.items():
         d = kinds.get("Deployment", {}).get(name)
         check("k8s: a Deployment for " + name, d is not None)
@@ -166,6 +175,8 @@ def k8s_checks(yaml):
         check(name + ": configuration from qt-config", {"configMapRef": {"name": "qt-config"}} in c.get("envFrom", []))
         check(name + ": the API token from the Secret",
               env.get("QT_API_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "qt-secrets")
+        check(name + ": REDIS_URL from the Secret",
+              env.get("REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef", {}) == {"name": "qt-secrets", "key": "REDIS_URL"})
         check("k8s: a Service for " + name, name in kinds.get("Service", {}))
     ex = kinds.get("Deployment", {}).get("trade-executor")
     if ex:
