@@ -1,16 +1,17 @@
 #!/bin/sh
 # install-deps.sh [--test-tools] — install the Debian packages the build and
 # tests need; with --test-tools, the tools some tests drive besides those:
-# Debian's chromium (the dashboard test renders the page headless) and
+# Debian's chromium (the dashboard test renders the page headless),
 # docker-compose (the compose file is checked with `docker-compose config`;
-# no Docker engine is needed for that). Tests that need a missing tool say
+# no Docker engine is needed for that) and prometheus (promtool checks the
+# shipped config and rules; test_monitoring scrapes the stack with it). Tests that need a missing tool say
 # so and fail only when QT_REQUIRE_TEST_TOOLS=1 (CI sets it).
 # Run as root (CI does). Otherwise it prints the exact command and fails.
 set -eu
 
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev \
 libcurl4-openssl-dev libmbedtls-dev redis-server redis-tools python3 curl"
-TEST_TOOLS="chromium docker-compose"
+TEST_TOOLS="chromium docker-compose prometheus"
 
 case "${1:-}" in
     "") what="build or test dependencies" ;;

@@ -106,7 +106,7 @@ struct httpd {
     _Atomic int64_t beat_ms;    /* the loop's last heartbeat (mono ms) */
     _Atomic long busy_answers;  /* answered by the server thread; folded into metrics by the loop */
     _Atomic long accept_errors; /* accept() failures (out of descriptors); folded in by the loop */
-    metric_t *m_busy, *m_accept;
+    metric_t *m_busy, *m_accept, *m_ready;
     struct event *resume;       /* server thread: accepting again after running out of descriptors */
     int spare_fd;               /* held in reserve: freed to accept and close a connection on EMFILE */
     long accept_unlogged;       /* server thread: failures since the last log line */
@@ -752,21 +752,29 @@ static int httpd_health(void *ud, httpd_req_t *req, json_t **out)
     return 200;
 }
 
-static int httpd_ready(void *ud, httpd_req_t *req, json_t **out)
+/* Every readiness check; 1 when all pass. checks (may be NULL) gets each one's answer. */
+static int httpd_checks(httpd_t *h, json_t *checks)
 {
-    (void)req;
-    httpd_t *h = ud;
-    json_t *checks = json_object();
     int all = 1;
     for (int i = 0; i < h->nready; i++) {
         char why[512] = "";
         int ok = h->ready[i].fn(h->ready[i].ud, why, sizeof why);
         all &= ok != 0;
+        if (!checks) continue;
         json_object_set_new(checks, h->ready[i].name,
                             ok == HTTPD_READY_NOTE ? json_pack("{s:b, s:s}", "ok", 1, "note", why)
                             : ok                   ? json_pack("{s:b}", "ok", 1)
                                                    : json_pack("{s:b, s:s}", "ok", 0, "reason", why));
     }
+    return all;
+}
+
+static int httpd_ready(void *ud, httpd_req_t *req, json_t **out)
+{
+    (void)req;
+    httpd_t *h = ud;
+    json_t *checks = json_object();
+    int all = httpd_checks(h, checks);
     *out = json_pack("{s:b, s:s, s:o}", "ready", all, "service", h->service, "checks", checks);
     return all ? 200 : 503;
 }
@@ -774,6 +782,7 @@ static int httpd_ready(void *ud, httpd_req_t *req, json_t **out)
 static int httpd_metrics(void *ud, httpd_req_t *req, json_t **out)
 {
     httpd_t *h = ud;
+    metric_set(h->m_ready, httpd_checks(h, NULL)); /* what /ready answers now, for alerting */
     char *text = metrics_render(h->metrics);
     if (!text) {
         *out = httpd_error("out of memory rendering metrics");
@@ -863,6 +872,7 @@ httpd_t *httpd_new(struct event_base *base, const httpd_config_t *c, metrics_t *
     h->m_accept = metrics_counter(metrics, "qt_http_accept_errors_total",
                                   "Connections that could not be accepted (out of file descriptors)", NULL);
     h->m_conns = metrics_gauge(metrics, "qt_http_connections", "HTTP connections open", NULL);
+    h->m_ready = metrics_gauge(metrics, "qt_ready", "1 when /ready answers 200 (every readiness check passes)", NULL);
     h->m_cap = metrics_counter(metrics, "qt_http_connection_cap_reached_total",
                                "Times accepting paused at QT_HTTP_MAX_CONNECTIONS", NULL);
     metric_set(metrics_gauge(metrics, "qt_http_connections_max", "HTTP connections held at most", NULL),

@@ -78,6 +78,7 @@ struct engine {
     int64_t ckpt_mono, config_mono;
     eng_api_t api;
     metric_t *m_denials[RISKGUARD_REASONS], *m_intents, *m_bars, *m_equity, *m_external;
+    metric_t *m_daily, *m_drawdown, *m_dd_limit; /* for alerting: the daily loss against its limit */
 };
 
 static void eng_decide_held(engine_t *e);
@@ -161,6 +162,9 @@ static void eng_record_equity(engine_t *e)
 static void eng_track(engine_t *e, int64_t t)
 {
     metric_set(e->m_equity, book_track(&e->book, t));
+    metric_set(e->m_daily, book_daily_pnl_pct(&e->book));
+    metric_set(e->m_drawdown, book_drawdown_pct(&e->book));
+    metric_set(e->m_dd_limit, policyview_num(&e->pv, "risk.daily_dd_limit_pct", 3.0));
     eng_record_equity(e);
 }
 
@@ -1021,6 +1025,9 @@ static void eng_init_metrics(engine_t *e)
     e->m_external = metrics_counter(m, "qt_engine_positions_closed_externally_total",
                                     "Positions the venue no longer had, booked closed (liquidation, manual close)", NULL);
     e->m_equity = metrics_gauge(m, "qt_engine_equity", "Account equity (balance + realized + unrealized)", NULL);
+    e->m_daily = metrics_gauge(m, "qt_engine_daily_pnl_pct", "Today's PnL, percent of the day's start equity", NULL);
+    e->m_drawdown = metrics_gauge(m, "qt_engine_drawdown_pct", "Drawdown from the peak equity, percent", NULL);
+    e->m_dd_limit = metrics_gauge(m, "qt_engine_daily_dd_limit_pct", "risk.daily_dd_limit_pct: the daily loss that stops new trades", NULL);
 }
 
 /* Subscriptions, the tick and the HTTP routes. */

@@ -9,6 +9,7 @@ Without docker-compose or python3-yaml it says so and fails only when
 QT_REQUIRE_TEST_TOOLS=1 (CI; deploy/install-deps.sh --test-tools installs them).
 Prints "ok"/"not ok" per check and "test_deploy: N passed, M failed"."""
 import glob
+import json
 import os
 import re
 import shutil
@@ -49,8 +50,18 @@ def compose_checks(yaml):
                             capture_output=True, text=True, env=env)
     check("docker-compose refuses to start without QT_API_TOKEN, saying how to make one (else it is stuck in SHADOW)",
           r0.returncode != 0 and "QT_API_TOKEN" in r0.stderr and "openssl rand" in r0.stderr, r0.stderr.strip()[:300])
-    check("compose has redis, the five services and the second replicas of rl-decision, ml-threshold and trade-executor",
-          set(svcs) == set(PORTS) | {"redis"} | {n + "-replica" for n in REPLICATED}, sorted(svcs))
+    check("compose has redis, the five services, the second replicas of rl-decision, ml-threshold and trade-executor, "
+          "and Prometheus and Grafana",
+          set(svcs) == set(PORTS) | {"redis", "prometheus", "grafana"} | {n + "-replica" for n in REPLICATED}, sorted(svcs))
+    for name in ("prometheus", "grafana"):
+        s = svcs.get(name, {})
+        check(name + ": only in the profile monitoring, published on 127.0.0.1", s.get("profiles") == ["monitoring"]
+              and all(str(p).startswith("127.0.0.1:") or (isinstance(p, dict) and p.get("host_ip") == "127.0.0.1")
+                      for p in s.get("ports", [])), s)
+        for v in s.get("volumes", []):
+            src = v.get("source") if isinstance(v, dict) else str(v).split(":")[0]
+            if src and src.startswith("/"):
+                check(name + ": mounts " + os.path.relpath(src) + ", which exists", os.path.exists(src))
     for name in REPLICATED:  # partitions by lease: the second replica is the first one without a published port
         a, b = svcs.get(name, {}), svcs.get(name + "-replica", {})
         check(name + "-replica: the same command and environment, no published port",
@@ -193,6 +204,33 @@ def k8s_checks(yaml):
               d.get("replicas") == 2 and d.get("strategy", {}).get("type") == "Recreate")
 
 
+def monitoring_checks(yaml):
+    """deploy/prometheus and deploy/grafana: promtool's checks, the dashboard's shape. (That the expressions
+    name metrics the services export, and that a real Prometheus scrapes them, is test_monitoring's.)"""
+    if not shutil.which("promtool"):
+        print("# promtool is missing (sh deploy/install-deps.sh --test-tools)")
+        check("promtool is installed", os.environ.get("QT_REQUIRE_TEST_TOOLS") != "1")
+    else:
+        for what, f in (("config", "deploy/prometheus/prometheus.yml"), ("rules", "deploy/prometheus/alerts.yml")):
+            r = subprocess.run(["promtool", "check", what, f], capture_output=True, text=True)
+            check("promtool check %s %s" % (what, f), r.returncode == 0, (r.stdout + r.stderr).strip()[-400:])
+    rules = [r for g in yaml.safe_load(open("deploy/prometheus/alerts.yml"))["groups"] for r in g["rules"]]
+    names = {r["alert"] for r in rules}
+    check("alerts: a service not ready, a breaker open, DLQ growing, lag growing, no bars, daily drawdown past the limit",
+          {"QtServiceNotReady", "QtBreakerOpen", "QtDeadLettersGrowing", "QtGroupLagGrowing", "QtNoBars",
+           "QtDailyDrawdownPastLimit"} <= names, sorted(names))
+    cfg = yaml.safe_load(open("deploy/prometheus/prometheus.yml"))
+    targets = {t for sc in cfg["scrape_configs"] for st in sc["static_configs"] for t in st["targets"]}
+    check("prometheus scrapes the five services and the replicas on their ports",
+          {"%s:%d" % (n, p) for n, p in PORTS.items()} | {"%s-replica:%d" % (n, PORTS[n]) for n in REPLICATED} == targets,
+          sorted(targets))
+    dash = json.load(open("deploy/grafana/dashboards/quantum-trader.json"))
+    ds = yaml.safe_load(open("deploy/grafana/provisioning/datasources/prometheus.yml"))["datasources"][0]
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    check("grafana: the dashboard's panels query the provisioned Prometheus",
+          len(exprs) >= 10 and all(t["datasource"]["uid"] == ds["uid"] for p in dash["panels"] for t in p["targets"]))
+
+
 def main():
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     try:
@@ -206,6 +244,7 @@ def main():
     compose_checks(yaml)
     dockerfile_checks()
     k8s_checks(yaml)
+    monitoring_checks(yaml)
     finish()
 
 
