@@ -27,6 +27,7 @@
  * here fills at once, so it is never open and its id may come again). */
 #include "binance.h"
 #include "clock.h"
+#include "kline.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -278,7 +279,8 @@ static void tx_klines(struct evhttp_request *req, struct evkeyvalq *q)
         tx_error(req, 400, -1121, "Invalid symbol.");
         return;
     }
-    if (!iv || strcmp(iv, "1m")) {
+    int64_t ivms = iv ? kline_interval_ms(iv) : 0;
+    if (!ivms || ivms % 60000) {
         tx_error(req, 400, -1120, "Invalid interval.");
         return;
     }
@@ -287,15 +289,20 @@ static void tx_klines(struct evhttp_request *req, struct evkeyvalq *q)
         tx_error(req, 400, -1130, "Invalid data sent for a parameter.");
         return;
     }
-    int64_t cur = tx_now() / 60000;
+    /* as Binance: from startTime (the bars opening at or after it) up to endTime and never past now; without
+     * startTime the newest n */
+    const char *st = evhttp_find_header(q, "startTime"), *et = evhttp_find_header(q, "endTime");
+    int64_t now = tx_now(), cap = et ? atoll(et) : now, first;
+    if (cap > now) cap = now;
+    first = st ? (atoll(st) + ivms - 1) / ivms * ivms : (now / ivms - n + 1) * ivms;
     json_t *a = json_array();
-    for (int64_t m = cur - n + 1; m <= cur; m++) {
-        double o = tx_price(sym, m - 1), c = tx_price(sym, m);
+    for (int64_t t = first; t <= cap && (int)json_array_size(a) < n; t += ivms) {
+        double o = tx_price(sym, t / 60000 - 1), c = tx_price(sym, (t + ivms) / 60000 - 1);
         char so[32], sh[32], sl[32], sc[32];
         snprintf(so, sizeof so, "%.2f", o), snprintf(sc, sizeof sc, "%.2f", c);
         snprintf(sh, sizeof sh, "%.2f", fmax(o, c) * 1.001), snprintf(sl, sizeof sl, "%.2f", fmin(o, c) * 0.999);
-        json_array_append_new(a, json_pack("[I, s, s, s, s, s, I, s, i, s, s, s]", (json_int_t)(m * 60000), so, sh, sl, sc,
-                                           "10.5", (json_int_t)(m * 60000 + 59999), "420000", 100, "5.1", "200000", "0"));
+        json_array_append_new(a, json_pack("[I, s, s, s, s, s, I, s, i, s, s, s]", (json_int_t)t, so, sh, sl, sc, "10.5",
+                                           (json_int_t)(t + ivms - 1), "420000", 100, "5.1", "200000", "0"));
     }
     tx_reply(req, 200, a);
 }

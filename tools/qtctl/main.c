@@ -12,6 +12,7 @@
  *
  * Exit codes: 0 ok, 1 the work failed (unreadable file, Redis error), 2 usage. */
 #include "backtest.h"
+#include "klines.h"
 #include "config.h"
 #include "dlq.h"
 #include "keys.h"
@@ -74,6 +75,13 @@ static const char usage[] =
     "  tail STREAM [--count N] [--no-follow] [--json]\n"
     "                                       the last N entries of <ns>:STREAM (default 10), then every new\n"
     "                                       one until Ctrl-C; data shown as JSON; --json: one line each\n"
+    "  klines fetch SYMBOL INTERVAL FROM TO [--out FILE] [--base-url URL]\n"
+    "                                       Binance USDⓈ-M klines (public endpoint, paged, rate-limit aware,\n"
+    "                                       resumed when FILE exists) as a data-dump CSV the replay reads;\n"
+    "                                       FROM, TO: 2024-05-01, 2024-05-01T12:00Z or epoch ms (TO excluded)\n"
+    "  klines synth --symbol S --interval I --bars N --out FILE [--seed N] [--start FROM]\n"
+    "                                       the synthetic market in the same layout (the same arguments,\n"
+    "                                       the same file)\n"
     "  backtest --csv FILE... [--mode PRIMARY|HYBRID] [--json] [--svg PATH]\n"
     "                                       the five services on a private redis-server replay the files\n"
     "                                       through the paper venue; report vs buy-and-hold and an\n"
@@ -728,6 +736,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "backtest") == 0) return backtest_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "klines") == 0) return klines_main(argc - 1, argv + 1);
     for (int i = 2; i < argc; i++) /* --help after any command */
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return fputs(usage, stdout), 0;
     if (strcmp(argv[1], "features") == 0) return cmd_features(argc - 1, argv + 1);
