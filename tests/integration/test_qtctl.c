@@ -6,6 +6,9 @@
 #include "kline.h"
 
 #include <sys/wait.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <string.h>
 #include <stdlib.h>
@@ -570,6 +573,22 @@ TEST(backtest_runs_the_stack_and_reports_against_buy_and_hold)
     CHECK_CONTAINS(out, "max drawdown");
     CHECK_CONTAINS(out, "Sharpe (annualised)");
     CHECK_CONTAINS(slurp(errpath), "100% 400/400 bars");
+    /* from another folder (the models are found next to qtctl; they were looked for in ./models) and
+     * writing nothing there without --svg (backtest-equity.svg was written into the current folder) */
+    char elsewhere[300], cmd[PATH_MAX + 2400], qtctl[PATH_MAX];
+    CHECK(realpath(bin, qtctl) != NULL);
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", dir);
+    mkdir(elsewhere, 0755);
+    snprintf(cmd, sizeof cmd, "cd %s && REDIS_URL=%s timeout %d %s backtest --csv %s --timeout 120 >%s/bt.out 2>%s", elsewhere,
+             R.url, run_limit_s, qtctl, csv, dir, errpath);
+    int xs = system(cmd);
+    CHECK(WIFEXITED(xs) && WEXITSTATUS(xs) == 0);
+    if (!(WIFEXITED(xs) && WEXITSTATUS(xs) == 0)) printf("# %s\n", slurp(errpath));
+    DIR *dd = opendir(elsewhere);
+    int entries = 0;
+    for (struct dirent *de; dd && (de = readdir(dd));) entries += de->d_name[0] != '.';
+    if (dd) closedir(dd);
+    CHECK_EQ(entries, 0);
 }
 
 static char *file_text(const char *path, size_t *len)

@@ -30,8 +30,8 @@ static const char bt_usage[] =
     "                      [--balance USDT] [--svg PATH] [--json] [--keep] [--timeout SECONDS] [--bin DIR]\n"
     "  Runs the five services on a private redis-server, replays the Binance kline CSV files at full\n"
     "  speed through the paper venue, and reports trades, win rate, return, max drawdown, Sharpe, fees\n"
-    "  and exposure next to buy-and-hold of the same bars. The equity curves go to --svg (default\n"
-    "  backtest-equity.svg). --keep leaves the run's folder (logs, Redis data); --bin names the folder of\n"
+    "  and exposure next to buy-and-hold of the same bars. The equity curves go to --svg PATH (nothing\n"
+    "  is written without it). --keep leaves the run's folder (logs, Redis data); --bin names the folder of\n"
     "  the service binaries (default: qtctl's own). Exit 0 done, 1 the run failed, 2 usage.\n";
 
 static const char *const bt_svc[BT_NSVC] = {"policy-store", "ml-threshold", "rl-decision", "trade-executor", "trading-engine"};
@@ -71,7 +71,7 @@ static void bt_on_signal(int sig)
 static int bt_parse(int argc, char **argv, bt_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    o->mode = "PRIMARY", o->svg = "backtest-equity.svg", o->balance = 10000, o->timeout_s = 1800;
+    o->mode = "PRIMARY", o->svg = NULL, o->balance = 10000, o->timeout_s = 1800;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) o->json = 1;
@@ -183,11 +183,39 @@ static int bt_set_policy(bt_run_t *r, const bt_opts_t *o, char *err, size_t errl
     return 0;
 }
 
+/* The models the services load, whatever the current folder: QT_MODELS_DIR,
+ * else the nearest "models" folder above qtctl's (BIN/../models: an install
+ * such as the image's /opt/qt; build/bin/../../models: a build), else
+ * ./models. */
+static int bt_models(const bt_run_t *r, char *dir, size_t len, char *err, size_t errlen)
+{
+    char c[PATH_MAX + 64], probe[PATH_MAX + 96], real[PATH_MAX], up[40] = "";
+    const char *env = getenv("QT_MODELS_DIR");
+    if (env && *env) {
+        snprintf(probe, sizeof probe, "%s/ppo-default.bin", env);
+        if (access(probe, R_OK) == 0 && realpath(env, real)) return snprintf(dir, len, "%.*s", (int)len - 1, real), 0;
+        return snprintf(err, errlen, "QT_MODELS_DIR=%.300s holds no ppo-default.bin", env), -1;
+    }
+    for (int i = 0; i <= 4; i++) { /* BIN/.., BIN/../.., ... then ./models */
+        strcat(up, "/..");
+        if (i < 4) snprintf(c, sizeof c, "%s%s/models", r->bindir, up);
+        else snprintf(c, sizeof c, "models");
+        snprintf(probe, sizeof probe, "%s/ppo-default.bin", c);
+        if (access(probe, R_OK) == 0 && realpath(c, real)) return snprintf(dir, len, "%.*s", (int)len - 1, real), 0;
+    }
+    return snprintf(err, errlen, "no models (ppo-default.bin, ml/*.bin) in a models folder above qtctl's (%.200s) or in "
+                                 "./models: set QT_MODELS_DIR", r->bindir), -1;
+}
+
 /* policy-store first (the mode is set through it), the engine and its feed last. */
 static int bt_start_stack(bt_run_t *r, const bt_opts_t *o, const char *feed, char *err, size_t errlen)
 {
-    char *env[10] = {0};
+    char *env[10] = {0}, models[PATH_MAX];
     int rc = -1, n = 0;
+    if (bt_models(r, models, sizeof models, err, errlen) < 0) return -1;
+    n += asprintf(&env[5], "QT_RL_MODEL=%s/ppo-default.bin", models) < 0;
+    n += asprintf(&env[6], "QT_ML_MODELS=%s/ml/gbdt-deep.bin,%s/ml/gbdt-shallow.bin,%s/ml/softmax.bin,%s/ml/mlp-returns.bin",
+                  models, models, models, models) < 0;
     n += asprintf(&env[0], "REDIS_URL=%s", r->redis_url) < 0;
     n += asprintf(&env[1], "QT_API_TOKEN=%s", r->token) < 0;
     n += asprintf(&env[2], "QT_FEED=%s", feed) < 0;
@@ -203,7 +231,11 @@ static int bt_start_stack(bt_run_t *r, const bt_opts_t *o, const char *feed, cha
         snprintf(port, sizeof port, "QT_HTTP_PORT=%d", r->port[i]);
         snprintf(path, sizeof path, "%s/%s", r->bindir, bt_svc[i]);
         const char *argv[] = {path, NULL}, *e[] = {env[0], env[1], env[2], env[3], env[4], "QT_NAMESPACE=qt",
-                                                   "QT_HTTP_BIND=127.0.0.1", "QT_FEED_SPEED=0", "QT_VENUE=paper", port, NULL};
+                                                   "QT_HTTP_BIND=127.0.0.1", "QT_FEED_SPEED=0", "QT_VENUE=paper", port,
+                                                   NULL, NULL, NULL};
+        int k = 10;
+        if (!getenv("QT_RL_MODEL")) e[k++] = env[5]; /* models the caller names win */
+        if (!getenv("QT_ML_MODELS")) e[k++] = env[6];
         if (access(path, X_OK) != 0) {
             snprintf(err, errlen, "no service binary %.300s (see --bin)", path);
             goto cleanup;
@@ -435,10 +467,10 @@ static void bt_print(const bt_opts_t *o, long bars, const bt_acc_t *a, const bt_
     if (o->json) {
         json_t *files = json_array();
         for (int i = 0; i < o->nfiles; i++) json_array_append_new(files, json_string(o->files[i]));
-        json_t *j = json_pack("{s:o, s:I, s:s, s:f, s:o, s:o, s:I, s:I, s:I, s:s}", "files", files, "bars", (json_int_t)bars,
+        json_t *j = json_pack("{s:o, s:I, s:s, s:f, s:o, s:o, s:I, s:I, s:I, s:o}", "files", files, "bars", (json_int_t)bars,
                               "mode", o->mode, "balance", o->balance, "strategy", bt_stats_json(s), "buy_and_hold",
                               bt_stats_json(bh), "executed", (json_int_t)a->executed, "failed", (json_int_t)a->failed,
-                              "open_positions_at_end", (json_int_t)a->open_end, "svg", o->svg);
+                              "open_positions_at_end", (json_int_t)a->open_end, "svg", o->svg ? json_string(o->svg) : json_null());
         char *t = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         puts(t);
         free(t);
@@ -455,8 +487,9 @@ static void bt_print(const bt_opts_t *o, long bars, const bt_acc_t *a, const bt_
     printf("%-24s %14.2f %14.2f\n", "fees", s->fees, bh->fees);
     printf("%-24s %13.2f%% %13.2f%%\n", "exposure (avg margin)", s->exposure_pct, bh->exposure_pct);
     printf("%-24s %13.1f%% %13.1f%%\n", "time in market", s->in_market_pct, bh->in_market_pct);
-    printf("\nfills %ld, failed intents %ld, positions open at the end %ld (marked to market)\nequity curve: %s\n",
-           a->executed, a->failed, a->open_end, o->svg);
+    printf("\nfills %ld, failed intents %ld, positions open at the end %ld (marked to market)\n", a->executed, a->failed,
+           a->open_end);
+    if (o->svg) printf("equity curve: %s\n", o->svg);
 }
 
 /* Report from the run's streams and the bars; 0 or -1 with err. */
@@ -477,7 +510,7 @@ static int bt_report(bt_run_t *r, const bt_opts_t *o, kline_t **bars, const long
         a.s.win_rate = a.s.trades ? (double)a.s.wins / (double)a.s.trades : 0;
         a.s.exposure_pct = a.samples ? a.exposure_sum / (double)a.samples : 0;
         a.s.in_market_pct = a.samples ? (double)a.in_market * 100 / (double)a.samples : 0;
-        if (bt_svg(o->svg, &a.eq, &bh, o) != 0) snprintf(err, errlen, "cannot write %s: %s", o->svg, strerror(errno));
+        if (o->svg && bt_svg(o->svg, &a.eq, &bh, o) != 0) snprintf(err, errlen, "cannot write %s: %s", o->svg, strerror(errno));
         else bt_print(o, total, &a, &bhs), rc = 0;
     }
     free(a.eq.t), free(a.eq.v), free(bh.t), free(bh.v);
