@@ -606,6 +606,21 @@ long th_peak_rss_kb(pid_t pid)
     return kb;
 }
 
+char *th_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
+    if (s) s[got] = '\0';
+    if (len) *len = got;
+    fclose(f);
+    return s;
+}
+
 int th_file_has(const char *path, const char *needle)
 {
     static char buf[1 << 20];

@@ -60,6 +60,9 @@ int th_http(int port, const char *method, const char *path, const char *headers,
 int th_wait_http(int port, const char *path, int want, int timeout_ms);
 /* 1 when the file (its first MiB) holds needle. */
 int th_file_has(const char *path, const char *needle);
+/* The whole file, malloc'd and NUL-terminated (the caller frees), its size
+ * in *len when len is given; NULL when it cannot be read. */
+char *th_slurp(const char *path, size_t *len);
 
 /* Add an event with a fresh id (or id when given) to stream key; the
  * data JSON must match the type's schema. Returns 0 or -1. */

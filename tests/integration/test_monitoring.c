@@ -90,19 +90,6 @@ static void names_exist(const char *what, const char *text, const char *have)
     }
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    if (s) s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
 TEST(prometheus_scrapes_the_stack_with_the_shipped_rules_and_the_dashboard_queries_exist)
 {
     char csv[300], feed[400], cfg[PATH_MAX], rules[PATH_MAX], tsdb[300], arg[4][PATH_MAX + 40], log[300];
@@ -187,7 +174,7 @@ TEST(prometheus_scrapes_the_stack_with_the_shipped_rules_and_the_dashboard_queri
     /* the dashboard's and the rules' expressions: valid PromQL, on exported metrics */
     static char have[1 << 16];
     exported(have, sizeof have);
-    char *dash = slurp("deploy/grafana/dashboards/quantum-trader.json"), *alerts = slurp("deploy/prometheus/alerts.yml");
+    char *dash = th_slurp("deploy/grafana/dashboards/quantum-trader.json", NULL), *alerts = th_slurp("deploy/prometheus/alerts.yml", NULL);
     CHECK(dash && alerts);
     names_exist("the Grafana dashboard", dash, have);
     names_exist("alerts.yml", alerts, have);

@@ -591,20 +591,6 @@ TEST(backtest_runs_the_stack_and_reports_against_buy_and_hold)
     CHECK_EQ(entries, 0);
 }
 
-static char *file_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *t = malloc((size_t)n + 1);
-    *len = t ? fread(t, 1, (size_t)n, f) : 0;
-    if (t) t[*len] = 0;
-    fclose(f);
-    return t;
-}
-
 static void exchange_fault(int port, const char *q)
 {
     char path[256];
@@ -639,7 +625,7 @@ TEST(klines_fetch_pages_resumes_and_synth_is_reproducible)
     for (long i = 0; k && i < n; i++) CHECK_EQ(k[i].open_time, from + i * 60000LL); /* every minute, once, in order */
     free(k);
     size_t len1, len2;
-    char *full = file_text(f1, &len1);
+    char *full = th_slurp(f1, &len1);
     if (!full || len1 < 100000) CHECK_FAIL_AT("the fetch wrote %zu bytes", full ? len1 : 0);
     /* a fetch killed mid-write: the first 1000 lines and half a line; run again, the same file */
     snprintf(f2, sizeof f2, "%s/resumed.csv", dir);
@@ -652,7 +638,7 @@ TEST(klines_fetch_pages_resumes_and_synth_is_reproducible)
     snprintf(args, sizeof args, "klines fetch BTCUSDT 1m %lld %lld --out %s --base-url http://127.0.0.1:%d", from, to, f2, port);
     CHECK_EQ(run(args, out, sizeof out), 0);
     CHECK_CONTAINS(out, "2880 bars (1880 new)");
-    char *again = file_text(f2, &len2);
+    char *again = th_slurp(f2, &len2);
     CHECK(again && full && len1 == len2 && memcmp(full, again, len1) == 0);
     free(again);
     FILE *ef = fopen(errpath, "r");
@@ -685,7 +671,7 @@ TEST(klines_fetch_pages_resumes_and_synth_is_reproducible)
     CHECK_EQ(run(args, out, sizeof out), 0);
     snprintf(args, sizeof args, "klines synth --symbol SOLUSDT --interval 1h --bars 500 --seed 3 --out %s", f2);
     CHECK_EQ(run(args, out, sizeof out), 0);
-    char *a = file_text(f1, &len1), *b = file_text(f2, &len2);
+    char *a = th_slurp(f1, &len1), *b = th_slurp(f2, &len2);
     CHECK(a && b && len1 == len2 && memcmp(a, b, len1) == 0);
     free(a), free(b);
     k = kline_load_csv(f1, &n, &bad, first_bad, sizeof first_bad, err, sizeof err);
@@ -695,7 +681,7 @@ TEST(klines_fetch_pages_resumes_and_synth_is_reproducible)
     free(k);
     snprintf(args, sizeof args, "klines synth --symbol SOLUSDT --interval 1h --bars 500 --seed 4 --out %s", f2);
     CHECK_EQ(run(args, out, sizeof out), 0);
-    a = file_text(f1, &len1), b = file_text(f2, &len2);
+    a = th_slurp(f1, &len1), b = th_slurp(f2, &len2);
     CHECK(a && b && (len1 != len2 || memcmp(a, b, len1) != 0)); /* another seed, another market */
     free(a), free(b);
     CHECK_EQ(run("klines synth --symbol SOLUSDT --interval 1h --bars 0 --out x.csv", out, sizeof out), 2);

@@ -276,6 +276,29 @@ TEST(primary_hybrid_thresholds_and_denials)
     stop(p);
 }
 
+/* The k-th intent's id (stream order) of ns into iid. */
+static void intent_id(const char *ns, size_t k, char iid[80])
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s:trade.intent", ns);
+    redisReply *r = redisCommand(rc, "XRANGE %s - +", key);
+    snprintf(iid, 80, "%s", r && r->elements > k ? r->element[k]->element[1]->element[1]->str : "");
+    if (r) freeReplyObject(r);
+}
+
+/* In PRIMARY on a QT_FEED=none engine: a LONG_SMALL decided on BTCUSDT's bar
+ * 0 at 100, then filled with qty at 100 (fee): a position open. */
+static void open_long(const char *ns, int port, double qty, double fee)
+{
+    char iid[80];
+    bar(ns, "BTCUSDT", 0, 100, 101, 99, 100);
+    rl(ns, "BTCUSDT", 0, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count(ns, "trade.intent", "trade.intent", 1, 5000), 0);
+    intent_id(ns, 0, iid);
+    fill(ns, iid, "BTCUSDT", "BUY", qty, 100, fee, T0 + 60000);
+    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+}
+
 /* Seed 000, safety feature 6: HOLD and FLAT publish no intent, also with
  * a position open (FLAT used to close it); rl_v3.live.flat_closes turns the
  * close on. */
@@ -285,15 +308,7 @@ TEST(flat_publishes_no_intent_unless_flat_closes)
     const char *env[] = {"QT_FEED=none", NULL};
     set_config("fl", "rl_v3.live.mode", "\"PRIMARY\"");
     pid_t p = start("fl", env, &port);
-    bar("fl", "BTCUSDT", 0, 100, 101, 99, 100);
-    rl("fl", "BTCUSDT", 0, "LONG_SMALL", 0.8);
-    CHECK_EQ(wait_count("fl", "trade.intent", "trade.intent", 1, 5000), 0);
-    redisReply *r = redisCommand(rc, "XRANGE fl:trade.intent - +");
-    char iid[80];
-    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
-    freeReplyObject(r);
-    fill("fl", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
-    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    open_long("fl", port, 2, 0.08);
     bar("fl", "BTCUSDT", 1, 100, 100.5, 99.5, 100);
     rl("fl", "BTCUSDT", 1, "FLAT", 0.9);
     CHECK_EQ(wait_body(port, "/api/v1/decisions?limit=5", "\"outcome\":\"FLAT\"", 5000), 0);
@@ -402,18 +417,12 @@ TEST(late_votes_reach_the_position_across_a_restart)
     const char *env[] = {"QT_FEED=none", "QT_STOP_LOSS_PCT=1", "QT_CHECKPOINT_MS=10", NULL};
     set_config("lv", "rl_v3.live.mode", "\"PRIMARY\"");
     pid_t p = start("lv", env, &port);
-    bar("lv", "BTCUSDT", 0, 100, 101, 99, 100);
-    rl("lv", "BTCUSDT", 0, "LONG_SMALL", 0.8);
-    CHECK_EQ(wait_count("lv", "trade.intent", "trade.intent", 1, 5000), 0);
+    open_long("lv", port, 2, 0.08);
     json_t *in = last("lv", "trade.intent", "trade.intent");
     CHECK_EQ(json_object_size(json_object_get(in, "model_votes")), 0); /* decided before the ensemble spoke */
     json_decref(in);
-    redisReply *r = redisCommand(rc, "XRANGE lv:trade.intent - +");
+    redisReply *r;
     char iid[80];
-    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
-    freeReplyObject(r);
-    fill("lv", iid, "BTCUSDT", "BUY", 2, 100, 0.08, T0 + 60000);
-    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
     ens("lv", "BTCUSDT", 0, "LONG", 0.7); /* late for bar 0 */
     CHECK_EQ(wait_body(port, "/api/v1/status", "\"late_votes_attached\":1", 5000), 0);
     for (long long end = th_now_ms() + 3000; th_now_ms() < end; th_sleep_ms(20)) {
@@ -429,9 +438,7 @@ TEST(late_votes_reach_the_position_across_a_restart)
     CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
     bar("lv", "BTCUSDT", 1, 100, 100.2, 98.0, 98.4); /* through the stop */
     CHECK_EQ(wait_count("lv", "trade.intent", "trade.intent", 2, 5000), 0);
-    r = redisCommand(rc, "XRANGE lv:trade.intent - +");
-    snprintf(iid, sizeof iid, "%s", r->element[1]->element[1]->element[1]->str);
-    freeReplyObject(r);
+    intent_id("lv", 1, iid);
     fill("lv", iid, "BTCUSDT", "SELL", 2, 98.5, 0.0788, T0 + 3 * 60000);
     CHECK_EQ(wait_count("lv", "feedback", "position.closed", 1, 5000), 0);
     json_t *c = last("lv", "feedback", "position.closed");
@@ -738,15 +745,7 @@ TEST(a_daily_reset_starts_the_engine_day_again)
     const char *env[] = {"QT_FEED=none", NULL};
     set_config("dr", "rl_v3.live.mode", "\"PRIMARY\"");
     pid_t p = start("dr", env, &port);
-    bar("dr", "BTCUSDT", 0, 100, 101, 99, 100);
-    rl("dr", "BTCUSDT", 0, "LONG_SMALL", 0.8);
-    CHECK_EQ(wait_count("dr", "trade.intent", "trade.intent", 1, 5000), 0);
-    redisReply *r = redisCommand(rc, "XRANGE dr:trade.intent - +");
-    char iid[80];
-    snprintf(iid, sizeof iid, "%s", r->element[0]->element[1]->element[1]->str);
-    freeReplyObject(r);
-    fill("dr", iid, "BTCUSDT", "BUY", 10, 100, 0, T0 + 60000);
-    CHECK_EQ(wait_body(port, "/api/v1/positions", "\"open_positions\":1", 5000), 0);
+    open_long("dr", port, 10, 0);
     bar("dr", "BTCUSDT", 2, 100, 102.9, 99.5, 102.5); /* +25 on the position (below the take-profit at 103) */
     CHECK_EQ(wait_count("dr", "feedback", "performance.update", 2, 5000), 0);
     json_t *pu = last("dr", "feedback", "performance.update");

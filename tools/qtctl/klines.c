@@ -16,6 +16,7 @@
  *      the synthetic market (synth.h) in the same layout: the same arguments
  *      always write the same file. */
 #include "klines.h"
+#include "httpc.h"
 #include "kline.h"
 #include "synth.h"
 
@@ -103,27 +104,9 @@ static int kl_resume(const char *path, int64_t *last, long *bars, char *err, siz
 /* ---------- the exchange ---------- */
 
 typedef struct kl_http {
-    char *buf;
-    size_t len, cap;
+    httpc_body_t body; /* a page of 1500 bars is far under its 8 MB */
     long weight, retry_after;
 } kl_http_t;
-
-static size_t kl_write(char *p, size_t size, size_t n, void *ud)
-{
-    kl_http_t *h = ud;
-    size_t add = size * n;
-    if (h->len + add + 1 > 8 << 20) return 0; /* far over 1500 bars */
-    if (h->len + add + 1 > h->cap) {
-        size_t cap = (h->len + add + 1) * 2;
-        char *b = realloc(h->buf, cap);
-        if (!b) return 0;
-        h->buf = b, h->cap = cap;
-    }
-    memcpy(h->buf + h->len, p, add);
-    h->len += add;
-    h->buf[h->len] = 0;
-    return add;
-}
 
 static size_t kl_header(char *p, size_t size, size_t n, void *ud)
 {
@@ -138,12 +121,12 @@ static size_t kl_header(char *p, size_t size, size_t n, void *ud)
 static long kl_get(CURL *c, const char *url, kl_http_t *h, char *err, size_t errlen)
 {
     long code = 0;
-    h->len = 0, h->weight = -1, h->retry_after = 0;
-    if (h->buf) h->buf[0] = 0;
+    h->body.len = 0, h->body.over = 0, h->body.max = 8 << 20, h->weight = -1, h->retry_after = 0;
+    if (h->body.buf) h->body.buf[0] = 0;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, kl_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, httpc_body_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &h->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, kl_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
@@ -159,7 +142,7 @@ static long kl_get(CURL *c, const char *url, kl_http_t *h, char *err, size_t err
 /* The exchange's error text of a refused page. */
 static void kl_refusal(const kl_http_t *h, long code, char *err, size_t errlen)
 {
-    json_t *j = h->buf ? json_loads(h->buf, 0, NULL) : NULL;
+    json_t *j = h->body.buf ? json_loads(h->body.buf, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(j, "msg"));
     if (msg) snprintf(err, errlen, "HTTP %ld, code %lld: %.200s", code, (long long)json_integer_value(json_object_get(j, "code")), msg);
     else snprintf(err, errlen, "HTTP %ld", code);
@@ -281,7 +264,7 @@ static int kl_fetch(int argc, char **argv)
             break;
         }
         tries = 0;
-        long got = kl_page(h.buf ? h.buf : "", f, iv, from, to, &last, err, sizeof err);
+        long got = kl_page(h.body.buf ? h.body.buf : "", f, iv, from, to, &last, err, sizeof err);
         if (got < 0) {
             fprintf(stderr, "\nqtctl klines fetch: a bad reply for startTime=%lld: %s (the bars before it are kept)\n",
                     (long long)start, err);
@@ -303,7 +286,7 @@ static int kl_fetch(int argc, char **argv)
         }
     }
     kl_progress(from, to, last, iv, bars, 1);
-    free(h.buf);
+    free(h.body.buf);
     if (c) curl_easy_cleanup(c);
     curl_global_cleanup();
     if (fclose(f) != 0 && !rc) rc = 1, fprintf(stderr, "qtctl klines fetch: %s: %s\n", out, strerror(errno));
