@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,21 +165,38 @@ static int config_parse_unix_url(const char *rest, redis_url_t *out, char *err, 
     return 0;
 }
 
-/* Split "[:password@]host[:port][/db]" of a redis:// URL. */
+/* s[0..n) percent-decoded into out (size len); -1 when too long or a bad escape. */
+static int config_unescape(const char *s, size_t n, char *out, size_t len)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            unsigned v;
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) || !isxdigit((unsigned char)s[i + 2]) ||
+                sscanf(s + i + 1, "%2x", &v) != 1)
+                return -1;
+            c = (int)v, i += 2;
+        }
+        if (k + 1 >= len || c == 0) return -1;
+        out[k++] = (char)c;
+    }
+    out[k] = '\0';
+    return 0;
+}
+
+/* Split "[[user]:password@]host[:port][/db]" of a redis:// URL. */
 static int config_parse_tcp_url(const char *rest, redis_url_t *out, char *err, size_t errlen)
 {
     const char *at = strrchr(rest, '@');
     if (at) {
         const char *pw = rest;
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        if (colon) pw = colon + 1; /* "user:password@" or ":password@" */
-        size_t n = (size_t)(at - pw);
-        if (n >= sizeof out->password) {
-            snprintf(err, errlen, "REDIS_URL: password is too long");
-            return -1;
-        }
-        memcpy(out->password, pw, n);
-        out->password[n] = '\0';
+        if (colon) pw = colon + 1; /* "user:password@" or ":password@"; without a colon, the password alone */
+        if (colon && config_unescape(rest, (size_t)(colon - rest), out->user, sizeof out->user) < 0)
+            return snprintf(err, errlen, "REDIS_URL: the user name is too long or has a bad %%-escape"), -1;
+        if (config_unescape(pw, (size_t)(at - pw), out->password, sizeof out->password) < 0)
+            return snprintf(err, errlen, "REDIS_URL: the password is too long or has a bad %%-escape"), -1;
         rest = at + 1;
     }
     const char *slash = strchr(rest, '/');

@@ -22,11 +22,14 @@ int config_get_bool(const char *name, int def, int *out, char *err, size_t errle
  * out (size outlen). Unset both: out is "" and 0 is returned. For secrets. */
 int config_get_secret(const char *name, char *out, size_t outlen, char *err, size_t errlen);
 
-/* redis://[:password@]host[:port][/db] or unix:///path/to.sock[?db=N] */
+/* redis://[[user]:password@]host[:port][/db] or unix:///path/to.sock[?db=N];
+ * user and password percent-decoded (%40 for '@'). With a user, AUTH sends
+ * both (a Redis 6+ ACL user); without, the password alone (the default user). */
 typedef struct redis_url {
     char host[256];
     int port;
     char unix_path[256]; /* non-empty for a unix socket */
+    char user[128];
     char password[256];
     int db;
 } redis_url_t;

@@ -258,8 +258,8 @@ static void rlink_prepare(rlink_t *l)
     const redis_url_t *u = l->url;
     char db[16];
     if (u->password[0]) {
-        const char *argv[] = {"AUTH", u->password};
-        rlink_send_any(l, rlink_auth_cb, (void *)"AUTH", 2, argv, NULL);
+        const char *argv[] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
+        rlink_send_any(l, rlink_auth_cb, (void *)"AUTH", u->user[0] ? 3 : 2, argv, NULL);
     }
     if (u->db) {
         snprintf(db, sizeof db, "%d", u->db);

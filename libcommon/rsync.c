@@ -28,10 +28,10 @@ redisContext *rsync_connect(const redis_url_t *u, int timeout_ms, char *err, siz
         return NULL;
     }
     redisSetTimeout(c, tv);
-    const char *auth[] = {"AUTH", u->password};
+    const char *auth[] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
     snprintf(db, sizeof db, "%d", u->db);
     const char *sel[] = {"SELECT", db};
-    if ((u->password[0] && rsync_setup(c, "AUTH", 2, auth, err, errlen) < 0) ||
+    if ((u->password[0] && rsync_setup(c, "AUTH", u->user[0] ? 3 : 2, auth, err, errlen) < 0) ||
         (u->db && rsync_setup(c, "SELECT", 2, sel, err, errlen) < 0)) {
         redisFree(c);
         return NULL;

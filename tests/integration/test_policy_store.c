@@ -523,6 +523,39 @@ TEST(config_change_reaches_a_running_trading_engine)
     stop(p);
 }
 
+/* REDIS_URL with an ACL user (redis://user:password@host): the service logs
+ * in as that user (AUTH user password; the user name used to be dropped and
+ * the password sent for the default user, so a least-privilege user could
+ * not be used); a wrong password keeps it unready, and the password never
+ * shows in its log. */
+TEST(an_acl_user_in_redis_url_is_the_one_logged_in)
+{
+    int port;
+    char url[200], bad[200], log[300];
+    redisContext *c = th_redis_connect(&R);
+    redisReply *r = redisCommand(c, "ACL SETUSER qt-policy on >p@ss:w0rd ~* &* +@all");
+    CHECK(r && r->type == REDIS_REPLY_STATUS);
+    if (r) freeReplyObject(r);
+    snprintf(url, sizeof url, "REDIS_URL=redis://qt-policy:p%%40ss%%3Aw0rd@127.0.0.1:%d", R.port);
+    pid_t p = start("acl", "tok", url, &port);
+    CHECK_EQ(http(port, "GET", "/ready", NULL, NULL), 200);
+    r = redisCommand(c, "CLIENT LIST");
+    CHECK(r && r->type == REDIS_REPLY_STRING && strstr(r->str, "user=qt-policy") != NULL);
+    if (r) freeReplyObject(r);
+    stop(p);
+    snprintf(bad, sizeof bad, "REDIS_URL=redis://qt-policy:hunter2@127.0.0.1:%d", R.port);
+    p = start("acl2", "tok", bad, &port);
+    CHECK_EQ(http(port, "GET", "/ready", NULL, NULL), 503);
+    th_kill(p, SIGTERM);
+    th_wait(p, 15000, NULL);
+    snprintf(log, sizeof log, "%s/policy-store-acl2.log", logdir);
+    CHECK(th_file_has(log, "WRONGPASS") || th_file_has(log, "AUTH"));
+    CHECK(!th_file_has(log, "hunter2"));
+    r = redisCommand(c, "ACL DELUSER qt-policy");
+    if (r) freeReplyObject(r);
+    redisFree(c);
+}
+
 int main(int argc, char **argv);
 
 /* Redis comes back without the configuration (restarted without

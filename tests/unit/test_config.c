@@ -19,6 +19,17 @@ TEST(redis_url_forms)
     CHECK_EQ(u.db, 3);
     CHECK_EQ(config_parse_redis_url("redis://user:pw@h", &u, err, sizeof err), 0);
     CHECK_STR(u.password, "pw");
+    CHECK_STR(u.user, "user"); /* an ACL user: AUTH user pw (it was dropped: AUTH pw logged in as default) */
+    CHECK_EQ(config_parse_redis_url("redis://qt-engine:p%40ss%3Aw0rd@h:7000", &u, err, sizeof err), 0);
+    CHECK_STR(u.user, "qt-engine");
+    CHECK_STR(u.password, "p@ss:w0rd");
+    CHECK_EQ(u.port, 7000);
+    CHECK_EQ(config_parse_redis_url("redis://:s3cret@h", &u, err, sizeof err), 0);
+    CHECK_STR(u.user, "");
+    CHECK_EQ(config_parse_redis_url("redis://u:bad%4@h", &u, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "bad %-escape");
+    CHECK(strstr(err, "bad%4") == NULL);
+    CHECK_EQ(config_parse_redis_url("redis://u:nul%00x@h", &u, err, sizeof err), -1);
     CHECK_EQ(u.port, 6379);
     CHECK_EQ(config_parse_redis_url("unix:///run/redis.sock?db=2", &u, err, sizeof err), 0);
     CHECK_STR(u.unix_path, "/run/redis.sock");
