@@ -580,16 +580,6 @@ static int learner_restore_file(learner_t *l, char *err, size_t errlen)
     return rc;
 }
 
-static void learner_refresh_cb(void *ud, const struct redisReply *r)
-{
-    learner_t *l = ud;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING)
-        return;
-    long long v = atoll(r->element[0]->str);
-    if (v > l->version && learner_adopt(l, r->element[1]->str, r->element[1]->len, v) == 0) l->dirty = 1;
-}
-
 typedef struct learner_sync {
     learner_t *l;
     void (*done)(void *ud, int ok);
@@ -607,7 +597,7 @@ static void learner_sync_cb(void *ud, const struct redisReply *r)
         else ok = 0, log_error("%s holds a malformed state: not adopted", l->k_state);
     }
     if (!ok && r && r->type == REDIS_REPLY_ERROR) log_error("shared state not read: %s", r->str);
-    sy->done(sy->ud, ok);
+    if (sy->done) sy->done(sy->ud, ok);
     free(sy);
 }
 
@@ -628,8 +618,7 @@ static void learner_tick(evutil_socket_t fd, short what, void *arg)
 {
     learner_t *l = arg;
     (void)fd, (void)what;
-    const char *argv[] = {"HMGET", l->k_state, "version", "state"};
-    bus_redis(l->svc->bus, learner_refresh_cb, l, 4, argv, NULL);
+    learner_sync(l, NULL, NULL); /* other replicas' updates: the state comes only when its version moved */
     if (l->dirty && clock_mono_us() - l->last_ckpt_us >= l->ckpt_interval * 1000000LL) {
         l->last_ckpt_us = clock_mono_us();
         learner_checkpoint(l);

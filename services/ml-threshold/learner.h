@@ -36,7 +36,7 @@ const rsm_t *learner_rsm(const learner_t *l);
 /* Bring the state up to the shared one now: Redis is asked for its version
  * after every command this process sent before (one round trip) and a newer
  * state is adopted, then done(ud, ok) runs (ok 0: Redis failed or holds a
- * malformed state; the state here is unchanged). For a replica whose
+ * malformed state; the state here is unchanged; done may be NULL). For a replica whose
  * decisions must see the closed trades other replicas learned from (an
  * update reaches the others otherwise within a second). -1 when the link is
  * down or out of memory (done is not called). */

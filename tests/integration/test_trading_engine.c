@@ -782,6 +782,9 @@ TEST(the_equity_record_is_taken_at_restart_and_a_malformed_one_refused)
     stop(p);
     r = redisCommand(rc, "HSET eq2:engine:equity peak abc day %s day_start 1e999", day);
     freeReplyObject(r);
+    r = redisCommand(rc, "HSET eq2:engine:entry_votes BTCUSDT %s ETHUSDT not-json", /* poisoned late votes too */
+                     "{\"open_time\":1,\"regime\":\"\",\"model_votes\":{\"m\":{\"action\":\"UP\",\"confidence\":2}}}");
+    freeReplyObject(r);
     p = start("eq2", env, &port);
     CHECK_EQ(wait_body(port, "/api/v1/status", "\"done\":true", 60000), 0);
     perf = th_event_data(rc, "eq2:feedback", "performance.update", 0);
@@ -794,6 +797,7 @@ TEST(the_equity_record_is_taken_at_restart_and_a_malformed_one_refused)
     CHECK(f != NULL);
     if (f) text[fread(text, 1, sizeof text - 1, f)] = 0, fclose(f);
     CHECK_CONTAINS(text, "the equity's record in Redis is incomplete or malformed: not used");
+    CHECK_CONTAINS(text, "2 records of late votes in Redis are malformed: not used");
     r = redisCommand(rc, "HGET eq2:engine:equity peak");
     CHECK(r && r->type == REDIS_REPLY_STRING && atof(r->str) > 0); /* written anew from the book */
     if (r) freeReplyObject(r);
