@@ -131,9 +131,11 @@ static long json_cost(const char *key, const char *type, double *dec_ns, double 
         long long t = th_now_ns();
         if (!match || event_decode(&ev, f, nf, err, sizeof err) < 0) continue;
         long long t1 = th_now_ns();
-        char *json = event_data_json(&ev);
+        event_enc_t e;
+        memset(&e, 0, sizeof e);
+        event_encode(&ev, &e, err, sizeof err);
         enc += th_now_ns() - t1, dec += t1 - t;
-        free(json);
+        event_enc_free(&e);
         event_clear(&ev);
         n++;
     }
@@ -223,17 +225,13 @@ static arrival_t *arrival(const char *symbol, long long open_time)
 /* now: this reader's clock; entry: the stream id, whose ms part is Redis's clock at the XADD. */
 static void note(const char *stream, const char *entry, const redisReply *fields, long long now)
 {
-    const char *type = "", *data = "{}";
-    for (size_t k = 0; k + 1 < fields->elements; k += 2) {
-        if (!strcmp(fields->element[k]->str, "type")) type = fields->element[k + 1]->str;
-        if (!strcmp(fields->element[k]->str, "data")) data = fields->element[k + 1]->str;
-    }
-    json_t *d = json_loads(data, 0, NULL);
-    arrival_t *a = d ? arrival(json_string_value(json_object_get(d, "symbol")), json_integer_value(json_object_get(d, "open_time"))) : NULL;
+    const char *type = th_entry_field(fields, "type"), *sym = th_entry_field(fields, "symbol"),
+               *ot = th_entry_field(fields, "open_time");
+    if (!type) type = "";
+    arrival_t *a = sym && ot ? arrival(sym, atoll(ot)) : NULL;
     if (a && !strcmp(stream, "pp:market") && !a->market_us) a->market_us = now, a->market_ms = atoll(entry);
     if (a && !strcmp(type, "rl.signal.generated") && !a->signal_us) a->signal_us = now, a->signal_ms = atoll(entry);
     if (a && !strcmp(type, "trade.intent") && !a->intent_us) a->intent_us = now;
-    json_decref(d);
 }
 
 static void paced(int seconds, long long *p50, long long *p99, long long *ip99, long *nlat)

@@ -88,6 +88,7 @@ struct bus {
     int nsubs;
     bus_pub_t pubs[BUS_MAX_PUBS];
     int npubs;
+    event_enc_t enc; /* the text of the entry being queued, kept for the next */
     outbox_t ob; /* publishes and DLQ copies until confirmed, and the acks that wait for them */
     int reclaims;      /* take-overs of dead consumers' entries under way */
     int claims;        /* XAUTOCLAIMs in flight */
@@ -409,7 +410,7 @@ static int sub_skips(const bus_sub_t *s, const redisReply *fields)
         if (strcmp(*t, type) == 0) return 0;
     char *end;
     long ver = strtol(v, &end, 10);
-    return *end == '\0' && ver > 0 && ver < 1000 && proto_known(type, (int)ver);
+    return *end == '\0' && ver > 0 && ver < 1000 && proto_known(type, event_schema_version((int)ver));
 }
 
 /* One entry: decode, check deliveries, run the handler, ack / retry / DLQ. */
@@ -1722,11 +1723,10 @@ static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_th
         return -1;
     }
     bus_pub_t *p = bus_pub(b, name, ev);
-    event_field_t f[EVENT_ENVELOPE_FIELDS];
-    event_numbuf_t nb;
-    const char *x[6 + 2 * EVENT_ENVELOPE_FIELDS] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};
+    event_enc_t *enc = &b->enc;
+    const char *x[6 + 2 * EVENT_FIELDS_MAX] = {"XADD", NULL, "MAXLEN", "~", b->maxlen_s, "*"};
     const char *argv[RSYNC_XADD_THEN_ARGV];
-    size_t xl[6 + 2 * EVENT_ENVELOPE_FIELDS], lens[RSYNC_XADD_THEN_ARGV];
+    size_t xl[6 + 2 * EVENT_FIELDS_MAX], lens[RSYNC_XADD_THEN_ARGV];
     char *cmd = NULL, n[16];
     if (!p) {
         snprintf(err, errlen, "stream name '%.64s' is not valid", name);
@@ -1737,24 +1737,18 @@ static int bus_queue(bus_t *b, const char *name, const event_t *ev, const bus_th
         snprintf(err, errlen, "outbox full: %zu events wait for Redis (QT_OUTBOX_MAX)", b->ob.pubs);
         return -1;
     }
-    char *data = event_data_json(ev);
-    if (!data) {
-        snprintf(err, errlen, "out of memory encoding %s", ev->type);
-        return -1;
-    }
+    if (event_encode(ev, enc, err, errlen) < 0) return -1;
     x[1] = p->key;
     for (int i = 0; i < 6; i++) xl[i] = strlen(x[i]);
-    event_to_fields(ev, data, f, &nb);
-    for (int i = 0; i < EVENT_ENVELOPE_FIELDS; i++) {
-        x[6 + 2 * i] = f[i].name, xl[6 + 2 * i] = f[i].name_len;
-        x[7 + 2 * i] = f[i].val, xl[7 + 2 * i] = f[i].val_len;
+    for (size_t i = 0; i < enc->n; i++) {
+        x[6 + 2 * i] = enc->f[i].name, xl[6 + 2 * i] = enc->f[i].name_len;
+        x[7 + 2 * i] = enc->f[i].val, xl[7 + 2 * i] = enc->f[i].val_len;
     }
-    int argc = 6 + 2 * EVENT_ENVELOPE_FIELDS, len = -1;
+    int argc = 6 + 2 * (int)enc->n, len = -1;
     if (!then) len = redisFormatCommandArgv(&cmd, argc, x, xl);
     else if ((argc = rsync_xadd_then_args(p->key, argc - 2, x + 2, xl + 2, then->cmd, then->key, then->argc, then->argv,
                                           argv, lens, n)) >= 0)
         len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    free(data);
     if (len < 0 || outbox_append(&b->ob, cmd, (size_t)len, -1, NULL, p->m_out) < 0) {
         if (cmd) redisFreeCommand(cmd);
         snprintf(err, errlen, "out of memory queueing %s", ev->type);
@@ -1840,6 +1834,7 @@ void bus_free(bus_t *b)
     rlink_free(&b->cmd);
     rlink_free(&b->rd);
     outbox_free(&b->ob);
+    event_enc_free(&b->enc);
     while (b->deferred) { /* their entries stay pending in Redis */
         bus_pending_t *p = b->deferred;
         b->deferred = p->next;

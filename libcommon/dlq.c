@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DLQ_MAX_FIELDS 64
+
 static const char *const dlq_meta[DLQ_META_FIELDS] = {
     "origin_stream", "origin_id", "group", "consumer", "deliveries", "error", "failed_at"};
 
@@ -19,8 +21,7 @@ void dlq_meta_fields(const dlq_meta_t *m, const char *out[2 * DLQ_META_FIELDS])
     for (int i = 0; i < DLQ_META_FIELDS; i++) out[2 * i] = dlq_meta[i], out[2 * i + 1] = v[i];
 }
 
-/* Is fields (a flat name/value array) a DLQ entry? Checks the trailing metadata. */
-static int dlq_is_entry(const redisReply *f)
+int dlq_is_entry(const redisReply *f)
 {
     if (f->type != REDIS_REPLY_ARRAY || f->elements < 2 * DLQ_META_FIELDS || f->elements % 2) return 0;
     size_t base = f->elements - 2 * DLQ_META_FIELDS;
@@ -104,8 +105,8 @@ int dlq_show(redisContext *c, const char *dlq_key, const char *entry_id, json_t 
         return snprintf(err, errlen, "no dead letter %s in %s", entry_id, dlq_key), -1;
     }
     *out = dlq_entry_json(e);
-    const char *data = json_string_value(json_object_get(json_object_get(*out, "fields"), "data"));
-    json_t *parsed = data ? json_loads(data, JSON_DECODE_ANY, NULL) : NULL;
+    /* the payload as it reads: a v1 entry's data, a v2 entry's fields */
+    json_t *parsed = rsync_entry_payload(e->element[1], DLQ_META_FIELDS);
     json_object_set_new(*out, "data_json", parsed ? parsed : json_null());
     freeReplyObject(r);
     return 0;
@@ -161,7 +162,6 @@ static size_t dlq_fields(const redisReply *f, const dlq_replay_opts_t *o, event_
     return n;
 }
 
-#define DLQ_MAX_FIELDS 64
 
 static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply *e, void *ud, char *err, size_t errlen)
 {

@@ -15,6 +15,9 @@
 
 #define DLQ_META_FIELDS 7
 
+/* Is f (an entry's flat name/value array) a dead letter? Checks the trailing metadata. */
+int dlq_is_entry(const redisReply *f);
+
 /* The metadata of a dead letter, in the order of the layout above. */
 typedef struct dlq_meta {
     const char *origin_stream, *origin_id, *group, *consumer;

@@ -1,9 +1,11 @@
 /* event.h — the stream entry envelope of DESIGN §2.
  *
- * An entry is a flat field list: id, type, v, ts, source, trace, data. This
- * module makes events (fresh or name-derived ids, producer clock, source),
- * turns them into the data JSON text for XADD, and decodes entries read
- * from a stream, rejecting anything outside the contract with a reason. */
+ * An entry is a flat field list: id, type, v, ts, source, trace, then the
+ * payload. Contract v2 (v = 2) writes each payload field as a stream field
+ * of its own; a legacy v1 entry (v = 1) holds the payload as one `data`
+ * JSON object. This module makes events (fresh or name-derived ids,
+ * producer clock, source), writes them as v2 fields, and decodes entries of
+ * either layout, rejecting anything outside the contract with a reason. */
 #ifndef QT_EVENT_H
 #define QT_EVENT_H
 
@@ -58,19 +60,35 @@ void event_clear(event_t *ev);
 /* Compact JSON text of ev->data, malloc'd; the caller frees. NULL on OOM. */
 char *event_data_json(const event_t *ev);
 
-#define EVENT_ENVELOPE_FIELDS 7
+#define EVENT_V_LEGACY 1 /* the payload as one `data` field of JSON (contract v1) */
+#define EVENT_V_FLAT 2   /* each payload field a stream field (contract v2) */
+#define EVENT_ENVELOPE_FIELDS 6 /* id, type, v, ts, source, trace */
 
-/* Number text for v and ts; must outlive the fields that point into it. */
-typedef struct event_numbuf {
-    char v[16];
-    char ts[24];
-} event_numbuf_t;
+/* The payload schema version (proto/schemas/<type>.v<N>.json) an entry of
+ * version v carries: both layouts carry schema 1. 0 for an unknown v. */
+int event_schema_version(int v);
 
-/* The envelope of ev as stream fields, in order id, type, v, ts, source,
- * trace, data (= data_json, e.g. from event_data_json). Every pointer is
- * borrowed from ev, data_json or buf. */
-void event_to_fields(const event_t *ev, const char *data_json, event_field_t f[EVENT_ENVELOPE_FIELDS],
-                     event_numbuf_t *buf);
+/* An event as the fields of a v2 entry: the envelope, then each payload
+ * field in ev->data's order. Numbers are written exactly and as short as
+ * they can be (0.7, not 0.69999999999999996), integers as digits, booleans
+ * true/false, strings bare, objects and arrays as compact JSON. Every
+ * pointer of f points into text (or ev); free with event_enc_free. */
+typedef struct event_enc {
+    event_field_t f[EVENT_FIELDS_MAX];
+    size_t n;
+    char *text;
+    size_t len, cap;
+} event_enc_t;
+/* 0, or -1 with err (out of memory, a payload of more than EVENT_FIELDS_MAX fields). */
+int event_encode(const event_t *ev, event_enc_t *enc, char *err, size_t errlen);
+void event_enc_free(event_enc_t *enc);
+
+/* The payload of an entry's fields as JSON, for showing it: v1's data
+ * parsed (or as its text when it is not JSON), v2's fields as an object,
+ * read as their schema says (a field the schema lacks, or one that does not
+ * read as its kind, shown as its text). No validation. NULL when the entry
+ * has no payload. */
+json_t *event_payload_json(const event_field_t *fields, size_t n);
 
 /* Times in the future. A bar cannot open, and an event cannot happen, after
  * the entry was written: a data.open_time or data.event_time later than the
@@ -85,8 +103,11 @@ int64_t event_clock_skew_ms(void);
 int event_check_times(const json_t *data, int64_t ts, int64_t now, char *err, size_t errlen);
 
 /* Decode and validate an entry's fields into ev (which must be zeroed or
- * cleared). Unknown extra fields are ignored. Returns -1 with a reason in err
- * ("missing field 'type'", "data: not JSON: ...", "data.confidence: ..."). */
+ * cleared), v1 or v2. A v2 entry's every other field is a payload field, so
+ * one its schema lacks is refused; a v1 entry's fields besides the envelope
+ * and data are ignored. Returns -1 with a reason in err naming the field
+ * ("missing field 'type'", "data: not JSON: ...", "data.confidence: ...",
+ * "data.close: 'x' is not a number"). ev->v is the entry's v. */
 int event_decode(event_t *ev, const event_field_t *fields, size_t n, char *err, size_t errlen);
 
 #endif

@@ -19,18 +19,20 @@ static const char parts_lua[] =
 
 int parts_check(redisContext *c, const qt_config_t *cfg, char *err, size_t errlen)
 {
-    static const char *const streams[] = {QT_STREAM_MARKET, QT_STREAM_SIGNAL, QT_STREAM_TRADE_INTENT,
+    static const char *const streams[] = {QT_STREAM_MARKET, QT_STREAM_SIGNAL, QT_STREAM_VOTE, QT_STREAM_TRADE_INTENT,
                                           QT_STREAM_EXECUTION, QT_STREAM_FEEDBACK};
-    char keys[6][160], p[24];
-    const char *argv[10] = {"EVAL", parts_lua, "6", keys[0]};
+    enum { NS = sizeof streams / sizeof streams[0] };
+    char keys[NS + 1][160], p[24], nk[8];
+    const char *argv[NS + 5] = {"EVAL", parts_lua, nk, keys[0]};
+    snprintf(nk, sizeof nk, "%d", NS + 1);
     proto_key(keys[0], sizeof keys[0], cfg->ns, QT_KEY_META);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < NS; i++) {
         proto_key(keys[i + 1], sizeof keys[i + 1], cfg->ns, streams[i]);
         argv[4 + i] = keys[i + 1];
     }
     snprintf(p, sizeof p, "%ld", cfg->partitions);
-    argv[9] = p;
-    redisReply *r = redisCommandArgv(c, 10, argv, NULL);
+    argv[NS + 4] = p;
+    redisReply *r = redisCommandArgv(c, NS + 5, argv, NULL);
     if (!r || r->type != REDIS_REPLY_STRING) {
         snprintf(err, errlen, "checking the namespace's partitions (%s): %s", keys[0],
                  r && r->type == REDIS_REPLY_ERROR ? r->str : c->err ? c->errstr : "unexpected reply");

@@ -118,3 +118,16 @@ redisReply *rsync_range(redisContext *c, const char *key, const char *start, con
     }
     return r;
 }
+
+json_t *rsync_entry_payload(const redisReply *f, size_t skip_tail)
+{
+    event_field_t fl[EVENT_FIELDS_MAX];
+    size_t n = 0;
+    if (!f || f->type != REDIS_REPLY_ARRAY || f->elements < 2 * skip_tail) return NULL;
+    for (size_t k = 0; k + 1 < f->elements - 2 * skip_tail && n < EVENT_FIELDS_MAX; k += 2) {
+        const redisReply *name = f->element[k], *v = f->element[k + 1];
+        if (name->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        fl[n++] = (event_field_t){name->str, name->len, v->str, v->len};
+    }
+    return event_payload_json(fl, n);
+}

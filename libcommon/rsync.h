@@ -6,6 +6,7 @@
 #define QT_RSYNC_H
 
 #include "config.h"
+#include "event.h"
 
 #include <hiredis/hiredis.h>
 
@@ -41,5 +42,11 @@ int rsync_xadd_then_args(const char *stream, int xargc, const char *const *xargv
  * not blow up (QT_MAX_ENTRY_BYTES, QT_MAX_READ_BYTES). */
 redisReply *rsync_range(redisContext *c, const char *key, const char *start, const char *end, int rev, long count,
                         long max_entry, long max_bytes);
+
+/* The payload of one entry (an XRANGE element's field list, v1 or v2) as
+ * JSON, read as event_payload_json does (for showing it: no validation);
+ * NULL when it has none. The first `skip_tail` fields from the end are
+ * left out (a dead letter's metadata). */
+json_t *rsync_entry_payload(const redisReply *fields, size_t skip_tail);
 
 #endif

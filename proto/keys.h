@@ -14,7 +14,8 @@
 
 /* Streams */
 #define QT_STREAM_MARKET "market"           /* trading-engine's feed: market.data.update */
-#define QT_STREAM_SIGNAL "signal"           /* rl-decision, ml-threshold: signals, votes, thresholds */
+#define QT_STREAM_SIGNAL "signal"           /* rl-decision, ml-threshold: signals and thresholds, read by trading-engine */
+#define QT_STREAM_VOTE "vote"               /* external ensemble members: model.vote, read by ml-threshold */
 #define QT_STREAM_TRADE_INTENT "trade.intent" /* trading-engine: trade.intent */
 #define QT_STREAM_EXECUTION "execution"     /* trade-executor: trade.executed, trade.failed */
 #define QT_STREAM_FEEDBACK "feedback"       /* trading-engine: positions, outcomes, performance */
@@ -25,7 +26,7 @@
  * caused by a bar goes to one of P streams "<stream>:p<k>" (k = 0..P-1),
  * chosen by proto_partition() of its symbol; an event without a symbol
  * (performance.update) goes to p0. The partitioned streams are market,
- * signal, trade.intent, execution and feedback; policy is one stream. With
+ * signal, vote, trade.intent, execution and feedback; policy is one stream. With
  * P = 1 every name is exactly as above. */
 #define QT_PARTITIONS_MAX 16
 #define QT_KEY_META "meta" /* hash: "partitions" → the P the namespace was created with */

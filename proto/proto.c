@@ -12,11 +12,21 @@
 
 #define PROTO_MAX_TYPES 64
 
+#define PROTO_MAX_FIELDS 48
+
 typedef struct {
+    const char *name; /* borrowed from doc */
+    size_t len;
+    int kind;
+} proto_field_t;
+
+typedef struct proto_entry {
     const char *type;
     int version;
     json_t *doc;
     schema_t *compiled;
+    proto_field_t fields[PROTO_MAX_FIELDS]; /* the payload's top-level fields */
+    size_t nfields;
 } proto_entry_t;
 
 static proto_entry_t proto_table[PROTO_MAX_TYPES];
@@ -30,6 +40,40 @@ int proto_validate_schema(const json_t *doc, const json_t *data, char *err, size
     int rc = schema_validate(s, data, err, errlen);
     schema_free(s);
     return rc;
+}
+
+/* The kind of one property's schema; a $ref is followed into doc's $defs. */
+static int proto_kind_of(const json_t *doc, const json_t *prop)
+{
+    const char *ref = json_string_value(json_object_get(prop, "$ref"));
+    if (ref && strncmp(ref, "#/$defs/", 8) == 0) prop = json_object_get(json_object_get(doc, "$defs"), ref + 8);
+    const json_t *t = json_object_get(prop, "type");
+    const char *name = json_string_value(t);
+    if (!t) { /* an enum without a type: text when every value is */
+        size_t i;
+        const json_t *v;
+        json_array_foreach(json_object_get(prop, "enum"), i, v) if (!json_is_string(v)) return PROTO_FIELD_JSON;
+        return json_is_array(json_object_get(prop, "enum")) ? PROTO_FIELD_STRING : PROTO_FIELD_JSON;
+    }
+    if (!name) return PROTO_FIELD_JSON; /* a list of types */
+    if (!strcmp(name, "string")) return PROTO_FIELD_STRING;
+    if (!strcmp(name, "integer")) return PROTO_FIELD_INTEGER;
+    if (!strcmp(name, "number")) return PROTO_FIELD_NUMBER;
+    if (!strcmp(name, "boolean")) return PROTO_FIELD_BOOLEAN;
+    return PROTO_FIELD_JSON;
+}
+
+/* The field table of one schema: every top-level property and its kind. */
+static int proto_fields(proto_entry_t *e, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *prop;
+    json_object_foreach(json_object_get(e->doc, "properties"), k, prop) {
+        if (e->nfields == PROTO_MAX_FIELDS)
+            return snprintf(err, errlen, "schema %s.v%d: more than %d fields", e->type, e->version, PROTO_MAX_FIELDS), -1;
+        e->fields[e->nfields++] = (proto_field_t){k, strlen(k), proto_kind_of(e->doc, prop)};
+    }
+    return 0;
 }
 
 /* Parse and compile one embedded schema into the table. */
@@ -52,8 +96,9 @@ static int proto_load_one(const proto_source_t *p, char *err, size_t errlen)
         json_decref(doc);
         return -1;
     }
-    proto_table[proto_n++] = (proto_entry_t){p->type, p->version, doc, s};
-    return 0;
+    proto_entry_t *e = &proto_table[proto_n++];
+    *e = (proto_entry_t){p->type, p->version, doc, s, {{0}}, 0};
+    return proto_fields(e, err, errlen);
 }
 
 int proto_init(char *err, size_t errlen)
@@ -89,6 +134,20 @@ static const proto_entry_t *proto_find(const char *type, int version)
 }
 
 int proto_known(const char *type, int version) { return proto_find(type, version) != NULL; }
+
+const proto_type_t *proto_type(const char *type, int version) { return proto_find(type, version); }
+
+int proto_type_field_kind(const proto_type_t *e, const char *name, size_t len)
+{
+    for (size_t i = 0; e && i < e->nfields; i++)
+        if (e->fields[i].len == len && memcmp(e->fields[i].name, name, len) == 0) return e->fields[i].kind;
+    return 0;
+}
+
+int proto_field_kind(const char *type, int version, const char *name, size_t len)
+{
+    return proto_type_field_kind(proto_find(type, version), name, len);
+}
 
 int proto_latest_version(const char *type)
 {
@@ -174,7 +233,7 @@ void proto_key(char *out, size_t len, const char *ns, const char *name) { snprin
 
 int proto_partitioned(const char *name)
 {
-    static const char *const parted[] = {QT_STREAM_MARKET, QT_STREAM_SIGNAL, QT_STREAM_TRADE_INTENT,
+    static const char *const parted[] = {QT_STREAM_MARKET, QT_STREAM_SIGNAL, QT_STREAM_VOTE, QT_STREAM_TRADE_INTENT,
                                          QT_STREAM_EXECUTION, QT_STREAM_FEEDBACK};
     for (size_t i = 0; i < sizeof parted / sizeof parted[0]; i++)
         if (strcmp(name, parted[i]) == 0) return 1;

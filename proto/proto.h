@@ -29,6 +29,19 @@ int proto_latest_version(const char *type);
  * "data.confidence: 1.5 is above the maximum 1". */
 int proto_validate(const char *type, int version, const json_t *data, char *err, size_t errlen);
 
+/* How a payload field is written as a stream field of its own (contract
+ * v2, DESIGN §2), from the type its schema gives it: digits, a JSON number,
+ * true/false, bare text, or compact JSON (objects, arrays, and a field that
+ * may hold several types, like policy.config.updated's value). */
+enum { PROTO_FIELD_STRING = 1, PROTO_FIELD_INTEGER, PROTO_FIELD_NUMBER, PROTO_FIELD_BOOLEAN, PROTO_FIELD_JSON };
+/* The kind of payload field name (len bytes) of (type, version), 0 when its
+ * schema has no such field. proto_type finds the type once (NULL when
+ * unknown) for proto_type_field_kind on each of its fields. */
+typedef struct proto_entry proto_type_t;
+const proto_type_t *proto_type(const char *type, int version);
+int proto_type_field_kind(const proto_type_t *t, const char *name, size_t len);
+int proto_field_kind(const char *type, int version, const char *name, size_t len);
+
 /* Validate any instance against any schema document (for tests and tools). */
 int proto_validate_schema(const json_t *schema, const json_t *data, char *err, size_t errlen);
 

@@ -1,6 +1,8 @@
 /* harness.c — see harness.h. */
 #include "harness.h"
 #include "event.h"
+#include "proto.h"
+#include "rsync.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -419,6 +421,46 @@ int th_xadd_event(redisContext *c, const char *key, const char *type, const char
     return ok ? 0 : -1;
 }
 
+int th_xadd_flat(redisContext *c, const char *key, const char *type, const char *data, const char *id)
+{
+    static long seq;
+    char gen[64], ts[32];
+    json_t *d = json_loads(data, 0, NULL);
+    if (!json_is_object(d)) return json_decref(d), -1;
+    if (!id) {
+        snprintf(gen, sizeof gen, "test-flat-%ld-%ld", (long)getpid(), ++seq);
+        id = gen;
+    }
+    snprintf(ts, sizeof ts, "%lld", th_wall_ms());
+    size_t n = 0, cap = 16 + 2 * json_object_size(d);
+    const char **argv = calloc(cap, sizeof *argv);
+    char **own = calloc(cap, sizeof *own);
+    const char *head[] = {"XADD", key, "*", "id", id, "type", type, "v", "2", "ts", ts, "source", "test/harness", "trace", id};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) argv[n++] = head[i];
+    const char *k;
+    json_t *v;
+    size_t no = 0;
+    json_object_foreach(d, k, v) {
+        int kind = proto_field_kind(type, 1, k, strlen(k));
+        char *t = json_is_string(v) && kind != PROTO_FIELD_JSON ? strdup(json_string_value(v))
+                                                                : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        own[no++] = t;
+        argv[n++] = k;
+        argv[n++] = t;
+    }
+    redisReply *r = redisCommandArgv(c, (int)n, argv, NULL);
+    int ok = r && r->type == REDIS_REPLY_STRING;
+    if (r) freeReplyObject(r);
+    for (size_t i = 0; i < no; i++) free(own[i]);
+    free(own);
+    free(argv);
+    json_decref(d);
+    return ok ? 0 : -1;
+}
+
+json_t *th_entry_payload(const redisReply *fields) { return rsync_entry_payload(fields, 0); }
+
+
 long long th_xlen(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "XLEN %s", key);
@@ -435,7 +477,7 @@ int th_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms)
 }
 
 /* Field value of a flat field array, or NULL. */
-static const char *th_field(const redisReply *f, const char *name)
+const char *th_entry_field(const redisReply *f, const char *name)
 {
     for (size_t k = 0; k + 1 < f->elements; k += 2)
         if (strcmp(f->element[k]->str, name) == 0) return f->element[k + 1]->str;
@@ -449,11 +491,11 @@ json_t *th_event_data(redisContext *c, const char *key, const char *type, int nt
     int seen = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
-        const char *t = th_field(f, "type"), *d = th_field(f, "data");
-        if (!t || !d || strcmp(t, type) != 0) continue;
+        const char *t = th_entry_field(f, "type");
+        if (!t || strcmp(t, type) != 0) continue;
         if (nth < 0 || seen++ == nth) {
             json_decref(found);
-            found = json_loads(d, 0, NULL);
+            found = th_entry_payload(f);
             if (nth >= 0) break;
         }
     }
@@ -466,7 +508,7 @@ long th_count_type(redisContext *c, const char *key, const char *type)
     redisReply *r = redisCommand(c, "XRANGE %s - +", key);
     long n = 0;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *t = th_field(r->element[i]->element[1], "type");
+        const char *t = th_entry_field(r->element[i]->element[1], "type");
         n += !type || (t && strcmp(t, type) == 0); /* NULL: every entry */
     }
     if (r) freeReplyObject(r);
@@ -478,9 +520,9 @@ json_t *th_events_by_bar(redisContext *c, const char *key, const char *type, int
     json_t *all = json_object();
     redisReply *r = redisCommand(c, "XRANGE %s - +", key);
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *t = th_field(r->element[i]->element[1], "type"), *data = th_field(r->element[i]->element[1], "data");
-        if (!t || strcmp(t, type) != 0 || !data) continue;
-        json_t *d = json_loads(data, 0, NULL);
+        const char *t = th_entry_field(r->element[i]->element[1], "type");
+        json_t *d = t && !strcmp(t, type) ? th_entry_payload(r->element[i]->element[1]) : NULL;
+        if (!d) continue;
         char bar[96];
         snprintf(bar, sizeof bar, "%s %lld", json_string_value(json_object_get(d, "symbol")),
                  (long long)json_integer_value(json_object_get(d, "open_time")));
@@ -512,7 +554,7 @@ int th_group_done(redisContext *c, const char *key, const char *group, int ms)
         int done = 0;
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
             const redisReply *g = r->element[i];
-            const char *name = th_field(g, "name");
+            const char *name = th_entry_field(g, "name");
             long long lag = -1, pending = -1;
             for (size_t k = 0; k + 1 < g->elements; k += 2) {
                 if (strcmp(g->element[k]->str, "lag") == 0 && g->element[k + 1]->type == REDIS_REPLY_INTEGER)
@@ -557,14 +599,17 @@ int th_stop(pid_t pid, int timeout_ms)
 
 double th_redis_xadd_rate(const th_redis_t *r, long n, const struct event *ev)
 {
-    char cmdline[8192], line[8192];
-    char *data = event_data_json(ev);
-    if (!data) return 0;
-    snprintf(cmdline, sizeof cmdline,
-             "redis-benchmark -p %d -n %ld -P 32 -c 1 --csv XADD qt:rbench MAXLEN '~' 1000000 '*' id %s type %s v 1 "
-             "ts %lld source %s trace %s data '%s'",
-             r->port, n, ev->id, ev->type, (long long)ev->ts, ev->source, ev->trace, data);
-    free(data);
+    char cmdline[8192], line[8192], err[256];
+    event_enc_t enc;
+    memset(&enc, 0, sizeof enc);
+    if (event_encode(ev, &enc, err, sizeof err) < 0) return 0;
+    /* the same v2 entry the bus writes, each field quoted for the shell */
+    int used = snprintf(cmdline, sizeof cmdline, "redis-benchmark -p %d -n %ld -P 32 -c 1 --csv XADD qt:rbench MAXLEN '~' 1000000 '*'",
+                        r->port, n);
+    for (size_t i = 0; i < enc.n && used > 0 && (size_t)used < sizeof cmdline; i++)
+        used += snprintf(cmdline + used, sizeof cmdline - (size_t)used, " '%.*s' '%.*s'", (int)enc.f[i].name_len,
+                         enc.f[i].name, (int)enc.f[i].val_len, enc.f[i].val);
+    event_enc_free(&enc);
     FILE *f = popen(cmdline, "r");
     double rps = 0;
     while (f && fgets(line, sizeof line, f)) {

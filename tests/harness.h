@@ -64,9 +64,19 @@ int th_file_has(const char *path, const char *needle);
  * in *len when len is given; NULL when it cannot be read. */
 char *th_slurp(const char *path, size_t *len);
 
-/* Add an event with a fresh id (or id when given) to stream key; the
- * data JSON must match the type's schema. Returns 0 or -1. */
+/* Add an event with a fresh id (or id when given) to stream key as a
+ * legacy v1 entry (the payload in one data field; readers accept both
+ * layouts), data as given, valid or not. Returns 0 or -1. */
 int th_xadd_event(redisContext *c, const char *key, const char *type, const char *data, const char *id);
+/* The same as a v2 entry: each member of the data object a field of its
+ * own, as another language's producer would write it (strings bare,
+ * numbers and booleans as their JSON text, objects and arrays as compact
+ * JSON; a string in a field of several types is written as JSON). */
+int th_xadd_flat(redisContext *c, const char *key, const char *type, const char *data, const char *id);
+/* The payload of an entry (an XRANGE element's field list), v1 or v2, as
+ * JSON (event_payload_json), or NULL; and one field's value, or NULL. */
+json_t *th_entry_payload(const redisReply *fields);
+const char *th_entry_field(const redisReply *fields, const char *name);
 /* Wait until XLEN key >= n. 0 or -1 on timeout. */
 int th_wait_xlen(redisContext *c, const char *key, long long n, int timeout_ms);
 long long th_xlen(redisContext *c, const char *key);

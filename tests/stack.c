@@ -8,7 +8,8 @@
 
 const char *const stack_bins[STACK_NSVC] = {"bin/trading-engine", "bin/ml-threshold", "bin/rl-decision",
                                             "bin/trade-executor", "bin/policy-store"};
-static const char *const stack_streams[6] = {"market", "signal", "trade.intent", "execution", "feedback", "policy"};
+#define STACK_NSTREAMS 7
+static const char *const stack_streams[STACK_NSTREAMS] = {"market", "signal", "vote", "trade.intent", "execution", "feedback", "policy"};
 
 int stack_parts(redisContext *rc, const char *ns)
 {
@@ -209,7 +210,7 @@ long long stack_backlog(redisContext *rc, const char *ns, const char *stream)
 long stack_dead(redisContext *rc, const char *ns)
 {
     long dead = 0;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < STACK_NSTREAMS; i++) {
         char keys[STACK_MAXP][64], key[80];
         for (int k = 0, n = stack_keys(rc, ns, stack_streams[i], keys); k < n; k++) {
             snprintf(key, sizeof key, "%.64s:dlq", keys[k]);
@@ -258,11 +259,11 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
 {
     int stable = 0;
     long nbars = 0, intents = 0, results = 0;
-    long long backlog[6] = {0};
+    long long backlog[STACK_NSTREAMS] = {0};
     for (long long end = th_now_ms() + ms; th_now_ms() < end; th_sleep_ms(250)) {
         nbars = stack_count(s->rc, s->ns, "market", NULL, 1); /* a re-sent bar has its old id */
         int done = bars == 0 || nbars >= bars;
-        for (int i = 0; i < 6; i++) done &= (backlog[i] = stack_backlog(s->rc, s->ns, stack_streams[i])) == 0;
+        for (int i = 0; i < STACK_NSTREAMS; i++) done &= (backlog[i] = stack_backlog(s->rc, s->ns, stack_streams[i])) == 0;
         intents = stack_count(s->rc, s->ns, "trade.intent", "trade.intent", 1); /* a re-sent intent has its old id */
         results = stack_count(s->rc, s->ns, "execution", "trade.executed", 0) +
                   stack_count(s->rc, s->ns, "execution", "trade.failed", 0);
@@ -272,7 +273,7 @@ int stack_settle(qt_stack_t *s, long long bars, int ms)
     /* What was not settled, for the test's log (backlog: lag + pending of a stream's groups, -1 when Redis cannot tell the lag). */
     fprintf(stderr, "# settle timed out: %ld distinct bars of %lld, %ld distinct intents, %ld results; backlog", nbars, bars,
             intents, results);
-    for (int i = 0; i < 6; i++) fprintf(stderr, " %s=%lld", stack_streams[i], backlog[i]);
+    for (int i = 0; i < STACK_NSTREAMS; i++) fprintf(stderr, " %s=%lld", stack_streams[i], backlog[i]);
     fputc('\n', stderr);
     return -1;
 }
@@ -289,13 +290,8 @@ static void stack_scan1(redisContext *rc, const char *key, entry_fn fn, stack_bo
         size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
         for (size_t i = 0; i < n; i++) {
             const redisReply *f = r->element[i]->element[1];
-            const char *id = NULL, *type = NULL, *data = NULL;
-            for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                if (!strcmp(f->element[k]->str, "id")) id = f->element[k + 1]->str;
-                if (!strcmp(f->element[k]->str, "type")) type = f->element[k + 1]->str;
-                if (!strcmp(f->element[k]->str, "data")) data = f->element[k + 1]->str;
-            }
-            json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+            const char *id = th_entry_field(f, "id"), *type = th_entry_field(f, "type");
+            json_t *d = th_entry_payload(f);
             if (id && type && d) fn(b, id, type, d);
             json_decref(d);
         }

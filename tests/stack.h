@@ -74,7 +74,7 @@ long stack_count(redisContext *rc, const char *ns, const char *stream, const cha
 long long stack_backlog(redisContext *rc, const char *ns, const char *stream);
 /* Distinct event ids on a stream, of one type or of all (NULL) (*entries: all entries; may be NULL). */
 long stack_distinct_ids(redisContext *rc, const char *key, const char *type, long *entries);
-/* DLQ entries over the six streams. */
+/* DLQ entries over the seven streams. */
 long stack_dead(redisContext *rc, const char *ns);
 
 #define STACK_MAXI 4096

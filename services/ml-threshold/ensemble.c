@@ -45,6 +45,7 @@ typedef struct ens_pending {
 struct ensemble {
     svc_t *svc;
     learner_t *learner;
+    int old_group_asked; /* ens_drop_old_vote_group sent */
     mlm_t files[ENS_FILES];
     int nfiles, nexternal, n;
     char names[RSM_MAX_MODELS][64];
@@ -390,11 +391,37 @@ static bus_result_t ens_handle(void *ud, const bus_msg_t *m, char *err, size_t e
 
 /* ---------- timer: deadlines, cleanup ---------- */
 
+/* Votes came on the signal stream before contract v2; this group's old
+ * reader of it would only grow a lag nobody reads (issue #21, item 1). */
+static void ens_old_group_gone(void *ud, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        log_info("%s: the group that read model.vote there before it moved to the vote stream is removed", (char *)ud);
+    free(ud);
+}
+
+static void ens_drop_old_vote_group(bus_t *b)
+{
+    const qt_config_t *cfg = bus_cfg(b);
+    for (int k = 0; k < (int)cfg->partitions || k == 0; k++) {
+        char key[200];
+        proto_part_key(key, sizeof key, cfg->ns, QT_STREAM_SIGNAL, (int)cfg->partitions, k);
+        char *ud = strdup(key);
+        const char *argv[] = {"XGROUP", "DESTROY", key, bus_group(b)};
+        if (ud && bus_redis(b, ens_old_group_gone, ud, 4, argv, NULL) < 0) free(ud);
+    }
+}
+
 static void ens_tick(evutil_socket_t fd, short what, void *arg)
 {
     ensemble_t *e = arg;
     int64_t now = clock_mono_us();
+    char why[200];
     (void)fd, (void)what;
+    if (!e->old_group_asked && bus_ready(e->svc->bus, why, sizeof why)) {
+        e->old_group_asked = 1;
+        ens_drop_old_vote_group(e->svc->bus);
+    }
     for (int i = 0; i < ENS_PENDING; i++) {
         ens_pending_t *p = &e->pending[i];
         if (p->used && p->has_bar && !p->syncing && now >= p->deadline_us) ens_publish(e, p);
@@ -605,9 +632,8 @@ static int ens_setup(ensemble_t *e, svc_t *svc, char *err, size_t errlen)
     if (warmup_init(&e->warm, svc, MLM_WARMUP, "signal.generated", e->syms, sizeof e->syms[0], &e->nsyms, ens_bars) < 0)
         return snprintf(err, errlen, "out of memory"), -1;
     e->tick = event_new(svc->base, -1, EV_PERSIST, ens_tick, e);
-    static const char *const votes_only[] = {"model.vote", NULL}; /* the signals on that stream are not ours */
-    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, "market", ens_handle, e) < 0 ||
-        bus_subscribe_types(svc->bus, "signal", votes_only, ens_handle, e) < 0 ||
+    if (!e->tick || event_add(e->tick, &tv) < 0 || bus_subscribe(svc->bus, QT_STREAM_MARKET, ens_handle, e) < 0 ||
+        bus_subscribe(svc->bus, QT_STREAM_VOTE, ens_handle, e) < 0 ||
         bus_lease_parts(svc->bus) < 0 || /* replicas share the partitions, each symbol's state with it (lease.h) */
         httpd_route(svc->http, "GET", "/api/v1/ensemble", 0, ens_http_ensemble, e) < 0 ||
         httpd_route(svc->http, "POST", "/api/v1/ensemble/reload", HTTPD_AUTH, ens_http_reload, e) < 0)

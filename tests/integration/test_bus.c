@@ -157,13 +157,10 @@ static long scan_offsets(th_redis_t *r, const char *key, int *seen, long n)
         }
         for (size_t i = 0; i < rep->elements; i++) {
             redisReply *e = rep->element[i], *f = e->element[1];
-            for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                if (strcmp(f->element[k]->str, "data") != 0) continue;
-                json_t *d = json_loads(f->element[k + 1]->str, 0, NULL);
-                long off = (long)(json_integer_value(json_object_get(d, "open_time")) - 1700000000000LL);
-                if (off >= 0 && off < n) seen[off]++;
-                json_decref(d);
-            }
+            json_t *d = th_entry_payload(f);
+            long off = d ? (long)(json_integer_value(json_object_get(d, "open_time")) - 1700000000000LL) : -1;
+            if (off >= 0 && off < n) seen[off]++;
+            json_decref(d);
             total++;
             snprintf(from, sizeof from, "(%s", e->element[0]->str);
         }
@@ -269,13 +266,9 @@ static long echo_offsets(th_redis_t *r, const char *key, long skip, long *out, l
     redisReply *rep = cmd(r, "XRANGE %s - +", key);
     long n = 0;
     for (size_t i = (size_t)skip; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && n < max; i++) {
-        const redisReply *f = rep->element[i]->element[1];
-        for (size_t k = 0; k + 1 < f->elements; k += 2)
-            if (strcmp(f->element[k]->str, "data") == 0) {
-                json_t *d = json_loads(f->element[k + 1]->str, 0, NULL);
-                out[n++] = (long)(json_integer_value(json_object_get(d, "open_time")) - 1700000000000LL);
-                json_decref(d);
-            }
+        json_t *d = th_entry_payload(rep->element[i]->element[1]);
+        if (d) out[n++] = (long)(json_integer_value(json_object_get(d, "open_time")) - 1700000000000LL);
+        json_decref(d);
     }
     if (rep) freeReplyObject(rep);
     return n;
@@ -329,8 +322,9 @@ TEST(always_failing_entry_reaches_dlq_with_metadata_then_replays)
     CHECK(orig && dl && orig->elements == 1 && dl->elements == 1);
     if (orig && dl && orig->elements == 1 && dl->elements == 1) {
         const redisReply *of = orig->element[0]->element[1], *df = dl->element[0]->element[1];
-        const char *names[] = {"id", "type", "v", "ts", "source", "trace", "data"};
-        for (int i = 0; i < 7; i++) CHECK_STR(field(df, names[i]), field(of, names[i]));
+        for (size_t i = 0; i + 1 < of->elements; i += 2) /* every original field, the envelope and the payload's */
+            CHECK_STR(field(df, of->element[i]->str), of->element[i + 1]->str);
+        CHECK(of->elements > 12); /* a v2 entry: the envelope and a field per payload field */
         CHECK_STR(field(df, "origin_stream"), "t3:market");
         CHECK_STR(field(df, "origin_id"), orig->element[0]->element[0]->str);
         CHECK_STR(field(df, "group"), "worker");

@@ -74,14 +74,11 @@ static void run_digest(const char *ns, int port, char *buf, size_t len, int with
             size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
             for (size_t i = 0; i < n; i++) {
                 const redisReply *f = r->element[i]->element[1];
-                const char *type = "?", *id = "?", *data = "{}";
-                for (size_t k = 0; k + 1 < f->elements; k += 2) {
-                    if (!strcmp(f->element[k]->str, "type")) type = f->element[k + 1]->str;
-                    if (!strcmp(f->element[k]->str, "id")) id = f->element[k + 1]->str;
-                    if (!strcmp(f->element[k]->str, "data")) data = f->element[k + 1]->str;
-                }
+                const char *type = th_entry_field(f, "type"), *id = th_entry_field(f, "id"), *data = "{}";
+                if (!type) type = "?";
+                if (!id) id = "?";
                 if (!strcmp(type, "policy.config.updated")) id = "-"; /* an operator's change: its id is a ULID */
-                json_t *d = json_loads(data, 0, NULL);
+                json_t *d = th_entry_payload(f);
                 for (size_t w = 0; d && w < sizeof wall_keys / sizeof wall_keys[0]; w++) json_object_del(d, wall_keys[w]);
                 char *txt = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) : NULL;
                 char head[160];

@@ -14,6 +14,7 @@
  *    settled), nothing duplicated (one execution per intent, the ledger
  *    recomputes), every service ready again. Figures on stdout ("# e2e-..."). */
 #include "check.h"
+#include "kline.h"
 #include "mlmodel.h"
 #include "obs.h"
 #include "stack.h"
@@ -78,12 +79,9 @@ static json_t *all_of(const char *key, const char *type)
     redisReply *r = redisCommand(rc, "XRANGE %s - +", key);
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
-        const char *t = NULL, *data = NULL;
-        for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (!strcmp(f->element[k]->str, "type")) t = f->element[k + 1]->str;
-            if (!strcmp(f->element[k]->str, "data")) data = f->element[k + 1]->str;
-        }
-        if (t && data && !strcmp(t, type)) json_array_append_new(out, json_loads(data, 0, NULL));
+        const char *t = th_entry_field(f, "type");
+        json_t *d = t && !strcmp(t, type) ? th_entry_payload(f) : NULL;
+        if (d) json_array_append_new(out, d);
     }
     if (r) freeReplyObject(r);
     return out;
@@ -150,6 +148,56 @@ TEST(a_paced_primary_run_learns_from_every_trade_with_votes)
     }
     CHECK(moved > 0); /* the weights move */
     json_decref(d);
+    CHECK_EQ(stack_stop(&s), 0);
+}
+
+/* Issue #21, item 2: readers accept v1. A namespace written before the
+ * upgrade, its bars as legacy v1 entries (the payload in one data field),
+ * goes through every consumer of the market stream (ml-threshold,
+ * rl-decision, policy-store and the engine, fed by the stream), and what
+ * follows it trades: every intent settles, the ledger recomputes, nothing
+ * is dead-lettered; what the services write is v2. */
+TEST(a_namespace_of_v1_bars_trades_through_the_whole_stack)
+{
+    char path[2][300], data[512];
+    const char *sym[2] = {"BTCUSDT", "ETHUSDT"};
+    qt_stack_t s;
+    static stack_book_t bk;
+    kline_t *k[2];
+    long n[2], bad;
+    for (int i = 0; i < 2; i++) {
+        char fb[300], err[300];
+        snprintf(path[i], sizeof path[i], "%s/%s-v1.csv", dir, sym[i]);
+        stack_write_csv(path[i], 300, i ? -0.0002 : 0.0003, 1.3 * i);
+        k[i] = kline_load_csv(path[i], &n[i], &bad, fb, sizeof fb, err, sizeof err);
+        CHECK(k[i] != NULL && n[i] == 300);
+    }
+    start(&s, "u1", "none", "1", "PRIMARY", "0.3", 1);
+    for (long b = 0; b < 300; b++)
+        for (int i = 0; i < 2; i++) {
+            const kline_t *x = &k[i][b];
+            snprintf(data, sizeof data,
+                     "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"close_time\":%lld,\"open\":%.10g,"
+                     "\"high\":%.10g,\"low\":%.10g,\"close\":%.10g,\"volume\":%.10g,\"closed\":true,\"event_time\":%lld}",
+                     sym[i], (long long)x->open_time, (long long)x->close_time, x->open, x->high, x->low, x->close, x->volume,
+                     (long long)x->close_time);
+            CHECK_EQ(th_xadd_event(rc, "u1:market", "market.data.update", data, NULL), 0);
+        }
+    free(k[0]), free(k[1]);
+    CHECK_EQ(stack_settle(&s, 600, 120000), 0);
+    stack_read_book(rc, "u1", &bk);
+    printf("# e2e-v1-namespace: 600 v1 bars -> intents=%d closes=%d\n", bk.nintent, bk.closes);
+    CHECK(bk.nintent >= 2); /* it traded */
+    CHECK_EQ(bk.dup_intents, 0);
+    check_book(&s, &bk);
+    CHECK_EQ(stack_dead(rc, "u1"), 0);
+    redisReply *r = redisCommand(rc, "XRANGE u1:signal - + COUNT 1");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    if (r && r->elements == 1) {
+        CHECK_STR(th_entry_field(r->element[0]->element[1], "v"), "2");
+        CHECK(th_entry_field(r->element[0]->element[1], "data") == NULL);
+    }
+    if (r) freeReplyObject(r);
     CHECK_EQ(stack_stop(&s), 0);
 }
 

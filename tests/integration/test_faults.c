@@ -125,7 +125,30 @@ static void raw(const char *ns, const char *stream, const char *id, const char *
     if (r) freeReplyObject(r);
 }
 
-/* DLQ entries of ns:stream whose origin_id is sid, and whether each has an error. */
+/* The same as a v2 entry: fields is "name=value" pairs separated by spaces. */
+static void raw_flat(const char *ns, const char *stream, const char *id, const char *type, const char *fields,
+                     char *idbuf, size_t len)
+{
+    char key[64], *copy = strdup(fields), *save = NULL;
+    const char *argv[64] = {"XADD", key, "*", "id", id, "type", type, "v", "2", "ts", "1764547200000", "source",
+                            "test/garbage", "trace", "t"};
+    int n = 15;
+    snprintf(key, sizeof key, "%s:%s", ns, stream);
+    for (char *p = strtok_r(copy, " ", &save); p && n < 62; p = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(p, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        argv[n++] = p, argv[n++] = eq + 1;
+    }
+    redisReply *r = redisCommandArgv(rc, n, argv, NULL);
+    snprintf(idbuf, len, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+    free(copy);
+}
+
+/* DLQ entries of ns:stream whose origin_id is sid, and whether each has an
+ * error (the last one's in dead_error). */
+static char dead_error[1024];
 static int dead_for(const char *ns, const char *stream, const char *sid, int *with_error)
 {
     char key[64];
@@ -139,7 +162,7 @@ static int dead_for(const char *ns, const char *stream, const char *sid, int *wi
             if (!strcmp(f->element[k]->str, "origin_id")) origin = f->element[k + 1]->str;
             if (!strcmp(f->element[k]->str, "error")) error = f->element[k + 1]->str;
         }
-        if (origin && !strcmp(origin, sid)) n++, *with_error &= error && *error;
+        if (origin && !strcmp(origin, sid)) n++, *with_error &= error && *error, snprintf(dead_error, sizeof dead_error, "%s", error ? error : "");
     }
     if (r) freeReplyObject(r);
     return n;
@@ -147,7 +170,8 @@ static int dead_for(const char *ns, const char *stream, const char *sid, int *wi
 
 TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
 {
-    static const char *streams[] = {"market", "signal", "trade.intent", "execution", "feedback", "policy"};
+    static const char *streams[] = {"market", "signal", "vote", "trade.intent", "execution", "feedback", "policy"};
+    enum { NSTREAMS = sizeof streams / sizeof streams[0] };
     static char huge[300000];
     qt_stack_t s = {.extra = {NULL}};
     start(&s, &R, rc, "gb", "none", "1", "SHADOW", NULL); /* no feed: the market stream is ours */
@@ -159,25 +183,39 @@ TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
         {"market.data.update", "1", huge, "a 300 KB field"},
         {"no.such.type", "1", "{}", "an unknown type"},
         {"market.data.update", "99", "{}", "a version nobody reads"},
+        /* contract v2: the payload's fields as fields ("name=value" pairs) */
+        {"market.data.update", "2", "symbol=BTCUSDT interval=1m open_time=1 open=1 high=1 low=1 close=abc volume=1 closed=true event_time=2",
+         "a flat bar whose close is not a number"},
+        {"market.data.update", "2", "symbol=BTCUSDT interval=1m open_time=1 open=1 high=1 low=1 close=1 volume=1 closed=true event_time=2 surprise=1",
+         "a flat bar with a field its schema lacks"},
+        {"market.data.update", "2", "data={\"symbol\":\"BTCUSDT\"}", "a v1 payload under v 2"},
     };
-    char sid[6][5][64];
-    for (int i = 0; i < 6; i++)
-        for (int k = 0; k < 5; k++) {
+    enum { NBAD = sizeof bad / sizeof bad[0] };
+    char sid[NSTREAMS][NBAD][64];
+    for (int i = 0; i < NSTREAMS; i++)
+        for (int k = 0; k < NBAD; k++) {
             char id[32];
             snprintf(id, sizeof id, "garbage-%d-%d", i, k);
-            raw("gb", streams[i], id, bad[k].type, bad[k].v, bad[k].data, sid[i][k], sizeof sid[i][k]);
+            if (strcmp(bad[k].v, "2") == 0) raw_flat("gb", streams[i], id, bad[k].type, bad[k].data, sid[i][k], sizeof sid[i][k]);
+            else raw("gb", streams[i], id, bad[k].type, bad[k].v, bad[k].data, sid[i][k], sizeof sid[i][k]);
         }
     CHECK_EQ(stack_settle(&s, 0, 30000), 0); /* every group handled every entry: none pending */
     long total = 0;
-    for (int i = 0; i < 6; i++)
-        for (int k = 0; k < 5; k++) {
+    for (int i = 0; i < NSTREAMS; i++)
+        for (int k = 0; k < NBAD; k++) {
             int with_error = 1, n = dead_for("gb", streams[i], sid[i][k], &with_error);
             if (n < 1) CHECK_FAIL_AT("%s on %s is not in %s:dlq", bad[k].what, streams[i], streams[i]);
             CHECK(with_error); /* each copy says why */
+            static const char *const named[NBAD] = {[5] = "data.close: 'abc' is not a number",
+                                                    [6] = "data.surprise: not a field of market.data.update",
+                                                    [7] = "data.data: not a field of market.data.update"};
+            if (named[k] && !strstr(dead_error, named[k]))
+                CHECK_FAIL_AT("%s on %s: '%s' lacks '%s'", bad[k].what, streams[i], dead_error, named[k]);
             total += n;
         }
     for (int i = 0; i < STACK_NSVC; i++) CHECK_EQ(th_wait_http(s.port[i], "/ready", 200, 5000), 0);
-    printf("# faults-garbage: 30 bad entries in 6 streams -> %ld DLQ entries (one per consuming group), all services ready\n", total);
+    printf("# faults-garbage: %d bad entries in %d streams -> %ld DLQ entries (one per consuming group), all services ready\n",
+           NSTREAMS * NBAD, NSTREAMS, total);
 
     /* The operator fixes the bar with the wrong types and replays it with qtctl;
      * the symbol's bars before it fill rl-decision's windows (OBS_WARMUP) so
@@ -224,9 +262,8 @@ TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
         r = redisCommand(rc, "XRANGE gb:signal - +");
         for (size_t i = 0; r && i < r->elements; i++) {
             const redisReply *f = r->element[i]->element[1];
-            for (size_t k = 0; k + 1 < f->elements; k += 2)
-                signalled |= !strcmp(f->element[k]->str, "data") && strstr(f->element[k + 1]->str, "\"open_time\":1714521600000") &&
-                             strstr(f->element[k + 1]->str, "BTCUSDT");
+            const char *ot = th_entry_field(f, "open_time"), *sym = th_entry_field(f, "symbol");
+            signalled |= ot && sym && !strcmp(ot, "1714521600000") && !strcmp(sym, "BTCUSDT");
         }
         if (r) freeReplyObject(r);
     }
@@ -238,6 +275,29 @@ TEST(garbage_in_every_stream_lands_in_its_dlq_with_a_reason)
     for (int i = 0; i < STACK_NSVC; i++) CHECK_EQ(th_wait_http(s.port[i], "/ready", 200, 5000), 0);
     printf("# faults-dlq-replay: the bar with wrong types fixed with qtctl dlq replay --set: 1 replayed, %d copies removed, "
            "signalled by rl-decision, not dead-lettered again\n", copies - 1);
+
+    /* A v2 dead letter is mended field by field: the flat bar whose close
+     * was not a number, with --set close=1. */
+    int copies2 = dead_for("gb", "market", sid[0][5], &with_error);
+    CHECK(copies2 >= 1);
+    r = redisCommand(rc, "XRANGE gb:market:dlq - +");
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const char *origin = th_entry_field(r->element[i]->element[1], "origin_id");
+        if (origin && !strcmp(origin, sid[0][5])) snprintf(dlq_id, sizeof dlq_id, "%s", r->element[i]->element[0]->str);
+    }
+    if (r) freeReplyObject(r);
+    snprintf(cmd, sizeof cmd, "REDIS_URL=%s QT_NAMESPACE=gb %s dlq replay market --id %s --set close=1 2>&1", R.url,
+             th_bin("bin/qtctl", qt, sizeof qt), dlq_id);
+    p = popen(cmd, "r");
+    n = p ? fread(reply, 1, sizeof reply - 1, p) : 0;
+    reply[n] = '\0';
+    CHECK_EQ(p ? pclose(p) : -1, 0);
+    CHECK_CONTAINS(reply, "replayed 1 entries of gb:market:dlq");
+    CHECK_EQ(dead_for("gb", "market", sid[0][5], &with_error), 0);
+    CHECK_EQ(stack_settle(&s, 0, 30000), 0);
+    r = redisCommand(rc, "XLEN gb:market:dlq");
+    CHECK_EQ(r ? r->integer : -1, left - copies2); /* the mended flat bar is not dead-lettered again */
+    if (r) freeReplyObject(r);
     CHECK_EQ(stack_stop(&s), 0);
 }
 

@@ -22,20 +22,24 @@ static redisContext *rc;
 /* Bars of a symbol given no signal: the members' windows are not yet full. */
 #define W (MLM_WARMUP - 1)
 
-static void bars(const char *ns, const char *sym, int from, int n)
+/* Bars from..from+n-1 of a symbol, bar i opening at base + i minutes, as
+ * v2 entries (flat) or legacy v1 ones. */
+static void bars_at(const char *ns, const char *sym, long long base, int from, int n, int flat)
 {
     char key[64], data[512];
     snprintf(key, sizeof key, "%s:market", ns);
     for (int i = from; i < from + n; i++) {
         double o = 100 * (1 + 0.01 * sin(i * 0.05)), c = 100 * (1 + 0.01 * sin((i + 1) * 0.05));
-        long long ot = 1704067200000LL + i * 60000LL;
+        long long ot = base + i * 60000LL;
         snprintf(data, sizeof data,
                  "{\"symbol\":\"%s\",\"interval\":\"1m\",\"open_time\":%lld,\"open\":%.6f,\"high\":%.6f,\"low\":%.6f,"
                  "\"close\":%.6f,\"volume\":1,\"closed\":true,\"event_time\":%lld}",
                  sym, ot, o, fmax(o, c) * 1.0005, fmin(o, c) * 0.9995, c, ot + 59999);
-        th_xadd_event(rc, key, "market.data.update", data, NULL);
+        (flat ? th_xadd_flat : th_xadd_event)(rc, key, "market.data.update", data, NULL);
     }
 }
+
+static void bars(const char *ns, const char *sym, int from, int n) { bars_at(ns, sym, 1704067200000LL, from, n, 0); }
 
 /* A closed trade as the trading-engine publishes it: position.closed, then
  * the outcome of the same close (same trace). */
@@ -205,12 +209,12 @@ TEST(external_votes_join_inside_the_window_and_late_ones_are_counted)
     pid_t p = start("v1", env, &port);
     bars("v1", "ETHUSDT", 0, 61);
     CHECK_EQ(th_wait_xlen(rc, "v1:signal", 61 - W, 15000), 0); /* no votes: each published after its window */
-    th_xadd_event(rc, "v1:signal", "model.vote",
+    th_xadd_event(rc, "v1:vote", "model.vote",
                   "{\"symbol\":\"ETHUSDT\",\"open_time\":1704070860000,\"model\":\"py-lstm\",\"action\":\"SHORT\",\"confidence\":0.9}", NULL);
     th_sleep_ms(200);
     long long t0 = th_now_ms();
     bars("v1", "ETHUSDT", 61, 1); /* its vote came first: published at once */
-    CHECK_EQ(th_wait_xlen(rc, "v1:signal", 63 - W, 5000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "v1:signal", 62 - W, 5000), 0); /* the vote is on v1:vote */
     CHECK(th_now_ms() - t0 < 400);
     json_t *s = th_event_data(rc, "v1:signal", "signal.generated", -1);
     CHECK_EQ(json_integer_value(json_object_get(s, "open_time")), 1704070860000LL);
@@ -218,14 +222,123 @@ TEST(external_votes_join_inside_the_window_and_late_ones_are_counted)
     CHECK_STR(json_string_value(json_object_get(v, "action")), "SHORT");
     CHECK_EQ(json_object_size(json_object_get(s, "model_votes")), 5);
     json_decref(s);
-    th_xadd_event(rc, "v1:signal", "model.vote", /* bar 0 was withheld long ago */
+    th_xadd_event(rc, "v1:vote", "model.vote", /* bar 0 was withheld long ago */
                   "{\"symbol\":\"ETHUSDT\",\"open_time\":1704067200000,\"model\":\"py-lstm\",\"action\":\"LONG\",\"confidence\":0.6}", NULL);
-    th_xadd_event(rc, "v1:signal", "model.vote",
+    th_xadd_event(rc, "v1:vote", "model.vote",
                   "{\"symbol\":\"ETHUSDT\",\"open_time\":1704067200000,\"model\":\"who-knows\",\"action\":\"LONG\",\"confidence\":0.6}", NULL);
     CHECK(wait_body(port, "/metrics", "qt_ml_votes_total{result=\"unknown_model\"} 1", 5000)); /* the later of the two */
     CHECK_CONTAINS(out, "qt_ml_votes_total{result=\"late\"} 1");
     CHECK_CONTAINS(out, "qt_ml_votes_total{result=\"counted\"} 1");
     CHECK_EQ(th_count_type(rc, "v1:signal", "signal.generated"), 62 - W);
+    CHECK_EQ(th_stop(p, 10000), 0);
+}
+
+/* The block of docs/events.md's "Publishing from another language" that
+ * starts with `opening`, up to its closing fence, malloc'd; NULL if none. */
+static char *doc_block(const char *opening)
+{
+    char *doc = th_slurp("docs/events.md", NULL), *sec = doc ? strstr(doc, "## Publishing from another language") : NULL;
+    char *at = sec ? strstr(sec, opening) : NULL, *end = at ? strstr(at + strlen(opening), "```") : NULL;
+    char *out = end ? strndup(at + strlen(opening), (size_t)(end - at - strlen(opening))) : NULL;
+    free(doc);
+    return out;
+}
+
+/* Every occurrence of from in *s replaced by to (*s is reallocated). */
+static void replace_all(char **s, const char *from, const char *to)
+{
+    for (char *p = strstr(*s, from); p; p = strstr(*s, from)) {
+        size_t at = (size_t)(p - *s), n = strlen(*s) - strlen(from) + strlen(to) + 1;
+        char *t = malloc(n);
+        snprintf(t, n, "%.*s%s%s", (int)at, *s, to, p + strlen(from));
+        free(*s);
+        *s = t;
+        if (!strcmp(from, to)) return;
+    }
+}
+
+/* Issue #21, item 4: the v2 vote of docs/events.md, sent with redis-cli
+ * exactly as written there (on this test's port and namespace), and its
+ * Python member, run as written, both join the ensemble's signal. */
+TEST(the_documented_redis_cli_vote_and_python_member_join_the_signal)
+{
+    int port = 0;
+    char cmd[4096], p_s[16];
+    const char *env[] = {"QT_ML_EXTERNAL_MODELS=py-lstm", "QT_VOTE_WINDOW_MS=3000", NULL};
+    long long base = 1714521600000LL - W * 60000LL; /* bar W, the first voted on, opens at the documented time */
+    snprintf(p_s, sizeof p_s, "%d", R.port);
+    redisReply *g = redisCommand(rc, "XGROUP CREATE dv:signal ml-threshold $ MKSTREAM"); /* where votes were read before v2 */
+    if (g) freeReplyObject(g);
+    pid_t p = start("dv", env, &port);
+    char *sh = doc_block("```sh\nredis-cli XADD qt:vote");
+    CHECK(sh != NULL);
+    if (!sh) return;
+    snprintf(cmd, sizeof cmd, "redis-cli -p %s XADD dv:vote%s >/dev/null", p_s, sh);
+    free(sh);
+    CHECK_EQ(system(cmd), 0);
+    bars_at("dv", "BTCUSDT", base, 0, W + 1, 1);
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && th_count_type(rc, "dv:signal", "signal.generated") < 1;)
+        th_sleep_ms(50);
+    json_t *s = th_event_data(rc, "dv:signal", "signal.generated", 0);
+    json_t *v = json_object_get(json_object_get(s, "model_votes"), "py-lstm");
+    CHECK_EQ(json_integer_value(json_object_get(s, "open_time")), 1714521600000LL);
+    CHECK_STR(json_string_value(json_object_get(v, "action")), "LONG");
+    CHECK(fabs(json_number_value(json_object_get(v, "confidence")) - 0.71) < 1e-12);
+    json_decref(s);
+    CHECK(wait_body(port, "/metrics", "qt_ml_votes_total{result=\"counted\"} 1", 5000));
+    g = redisCommand(rc, "XINFO GROUPS dv:signal"); /* its old group there is gone: no lag nobody reads */
+    CHECK(g && g->type == REDIS_REPLY_ARRAY && g->elements == 0);
+    if (g) freeReplyObject(g);
+    CHECK_EQ(th_stop(p, 10000), 0);
+
+    /* the Python member, reading the bars in its own group */
+    if (system("/usr/bin/python3 -c 'import redis' 2>/dev/null") != 0) { /* Debian's python3 and python3-redis */
+        if (getenv("QT_REQUIRE_TEST_TOOLS")) CHECK_FAIL_AT("python3-redis is missing (sh deploy/install-deps.sh --test-tools)");
+        else printf("# python3-redis is missing: the Python member is not run\n");
+        return;
+    }
+    char *py = doc_block("```python\n"), pyfile[300], conn[64];
+    CHECK(py != NULL);
+    if (!py) return;
+    snprintf(conn, sizeof conn, "redis.Redis(port=%s, decode_responses=True)", p_s);
+    replace_all(&py, "redis.Redis(decode_responses=True)", conn);
+    replace_all(&py, "\"qt:", "\"dp:");
+    snprintf(pyfile, sizeof pyfile, "%s/member.py", dir);
+    FILE *f = fopen(pyfile, "w");
+    fputs(py, f);
+    fclose(f);
+    free(py);
+    p = start("dp", env, &port);
+    pid_t member = fork();
+    if (member == 0) {
+        execlp("timeout", "timeout", "60", "/usr/bin/python3", pyfile, (char *)NULL);
+        _exit(127);
+    }
+    int made = 0;
+    for (long long end = th_now_ms() + 10000; th_now_ms() < end && !made; th_sleep_ms(50)) { /* its group is made */
+        g = redisCommand(rc, "XINFO GROUPS dp:market");
+        for (size_t i = 0; g && g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
+            const char *name = th_entry_field(g->element[i], "name");
+            made |= name && !strcmp(name, "py-lstm");
+        }
+        if (g) freeReplyObject(g);
+    }
+    CHECK(made);
+    bars_at("dp", "BTCUSDT", base, 0, W + 3, 1);
+    for (long long end = th_now_ms() + 15000; th_now_ms() < end && th_count_type(rc, "dp:signal", "signal.generated") < 3;)
+        th_sleep_ms(50);
+    CHECK_EQ(th_count_type(rc, "dp:signal", "signal.generated"), 3);
+    for (int i = 0; i < 3; i++) {
+        s = th_event_data(rc, "dp:signal", "signal.generated", i);
+        v = json_object_get(json_object_get(s, "model_votes"), "py-lstm");
+        double o = 100 * (1 + 0.01 * sin((W + i) * 0.05)), c = 100 * (1 + 0.01 * sin((W + i + 1) * 0.05));
+        CHECK_STR(json_string_value(json_object_get(v, "action")), c > o ? "LONG" : "SHORT");
+        CHECK(fabs(json_number_value(json_object_get(v, "confidence")) - 0.6) < 1e-12);
+        json_decref(s);
+    }
+    CHECK(wait_body(port, "/metrics", "qt_ml_votes_total{result=\"counted\"} 3", 5000));
+    kill(member, SIGTERM);
+    th_wait(member, 5000, NULL);
     CHECK_EQ(th_stop(p, 10000), 0);
 }
 
@@ -240,7 +353,7 @@ TEST(a_bar_waiting_for_votes_survives_a_sigkill)
     th_wait(p, 5000, NULL);
     CHECK_EQ(th_count_type(rc, "k1:signal", "signal.generated"), 0);
     p = start("k1", env, &port);
-    th_xadd_event(rc, "k1:signal", "model.vote",
+    th_xadd_event(rc, "k1:vote", "model.vote",
                   "{\"symbol\":\"SOLUSDT\",\"open_time\":1704070740000,\"model\":\"py-lstm\",\"action\":\"LONG\",\"confidence\":0.8}", NULL);
     for (long long end = th_now_ms() + 5000; th_now_ms() < end && th_count_type(rc, "k1:signal", "signal.generated") < 1;) th_sleep_ms(50);
     json_t *s = th_event_data(rc, "k1:signal", "signal.generated", 0);

@@ -52,7 +52,7 @@ static void results(const char *ns, long *n, long *dups, long *executed)
     json_t *seen = json_object();
     for (size_t i = 0; r && i < r->elements; i++) {
         const redisReply *f = r->element[i]->element[1];
-        json_t *d = json_loads(f->element[13]->str, 0, NULL);
+        json_t *d = th_entry_payload(f);
         const char *iid = json_string_value(json_object_get(d, "intent_id"));
         if (json_object_get(seen, iid)) (*dups)++;
         json_object_set_new(seen, iid, json_true());
@@ -72,7 +72,7 @@ static json_t *result_of(const char *ns, const char *iid)
         redisReply *r = redisCommand(rc, "XRANGE %s - +", k);
         for (size_t i = 0; r && i < r->elements; i++) {
             const redisReply *f = r->element[i]->element[1];
-            json_t *d = json_loads(f->element[13]->str, 0, NULL);
+            json_t *d = th_entry_payload(f);
             if (strcmp(json_string_value(json_object_get(d, "intent_id")), iid) == 0) {
                 json_object_set_new(d, "_type", json_string(f->element[3]->str));
                 freeReplyObject(r);
@@ -491,7 +491,7 @@ TEST(replicas_share_the_partitions_by_lease_and_take_over_a_killed_ones)
         redisReply *r = redisCommand(rc, "XRANGE %s - +", k);
         for (size_t i = 0; r && i < r->elements; i++) {
             const redisReply *f = r->element[i]->element[1];
-            json_t *d = json_loads(f->element[13]->str, 0, NULL);
+            json_t *d = th_entry_payload(f);
             const char *iid = json_string_value(json_object_get(d, "intent_id"));
             int num = iid && strncmp(iid, "r-", 2) == 0 ? atoi(iid + 2) : -1;
             if (num >= 0 && num < n) {
@@ -573,7 +573,7 @@ TEST(a_stalled_replica_loses_its_partitions_when_its_lease_expires)
     for (int q = 0; q < 4; q++) {
         redisReply *r = redisCommand(rc, "XRANGE ea:execution:p%d - +", q);
         for (size_t i = 0; r && i < r->elements; i++) {
-            json_t *dd = json_loads(r->element[i]->element[1]->element[13]->str, 0, NULL);
+            json_t *dd = th_entry_payload(r->element[i]->element[1]);
             const char *iid = json_string_value(json_object_get(dd, "intent_id"));
             if (iid && json_object_get(seen, iid)) dups++;
             if (iid) json_object_set_new(seen, iid, json_true());

@@ -326,6 +326,30 @@ TEST(flat_publishes_no_intent_unless_flat_closes)
     stop(p);
 }
 
+/* Issue #21, item 1: votes moved to the vote stream; one still sent to the
+ * signal stream is dead-lettered with where it belongs, and the signals
+ * around it are handled. */
+TEST(a_vote_on_the_signal_stream_is_dead_lettered_with_where_it_goes)
+{
+    int port;
+    const char *env[] = {"QT_FEED=none", NULL};
+    set_config("mv", "rl_v3.live.mode", "\"PRIMARY\"");
+    pid_t p = start("mv", env, &port);
+    th_xadd_event(rc, "mv:signal", "model.vote",
+                  "{\"symbol\":\"BTCUSDT\",\"open_time\":1704067200000,\"model\":\"py-lstm\",\"action\":\"LONG\",\"confidence\":0.7}",
+                  NULL);
+    bar("mv", "BTCUSDT", 1, 100, 101, 99, 100);
+    rl("mv", "BTCUSDT", 1, "LONG_SMALL", 0.8);
+    CHECK_EQ(wait_count("mv", "trade.intent", "trade.intent", 1, 5000), 0);
+    CHECK_EQ(th_wait_xlen(rc, "mv:signal:dlq", 1, 5000), 0);
+    redisReply *r = redisCommand(rc, "XRANGE mv:signal:dlq - +");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    if (r && r->elements == 1)
+        CHECK_CONTAINS(th_entry_field(r->element[0]->element[1], "error"), "model.vote belongs on the vote stream (mv:vote)");
+    if (r) freeReplyObject(r);
+    stop(p);
+}
+
 TEST(positions_pnl_feedback_and_stop_loss)
 {
     int port;
@@ -397,8 +421,10 @@ TEST(positions_pnl_feedback_and_stop_loss)
     /* the same execution event again changes nothing */
     redisReply *dup = redisCommand(rc, "XRANGE f1:execution - +");
     const redisReply *ff = dup->element[1]->element[1];
-    freeReplyObject(redisCommand(rc, "XADD f1:execution * id %s type %s v 1 ts 1764547200000 source t trace t data %s",
-                                 ff->element[1]->str, ff->element[3]->str, ff->element[13]->str));
+    const char *argv[3 + 64] = {"XADD", "f1:execution", "*"};
+    size_t na = 3;
+    for (size_t k = 0; k < ff->elements && na < 3 + 64; k++) argv[na++] = ff->element[k]->str; /* every field as it was */
+    freeReplyObject(redisCommandArgv(rc, (int)na, argv, NULL));
     freeReplyObject(dup);
     th_sleep_ms(300);
     CHECK_EQ(count("f1", "feedback", "position.closed"), 1);
@@ -693,7 +719,7 @@ TEST(sigkill_and_restart_mid_replay_keeps_state_no_duplicates)
     int decisions = 0, dups = 0;
     for (size_t i = 0; i < all->elements; i++) {
         const redisReply *fi = all->element[i]->element[1];
-        json_t *d = json_loads(fi->element[13]->str, 0, NULL);
+        json_t *d = th_entry_payload(fi);
         decisions += strcmp(jstr(d, "mode"), "RISK") != 0;
         if (strcmp(jstr(d, "mode"), "RISK") == 0) CHECK_STR(jstr(d, "symbol"), "BTCUSDT");
         json_decref(d);

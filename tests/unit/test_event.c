@@ -198,12 +198,193 @@ TEST(unknown_type_and_version)
     json_decref(d);
 }
 
-static event_numbuf_t nb;
-
+/* ev's envelope and data as a legacy v1 entry (7 fields into f). */
+static char v1_ts[24];
 static size_t fields_of(const event_t *ev, const char *data, event_field_t *f)
 {
-    event_to_fields(ev, data, f, &nb);
-    return EVENT_ENVELOPE_FIELDS;
+    snprintf(v1_ts, sizeof v1_ts, "%lld", (long long)ev->ts);
+    const char *names[] = {"id", "type", "v", "ts", "source", "trace", "data"};
+    const char *vals[] = {ev->id, ev->type, "1", v1_ts, ev->source, ev->trace, data};
+    for (int i = 0; i < 7; i++) f[i] = (event_field_t){names[i], strlen(names[i]), vals[i], strlen(vals[i])};
+    return 7;
+}
+
+/* The v2 entry of type t's good sample: its fields in enc (event_enc_free). */
+static void v2_of(const char *t, event_enc_t *enc)
+{
+    char err[256];
+    event_t ev;
+    json_t *d = NULL;
+    for (size_t i = 0; i < NSAMPLES; i++)
+        if (strcmp(samples[i].type, t) == 0) d = sample_json(&samples[i]);
+    memset(enc, 0, sizeof *enc);
+    if (event_make(&ev, t, d, NULL, NULL, err, sizeof err) < 0 || event_encode(&ev, enc, err, sizeof err) < 0)
+        CHECK_FAIL_AT("%s: %s", t, err);
+    /* the fields point into ev's id and the like too: copy them into enc's text */
+    event_enc_t own;
+    memset(&own, 0, sizeof own);
+    for (size_t i = 0; i < enc->n; i++) own.len += enc->f[i].name_len + enc->f[i].val_len + 2;
+    own.text = malloc(own.len);
+    char *p = own.text;
+    for (size_t i = 0; i < enc->n; i++) {
+        memcpy(p, enc->f[i].name, enc->f[i].name_len), p[enc->f[i].name_len] = 0;
+        own.f[i].name = p, own.f[i].name_len = enc->f[i].name_len, p += enc->f[i].name_len + 1;
+        memcpy(p, enc->f[i].val, enc->f[i].val_len), p[enc->f[i].val_len] = 0;
+        own.f[i].val = p, own.f[i].val_len = enc->f[i].val_len, p += enc->f[i].val_len + 1;
+    }
+    own.n = enc->n;
+    event_enc_free(enc);
+    event_clear(&ev);
+    *enc = own;
+}
+
+/* The value of field name of a v2 entry (for the checks below), or NULL. */
+static const event_field_t *v2_field(event_enc_t *enc, const char *name)
+{
+    for (size_t i = 0; i < enc->n; i++)
+        if (enc->f[i].name_len == strlen(name) && memcmp(enc->f[i].name, name, enc->f[i].name_len) == 0)
+            return &enc->f[i];
+    return NULL;
+}
+
+/* Decode type t's v2 sample with field name's value set to val (NULL: the
+ * field left out; a name not in the entry is added); expect why. */
+static void v2_bad(const char *t, const char *name, const char *val, const char *why)
+{
+    char err[300] = "";
+    event_enc_t enc;
+    event_t back;
+    v2_of(t, &enc);
+    event_field_t *f = (event_field_t *)v2_field(&enc, name);
+    if (!f) f = &enc.f[enc.n++], f->name = name, f->name_len = strlen(name);
+    if (val) f->val = val, f->val_len = strlen(val);
+    else *f = enc.f[--enc.n];
+    if (event_decode(&back, enc.f, enc.n, err, sizeof err) == 0) {
+        CHECK_FAIL_AT("%s %s=%s accepted", t, name, val ? val : "(none)");
+        event_clear(&back);
+    } else if (!strstr(err, why)) CHECK_FAIL_AT("%s %s=%s: '%s' lacks '%s'", t, name, val ? val : "(none)", err, why);
+    free(enc.text);
+}
+
+/* Contract v2: every payload field is a stream field; every type's good
+ * sample goes through it and back exactly, and reads the same as its v1. */
+TEST(v2_every_type_round_trips_flat_and_equals_its_v1)
+{
+    char err[256];
+    for (size_t i = 0; i < NSAMPLES; i++) {
+        event_enc_t enc, again;
+        event_t back, old;
+        event_field_t f[8];
+        v2_of(samples[i].type, &enc);
+        CHECK_STR(v2_field(&enc, "v")->val, "2");
+        CHECK(v2_field(&enc, "data") == NULL);
+        if (event_decode(&back, enc.f, enc.n, err, sizeof err) != 0) {
+            CHECK_FAIL_AT("%s: %s", samples[i].type, err);
+            free(enc.text);
+            continue;
+        }
+        CHECK_EQ(back.v, EVENT_V_FLAT);
+        memset(&again, 0, sizeof again);
+        CHECK_EQ(event_encode(&back, &again, err, sizeof err), 0);
+        CHECK_EQ(again.n, enc.n);
+        for (size_t k = 0; k < enc.n && k < again.n; k++) { /* the same fields, in the same order, the same text */
+            CHECK_EQ(again.f[k].name_len, enc.f[k].name_len);
+            CHECK(memcmp(again.f[k].name, enc.f[k].name, enc.f[k].name_len) == 0);
+            if (again.f[k].val_len != enc.f[k].val_len || memcmp(again.f[k].val, enc.f[k].val, enc.f[k].val_len))
+                CHECK_FAIL_AT("%s.%.*s: '%.*s' became '%.*s'", samples[i].type, (int)enc.f[k].name_len, enc.f[k].name,
+                              (int)enc.f[k].val_len, enc.f[k].val, (int)again.f[k].val_len, again.f[k].val);
+        }
+        char *want = event_data_json(&back);
+        size_t n = fields_of(&back, want, f);
+        CHECK_EQ(event_decode(&old, f, n, err, sizeof err), 0);
+        char *got = event_data_json(&old);
+        CHECK_STR(got, want);
+        json_t *shown = event_payload_json(enc.f, enc.n);
+        char *s = json_dumps(shown, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        CHECK_STR(s, want); /* what qtctl tail shows */
+        free(s), json_decref(shown), free(got), free(want);
+        event_clear(&old), event_clear(&back), event_enc_free(&again), free(enc.text);
+    }
+}
+
+/* Scalars are bare text: a bar reads in redis-cli as `close 100.7`. */
+TEST(v2_writes_scalars_bare_and_nested_as_compact_json)
+{
+    event_enc_t enc;
+    v2_of("market.data.update", &enc);
+    CHECK_STR(v2_field(&enc, "symbol")->val, "BTCUSDT");
+    CHECK_STR(v2_field(&enc, "close")->val, "100.7");
+    CHECK_STR(v2_field(&enc, "high")->val, "101");
+    CHECK_STR(v2_field(&enc, "open_time")->val, "1700000000000");
+    CHECK_STR(v2_field(&enc, "closed")->val, "true");
+    free(enc.text);
+    v2_of("rl.signal.generated", &enc);
+    CHECK_STR(v2_field(&enc, "probs")->val, "[0.1,0.5,0.1,0.1,0.1,0.1]");
+    CHECK_STR(v2_field(&enc, "value")->val, "-0.2");
+    free(enc.text);
+    v2_of("policy.config.updated", &enc);
+    CHECK_STR(v2_field(&enc, "value")->val, "\"PRIMARY\""); /* a field of several types is JSON */
+    free(enc.text);
+    /* a computed number is written exactly */
+    char err[256];
+    event_t ev, back;
+    CHECK_EQ(event_make(&ev, "ml.threshold.adjusted",
+                        json_pack("{s:f,s:b,s:s,s:i}", "min_confidence", 0.1 + 0.2, "conservative", 0, "reason", "x",
+                                  "event_time", 5),
+                        NULL, NULL, err, sizeof err), 0);
+    memset(&enc, 0, sizeof enc);
+    CHECK_EQ(event_encode(&ev, &enc, err, sizeof err), 0);
+    CHECK_STR(v2_field(&enc, "min_confidence")->val, "0.30000000000000004");
+    CHECK_EQ(event_decode(&back, enc.f, enc.n, err, sizeof err), 0);
+    CHECK(json_real_value(json_object_get(back.data, "min_confidence")) == 0.1 + 0.2);
+    event_clear(&back), event_clear(&ev), event_enc_free(&enc);
+}
+
+/* Every rule of the schemas holds on flat entries, each refusal naming the field. */
+TEST(v2_refusals_name_the_field)
+{
+    v2_bad("market.data.update", "close", "1e", "data.close: '1e' is not a number");
+    v2_bad("market.data.update", "close", "NaN", "data.close: 'NaN' is not a number");
+    v2_bad("market.data.update", "close", "Infinity", "is not a number");
+    v2_bad("market.data.update", "close", "1e999", "is not a number");
+    v2_bad("market.data.update", "close", "0x10", "is not a number");
+    v2_bad("market.data.update", "close", " 100", "is not a number");
+    v2_bad("market.data.update", "close", "", "is not a number");
+    v2_bad("market.data.update", "close", "0", "must be greater than 0");
+    v2_bad("market.data.update", "high", "99", "bar is inconsistent");
+    v2_bad("market.data.update", "open_time", "1.5", "data.open_time: '1.5' is not an integer");
+    v2_bad("market.data.update", "open_time", "01", "is not an integer");
+    v2_bad("market.data.update", "open_time", "99999999999999999999", "is not an integer");
+    v2_bad("market.data.update", "closed", "yes", "data.closed: 'yes' is not true or false");
+    v2_bad("market.data.update", "symbol", "btc/usdt", "is not a symbol");
+    v2_bad("market.data.update", "symbol", "BTC\xff", "data.symbol: 'BTC\xff' is not UTF-8 text");
+    v2_bad("market.data.update", "interval", "7m", "not one of the allowed values");
+    v2_bad("market.data.update", "surprise", "1", "data.surprise: not a field of market.data.update");
+    v2_bad("market.data.update", "data", "{}", "data.data: not a field of market.data.update");
+    v2_bad("market.data.update", "close", NULL, "missing required field 'close'");
+    v2_bad("rl.signal.generated", "probs", "[0.5,0.5,0.5,0.5,0.5,0.5]", "must sum to 1");
+    v2_bad("rl.signal.generated", "probs", "[0.5,", "data.probs: not JSON");
+    v2_bad("rl.signal.generated", "probs", "{\"a\":1}", "data.probs");
+    v2_bad("signal.generated", "model_votes", "{\"m\":{\"action\":\"LONG\",\"confidence\":2}}",
+           "data.model_votes.m.confidence");
+    v2_bad("signal.generated", "weights", "{\"a\":1,\"a\":2}", "duplicate");
+    v2_bad("signal.generated", "confidence", "1.5", "data.confidence: 1.5 is above the maximum 1");
+    v2_bad("trade.intent", "leverage", "200", "above the maximum 125");
+    v2_bad("trade.intent", "reduce_only", "\"false\"", "is not true or false");
+    v2_bad("policy.config.updated", "value", "PRIMARY", "data.value: not JSON");
+    /* a payload field twice, and a version nobody wrote */
+    char err[256];
+    event_enc_t enc;
+    event_t back;
+    v2_of("model.vote", &enc);
+    enc.f[enc.n] = *v2_field(&enc, "model"), enc.n++;
+    CHECK_EQ(event_decode(&back, enc.f, enc.n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "field 'model' appears twice");
+    enc.n--;
+    ((event_field_t *)v2_field(&enc, "v"))->val = "3";
+    CHECK_EQ(event_decode(&back, enc.f, enc.n, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "version 3 is not supported");
+    free(enc.text);
 }
 
 TEST(envelope_round_trip)
@@ -215,7 +396,7 @@ TEST(envelope_round_trip)
     CHECK_EQ(event_make(&ev, "model.vote", sample_json(&samples[3]), NULL, NULL, err, sizeof err), 0);
     CHECK_EQ(strlen(ev.id), 26);
     CHECK_STR(ev.trace, ev.id);
-    CHECK_EQ(ev.v, 1);
+    CHECK_EQ(ev.v, EVENT_V_FLAT);
     CHECK(strncmp(ev.source, "unit-test/", 10) == 0);
     char *data = event_data_json(&ev);
     size_t n = fields_of(&ev, data, f);

@@ -353,8 +353,8 @@ static int bt_scan(redisContext *c, const char *key, void (*fn)(void *, const ch
         redisReply *r = redisCommand(c, "XRANGE %s %s + COUNT 1000", key, start);
         if (!r || r->type != REDIS_REPLY_ARRAY) return r ? freeReplyObject(r), -1 : -1;
         for (size_t i = 0; i < r->elements; i++) {
-            const char *type = bt_field(r->element[i], "type"), *data = bt_field(r->element[i], "data");
-            json_t *d = data ? json_loads(data, 0, NULL) : NULL;
+            const char *type = bt_field(r->element[i], "type");
+            json_t *d = rsync_entry_payload(r->element[i]->element[1], 0);
             if (type && d) fn(ud, type, d);
             json_decref(d);
         }

@@ -53,11 +53,12 @@ static const char usage[] =
     "                                       their window fills) and obs (the 64-dim observation)\n"
     "  dlq list STREAM [--count N]          dead letters of <ns>:STREAM:dlq with their reasons (with\n"
     "                                       symbol partitions, of every partition's: STREAM:pK for one)\n"
-    "  dlq show STREAM --id ENTRY           one dead letter, its data parsed when it is JSON\n"
+    "  dlq show STREAM --id ENTRY           one dead letter, its payload as JSON (data_json)\n"
     "  dlq replay STREAM [--id ENTRY] [--set FIELD=VALUE]... [--force]\n"
     "                                       put dead letters back on their stream (all, or one), once per\n"
-    "                                       event, with the fields given replaced (the fix: --set v=1,\n"
-    "                                       --set data='{...}'); one that still breaks the event contract\n"
+    "                                       event, with the fields given replaced (the fix: --set close=64010.1\n"
+    "                                       on a v2 entry, --set data='{...}' on a v1 one); one that still\n"
+    "                                       breaks the event contract\n"
     "                                       stays (exit 1) unless --force\n"
     "  dlq purge STREAM [--id ENTRY]        delete dead letters (all, or one)\n"
     "  streams [--json]                     the partitions' leases (who holds each), then every <ns>:*\n"
@@ -447,18 +448,27 @@ static int cmd_partition(int argc, char **argv)
     return 0;
 }
 
-/* One stream entry as {stream_id, field: value..., data: parsed JSON when it parses}. */
+/* One stream entry as {stream_id, envelope field: value..., data: the
+ * payload}, the same for a v1 entry (its data field parsed) and a v2 one
+ * (its payload fields read as their schema says). */
 static void tail_print(const redisReply *e, int compact)
 {
+    static const char *const envelope[] = {"id", "type", "v", "ts", "source", "trace"};
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING) return;
     json_t *o = json_pack("{s:s}", "stream_id", e->element[0]->str);
     const redisReply *f = e->element[1];
+    int dead = dlq_is_entry(f), flat = 0;
+    for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+        flat |= f->element[i]->str && !strcmp(f->element[i]->str, "v") && f->element[i + 1]->str &&
+                !strcmp(f->element[i + 1]->str, "2");
     for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
         const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
-        if (!k || !v) continue;
-        json_t *parsed = strcmp(k, "data") == 0 ? json_loads(v, 0, NULL) : NULL;
-        json_object_set_new(o, k, parsed ? parsed : json_string(v));
+        int shown = dead && i >= f->elements - 2 * DLQ_META_FIELDS; /* a dead letter's metadata */
+        for (size_t j = 0; k && j < sizeof envelope / sizeof envelope[0]; j++) shown |= !strcmp(k, envelope[j]);
+        if (k && v && (shown || (!flat && strcmp(k, "data") != 0))) json_object_set_new(o, k, json_string(v));
     }
+    json_t *data = rsync_entry_payload(f, dead ? DLQ_META_FIELDS : 0);
+    if (data) json_object_set_new(o, "data", data);
     char *line = json_dumps(o, numfmt_json_flags(o, compact ? JSON_COMPACT : JSON_INDENT(2)));
     if (line) puts(line);
     free(line);
