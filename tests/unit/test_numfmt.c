@@ -3,6 +3,8 @@
 #include "numfmt.h"
 
 #include <float.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,58 @@ TEST(the_shortest_text_reads_back)
         double x = (double)rand() / RAND_MAX * 1e6 - 5e5;
         numfmt_shortest(b, sizeof b, x);
         CHECK(strtod(b, NULL) == x);
+    }
+}
+
+/* The digits as the first version found them: the fewest p of 1..17 whose
+ * %.*g reads back, then enough for the integer digits. */
+static int slow_digits(double v)
+{
+    char buf[40];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    int ints = v != 0 ? (int)floor(log10(fabs(v))) + 1 : 1;
+    return ints > p && ints <= 17 ? ints : p;
+}
+
+/* The fast ways (few decimals without printf; else 15, 16 or 17 digits,
+ * then the digits %.15g kept) write the same text as trying every
+ * precision from 1. */
+TEST(the_fast_digits_equal_the_exhaustive_search)
+{
+    char a[40], b[40];
+    static const double v[] = {0.7, 1e6, 1.5e-5, 123456, 1e20, 1.2345e16, 1e15, 999999999999999, 100.7, 42005.1,
+                               0.000123, 1e-300, 5e-324, 120, 1200000, 0.30000000000000004, 64010.12, 1e16, 10, 0};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) { /* the same text (999999999999999: 15 digits or 16, one text) */
+        snprintf(a, sizeof a, "%.*g", numfmt_digits(v[i]), v[i]);
+        snprintf(b, sizeof b, "%.*g", slow_digits(v[i]), v[i]);
+        CHECK_STR(a, b);
+        numfmt_shortest(a, sizeof a, v[i]);
+        CHECK_STR(a, b);
+    }
+    srand(7);
+    for (int k = 0; k < 200000; k++) {
+        double x;
+        switch (k % 4) {
+        case 0: x = (double)rand() / RAND_MAX * 1e6 - 5e5; break;               /* computed: 16-17 digits */
+        case 1: x = (double)(rand() % 10000000) / 100.0; break;               /* a price of 2 decimals */
+        case 2: x = ldexp((double)rand(), rand() % 200 - 100); break;          /* any scale */
+        default: x = (double)(rand() % 1000) * pow(10, rand() % 40 - 20); break; /* few digits, any exponent */
+        }
+        numfmt_shortest(a, sizeof a, x);
+        snprintf(b, sizeof b, "%.*g", slow_digits(x), x);
+        if (strcmp(a, b) != 0) { /* the text, the fast path's included */
+            CHECK_FAIL_AT("%.17g: written %s, %%g writes %s", x, a, b);
+            break;
+        }
+        snprintf(a, sizeof a, "%.*g", numfmt_digits(x), x);
+        if (strcmp(a, b) != 0) {
+            CHECK_FAIL_AT("%.17g: fast digits write %s, exhaustive %s", x, a, b);
+            break;
+        }
     }
 }
 
