@@ -198,14 +198,14 @@ static long enc_value(event_enc_t *enc, const json_t *v, int kind)
     switch (kind == PROTO_FIELD_JSON ? JSON_OBJECT : json_typeof(v)) {
     case JSON_STRING: return enc_put(enc, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: /* in a number field it is read back as a double: written as that double */
-        n = kind == PROTO_FIELD_NUMBER ? numfmt_shortest(num, sizeof num, (double)json_integer_value(v))
+        n = kind == PROTO_FIELD_NUMBER ? numfmt_exact(num, sizeof num, (double)json_integer_value(v))
                                        : snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
-    case JSON_REAL: n = numfmt_shortest(num, sizeof num, json_real_value(v)); break;
+    case JSON_REAL: n = numfmt_exact(num, sizeof num, json_real_value(v)); break;
     case JSON_TRUE: return enc_put(enc, "true", 4);
     case JSON_FALSE: return enc_put(enc, "false", 5);
     default: {
-        char *j = json_dumps(v, numfmt_json_flags(v, JSON_COMPACT | JSON_ENCODE_ANY));
+        char *j = json_dumps(v, numfmt_json_flags_exact(v, JSON_COMPACT | JSON_ENCODE_ANY));
         long at = j ? enc_put(enc, j, strlen(j)) : -1;
         free(j);
         return at;

@@ -38,16 +38,23 @@ static int numfmt_fast(char *buf, size_t len, double v)
     return 0;
 }
 
+/* The digits of a number of few decimals (numfmt_fast), 0 for another. */
+static int numfmt_fast_digits(double v)
+{
+    char buf[40];
+    int n = 0;
+    if (!numfmt_fast(buf, sizeof buf, v)) return 0;
+    for (const char *c = buf; *c; c++) n += *c >= '0' && *c <= '9' && (n > 0 || *c != '0');
+    return n > 0 ? n : 1;
+}
+
 int numfmt_digits(double v)
 {
     char buf[40];
     int p = 15;
     if (!isfinite(v)) return 17;
-    if (numfmt_fast(buf, sizeof buf, v)) { /* its significant digits, the leading zeros of 0.000123 not counted */
-        int n = 0;
-        for (const char *c = buf; *c; c++) n += *c >= '0' && *c <= '9' && (n > 0 || *c != '0');
-        return n > 0 ? n : 1;
-    }
+    int fast = numfmt_fast_digits(v); /* its significant digits, the leading zeros of 0.000123 not counted */
+    if (fast) return fast;
     if (v != 0 && fabs(v) < DBL_MIN) p = 1; /* a subnormal holds fewer digits: search them all */
     /* Any decimal of up to 15 significant digits survives a trip through a
      * double (DBL_DIG), and %g drops trailing zeros: when the shortest text
@@ -86,26 +93,44 @@ int numfmt_shortest(char *buf, size_t len, double v)
     return n ? n : snprintf(buf, len, "%.*g", numfmt_digits(v), v);
 }
 
-static int numfmt_json_digits(const json_t *j, int depth)
+/* exact: 17 as soon as one real has more than a few decimals, rather than
+ * searching its digits. */
+static int numfmt_json_digits(const json_t *j, int depth, int exact)
 {
     int p = 1;
     const char *k;
     json_t *v;
     size_t i;
     if (depth > 64) return 17; /* deeper than anything we write: no shortcut */
-    if (json_is_real(j)) return numfmt_digits(json_real_value(j));
+    if (json_is_real(j)) {
+        int q = exact ? numfmt_fast_digits(json_real_value(j)) : numfmt_digits(json_real_value(j));
+        return q ? q : 17;
+    }
     if (json_is_object(j)) json_object_foreach((json_t *)j, k, v) {
-            int q = numfmt_json_digits(v, depth + 1);
+            int q = numfmt_json_digits(v, depth + 1, exact);
             if (q > p) p = q;
+            if (p == 17) return p;
         }
     if (json_is_array(j)) json_array_foreach(j, i, v) {
-            int q = numfmt_json_digits(v, depth + 1);
+            int q = numfmt_json_digits(v, depth + 1, exact);
             if (q > p) p = q;
+            if (p == 17) return p;
         }
     return p;
 }
 
 size_t numfmt_json_flags(const json_t *j, size_t flags)
 {
-    return (flags & ~(size_t)JSON_REAL_PRECISION(31)) | JSON_REAL_PRECISION(numfmt_json_digits(j, 0));
+    return (flags & ~(size_t)JSON_REAL_PRECISION(31)) | JSON_REAL_PRECISION(numfmt_json_digits(j, 0, 0));
+}
+
+size_t numfmt_json_flags_exact(const json_t *j, size_t flags)
+{
+    return (flags & ~(size_t)JSON_REAL_PRECISION(31)) | JSON_REAL_PRECISION(numfmt_json_digits(j, 0, 1));
+}
+
+int numfmt_exact(char *buf, size_t len, double v)
+{
+    int n = numfmt_fast(buf, len, v);
+    return n ? n : snprintf(buf, len, "%.17g", v);
 }

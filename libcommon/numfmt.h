@@ -17,4 +17,14 @@ int numfmt_shortest(char *buf, size_t len, double v);
  * digits (jansson has one precision per dump). */
 size_t numfmt_json_flags(const json_t *j, size_t flags);
 
+/* For the event stream, where every number of every event goes through
+ * them: v exactly, without searching for its shortest digits. A number of
+ * few decimals (a price, 0.6) is written as numfmt_shortest writes it, any
+ * other with 17 digits (at most two longer than the shortest; a computed
+ * number mostly needs 16 or 17). Not for NaN or Inf. */
+int numfmt_exact(char *buf, size_t len, double v);
+/* The same for json_dumps: the shortest precision when every real of j
+ * has few decimals, else 17. */
+size_t numfmt_json_flags_exact(const json_t *j, size_t flags);
+
 #endif

@@ -79,6 +79,39 @@ TEST(the_fast_digits_equal_the_exhaustive_search)
     }
 }
 
+/* The event stream's formatter: always exact; a price as short as it can be. */
+TEST(the_exact_writer_reads_back_and_keeps_prices_short)
+{
+    char a[40], b[40];
+    srand(11);
+    for (int k = 0; k < 100000; k++) {
+        double x = k % 2 ? (double)rand() / RAND_MAX * 1e6 - 5e5 : (double)(rand() % 100000000) / 10000.0;
+        numfmt_exact(a, sizeof a, x);
+        if (strtod(a, NULL) != x) {
+            CHECK_FAIL_AT("%.17g written %s", x, a);
+            break;
+        }
+        if (k % 2 == 0) {
+            numfmt_shortest(b, sizeof b, x);
+            CHECK_STR(a, b);
+        }
+    }
+    numfmt_exact(a, sizeof a, 42005.75);
+    CHECK_STR(a, "42005.75");
+    numfmt_exact(a, sizeof a, 0.1 + 0.2);
+    CHECK_STR(a, "0.30000000000000004");
+    json_t *j = json_pack("{s:[f,f],s:f}", "p", 0.25, 0.5, "c", 0.7);
+    char *s = json_dumps(j, numfmt_json_flags_exact(j, JSON_COMPACT | JSON_SORT_KEYS));
+    CHECK_STR(s, "{\"c\":0.7,\"p\":[0.25,0.5]}");
+    free(s);
+    json_object_set_new(j, "d", json_real(1.0 / 3));
+    s = json_dumps(j, numfmt_json_flags_exact(j, JSON_COMPACT | JSON_SORT_KEYS));
+    json_t *back = json_loads(s, 0, NULL);
+    CHECK(json_real_value(json_object_get(back, "d")) == 1.0 / 3);
+    CHECK(json_real_value(json_object_get(back, "c")) == 0.7);
+    free(s), json_decref(back), json_decref(j);
+}
+
 TEST(json_is_written_exact_and_short)
 {
     json_t *j = json_pack("{s:f, s:[f, f], s:i}", "a", 0.7, "b", 0.6, 2.5, "c", 3);
