@@ -146,11 +146,37 @@ static float dot8(const float *w, const float *x, int n)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+float model_tanh(float xf)
+{
+    double x = xf;
+    if (!(x > -10.0 && x < 10.0)) return isnan(x) ? xf : x > 0 ? 1.0f : -1.0f; /* 1 - tanh(10) < 2^-25 */
+    /* tanh x = m / (m + 2) with m = e^t - 1, t = 2x. t = k ln2 + r with
+     * |r| <= ln2 / 2 (ln2 in two parts, so k ln2 is exact); e^r - 1 =
+     * r q(r) by its Taylor series to r^9 / 9! (relative error under 1e-10,
+     * and no cancellation when k = 0, where tanh is small); 2^k from its
+     * bits. Double arithmetic throughout, rounded to float once. */
+    double t = 2.0 * x, kf = t * 1.4426950408889634;
+    int64_t k = (int64_t)(kf + (kf >= 0 ? 0.5 : -0.5));
+    double r = (t - (double)k * 0.693147180369123816490) - (double)k * 1.90821492927058770002e-10;
+    double q = 1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 +
+               r * (1.0 / 40320 + r * (1.0 / 362880))))))));
+    double em1 = r * q;
+    if (k != 0) {
+        union { uint64_t u; double d; } two_k = {.u = (uint64_t)(k + 1023) << 52};
+        em1 = (em1 + 1.0) * two_k.d - 1.0;
+    }
+    return (float)(em1 / (em1 + 2.0));
+}
+
 void model_forward(const model_t *m, const float obs[MODEL_IN], model_out_t *o)
 {
     float mx = -INFINITY, sum = 0;
-    for (int i = 0; i < MODEL_H1; i++) o->h1[i] = tanhf(m->b1[i] + dot8(m->w1[i], obs, MODEL_IN));
-    for (int i = 0; i < MODEL_H2; i++) o->h2[i] = tanhf(m->b2[i] + dot8(m->w2[i], o->h1, MODEL_H1));
+    /* each layer's sums first, then its tanh in a loop of its own: the
+     * tanh of one unit does not wait for the next unit's sum */
+    for (int i = 0; i < MODEL_H1; i++) o->h1[i] = m->b1[i] + dot8(m->w1[i], obs, MODEL_IN);
+    for (int i = 0; i < MODEL_H1; i++) o->h1[i] = model_tanh(o->h1[i]);
+    for (int i = 0; i < MODEL_H2; i++) o->h2[i] = m->b2[i] + dot8(m->w2[i], o->h1, MODEL_H1);
+    for (int i = 0; i < MODEL_H2; i++) o->h2[i] = model_tanh(o->h2[i]);
     o->value = m->bv + dot8(m->wv, o->h2, MODEL_H2);
     for (int j = 0; j < MODEL_ACTIONS; j++) {
         float a = m->bpi[j] + dot8(m->wpi[j], o->h2, MODEL_H2);

@@ -41,6 +41,10 @@ int model_save(const model_t *m, const char *path, char *err, size_t errlen);
 /* Orthogonal-ish seeded initialisation (scaled uniform), version string copied. */
 void model_init_random(model_t *m, unsigned long long seed, const char *version);
 void model_forward(const model_t *m, const float obs[MODEL_IN], model_out_t *out);
+/* tanh of the hidden layers, computed in double and rounded once to the
+ * nearest float (glibc's tanhf is up to two last places off), and faster:
+ * the tanh took most of a forward pass. */
+float model_tanh(float x);
 
 /* Every weight as one contiguous array (file order), for optimisers. */
 #define MODEL_NPARAMS (MODEL_H1 * MODEL_IN + MODEL_H1 + MODEL_H2 * MODEL_H1 + MODEL_H2 + \
