@@ -276,8 +276,11 @@ static const char *const event_names[F_COUNT] = {"id", "type", "v", "ts", "sourc
 /* Which envelope field (F_*) a field name is, F_COUNT for a payload field. */
 static int event_envelope_index(const event_field_t *f)
 {
+    static const unsigned char lens[F_COUNT] = {2, 4, 1, 2, 6, 5, 4};
+    if (f->name_len > 6) return F_COUNT;
     for (int k = 0; k < F_COUNT; k++)
-        if (f->name_len == strlen(event_names[k]) && memcmp(f->name, event_names[k], f->name_len) == 0) return k;
+        if (f->name_len == lens[k] && f->name[0] == event_names[k][0] && memcmp(f->name, event_names[k], f->name_len) == 0)
+            return k;
     return F_COUNT;
 }
 
@@ -435,41 +438,48 @@ static int event_name_ok(const event_field_t *f)
 /* A v2 entry's payload fields as a JSON object. strict: every field must be
  * one of the schema's and read as its kind (else NULL with err); not
  * strict: anything that does not is kept as text. */
-static json_t *event_flat_payload(const char *type, int sv, const event_field_t *f, size_t n, int strict,
-                                  char *err, size_t errlen)
+static json_t *event_flat_payload(const proto_type_t *pt, const char *type, const event_field_t *f, size_t n,
+                                  int strict, char *err, size_t errlen)
 {
     json_t *o = json_object();
-    const proto_type_t *pt = proto_type(type, sv);
     char name[128];
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += event_envelope_index(&f[i]) < F_DATA ? 0 : f[i].name_len + f[i].val_len;
-    if (strict && bytes > EVENT_DATA_MAX) {
-        snprintf(err, errlen, "data: %zu bytes of payload fields is over the limit of %d", bytes, EVENT_DATA_MAX);
-        goto bad;
-    }
+    uint64_t seen = 0; /* the schema's fields had so far, by their place in its table */
     for (size_t i = 0; o && i < n; i++) {
         if (event_envelope_index(&f[i]) < F_DATA) continue;
-        if (!event_name_ok(&f[i])) {
+        bytes += f[i].name_len + f[i].val_len;
+        if (strict && bytes > EVENT_DATA_MAX) {
+            snprintf(err, errlen, "data: %zu bytes of payload fields is over the limit of %d", bytes, EVENT_DATA_MAX);
+            goto bad;
+        }
+        int at = 0;
+        const char *known = NULL;
+        int kind = f[i].name_len ? proto_type_field(pt, f[i].name, f[i].name_len, &at, &known) : 0;
+        if (!kind) { /* not the schema's: refused, or shown under its own name */
+            if (!event_name_ok(&f[i])) {
+                if (!strict) continue;
+                snprintf(err, errlen, "a field name must be 1..127 bytes of UTF-8 text");
+                goto bad;
+            }
+            memcpy(name, f[i].name, f[i].name_len);
+            name[f[i].name_len] = '\0';
+            if (strict) {
+                snprintf(err, errlen, "data.%s: not a field of %s (unknown fields are refused)", name, type);
+                goto bad;
+            }
+            if (!json_object_get(o, name)) json_object_set_new_nocheck(o, name, utf8_json_string(f[i].val, f[i].val_len));
+            continue;
+        }
+        if (seen >> at & 1) {
             if (!strict) continue;
-            snprintf(err, errlen, "a field name must be 1..127 bytes of UTF-8 text");
+            snprintf(err, errlen, "field '%s' appears twice", known);
             goto bad;
         }
-        memcpy(name, f[i].name, f[i].name_len);
-        name[f[i].name_len] = '\0';
-        if (json_object_get(o, name)) {
-            if (!strict) continue;
-            snprintf(err, errlen, "field '%s' appears twice", name);
-            goto bad;
-        }
-        int kind = proto_type_field_kind(pt, f[i].name, f[i].name_len);
-        if (!kind && strict) {
-            snprintf(err, errlen, "data.%s: not a field of %s (unknown fields are refused)", name, type);
-            goto bad;
-        }
-        json_t *v = kind ? event_flat_value(kind, &f[i], err, errlen) : NULL;
+        seen |= (uint64_t)1 << at;
+        json_t *v = event_flat_value(kind, &f[i], err, errlen);
         if (!v && strict) goto bad;
         if (!v) v = utf8_json_string(f[i].val, f[i].val_len);
-        json_object_set_new_nocheck(o, name, v);
+        json_object_set_new_nocheck(o, known, v);
     }
     if (!o) snprintf(err, errlen, "out of memory");
     return o;
@@ -498,7 +508,7 @@ json_t *event_payload_json(const event_field_t *fields, size_t n)
         memcpy(type, g[F_TYPE]->val, g[F_TYPE]->val_len);
         type[g[F_TYPE]->val_len] = '\0';
     }
-    return event_flat_payload(type, event_schema_version((int)v), fields, n, 0, err, sizeof err);
+    return event_flat_payload(proto_type(type, event_schema_version((int)v)), type, fields, n, 0, err, sizeof err);
 }
 
 int event_decode(event_t *ev, const event_field_t *fields, size_t n, char *err, size_t errlen)
@@ -509,13 +519,14 @@ int event_decode(event_t *ev, const event_field_t *fields, size_t n, char *err, 
     if (event_collect(fields, n, g, err, errlen) < 0 || event_decode_head(ev, g, err, errlen) < 0)
         goto fail;
     int sv = event_schema_version(ev->v);
-    if (!proto_known(ev->type, sv)) {
+    const proto_type_t *pt = proto_type(ev->type, sv);
+    if (!pt) {
         if (sv || !proto_latest_version(ev->type)) proto_validate(ev->type, sv, NULL, err, errlen); /* words the reason */
         else snprintf(err, errlen, "type %.64s: version %d is not supported", ev->type, ev->v);
         goto fail;
     }
     if (ev->v == EVENT_V_FLAT) {
-        if (!(ev->data = event_flat_payload(ev->type, sv, fields, n, 1, err, errlen))) goto fail;
+        if (!(ev->data = event_flat_payload(pt, ev->type, fields, n, 1, err, errlen))) goto fail;
     } else {
         if (!g[F_DATA]) {
             snprintf(err, errlen, "missing field 'data' (a v1 entry holds its payload there)");
@@ -535,7 +546,7 @@ int event_decode(event_t *ev, const event_field_t *fields, size_t n, char *err, 
             goto fail;
         }
     }
-    if (proto_validate(ev->type, sv, ev->data, err, errlen) < 0 ||
+    if (proto_type_validate(pt, ev->data, err, errlen) < 0 ||
         event_check_times(ev->data, ev->ts, clock_wall_ms(), err, errlen) < 0)
         goto fail;
     return 0;

@@ -137,11 +137,20 @@ int proto_known(const char *type, int version) { return proto_find(type, version
 
 const proto_type_t *proto_type(const char *type, int version) { return proto_find(type, version); }
 
-int proto_type_field_kind(const proto_type_t *e, const char *name, size_t len)
+int proto_type_field(const proto_type_t *e, const char *name, size_t len, int *index, const char **schema_name)
 {
     for (size_t i = 0; e && i < e->nfields; i++)
-        if (e->fields[i].len == len && memcmp(e->fields[i].name, name, len) == 0) return e->fields[i].kind;
+        if (e->fields[i].len == len && e->fields[i].name[0] == name[0] && memcmp(e->fields[i].name, name, len) == 0) {
+            if (index) *index = (int)i;
+            if (schema_name) *schema_name = e->fields[i].name;
+            return e->fields[i].kind;
+        }
     return 0;
+}
+
+int proto_type_field_kind(const proto_type_t *e, const char *name, size_t len)
+{
+    return len ? proto_type_field(e, name, len, NULL, NULL) : 0;
 }
 
 int proto_field_kind(const char *type, int version, const char *name, size_t len)
@@ -222,9 +231,14 @@ int proto_validate(const char *type, int version, const json_t *data, char *err,
         else snprintf(err, errlen, "type: unknown event type '%.64s'", type);
         return -1;
     }
+    return proto_type_validate(e, data, err, errlen);
+}
+
+int proto_type_validate(const proto_type_t *e, const json_t *data, char *err, size_t errlen)
+{
     if (schema_validate(e->compiled, data, err, errlen) < 0) return -1;
     for (size_t i = 0; i < sizeof proto_rules / sizeof proto_rules[0]; i++)
-        if (strcmp(proto_rules[i].type, type) == 0 && proto_rules[i].check(data, err, errlen) < 0)
+        if (strcmp(proto_rules[i].type, e->type) == 0 && proto_rules[i].check(data, err, errlen) < 0)
             return -1;
     return 0;
 }

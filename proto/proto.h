@@ -40,6 +40,11 @@ enum { PROTO_FIELD_STRING = 1, PROTO_FIELD_INTEGER, PROTO_FIELD_NUMBER, PROTO_FI
 typedef struct proto_entry proto_type_t;
 const proto_type_t *proto_type(const char *type, int version);
 int proto_type_field_kind(const proto_type_t *t, const char *name, size_t len);
+/* The same with the field's place in the type's table (0..47, for a set of
+ * fields seen) and its name as the schema spells it (NUL-terminated). */
+int proto_type_field(const proto_type_t *t, const char *name, size_t len, int *index, const char **schema_name);
+/* proto_validate for a type already found. */
+int proto_type_validate(const proto_type_t *t, const json_t *data, char *err, size_t errlen);
 int proto_field_kind(const char *type, int version, const char *name, size_t len);
 
 /* Validate any instance against any schema document (for tests and tools). */
