@@ -76,18 +76,23 @@ static double bench_publish(long n)
     return (double)n / secs;
 }
 
-static double bench_consume(th_redis_t *r, long n)
+/* Run a consumer group `group` on qt:market with fn (its ud: the bus) until
+ * *done reaches n, nothing waits to be published and nothing is pending:
+ * the entries per second. */
+static double bench_drain(th_redis_t *r, const char *group, bus_handler_fn fn, const long *done, long n)
 {
     struct event_base *base = event_base_new();
-    bus_t *b = bench_bus(base, "bench-consumer");
-    bus_subscribe(b, "market", bench_handle, NULL);
+    bus_t *b = bench_bus(base, group);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "XPENDING qt:market %s", group);
+    bus_subscribe(b, "market", fn, b);
     long long t0 = th_now_ms();
     bus_start(b);
     redisContext *c = th_redis_connect(r);
     for (;;) {
         event_base_loop(base, EVLOOP_ONCE);
-        if (consumed < n) continue;
-        redisReply *rep = redisCommand(c, "XPENDING qt:market bench-consumer");
+        if (*done < n || bus_outbox_size(b) > 0) continue;
+        redisReply *rep = redisCommand(c, cmd);
         long long pend = rep && rep->type == REDIS_REPLY_ARRAY ? rep->element[0]->integer : -1;
         if (rep) freeReplyObject(rep);
         if (pend == 0) break;
@@ -98,6 +103,8 @@ static double bench_consume(th_redis_t *r, long n)
     event_base_free(base);
     return (double)n / secs;
 }
+
+static double bench_consume(th_redis_t *r, long n) { return bench_drain(r, "bench-consumer", bench_handle, &consumed, n); }
 
 /* The hop: each bar decoded by the bus, a model.vote made from it and
  * published to qt:vote, the bar acked (after the publish, as services do). */
@@ -120,28 +127,7 @@ static bus_result_t bench_hop_handle(void *ud, const bus_msg_t *m, char *err, si
     return BUS_OK;
 }
 
-static double bench_hop(th_redis_t *r, long n)
-{
-    struct event_base *base = event_base_new();
-    bus_t *b = bench_bus(base, "bench-hop");
-    bus_subscribe(b, "market", bench_hop_handle, b);
-    long long t0 = th_now_ms();
-    bus_start(b);
-    redisContext *c = th_redis_connect(r);
-    for (;;) {
-        event_base_loop(base, EVLOOP_ONCE);
-        if (hopped < n || bus_outbox_size(b) > 0) continue;
-        redisReply *rep = redisCommand(c, "XPENDING qt:market bench-hop");
-        long long pend = rep && rep->type == REDIS_REPLY_ARRAY ? rep->element[0]->integer : -1;
-        if (rep) freeReplyObject(rep);
-        if (pend == 0) break;
-    }
-    double secs = (double)(th_now_ms() - t0) / 1000.0;
-    redisFree(c);
-    bus_free(b);
-    event_base_free(base);
-    return (double)n / secs;
-}
+static double bench_hop(th_redis_t *r, long n) { return bench_drain(r, "bench-hop", bench_hop_handle, &hopped, n); }
 
 /* The same hop in Python (bench/peer_hop.py): its rate, 0 when Debian's
  * python3-redis is missing. */
