@@ -162,7 +162,6 @@ static size_t dlq_fields(const redisReply *f, const dlq_replay_opts_t *o, event_
     return n;
 }
 
-
 static int dlq_replay_one(redisContext *c, const char *dlq_key, const redisReply *e, void *ud, char *err, size_t errlen)
 {
     dlq_replay_ctx_t *x = ud;

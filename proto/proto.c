@@ -63,12 +63,23 @@ static int proto_kind_of(const json_t *doc, const json_t *prop)
     return PROTO_FIELD_JSON;
 }
 
-/* The field table of one schema: every top-level property and its kind. */
+/* The field table of one schema: every top-level property and its kind. In
+ * a v2 entry the payload's fields stand beside the envelope's, and in a dead
+ * letter beside its metadata (libcommon/dlq.h): a payload field may not be
+ * named as one of those. */
 static int proto_fields(proto_entry_t *e, char *err, size_t errlen)
 {
+    static const char *const taken[] = {"id",    "type",          "v",         "ts",    "source",
+                                        "trace", "data",          "origin_stream", "origin_id", "group",
+                                        "consumer", "deliveries", "error",     "failed_at"};
     const char *k;
     json_t *prop;
     json_object_foreach(json_object_get(e->doc, "properties"), k, prop) {
+        for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+            if (!strcmp(k, taken[i]))
+                return snprintf(err, errlen, "schema %s.v%d: a payload field may not be named '%s' "
+                                             "(an envelope or dead-letter field's name)", e->type, e->version, k),
+                       -1;
         if (e->nfields == PROTO_MAX_FIELDS)
             return snprintf(err, errlen, "schema %s.v%d: more than %d fields", e->type, e->version, PROTO_MAX_FIELDS), -1;
         e->fields[e->nfields++] = (proto_field_t){k, strlen(k), proto_kind_of(e->doc, prop)};

@@ -460,7 +460,6 @@ int th_xadd_flat(redisContext *c, const char *key, const char *type, const char 
 
 json_t *th_entry_payload(const redisReply *fields) { return rsync_entry_payload(fields, 0); }
 
-
 long long th_xlen(redisContext *c, const char *key)
 {
     redisReply *r = redisCommand(c, "XLEN %s", key);

@@ -557,8 +557,9 @@ static bus_result_t eng_on_signal_event(void *ud, const bus_msg_t *m, char *err,
         e->ml.max_pos = json_number_value(json_object_get(d, "max_position_size"));
         e->ml.sl_mult = json_number_value(json_object_get(d, "stop_loss_multiplier"));
     } else if (strcmp(type, "model.vote") == 0) { /* a member not yet moved: say where its votes go */
-        snprintf(err, errlen, "model.vote belongs on the vote stream (%s:%s), where ml-threshold reads it; "
-                              "the signal stream carries signals only (contract v2, docs/events.md)",
+        snprintf(err, errlen, "model.vote belongs on the vote stream (%s:%s; in a partitioned namespace its symbol's "
+                              "partition of it), where ml-threshold reads it; the signal stream carries signals only "
+                              "(contract v2, docs/events.md)",
                  bus_cfg(e->svc->bus)->ns, QT_STREAM_VOTE);
         return BUS_DEAD;
     } else if (strcmp(type, "market.data.update") == 0 && json_is_true(json_object_get(d, "closed"))) {
