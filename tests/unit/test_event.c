@@ -307,6 +307,41 @@ TEST(v2_every_type_round_trips_flat_and_equals_its_v1)
     }
 }
 
+/* A v1 entry may hold an integer in a number field (JSON does not tell
+ * 100 from 100.0); it is read as a double, so v2 writes it as that double
+ * and the text stays the same however often it is read and written again
+ * (make fuzz found it written as the integer 900719925474099300, then as
+ * 9.0071992547409933e+17). */
+TEST(v2_writes_an_integer_in_a_number_field_as_the_double_it_reads_back_as)
+{
+    char err[256];
+    event_t ev, back, again;
+    event_field_t f[8];
+    event_enc_t e1, e2;
+    memset(&e1, 0, sizeof e1), memset(&e2, 0, sizeof e2);
+    CHECK_EQ(event_make(&ev, "trade.intent", sample_json(&samples[6]), NULL, NULL, err, sizeof err), 0);
+    size_t n = fields_of(&ev, "{\"symbol\":\"BTCUSDT\",\"side\":\"BUY\",\"action\":\"LONG_SMALL\",\"size_pct\":0.02,"
+                              "\"leverage\":3,\"confidence\":0.7,\"mode\":\"PRIMARY\",\"source_tag\":\"RL_V3_PRIMARY\","
+                              "\"ref_price\":900719925474099300,\"reduce_only\":false,\"event_time\":9}", f);
+    CHECK_EQ(event_decode(&back, f, n, err, sizeof err), 0);
+    CHECK_EQ(event_encode(&back, &e1, err, sizeof err), 0);
+    CHECK_EQ(event_decode(&again, e1.f, e1.n, err, sizeof err), 0);
+    CHECK_EQ(event_encode(&again, &e2, err, sizeof err), 0);
+    const event_field_t *a = NULL, *b = NULL;
+    for (size_t i = 0; i < e1.n; i++)
+        if (e1.f[i].name_len == 9 && !memcmp(e1.f[i].name, "ref_price", 9)) a = &e1.f[i];
+    for (size_t i = 0; i < e2.n; i++)
+        if (e2.f[i].name_len == 9 && !memcmp(e2.f[i].name, "ref_price", 9)) b = &e2.f[i];
+    CHECK(a && b);
+    if (a && b) {
+        CHECK_EQ(a->val_len, b->val_len);
+        CHECK(memcmp(a->val, b->val, a->val_len) == 0);
+        CHECK(strtod(a->val, NULL) == 900719925474099300.0);
+    }
+    event_enc_free(&e1), event_enc_free(&e2);
+    event_clear(&again), event_clear(&back), event_clear(&ev);
+}
+
 /* Scalars are bare text: a bar reads in redis-cli as `close 100.7`. */
 TEST(v2_writes_scalars_bare_and_nested_as_compact_json)
 {
